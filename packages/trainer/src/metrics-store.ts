@@ -1,0 +1,274 @@
+// The metrics store: one SQLite database (WAL mode) per runs directory, `runs/metrics.sqlite`.
+// Written by the trainer, read by `baka eval` and the metrics viewer. WAL lets readers query while
+// a run writes, and every write is its own transaction, so a killed run leaves a consistent file.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+
+export const METRICS_SCHEMA_VERSION = 1;
+
+/** The schema. Times are unix milliseconds; `elapsed` is seconds since the run started. */
+export const METRICS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'failed', 'stopped')),
+  preset TEXT,
+  config TEXT NOT NULL,            -- JSON: resolved model config plus training options
+  n_params INTEGER,
+  host TEXT,
+  backend TEXT,
+  started_at REAL NOT NULL,
+  ended_at REAL,
+  heartbeat_at REAL,               -- updated with every metric row; a 'running' run whose
+                                   -- heartbeat is old was killed
+  checkpoint_dir TEXT,
+  note TEXT
+);
+CREATE TABLE IF NOT EXISTS metrics (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step INTEGER NOT NULL,
+  tokens INTEGER NOT NULL,         -- tokens trained on so far (non-padding)
+  elapsed REAL NOT NULL,
+  time REAL NOT NULL,
+  loss REAL,
+  lr REAL,
+  grad_norm REAL,
+  tokens_per_second REAL,
+  PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS evals (
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step INTEGER NOT NULL,
+  tokens INTEGER NOT NULL,
+  elapsed REAL NOT NULL,
+  time REAL NOT NULL,
+  split TEXT NOT NULL,
+  loss REAL,                       -- mean of per-window (per-article) losses, as upstream
+  token_loss REAL,                 -- token-weighted mean
+  ppl REAL,
+  nans INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (run_id, step, split)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS results (
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+  config_id TEXT,
+  model_type TEXT,
+  n_params INTEGER,
+  n_input_emb_params INTEGER,
+  benchmark TEXT,
+  split TEXT,
+  n_ctx INTEGER,
+  nans INTEGER,
+  loss REAL,
+  ppl REAL,
+  token_loss REAL,
+  tokens INTEGER,
+  architecture TEXT,
+  note TEXT,
+  time REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+export type RunStatus = 'running' | 'finished' | 'failed' | 'stopped';
+
+export interface RunInfo {
+  name: string;
+  preset?: string | null;
+  config: unknown;
+  nParams?: number | null;
+  host?: string | null;
+  backend?: string | null;
+  checkpointDir?: string | null;
+  note?: string | null;
+}
+
+export interface MetricRow {
+  step: number;
+  tokens: number;
+  elapsed: number;
+  loss?: number | null;
+  lr?: number | null;
+  gradNorm?: number | null;
+  tokensPerSecond?: number | null;
+  time?: number;
+}
+
+export interface EvalRow {
+  step: number;
+  tokens: number;
+  elapsed: number;
+  split: string;
+  loss: number | null;
+  tokenLoss: number | null;
+  ppl: number | null;
+  nans: number;
+  time?: number;
+}
+
+export interface ResultRow {
+  runId?: number | null;
+  configId?: string | null;
+  modelType: string;
+  nParams: number;
+  nInputEmbParams: number;
+  benchmark: string;
+  split: string;
+  nCtx: number;
+  nans: number;
+  loss: number | null;
+  ppl: number | null;
+  tokenLoss?: number | null;
+  tokens?: number | null;
+  architecture?: string | null;
+  note?: string | null;
+  time?: number;
+}
+
+/** SQLite stores NaN as NULL; keep finite numbers only. */
+function finiteOrNull(value: number | null | undefined): number | null {
+  return value === undefined || value === null || !Number.isFinite(value) ? null : value;
+}
+
+export class MetricsStore {
+  readonly db: Database.Database;
+
+  constructor(readonly path: string, options: { readonly?: boolean } = {}) {
+    if (!options.readonly) mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    if (!options.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.db.pragma('foreign_keys = ON');
+      this.db.exec(METRICS_SCHEMA);
+      this.db
+        .prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)')
+        .run('schema_version', String(METRICS_SCHEMA_VERSION));
+    }
+  }
+
+  /** Starts a run (or re-opens one of the same name when resuming) and returns its id. */
+  startRun(info: RunInfo, { resume = false } = {}): number {
+    const now = Date.now();
+    const existing = this.db.prepare('SELECT id FROM runs WHERE name = ?').get(info.name) as
+      | { id: number }
+      | undefined;
+    if (existing) {
+      if (!resume) throw new Error(`a run named '${info.name}' already exists in ${this.path}`);
+      this.db
+        .prepare("UPDATE runs SET status = 'running', ended_at = NULL, heartbeat_at = ?, backend = ?, host = ? WHERE id = ?")
+        .run(now, info.backend ?? null, info.host ?? null, existing.id);
+      return existing.id;
+    }
+    const result = this.db
+      .prepare(
+        `INSERT INTO runs (name, status, preset, config, n_params, host, backend, started_at, heartbeat_at, checkpoint_dir, note)
+         VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        info.name,
+        info.preset ?? null,
+        JSON.stringify(info.config),
+        info.nParams ?? null,
+        info.host ?? null,
+        info.backend ?? null,
+        now,
+        now,
+        info.checkpointDir ?? null,
+        info.note ?? null,
+      );
+    return Number(result.lastInsertRowid);
+  }
+
+  hasRun(name: string): boolean {
+    return this.db.prepare('SELECT 1 FROM runs WHERE name = ?').get(name) !== undefined;
+  }
+
+  /** Records training metrics; a step logged again (after a resume) replaces the old row. */
+  logMetrics(runId: number, rows: MetricRow | MetricRow[]): void {
+    const list = Array.isArray(rows) ? rows : [rows];
+    const insert = this.db.prepare(
+      `INSERT OR REPLACE INTO metrics (run_id, step, tokens, elapsed, time, loss, lr, grad_norm, tokens_per_second)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const heartbeat = this.db.prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ?');
+    this.db.transaction(() => {
+      const now = Date.now();
+      for (const row of list) {
+        insert.run(
+          runId,
+          row.step,
+          row.tokens,
+          row.elapsed,
+          row.time ?? now,
+          finiteOrNull(row.loss),
+          finiteOrNull(row.lr),
+          finiteOrNull(row.gradNorm),
+          finiteOrNull(row.tokensPerSecond),
+        );
+      }
+      heartbeat.run(now, runId);
+    })();
+  }
+
+  logEval(runId: number, row: EvalRow): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO evals (run_id, step, tokens, elapsed, time, split, loss, token_loss, ppl, nans)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        runId,
+        row.step,
+        row.tokens,
+        row.elapsed,
+        row.time ?? Date.now(),
+        row.split,
+        finiteOrNull(row.loss),
+        finiteOrNull(row.tokenLoss),
+        finiteOrNull(row.ppl),
+        row.nans,
+      );
+  }
+
+  logResult(row: ResultRow): number {
+    const result = this.db
+      .prepare(
+        `INSERT INTO results (run_id, config_id, model_type, n_params, n_input_emb_params, benchmark, split, n_ctx,
+           nans, loss, ppl, token_loss, tokens, architecture, note, time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        row.runId ?? null,
+        row.configId ?? null,
+        row.modelType,
+        row.nParams,
+        row.nInputEmbParams,
+        row.benchmark,
+        row.split,
+        row.nCtx,
+        row.nans,
+        finiteOrNull(row.loss),
+        finiteOrNull(row.ppl),
+        finiteOrNull(row.tokenLoss),
+        row.tokens ?? null,
+        row.architecture ?? null,
+        row.note ?? null,
+        row.time ?? Date.now(),
+      );
+    return Number(result.lastInsertRowid);
+  }
+
+  endRun(runId: number, status: Exclude<RunStatus, 'running'>, checkpointDir?: string): void {
+    this.db
+      .prepare('UPDATE runs SET status = ?, ended_at = ?, checkpoint_dir = COALESCE(?, checkpoint_dir) WHERE id = ?')
+      .run(status, Date.now(), checkpointDir ?? null, runId);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
