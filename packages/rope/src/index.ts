@@ -1,1 +1,11 @@
-export {};
+export {
+  inverseFrequencies,
+  RotaryEmbedding,
+  RotaryEmbeddingError,
+  type RotaryEmbeddingOptions,
+  type RotaryLayout,
+  type RotaryTables,
+  type RotateOptions,
+  type RotateQueriesAndKeysOptions,
+  type XposRole,
+} from './rotary-embedding';

@@ -1,0 +1,370 @@
+// Rotary position embeddings (RoFormer), numerically matching `rotary-embedding-torch` in fp32.
+//
+// Shape legend: T sequence length (along `seqAxis`), D feature dim (last axis), R rotary dim
+// (`options.dim`, R <= D; features R..D-1 pass through unchanged), C cached table rows.
+//
+// Math: invFreq[j] = 1 / theta^(2j / R), j = 0..R/2-1. Position p (an integer, divided by
+// `interpolationFactor`) rotates pair j by the angle p * invFreq[j]:
+//   out = x * cos + pairSwap(x) * sin,  pairSwap maps each pair (a, b) to (-b, a).
+// Layout 'interleaved' (rotary-embedding-torch): pairs are (x0, x1), (x2, x3), ...
+// Layout 'half' (GPT-NeoX): pairs are (x_j, x_{j + R/2}).
+// xpos (Sun et al. 2022): queries are additionally multiplied by
+//   scale[p, j] = ((2j + 0.4 R) / (1.4 R)) ^ ((p - center) / scaleBase)
+// and keys by 1 / scale, so q·k still depends only on the relative position.
+//
+// Table ownership: the cos/sin tables are tensors owned by the RotaryEmbedding. They are built
+// once, kept (tf.keep, so a surrounding tf.tidy does not free them) and regrown (old ones
+// disposed) only when a call needs a position beyond the current capacity. Every tensor a call
+// creates besides its result is freed inside the call's own tf.tidy.
+import * as tf from '@tensorflow/tfjs-core';
+
+export type RotaryLayout = 'interleaved' | 'half';
+
+export interface RotaryEmbeddingOptions {
+  /** Rotary dim R (even). Only the first R features of the last axis are rotated. */
+  dim: number;
+  /** Frequency base, default 10000. */
+  theta?: number;
+  /** Which features form a rotating pair, default 'interleaved' (rotary-embedding-torch). */
+  layout?: RotaryLayout;
+  /** Positions are divided by this factor (position interpolation), default 1, must be >= 1. */
+  interpolationFactor?: number;
+  /** Length-extrapolatable scaling (xpos). Queries and keys must then be rotated with a role. */
+  xpos?: { scaleBase: number };
+}
+
+export interface XposRole {
+  /** Queries are multiplied by the xpos scale, keys by its inverse. */
+  role: 'query' | 'key';
+  /** Position (after interpolation) where the scale is 1. */
+  center: number;
+}
+
+export interface RotateOptions {
+  /** Position of the first element along `seqAxis`, a non-negative integer. Default 0. */
+  offset?: number;
+  /** The sequence axis, default -2 (`[..., T, D]`). Must not be the last axis. */
+  seqAxis?: number;
+  /** Required when the embedding uses xpos, forbidden otherwise. */
+  xpos?: XposRole;
+}
+
+export interface RotateQueriesAndKeysOptions {
+  /** Position of the first query, default 0. */
+  queryOffset?: number;
+  /** Position of the first key, default 0. */
+  keyOffset?: number;
+  /** The sequence axis of both tensors, default -2. */
+  seqAxis?: number;
+  /**
+   * xpos only: the position where the scale is 1. Default `keyOffset / interpolationFactor +
+   * floor(keyLength / 2)`, which equals rotary-embedding-torch's `rotate_queries_and_keys` when
+   * queries and keys share positions 0..T-1.
+   */
+  xposCenter?: number;
+}
+
+/** Cached tables: row p holds position p (rows 0..capacity-1), columns follow the layout. */
+export interface RotaryTables {
+  cos: tf.Tensor2D; // [C, R]
+  sin: tf.Tensor2D; // [C, R]
+}
+
+/** A bad option or input; `isUserError` lets a CLI print the message without a stack. */
+export class RotaryEmbeddingError extends Error {
+  readonly isUserError = true;
+  constructor(message: string) {
+    super(message);
+    this.name = 'RotaryEmbeddingError';
+  }
+}
+
+const MINIMUM_CAPACITY = 64;
+
+export class RotaryEmbedding {
+  readonly dim: number;
+  readonly theta: number;
+  readonly layout: RotaryLayout;
+  readonly interpolationFactor: number;
+  readonly xpos: { scaleBase: number } | undefined;
+  /** [R/2] inverse frequencies in fp32, as rotary-embedding-torch computes them (its `freqs`). */
+  readonly invFreq: Float32Array;
+
+  #capacity = 0;
+  #tableBuilds = 0;
+  #cos: tf.Tensor2D | null = null; // [C, R]
+  #sin: tf.Tensor2D | null = null; // [C, R]
+  #signedSin: tf.Tensor2D | null = null; // [C, R], sin with the sign of pairSwap folded in
+
+  constructor(options: RotaryEmbeddingOptions) {
+    const { dim } = options;
+    if (!Number.isInteger(dim) || dim < 2 || dim % 2 !== 0) {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding: dim must be a positive even integer, got ${dim}`,
+      );
+    }
+    const theta = options.theta ?? 10000;
+    if (!(theta > 1) || !Number.isFinite(theta)) {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding: theta must be a finite number > 1, got ${theta}`,
+      );
+    }
+    const layout = options.layout ?? 'interleaved';
+    if (layout !== 'interleaved' && layout !== 'half') {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding: layout must be 'interleaved' or 'half', got ${JSON.stringify(layout)}`,
+      );
+    }
+    const interpolationFactor = options.interpolationFactor ?? 1;
+    if (!(interpolationFactor >= 1) || !Number.isFinite(interpolationFactor)) {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding: interpolationFactor must be a finite number >= 1, got ${interpolationFactor}`,
+      );
+    }
+    if (options.xpos !== undefined) {
+      const { scaleBase } = options.xpos;
+      if (!(scaleBase > 0) || !Number.isFinite(scaleBase)) {
+        throw new RotaryEmbeddingError(
+          `RotaryEmbedding: xpos.scaleBase must be a positive number, got ${scaleBase}`,
+        );
+      }
+    }
+    this.dim = dim;
+    this.theta = theta;
+    this.layout = layout;
+    this.interpolationFactor = interpolationFactor;
+    this.xpos = options.xpos === undefined ? undefined : { scaleBase: options.xpos.scaleBase };
+    this.invFreq = inverseFrequencies(dim, theta);
+  }
+
+  /** Number of positions the cached tables cover. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** How many times the tables have been built (grows only when a longer range is needed). */
+  get tableBuilds(): number {
+    return this.#tableBuilds;
+  }
+
+  /**
+   * The cached cos/sin tables covering at least positions 0..length-1 (rows beyond `length` may
+   * exist). Owned by this object: do not dispose them; they stay valid until the tables grow or
+   * `dispose()` is called.
+   */
+  tables(length: number): RotaryTables {
+    this.#ensureCapacity(length);
+    return { cos: this.#cos as tf.Tensor2D, sin: this.#sin as tf.Tensor2D };
+  }
+
+  /**
+   * Rotates the first `dim` features of `x` at positions offset..offset+T-1 along `seqAxis`.
+   * Returns a new tensor (the caller owns it); `x` is not disposed.
+   */
+  rotate<R extends tf.Rank>(x: tf.Tensor<R>, options: RotateOptions = {}): tf.Tensor<R> {
+    const offset = options.offset ?? 0;
+    if (!Number.isInteger(offset) || offset < 0) {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding.rotate: offset must be a non-negative integer, got ${offset}`,
+      );
+    }
+    if (x.dtype !== 'float32') {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding.rotate: expected a float32 tensor, got ${x.dtype}`,
+      );
+    }
+    const rank = x.rank;
+    const requestedAxis = options.seqAxis ?? -2;
+    const seqAxis = requestedAxis < 0 ? rank + requestedAxis : requestedAxis;
+    if (!Number.isInteger(requestedAxis) || seqAxis < 0 || seqAxis > rank - 2) {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding.rotate: seqAxis ${requestedAxis} is not a non-feature axis of a tensor of shape [${x.shape.join(', ')}]`,
+      );
+    }
+    const featureDim = x.shape[rank - 1] as number;
+    if (this.dim > featureDim) {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding.rotate: rotary dim ${this.dim} exceeds the feature dim of shape [${x.shape.join(', ')}]`,
+      );
+    }
+    if (this.xpos !== undefined && options.xpos === undefined) {
+      throw new RotaryEmbeddingError(
+        'RotaryEmbedding.rotate: this embedding uses xpos; pass options.xpos ({ role, center }) or use rotateQueriesAndKeys',
+      );
+    }
+    if (this.xpos === undefined && options.xpos !== undefined) {
+      throw new RotaryEmbeddingError(
+        'RotaryEmbedding.rotate: options.xpos given but the embedding has no xpos option',
+      );
+    }
+    this.#ensureCapacity(offset + (x.shape[seqAxis] as number));
+    const cosTable = this.#cos as tf.Tensor2D;
+    const signedSinTable = this.#signedSin as tf.Tensor2D;
+    const seqLength = x.shape[seqAxis] as number;
+    const rotaryDim = this.dim;
+    const xposRole = options.xpos;
+
+    return tf.tidy(() => {
+      // Tables broadcast against x: T on the sequence axis, R on the last, 1 elsewhere.
+      const broadcastShape: number[] = new Array(rank).fill(1);
+      broadcastShape[seqAxis] = seqLength;
+      broadcastShape[rank - 1] = rotaryDim;
+      let cos: tf.Tensor = tf.slice(cosTable, [offset, 0], [seqLength, rotaryDim]); // [T, R]
+      let sin: tf.Tensor = tf.slice(signedSinTable, [offset, 0], [seqLength, rotaryDim]); // [T, R]
+      if (xposRole !== undefined) {
+        const scale = tf.tensor2d(this.#xposScale(offset, seqLength, xposRole), [
+          seqLength,
+          rotaryDim,
+        ]); // [T, R]
+        cos = tf.mul(cos, scale);
+        sin = tf.mul(sin, scale);
+      }
+      cos = tf.reshape(cos, broadcastShape); // [.., T, .., R]
+      sin = tf.reshape(sin, broadcastShape); // [.., T, .., R]
+
+      const partial = rotaryDim < featureDim;
+      const begin = new Array(rank).fill(0);
+      const rotatedSize = [...x.shape];
+      rotatedSize[rank - 1] = rotaryDim;
+      const middle = partial ? tf.slice(x, begin, rotatedSize) : x; // [..., R]
+      const swapped = this.#pairSwap(middle); // [..., R]
+      const rotated = tf.add(tf.mul(middle, cos), tf.mul(swapped, sin)); // [..., R]
+      if (!partial) return rotated as tf.Tensor<R>;
+      const restBegin = new Array(rank).fill(0);
+      restBegin[rank - 1] = rotaryDim;
+      const rest = tf.slice(x, restBegin, new Array(rank).fill(-1)); // [..., D - R]
+      return tf.concat([rotated, rest], rank - 1) as tf.Tensor<R>; // [..., D]
+    });
+  }
+
+  /**
+   * Rotates queries at queryOffset.. and keys at keyOffset.. (each along seqAxis). With xpos,
+   * queries are scaled by the xpos scale and keys by its inverse, both around one centre, so
+   * attention scores depend only on relative positions. Returns new tensors owned by the caller.
+   */
+  rotateQueriesAndKeys<R extends tf.Rank>(
+    queries: tf.Tensor<R>,
+    keys: tf.Tensor<R>,
+    options: RotateQueriesAndKeysOptions = {},
+  ): [tf.Tensor<R>, tf.Tensor<R>] {
+    const queryOffset = options.queryOffset ?? 0;
+    const keyOffset = options.keyOffset ?? 0;
+    const seqAxis = options.seqAxis ?? -2;
+    if (this.xpos === undefined) {
+      return [
+        this.rotate(queries, { offset: queryOffset, seqAxis }),
+        this.rotate(keys, { offset: keyOffset, seqAxis }),
+      ];
+    }
+    const keyAxis = seqAxis < 0 ? keys.rank + seqAxis : seqAxis;
+    const keyLength = keys.shape[keyAxis] ?? 0;
+    const center =
+      options.xposCenter ?? keyOffset / this.interpolationFactor + Math.floor(keyLength / 2);
+    const rotatedQueries = this.rotate(queries, {
+      offset: queryOffset,
+      seqAxis,
+      xpos: { role: 'query', center },
+    });
+    const rotatedKeys = this.rotate(keys, {
+      offset: keyOffset,
+      seqAxis,
+      xpos: { role: 'key', center },
+    });
+    return [rotatedQueries, rotatedKeys];
+  }
+
+  /** Frees the cached tables. Later calls rebuild them. */
+  dispose(): void {
+    this.#cos?.dispose();
+    this.#sin?.dispose();
+    this.#signedSin?.dispose();
+    this.#cos = null;
+    this.#sin = null;
+    this.#signedSin = null;
+    this.#capacity = 0;
+  }
+
+  // Maps each pair (a, b) to (b, a); the sign of (-b, a) lives in the signed sin table.
+  #pairSwap(x: tf.Tensor): tf.Tensor {
+    const rank = x.rank;
+    if (this.layout === 'interleaved') {
+      const pairShape = [...x.shape.slice(0, rank - 1), this.dim / 2, 2];
+      const pairs = tf.reshape(x, pairShape); // [..., R/2, 2]
+      return tf.reshape(tf.reverse(pairs, -1), x.shape); // [..., R]
+    }
+    const half = this.dim / 2;
+    const size = [...x.shape];
+    size[rank - 1] = half;
+    const begin = new Array(rank).fill(0);
+    const secondBegin = [...begin];
+    secondBegin[rank - 1] = half;
+    const first = tf.slice(x, begin, size); // [..., R/2]
+    const second = tf.slice(x, secondBegin, size); // [..., R/2]
+    return tf.concat([second, first], rank - 1); // [..., R]
+  }
+
+  #ensureCapacity(length: number): void {
+    if (length <= this.#capacity && this.#cos !== null) return;
+    const capacity = Math.max(length, this.#capacity * 2, MINIMUM_CAPACITY);
+    const rotaryDim = this.dim;
+    const half = rotaryDim / 2;
+    const cos = new Float32Array(capacity * rotaryDim);
+    const sin = new Float32Array(capacity * rotaryDim);
+    const signedSin = new Float32Array(capacity * rotaryDim);
+    for (let position = 0; position < capacity; position++) {
+      // fp32 steps as the reference: position / factor, then times the fp32 inverse frequency.
+      const scaled = Math.fround(position / this.interpolationFactor);
+      for (let column = 0; column < rotaryDim; column++) {
+        const pair = this.layout === 'interleaved' ? column >> 1 : column % half;
+        const firstOfPair = this.layout === 'interleaved' ? column % 2 === 0 : column < half;
+        const angle = Math.fround(scaled * (this.invFreq[pair] as number));
+        const index = position * rotaryDim + column;
+        const sine = Math.sin(angle);
+        cos[index] = Math.cos(angle);
+        sin[index] = sine;
+        signedSin[index] = firstOfPair ? -sine : sine;
+      }
+    }
+    this.#cos?.dispose();
+    this.#sin?.dispose();
+    this.#signedSin?.dispose();
+    this.#cos = tf.keep(tf.tensor2d(cos, [capacity, rotaryDim]));
+    this.#sin = tf.keep(tf.tensor2d(sin, [capacity, rotaryDim]));
+    this.#signedSin = tf.keep(tf.tensor2d(signedSin, [capacity, rotaryDim]));
+    this.#capacity = capacity;
+    this.#tableBuilds += 1;
+  }
+
+  // [T, R] xpos scale (or its inverse for keys) for positions offset..offset+T-1.
+  #xposScale(offset: number, length: number, xposRole: XposRole): Float32Array {
+    const scaleBase = (this.xpos as { scaleBase: number }).scaleBase;
+    const rotaryDim = this.dim;
+    const half = rotaryDim / 2;
+    const base = new Float64Array(half);
+    const shift = Math.fround(0.4 * rotaryDim);
+    const denominator = Math.fround(1.4 * rotaryDim);
+    for (let pair = 0; pair < half; pair++)
+      base[pair] = Math.fround(Math.fround(2 * pair + shift) / denominator);
+    const out = new Float32Array(length * rotaryDim);
+    for (let row = 0; row < length; row++) {
+      const position = Math.fround((offset + row) / this.interpolationFactor);
+      const power = Math.fround(Math.fround(position - xposRole.center) / scaleBase);
+      for (let column = 0; column < rotaryDim; column++) {
+        const pair = this.layout === 'interleaved' ? column >> 1 : column % half;
+        const scale = Math.fround((base[pair] as number) ** power);
+        out[row * rotaryDim + column] = xposRole.role === 'query' ? scale : Math.fround(1 / scale);
+      }
+    }
+    return out;
+  }
+}
+
+/** [R/2] fp32 inverse frequencies 1 / theta^(2j / R), with fp32 rounding at each step. */
+export function inverseFrequencies(dim: number, theta = 10000): Float32Array {
+  const out = new Float32Array(dim / 2);
+  for (let pair = 0; pair < dim / 2; pair++) {
+    const exponent = Math.fround((2 * pair) / dim);
+    out[pair] = Math.fround(1 / Math.fround(theta ** exponent));
+  }
+  return out;
+}
