@@ -1,1 +1,18 @@
-export {};
+export { DataError } from './errors';
+export type { DataCursor } from './cursor';
+export { parseCursor } from './cursor';
+export type { DocumentRange, SplitName, TokenDocuments } from './token-documents';
+export { splitRange, tokenDocumentsFromArrays, trailingSplits } from './token-documents';
+export type { ArticleBatch, ArticleBatchOptions } from './article-batches';
+export {
+  articleBatches,
+  batchesPerEpoch,
+  epochOrder,
+  IGNORE_INDEX,
+  padDocuments,
+} from './article-batches';
+export type { Window, WindowOptions } from './windows';
+export { windows } from './windows';
+export type { PackedBatch, PackedBatchOptions } from './packed-batches';
+export { packedBatches, splitTokenRange } from './packed-batches';
+export { parseInputIds, readInputIds } from './input-ids';
