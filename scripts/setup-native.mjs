@@ -30,7 +30,6 @@ import {
   rmSync,
   statSync,
   symlinkSync,
-  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -47,6 +46,11 @@ const startedAt = Date.now();
 /** Thrown for an expected failure whose message tells the user what went wrong. */
 class SetupError extends Error {}
 
+/** Reads an environment variable (these configure an install step, not a turbo task). */
+function env(name) {
+  return process.env[name];
+}
+
 function log(message) {
   process.stdout.write(`setup-native: ${message}\n`);
 }
@@ -56,8 +60,8 @@ function seconds() {
 }
 
 function cacheRoot() {
-  if (process.env.BAKA_CACHE_DIR) return resolve(process.env.BAKA_CACHE_DIR);
-  if (process.env.XDG_CACHE_HOME) return join(resolve(process.env.XDG_CACHE_HOME), 'baka');
+  if (env('BAKA_CACHE_DIR')) return resolve(env('BAKA_CACHE_DIR'));
+  if (env('XDG_CACHE_HOME')) return join(resolve(env('XDG_CACHE_HOME')), 'baka');
   return join(homedir(), '.cache', 'baka');
 }
 
@@ -127,7 +131,10 @@ process.stdout.write('\\n' + JSON.stringify({
 `;
 
 /** { ok: true, tensorflow } when the binding loads and multiplies correctly, else { ok: false, reason }. */
-function verify(pkg) {
+function verify(pkg, binding) {
+  if (binding && !existsSync(binding)) {
+    return { ok: false, reason: `no binding at ${binding.slice(pkg.dir.length + 1)} yet` };
+  }
   const result = spawnSync(process.execPath, ['-e', VERIFY_SCRIPT, pkg.dir], {
     encoding: 'utf8',
     timeout: 180_000,
@@ -316,11 +323,11 @@ function run(command, argv, { cwd, timeoutSeconds, show = () => true, label } = 
 // Step 3: the package's own install (downloads libtensorflow 2.9.1 and a prebuilt addon)
 
 async function tryPackageInstall(pkg) {
-  if (process.env.BAKA_NATIVE_DOWNLOAD === '0') {
+  if (env('BAKA_NATIVE_DOWNLOAD') === '0') {
     log(`${pkg.name}: skipping its own download (BAKA_NATIVE_DOWNLOAD=0)`);
     return false;
   }
-  const timeoutSeconds = Number(process.env.BAKA_NATIVE_DOWNLOAD_TIMEOUT ?? 60);
+  const timeoutSeconds = Number(env('BAKA_NATIVE_DOWNLOAD_TIMEOUT') ?? 60);
   log(`${pkg.name}: trying its own install (downloads libtensorflow; timeout ${timeoutSeconds} s)`);
   // scripts/install.js rewrites package.json in place. pnpm hard-links package files from its
   // store, so give package.json its own inode first (write + rename) and restore it afterwards.
@@ -375,7 +382,7 @@ async function obtainWheel(pkg) {
   const variable = pkg.gpu ? 'BAKA_TF_GPU_WHEEL' : 'BAKA_TF_WHEEL';
   const given = process.env[variable];
   if (given) {
-    const path = resolve(process.env.INIT_CWD ?? process.cwd(), given);
+    const path = resolve(env('INIT_CWD') ?? process.cwd(), given);
     if (!existsSync(path)) throw new SetupError(`${variable}=${given}: no such file`);
     log(`${pkg.name}: using the wheel from ${variable}: ${path}`);
     return wheelInfo(path);
@@ -404,7 +411,7 @@ async function obtainWheel(pkg) {
       wheelDir,
     ],
     {
-      timeoutSeconds: Number(process.env.BAKA_PIP_TIMEOUT ?? 1800),
+      timeoutSeconds: Number(env('BAKA_PIP_TIMEOUT') ?? 1800),
       label: 'pip',
       show: (line) => {
         const match = /(?:Saved|File was already downloaded)\s+(\S+\.whl)/.exec(line);
@@ -592,7 +599,7 @@ async function setupPackage(pkg) {
   const label = `${pkg.name}@${pkg.version}`;
   const binding = bindingPath(pkg);
   if (!rebuild) {
-    const check = verify(pkg);
+    const check = verify(pkg, binding);
     if (check.ok) {
       log(
         `${label}: native binding works (TensorFlow ${check.tensorflow}); nothing to do (${seconds()})`,
@@ -640,7 +647,7 @@ function printHelp(reason) {
 }
 
 async function main() {
-  if (process.env.BAKA_SKIP_NATIVE === '1') {
+  if (env('BAKA_SKIP_NATIVE') === '1') {
     log(
       'skipped because BAKA_SKIP_NATIVE=1; the CLI falls back to wasm or cpu (see `pnpm baka doctor`)',
     );
