@@ -1,0 +1,273 @@
+"""Our own PyTorch reference of BakaLLM 003_baka_xl (fp32), used only to generate test fixtures.
+
+Written from the math in shared/DESIGN.md sections 1.1-1.2 (not copied from upstream). Options
+mirror @baka/model's config: memory 'xl' | 'none', memory_source 'previous-layer' | 'same-layer',
+position_policy 'reset' | 'absolute'.
+
+Shape legend: B batch, T chunk length, P past (memory) length, D dim_model, A dim_attn,
+H heads, K dim_head, F dim_ff, V vocab.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from rotary_embedding_torch import RotaryEmbedding
+
+
+@dataclass
+class Config:
+    dim_model: int = 768
+    dim_ff: int = 0
+    dim_attn: int = 0
+    n_layers: int = 12
+    n_heads: int = 12
+    n_vocab: int = 50277
+    n_ctx: int = 512
+    act_fn: str = "elephant"
+    # ours (defaults = upstream 003 behaviour)
+    memory: str = "xl"
+    memory_source: str = "previous-layer"
+    position_policy: str = "reset"
+    carry_memory: bool = False
+    rotary_layout: str = "interleaved"
+    rope_theta: float = 10000.0
+
+    def __post_init__(self):
+        self.dim_ff = self.dim_ff or 4 * self.dim_model
+        self.dim_attn = self.dim_attn or self.dim_model
+        assert self.dim_attn % self.n_heads == 0
+        assert self.dim_model % self.n_heads == 0
+        assert self.memory in ("xl", "none")
+        assert self.memory_source in ("previous-layer", "same-layer")
+        assert self.position_policy in ("reset", "absolute")
+        assert self.rotary_layout == "interleaved"  # rotary-embedding-torch's layout
+
+    @property
+    def dim_head(self) -> int:
+        return self.dim_attn // self.n_heads
+
+    def to_json_dict(self, upstream_only: bool = False) -> dict:
+        d = asdict(self)
+        d["model_type"] = "baka_xl"
+        if upstream_only:
+            for key in ("memory", "memory_source", "position_policy", "carry_memory", "rotary_layout", "rope_theta"):
+                d.pop(key)
+        return d
+
+
+@dataclass
+class LayerMemory:
+    """Unrotated keys/values one layer computed for one chunk, and that chunk's absolute start."""
+
+    k: torch.Tensor  # [B, H, T, K]
+    v: torch.Tensor  # [B, H, T, K']
+    start: int
+
+
+def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
+    return 1.0 / (1.0 + (x / a).abs() ** d)
+
+
+class MLP(nn.Module):
+    def __init__(self, c: Config):
+        super().__init__()
+        self.fc_gate = nn.Linear(c.dim_model, c.dim_ff, bias=False)
+        self.fc_up = nn.Linear(c.dim_model, c.dim_ff, bias=False)
+        self.fc_down = nn.Linear(c.dim_ff, c.dim_model, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc_down(self.fc_up(h) * elephant(self.fc_gate(h)))
+
+
+def rotary_offsets(policy: str, past_length: int, absolute_start: int) -> tuple[int, int]:
+    """(query offset, key offset) for keys [past ; now] and queries now."""
+    if policy == "reset":
+        return past_length, 0
+    return absolute_start, absolute_start - past_length
+
+
+class Attention(nn.Module):
+    def __init__(self, c: Config):
+        super().__init__()
+        self.c = c
+        self.q = nn.Linear(c.dim_model, c.dim_attn, bias=False)
+        self.k = nn.Linear(c.dim_model, c.dim_attn, bias=False)
+        self.v = nn.Linear(c.dim_model, c.dim_model, bias=False)
+        self.o = nn.Linear(c.dim_model, c.dim_model, bias=False)
+        self.rot = RotaryEmbedding(c.dim_head, theta=c.rope_theta, use_xpos=False)
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        return x.view(b, t, self.c.n_heads, -1).transpose(1, 2)  # [B, H, T, K]
+
+    def forward(self, h: torch.Tensor, past: Optional[LayerMemory], start: int):
+        """h: normalised input [B, T, D]. Returns (output [B, T, D], this chunk's memory)."""
+        q, k, v = self.heads(self.q(h)), self.heads(self.k(h)), self.heads(self.v(h))
+        mine = LayerMemory(k=k, v=v, start=start)
+        past_length = 0
+        if past is not None:
+            past_length = past.k.shape[-2]
+            k = torch.cat((past.k, k), dim=-2)  # [B, H, P+T, K]
+            v = torch.cat((past.v, v), dim=-2)
+        query_offset, key_offset = rotary_offsets(self.c.position_policy, past_length, start)
+        q = self.rot.rotate_queries_or_keys(q, -2, offset=query_offset)
+        k = self.rot.rotate_queries_or_keys(k, -2, offset=key_offset)
+        t = q.shape[-2]
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.c.dim_head)  # [B, H, T, P+T]
+        # query i (0-based in the chunk) sees every past key and current keys 0..i
+        allowed = torch.ones(t, past_length + t, dtype=torch.bool).tril(diagonal=past_length)
+        scores = scores.masked_fill(~allowed, float("-inf"))
+        y = scores.softmax(dim=-1) @ v  # [B, H, T, K']
+        y = y.transpose(1, 2).reshape(h.shape[0], t, -1)  # [B, T, D]
+        return self.o(y), mine
+
+
+class Layer(nn.Module):
+    def __init__(self, c: Config):
+        super().__init__()
+        self.norm_in = nn.LayerNorm(c.dim_model, eps=1e-5)
+        self.attn = Attention(c)
+        self.mlp = MLP(c)
+
+    def forward(self, x, past, start):
+        h = self.norm_in(x)
+        attn, mine = self.attn(h, past, start)
+        return x + attn + self.mlp(h), mine
+
+
+class Net(nn.Module):
+    def __init__(self, c: Config):
+        super().__init__()
+        self.c = c
+        self.layers = nn.ModuleList([Layer(c) for _ in range(c.n_layers)])
+
+    def forward(self, x: torch.Tensor, memory: Optional[list[LayerMemory]] = None):
+        """x: [B, S, D]; memory: per layer, from the previous chunk (or window). Returns (y, memory)."""
+        c = self.c
+        start = 0 if memory is None else memory[0].start + memory[0].k.shape[-2]
+        outputs = []
+        for pos in range(0, x.shape[1], c.n_ctx):
+            y = x[:, pos : pos + c.n_ctx]
+            current = []
+            for i, layer in enumerate(self.layers):
+                past = None
+                if c.memory == "xl" and memory is not None:
+                    if c.memory_source == "previous-layer":
+                        past = memory[i - 1] if i > 0 else None
+                    else:
+                        past = memory[i]
+                y, mine = layer(y, past, start + pos)
+                current.append(mine)
+            outputs.append(y)
+            memory = current
+        return torch.cat(outputs, dim=1), memory
+
+
+class CausalLM(nn.Module):
+    def __init__(self, c: Config):
+        super().__init__()
+        self.config = c
+        self.model = Net(c)
+        self.vocab_in = nn.Embedding(c.n_vocab, c.dim_model)
+        self.norm_out = nn.LayerNorm(c.dim_model, eps=1e-5)
+        self.vocab_out = nn.Linear(c.dim_model, c.n_vocab, bias=False)
+
+    def forward(self, input_ids, labels=None, memory=None):
+        y, memory = self.model(self.vocab_in(input_ids), memory)
+        logits = self.vocab_out(self.norm_out(y))  # [B, S, V]
+        loss = None
+        if labels is not None:
+            loss = causal_lm_loss(logits, labels)
+        return logits, loss, memory
+
+
+def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of positions 0..S-2 against labels 1..S-1, ignoring -100."""
+    v = logits.shape[-1]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, v), labels[:, 1:].reshape(-1), ignore_index=-100)
+
+
+def perturb_norms(model: CausalLM, generator: torch.Generator) -> None:
+    """Move LayerNorm weights/biases away from 1/0 so a swapped weight/bias is caught."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.add_(0.2 * torch.randn(module.weight.shape, generator=generator))
+                module.bias.add_(0.2 * torch.randn(module.bias.shape, generator=generator))
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream's training procedure for one batch (DESIGN 1.4)
+
+
+@dataclass
+class Window:
+    ids: torch.Tensor  # [R, L]
+    labels: torch.Tensor  # [R, L]
+    kept_rows: list[int]  # indices into the batch rows
+    start: int  # first token (in the un-skipped batch)
+
+
+def windows(ids, labels, attention_mask, window: int, skip_first: int = 0):
+    """Windows of `window` tokens (stride = window) after skipping `skip_first` tokens.
+
+    Windows shorter than 3 tokens end the iteration; rows whose position 1 is padding are dropped.
+    """
+    ids, labels, attention_mask = ids[:, skip_first:], labels[:, skip_first:], attention_mask[:, skip_first:]
+    total = ids.shape[1]
+    for i in range(0, total, window):
+        w_ids = ids[:, i : i + window]
+        if w_ids.shape[1] < 3:
+            break
+        keep = attention_mask[:, i : i + window][:, 1] != 0
+        rows = [r for r in range(ids.shape[0]) if bool(keep[r])]
+        yield Window(ids=w_ids[keep], labels=labels[:, i : i + window][keep], kept_rows=rows, start=skip_first + i)
+
+
+def select_memory(memory, previous_rows: list[int], rows: list[int]):
+    """Keeps the memory rows of batch rows still present, detached (carry_memory option)."""
+    if memory is None:
+        return None
+    pick = [previous_rows.index(r) for r in rows]
+    return [LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start) for m in memory]
+
+
+def train_batch(model: CausalLM, optimizer, ids, labels, attention_mask, window: int, skip_first: int, clip: float = 1.0):
+    """One pass over a batch: one AdamW step per window.
+
+    Returns one record per step: loss, the gradient norm before clipping, the window's start,
+    length and kept rows.
+    """
+    steps = []
+    memory, previous_rows = None, None
+    for w in windows(ids, labels, attention_mask, window, skip_first):
+        carried = select_memory(memory, previous_rows, w.kept_rows) if model.config.carry_memory else None
+        _, loss, memory = model(w.ids, w.labels, carried)
+        previous_rows = w.kept_rows
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        optimizer.zero_grad()
+        steps.append(
+            {
+                "loss": loss.item(),
+                "grad_norm": norm.item(),
+                "start": w.start,
+                "length": int(w.ids.shape[1]),
+                "rows": w.kept_rows,
+            }
+        )
+    return steps
+
+
+def train_epoch_on_batch(model, optimizer, ids, labels, attention_mask, window: int):
+    """Upstream trains each batch twice: from token 0, then skipping window // 2 tokens."""
+    first = train_batch(model, optimizer, ids, labels, attention_mask, window, 0)
+    second = train_batch(model, optimizer, ids, labels, attention_mask, window, window // 2)
+    return first + second
