@@ -16,3 +16,21 @@ export { windows } from './windows';
 export type { PackedBatch, PackedBatchOptions } from './packed-batches';
 export { packedBatches, splitTokenRange } from './packed-batches';
 export { parseInputIds, readInputIds } from './input-ids';
+export type { CorpusFormat, DocumentSource, ReadOptions } from './readers';
+export {
+  CORPUS_FORMATS,
+  describeSource,
+  detectFormat,
+  documentSource,
+  jsonlRows,
+  parquetColumns,
+  parquetRows,
+  readDocuments,
+} from './readers';
+export {
+  groupParagraphs,
+  isWikitextTitle,
+  splitOnSeparator,
+  wikitextArticles,
+} from './document-splitters';
+export { findInvalidUtf8, readLines, readTextChunks } from './utf8';
