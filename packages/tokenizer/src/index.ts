@@ -1,1 +1,5 @@
-export {};
+export { Tokenizer } from './tokenizer.js';
+export type { DecodeOptions, EncodeOptions, SpecialTokenIds } from './tokenizer.js';
+export { defaultTokenizerPath } from './default-path.js';
+export { TokenizerError, UnsupportedComponentError } from './errors.js';
+export { byteLevelAlphabet } from './byte-level.js';

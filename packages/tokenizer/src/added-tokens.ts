@@ -1,0 +1,124 @@
+// Added tokens (special and not): found in the input before pre-tokenization, leftmost-longest,
+// with the lstrip / rstrip / single_word / normalized flags of HF's AddedVocabulary.
+import type { Normalize } from './normalizers.js';
+import { escapeRegex, WHITESPACE, WORD } from './regex-translate.js';
+
+export interface AddedToken {
+  id: number;
+  content: string;
+  special: boolean;
+  singleWord: boolean;
+  lstrip: boolean;
+  rstrip: boolean;
+  normalized: boolean;
+}
+
+/** A piece of input: either plain text (`id === -1`) or one added token. */
+export interface Segment {
+  text: string;
+  id: number;
+}
+
+const ENDS_WITH_WORD = new RegExp(`[${WORD}]$`, 'u');
+const STARTS_WITH_WORD = new RegExp(`^[${WORD}]`, 'u');
+const TRAILING_SPACE = new RegExp(`[${WHITESPACE}]*$`, 'u');
+const LEADING_SPACE = new RegExp(`^[${WHITESPACE}]*`, 'u');
+
+/** Finds one set of added tokens (the raw or the normalized set) in a string. */
+class TokenMatcher {
+  private readonly pattern: RegExp | undefined;
+  private readonly byContent = new Map<string, AddedToken>();
+
+  constructor(entries: { pattern: string; token: AddedToken }[]) {
+    for (const { pattern, token } of entries) {
+      if (pattern.length > 0 && !this.byContent.has(pattern)) this.byContent.set(pattern, token);
+    }
+    // Longest alternatives first: at the leftmost position the regex then takes the longest.
+    const patterns = [...this.byContent.keys()].sort((a, b) => b.length - a.length);
+    this.pattern =
+      patterns.length > 0 ? new RegExp(patterns.map(escapeRegex).join('|'), 'gu') : undefined;
+  }
+
+  /** Splits `text`, appending plain pieces (non-empty) and token pieces to `out`. */
+  split(text: string, out: Segment[]): void {
+    const pattern = this.pattern;
+    if (pattern === undefined || text.length === 0) {
+      if (text.length > 0) out.push({ text, id: -1 });
+      return;
+    }
+    let offset = 0;
+    pattern.lastIndex = 0;
+    for (;;) {
+      const match = pattern.exec(text);
+      if (match === null) break;
+      let start = match.index;
+      let stop = start + match[0].length;
+      const token = this.byContent.get(match[0])!;
+      if (token.singleWord) {
+        const startSpace = start === 0 || !ENDS_WITH_WORD.test(text.slice(0, start));
+        const stopSpace = stop === text.length || !STARTS_WITH_WORD.test(text.slice(stop));
+        if (!startSpace || !stopSpace) continue;
+      }
+      if (token.lstrip) {
+        const before = text.slice(0, start);
+        const spaces = TRAILING_SPACE.exec(before)![0].length;
+        start = Math.max(start - spaces, offset);
+      }
+      if (token.rstrip) stop += LEADING_SPACE.exec(text.slice(stop))![0].length;
+      if (offset < start) out.push({ text: text.slice(offset, start), id: -1 });
+      out.push({ text: text.slice(start, stop), id: token.id });
+      offset = stop;
+    }
+    if (offset < text.length) out.push({ text: text.slice(offset), id: -1 });
+  }
+}
+
+/** All added tokens of a tokenizer and the two matchers (raw, normalized) built from them. */
+export class AddedVocabulary {
+  readonly tokens: readonly AddedToken[];
+  private readonly raw: TokenMatcher;
+  private readonly normalizedMatcher: TokenMatcher;
+  private readonly normalize: Normalize | undefined;
+  readonly byId = new Map<number, AddedToken>();
+  readonly byContent = new Map<string, AddedToken>();
+
+  constructor(tokens: AddedToken[], normalize: Normalize | undefined) {
+    // HF lists special tokens first, then the others, each in file order.
+    this.tokens = [...tokens.filter((t) => t.special), ...tokens.filter((t) => !t.special)];
+    this.normalize = normalize;
+    for (const token of tokens) {
+      this.byId.set(token.id, token);
+      this.byContent.set(token.content, token);
+    }
+    this.raw = new TokenMatcher(
+      this.tokens.filter((t) => !t.normalized).map((token) => ({ pattern: token.content, token })),
+    );
+    this.normalizedMatcher = new TokenMatcher(
+      this.tokens
+        .filter((t) => t.normalized)
+        .map((token) => ({ pattern: normalize ? normalize(token.content) : token.content, token })),
+    );
+  }
+
+  /**
+   * Splits the input on raw added tokens, normalizes the remaining text pieces, then splits them
+   * on normalized added tokens. Plain pieces in the result are normalized and non-empty.
+   */
+  extractAndNormalize(text: string): Segment[] {
+    const first: Segment[] = [];
+    this.raw.split(text, first);
+    const out: Segment[] = [];
+    for (const segment of first) {
+      if (segment.id >= 0) out.push(segment);
+      else {
+        const normalized = this.normalize ? this.normalize(segment.text) : segment.text;
+        this.normalizedMatcher.split(normalized, out);
+      }
+    }
+    return out;
+  }
+
+  isSpecial(id: number): boolean {
+    return this.byId.get(id)?.special === true;
+  }
+}

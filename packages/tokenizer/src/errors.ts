@@ -1,0 +1,16 @@
+/**
+ * An error caused by the user's input (a tokenizer.json we cannot load, bad ids): the CLI prints
+ * its message without a stack trace.
+ */
+export class TokenizerError extends Error {
+  override name = 'TokenizerError';
+  readonly isUserError = true;
+}
+
+/** Thrown at load time for a tokenizer.json component this package does not implement. */
+export class UnsupportedComponentError extends TokenizerError {
+  override name = 'UnsupportedComponentError';
+  constructor(component: string, detail: string) {
+    super(`unsupported tokenizer.json component ${component}: ${detail}`);
+  }
+}

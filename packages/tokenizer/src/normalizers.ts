@@ -1,0 +1,80 @@
+// Normalizers of tokenizer.json: each becomes a function from string to string.
+import { UnsupportedComponentError } from './errors.js';
+import { escapeRegex, translateRegex } from './regex-translate.js';
+
+export type Normalize = (text: string) => string;
+
+type Json = Record<string, unknown>;
+
+/**
+ * Per-character lowercase as Rust's `char::to_lowercase` applies it: unlike
+ * `String.prototype.toLowerCase`, capital sigma never becomes the final form.
+ */
+export function lowercaseCharacters(text: string): string {
+  if (!text.includes('\u03a3')) return text.toLowerCase();
+  return text
+    .split('\u03a3')
+    .map((part) => part.toLowerCase())
+    .join('\u03c3');
+}
+
+const COMBINING_MARK = /\p{M}/gu;
+
+function patternOf(value: unknown, component: string): RegExp {
+  const pattern = value as { String?: string; Regex?: string } | undefined;
+  if (typeof pattern?.String === 'string') return new RegExp(escapeRegex(pattern.String), 'gu');
+  if (typeof pattern?.Regex === 'string') {
+    return new RegExp(translateRegex(pattern.Regex, component), 'gu');
+  }
+  throw new UnsupportedComponentError(component, 'pattern must be {String} or {Regex}');
+}
+
+/** Builds the normalizer function for a tokenizer.json `normalizer` entry (null -> undefined). */
+export function buildNormalizer(json: unknown): Normalize | undefined {
+  if (json === null || json === undefined) return undefined;
+  const config = json as Json;
+  const type = config.type;
+  const component = `normalizer ${String(type)}`;
+  switch (type) {
+    case 'NFC':
+    case 'NFD':
+    case 'NFKC':
+    case 'NFKD':
+      return (text) => text.normalize(type);
+    case 'Lowercase':
+      return lowercaseCharacters;
+    case 'Sequence': {
+      const steps = ((config.normalizers as unknown[]) ?? []).map((step) => buildNormalizer(step));
+      const defined = steps.filter((step): step is Normalize => step !== undefined);
+      return (text) => {
+        for (const step of defined) text = step(text);
+        return text;
+      };
+    }
+    case 'Strip': {
+      const left = config.strip_left !== false;
+      const right = config.strip_right !== false;
+      return (text) => {
+        if (left) text = text.replace(/^\p{White_Space}+/u, '');
+        if (right) text = text.replace(/\p{White_Space}+$/u, '');
+        return text;
+      };
+    }
+    case 'StripAccents':
+      return (text) => text.replace(COMBINING_MARK, '');
+    case 'Prepend': {
+      const prefix = String(config.prepend ?? '');
+      return (text) => (text.length > 0 ? prefix + text : text);
+    }
+    case 'Replace': {
+      const pattern = patternOf(config.pattern, component);
+      const content = String(config.content ?? '');
+      return (text) => text.replace(pattern, () => content);
+    }
+    default:
+      throw new UnsupportedComponentError(
+        `normalizer ${JSON.stringify(type)}`,
+        'supported: NFC, NFD, NFKC, NFKD, Lowercase, Sequence, Strip, StripAccents, Prepend, Replace',
+      );
+  }
+}

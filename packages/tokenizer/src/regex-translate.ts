@@ -1,0 +1,161 @@
+// Translates the Oniguruma/Rust-regex patterns found in tokenizer.json files into JavaScript
+// RegExp source with the `u` flag, keeping Hugging Face's character classes: `\s` is Unicode
+// White_Space (U+0085 included, U+FEFF excluded — unlike JavaScript's `\s`), `\w` is Unicode word
+// characters, `\d` decimal digits. Constructs JavaScript cannot express throw, naming `component`.
+import { UnsupportedComponentError } from './errors.js';
+
+/** HF's whitespace class (Oniguruma and Rust `\s`, Rust `char::is_whitespace`). */
+export const WHITESPACE = '\\p{White_Space}';
+/** Unicode word characters as Oniguruma and Rust `regex` define `\w`. */
+export const WORD = '\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}';
+const DIGIT = '\\p{Nd}';
+
+const SYNTAX_CHARACTERS = new Set('^$\\.*+?()[]{}|/'.split(''));
+
+function expandCaseInsensitive(char: string): string {
+  // Only ASCII letters are expanded; other characters match as written.
+  if (!/[A-Za-z]/.test(char)) return char;
+  const lower = char.toLowerCase();
+  const upper = char.toUpperCase();
+  if (lower === upper || lower.length !== 1 || upper.length !== 1) return char;
+  return `[${lower}${upper}]`;
+}
+
+/** Returns JavaScript RegExp source (for the `u` flag) equivalent to an Oniguruma pattern. */
+export function translateRegex(pattern: string, component: string): string {
+  let out = '';
+  let inClass = false;
+  let classStart = false;
+  // Stack of open groups; true when the group is a case-insensitive `(?i:` group.
+  const groups: boolean[] = [];
+  const caseInsensitive = (): boolean => groups.includes(true);
+  const fail = (what: string): never => {
+    throw new UnsupportedComponentError(component, `regex construct ${what} in /${pattern}/`);
+  };
+  for (let i = 0; i < pattern.length; i++) {
+    const char = pattern[i]!;
+    if (char === '\\') {
+      const next = pattern[i + 1];
+      if (next === undefined) fail('trailing backslash');
+      i++;
+      switch (next) {
+        case 's':
+          out += inClass ? WHITESPACE : `[${WHITESPACE}]`;
+          break;
+        case 'w':
+          out += inClass ? WORD : `[${WORD}]`;
+          break;
+        case 'd':
+          out += inClass ? DIGIT : `[${DIGIT}]`;
+          break;
+        case 'S':
+          if (inClass) fail('\\S inside a character class');
+          out += `[^${WHITESPACE}]`;
+          break;
+        case 'W':
+          if (inClass) fail('\\W inside a character class');
+          out += `[^${WORD}]`;
+          break;
+        case 'D':
+          if (inClass) fail('\\D inside a character class');
+          out += `[^${DIGIT}]`;
+          break;
+        case 'p':
+        case 'P': {
+          const close = pattern.indexOf('}', i);
+          if (pattern[i + 1] !== '{' || close < 0) fail(`\\${next} without {name}`);
+          const name = pattern.slice(i + 2, close);
+          if (!/^\^?[A-Za-z_]+$/.test(name)) fail(`\\${next}{${name}}`);
+          out += name.startsWith('^')
+            ? `\\${next === 'p' ? 'P' : 'p'}{${name.slice(1)}}`
+            : `\\${next}{${name}}`;
+          i = close;
+          break;
+        }
+        case 'r':
+        case 'n':
+        case 't':
+        case 'f':
+        case 'v':
+        case 'b':
+        case 'B':
+        case '0':
+          out += `\\${next}`;
+          break;
+        case 'x':
+        case 'u':
+          out += `\\${next}`;
+          break;
+        case 'A':
+          out += '^';
+          break;
+        case 'z':
+          out += '$';
+          break;
+        default:
+          if (/[A-Za-z0-9]/.test(next!)) fail(`\\${next}`);
+          if (SYNTAX_CHARACTERS.has(next!) || (inClass && next === '-')) out += `\\${next}`;
+          else out += next;
+      }
+      classStart = false;
+      continue;
+    }
+    if (inClass) {
+      if (char === ']' && !classStart) inClass = false;
+      if (char === '[' && !classStart) fail('nested character class');
+      classStart = classStart && char === '^';
+      out += char;
+      continue;
+    }
+    switch (char) {
+      case '[':
+        inClass = true;
+        classStart = true;
+        out += char;
+        break;
+      case '(':
+        if (pattern[i + 1] === '?') {
+          const rest = pattern.slice(i + 2);
+          if (rest.startsWith('i:')) {
+            groups.push(true);
+            out += '(?:';
+            i += 3;
+          } else if (rest.startsWith(':') || rest.startsWith('=') || rest.startsWith('!')) {
+            groups.push(false);
+            out += `(?${rest[0]}`;
+            i += 2;
+          } else if (rest.startsWith('<=') || rest.startsWith('<!')) {
+            groups.push(false);
+            out += `(?${rest.slice(0, 2)}`;
+            i += 3;
+          } else {
+            fail(`(?${rest.slice(0, 2)}`);
+          }
+        } else {
+          groups.push(false);
+          out += '(?:';
+        }
+        break;
+      case ')':
+        groups.pop();
+        out += char;
+        break;
+      case '+':
+      case '*':
+      case '?':
+      case '}':
+        if (pattern[i + 1] === '+') fail(`possessive quantifier ${char}+`);
+        out += char;
+        break;
+      default:
+        out += caseInsensitive() ? expandCaseInsensitive(char) : char;
+    }
+  }
+  if (inClass) fail('unterminated character class');
+  return out;
+}
+
+/** Escapes a literal string for use inside a RegExp. */
+export function escapeRegex(text: string): string {
+  return text.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+}
