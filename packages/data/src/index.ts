@@ -34,3 +34,14 @@ export {
   wikitextArticles,
 } from './document-splitters';
 export { findInvalidUtf8, readLines, readTextChunks } from './utf8';
+export type { CorpusPart, ResolvedCorpus, ResolveOptions } from './corpora';
+export {
+  CORPUS_NAMES,
+  defaultCorpusPath,
+  resolveCorpus,
+  TINYSHAKESPEARE_LINES_PER_DOCUMENT,
+} from './corpora';
+export type { DatasetFile, DatasetSpec } from './datasets';
+export { DATASETS, datasetCacheDir, datasetDirectory, hubEndpoint } from './datasets';
+export type { ExpectedFile, FetchOptions, FetchProgress, FetchResult } from './fetch-dataset';
+export { fetchChecksumManifest, fetchDataset, fileDigest } from './fetch-dataset';
