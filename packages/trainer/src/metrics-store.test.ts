@@ -18,24 +18,68 @@ describe('MetricsStore', () => {
   test('records a run, its metrics, evals and results, readable by a second connection', () => {
     const path = tempDb();
     const store = new MetricsStore(path);
-    const runId = store.startRun({ name: 'r1', preset: 'tiny', config: { dim_model: 64 }, nParams: 123 });
+    const runId = store.startRun({
+      name: 'r1',
+      preset: 'tiny',
+      config: { dim_model: 64 },
+      nParams: 123,
+    });
     store.logMetrics(runId, [
-      { step: 1, tokens: 100, elapsed: 0.5, loss: 10.5, lr: 1e-3, gradNorm: 2, tokensPerSecond: 200 },
+      {
+        step: 1,
+        tokens: 100,
+        elapsed: 0.5,
+        loss: 10.5,
+        lr: 1e-3,
+        gradNorm: 2,
+        tokensPerSecond: 200,
+      },
       { step: 2, tokens: 200, elapsed: 1, loss: Number.NaN, lr: 1e-3 },
     ]);
-    store.logEval(runId, { step: 2, tokens: 200, elapsed: 1, split: 'valid', loss: 9, tokenLoss: 9.1, ppl: Math.exp(9), nans: 0 });
-    store.logResult({ runId, modelType: 'baka_xl', nParams: 123, nInputEmbParams: 64, benchmark: 'tinyshakespeare', split: 'valid', nCtx: 128, nans: 0, loss: 9, ppl: Math.exp(9) });
+    store.logEval(runId, {
+      step: 2,
+      tokens: 200,
+      elapsed: 1,
+      split: 'valid',
+      loss: 9,
+      tokenLoss: 9.1,
+      ppl: Math.exp(9),
+      nans: 0,
+    });
+    store.logResult({
+      runId,
+      modelType: 'baka_xl',
+      nParams: 123,
+      nInputEmbParams: 64,
+      benchmark: 'tinyshakespeare',
+      split: 'valid',
+      nCtx: 128,
+      nans: 0,
+      loss: 9,
+      ppl: Math.exp(9),
+    });
 
     const reader = new MetricsStore(path, { readonly: true });
-    const run = reader.db.prepare('SELECT * FROM runs WHERE id = ?').get(runId) as Record<string, unknown>;
+    const run = reader.db.prepare('SELECT * FROM runs WHERE id = ?').get(runId) as Record<
+      string,
+      unknown
+    >;
     expect(run.status).toBe('running');
     expect(JSON.parse(String(run.config))).toEqual({ dim_model: 64 });
-    const metrics = reader.db.prepare('SELECT step, loss FROM metrics WHERE run_id = ? ORDER BY step').all(runId);
-    expect(metrics).toEqual([{ step: 1, loss: 10.5 }, { step: 2, loss: null }]);
+    const metrics = reader.db
+      .prepare('SELECT step, loss FROM metrics WHERE run_id = ? ORDER BY step')
+      .all(runId);
+    expect(metrics).toEqual([
+      { step: 1, loss: 10.5 },
+      { step: 2, loss: null },
+    ]);
     expect(reader.db.prepare('SELECT COUNT(*) AS n FROM results').get()).toEqual({ n: 1 });
 
     store.endRun(runId, 'finished', '/tmp/ckpt');
-    expect(reader.db.prepare('SELECT status, checkpoint_dir FROM runs').get()).toEqual({ status: 'finished', checkpoint_dir: '/tmp/ckpt' });
+    expect(reader.db.prepare('SELECT status, checkpoint_dir FROM runs').get()).toEqual({
+      status: 'finished',
+      checkpoint_dir: '/tmp/ckpt',
+    });
     reader.close();
     store.close();
   });

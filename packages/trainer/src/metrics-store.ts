@@ -135,9 +135,15 @@ function finiteOrNull(value: number | null | undefined): number | null {
 export class MetricsStore {
   readonly db: Database.Database;
 
-  constructor(readonly path: string, options: { readonly?: boolean } = {}) {
+  constructor(
+    readonly path: string,
+    options: { readonly?: boolean } = {},
+  ) {
     if (!options.readonly) mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    this.db = new Database(path, {
+      readonly: options.readonly ?? false,
+      fileMustExist: options.readonly ?? false,
+    });
     if (!options.readonly) {
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
@@ -159,7 +165,9 @@ export class MetricsStore {
     if (existing) {
       if (!resume) throw new Error(`a run named '${info.name}' already exists in ${this.path}`);
       this.db
-        .prepare("UPDATE runs SET status = 'running', ended_at = NULL, heartbeat_at = ?, backend = ?, host = ? WHERE id = ?")
+        .prepare(
+          "UPDATE runs SET status = 'running', ended_at = NULL, heartbeat_at = ?, backend = ?, host = ? WHERE id = ?",
+        )
         .run(now, info.backend ?? null, info.host ?? null, existing.id);
       return existing.id;
     }
@@ -264,7 +272,9 @@ export class MetricsStore {
 
   endRun(runId: number, status: Exclude<RunStatus, 'running'>, checkpointDir?: string): void {
     this.db
-      .prepare('UPDATE runs SET status = ?, ended_at = ?, checkpoint_dir = COALESCE(?, checkpoint_dir) WHERE id = ?')
+      .prepare(
+        'UPDATE runs SET status = ?, ended_at = ?, checkpoint_dir = COALESCE(?, checkpoint_dir) WHERE id = ?',
+      )
       .run(status, Date.now(), checkpointDir ?? null, runId);
   }
 
