@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { register as registerDoctor } from './doctor';
 
 /** Registers every subcommand. Each module exports `register(program)`. */
 export function registerCommands(program: Command): void {
   void program;
+  registerDoctor(program);
 }

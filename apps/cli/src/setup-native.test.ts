@@ -1,0 +1,46 @@
+// scripts/setup-native.mjs runs as the root postinstall: it must never fail an install.
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const script = fileURLToPath(new URL('../../../scripts/setup-native.mjs', import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), 'baka-setup-native-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function runScript(path: string, args: string[], env: Record<string, string>) {
+  return spawnSync(process.execPath, [path, ...args], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, BAKA_CACHE_DIR: join(scratch, 'cache'), ...env },
+  });
+}
+
+describe('setup-native', () => {
+  it('BAKA_SKIP_NATIVE=1 exits 0 and says why and what runs instead', () => {
+    for (const args of [['--from-postinstall'], []]) {
+      const result = runScript(script, args, { BAKA_SKIP_NATIVE: '1' });
+      expect(result.status).toBe(0);
+      expect(result.stdout).toBe(
+        'setup-native: skipped because BAKA_SKIP_NATIVE=1; the CLI falls back to wasm or cpu (see `pnpm baka doctor`)\n',
+      );
+    }
+  });
+
+  it('without tfjs-node installed: postinstall still exits 0, a manual run exits 1, both say what to do', () => {
+    // A checkout with no node_modules: the script finds no tfjs-node package to set up.
+    const repo = join(scratch, 'repo');
+    mkdirSync(join(repo, 'scripts'), { recursive: true });
+    const copy = join(repo, 'scripts', 'setup-native.mjs');
+    copyFileSync(script, copy);
+    const postinstall = runScript(copy, ['--from-postinstall'], {});
+    expect(postinstall.status).toBe(0);
+    expect(postinstall.stdout).toContain('setup-native: @tensorflow/tfjs-node is not installed');
+    expect(postinstall.stdout).toContain('falls back to wasm or cpu');
+    const manual = runScript(copy, [], {});
+    expect(manual.status).toBe(1);
+    expect(manual.stdout).toContain('setup-native: @tensorflow/tfjs-node is not installed');
+  });
+});
