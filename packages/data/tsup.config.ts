@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts'],
+  // The encoder pool starts dist/encode-worker.js in worker threads.
+  entry: ['src/index.ts', 'src/encode-worker.ts'],
   format: ['esm'],
   dts: true,
   sourcemap: true,
