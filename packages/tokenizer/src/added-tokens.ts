@@ -1,7 +1,7 @@
 // Added tokens (special and not): found in the input before pre-tokenization, leftmost-longest,
 // with the lstrip / rstrip / single_word / normalized flags of HF's AddedVocabulary.
 import type { Normalize } from './normalizers.js';
-import { escapeRegex, WHITESPACE, WORD } from './regex-translate.js';
+import { escapeRegex, UNICODE_WHITESPACE, WORD } from './regex-translate.js';
 
 export interface AddedToken {
   id: number;
@@ -21,8 +21,8 @@ export interface Segment {
 
 const ENDS_WITH_WORD = new RegExp(`[${WORD}]$`, 'u');
 const STARTS_WITH_WORD = new RegExp(`^[${WORD}]`, 'u');
-const TRAILING_SPACE = new RegExp(`[${WHITESPACE}]*$`, 'u');
-const LEADING_SPACE = new RegExp(`^[${WHITESPACE}]*`, 'u');
+const TRAILING_SPACE = new RegExp(`[${UNICODE_WHITESPACE}]*$`, 'u');
+const LEADING_SPACE = new RegExp(`^[${UNICODE_WHITESPACE}]*`, 'u');
 
 /** Finds one set of added tokens (the raw or the normalized set) in a string. */
 class TokenMatcher {

@@ -1,6 +1,7 @@
 // Normalizers of tokenizer.json: each becomes a function from string to string.
 import { UnsupportedComponentError } from './errors.js';
 import { escapeRegex, translateRegex } from './regex-translate.js';
+import { HF_NORMALIZATION_INERT } from './unicode-tables.js';
 
 export type Normalize = (text: string) => string;
 
@@ -16,6 +17,22 @@ export function lowercaseCharacters(text: string): string {
     .split('\u03a3')
     .map((part) => part.toLowerCase())
     .join('\u03c3');
+}
+
+const INERT = new RegExp(`[${HF_NORMALIZATION_INERT}]`, 'u');
+const INERT_SPLIT = new RegExp(`([${HF_NORMALIZATION_INERT}])`, 'u');
+
+/**
+ * Unicode normalization as HF computes it. HF's tables are older than Node's ICU: characters
+ * assigned since then are unassigned for HF, so they stay as they are and block reordering and
+ * composition across them. Normalizing the stretches between them reproduces that exactly.
+ */
+export function normalizeLikeHf(text: string, form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD'): string {
+  if (!INERT.test(text)) return text.normalize(form);
+  return text
+    .split(INERT_SPLIT)
+    .map((part, index) => (index % 2 === 1 ? part : part.normalize(form)))
+    .join('');
 }
 
 const COMBINING_MARK = /\p{M}/gu;
@@ -40,7 +57,7 @@ export function buildNormalizer(json: unknown): Normalize | undefined {
     case 'NFD':
     case 'NFKC':
     case 'NFKD':
-      return (text) => text.normalize(type);
+      return (text) => normalizeLikeHf(text, type);
     case 'Lowercase':
       return lowercaseCharacters;
     case 'Sequence': {

@@ -2,7 +2,15 @@
 // Words stay in their raw form; when the chain ends in ByteLevel, `byteLevel` is set and the model
 // maps each word's UTF-8 bytes to byte-level characters itself (without building that string).
 import { UnsupportedComponentError } from './errors.js';
-import { escapeRegex, translateRegex, WHITESPACE, WORD } from './regex-translate.js';
+import {
+  escapeRegex,
+  LETTER,
+  NUMBER,
+  translateRegex,
+  UNICODE_WHITESPACE,
+  WHITESPACE,
+  WORD,
+} from './regex-translate.js';
 
 type Json = Record<string, unknown>;
 
@@ -20,9 +28,9 @@ export interface PreTokenizer {
   readonly byteLevel: boolean;
 }
 
-/** The GPT-2 split pattern, with HF's `\s` (Unicode White_Space). */
+/** The GPT-2 split pattern with HF's (Oniguruma's) `\s`, `\p{L}` and `\p{N}`. */
 export const GPT2_PATTERN = new RegExp(
-  `'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WHITESPACE}\\p{L}\\p{N}]+|[${WHITESPACE}]+(?![^${WHITESPACE}])|[${WHITESPACE}]+`,
+  `'s|'t|'re|'ve|'m|'ll|'d| ?[${LETTER}]+| ?[${NUMBER}]+| ?[^${WHITESPACE}${LETTER}${NUMBER}]+|[${WHITESPACE}]+(?![^${WHITESPACE}])|[${WHITESPACE}]+`,
   'gu',
 );
 
@@ -217,12 +225,12 @@ export function buildPreTokenizer(json: unknown): PreTokenizer | undefined {
     }
     case 'Whitespace':
       return regexPreTokenizer(
-        new RegExp(`[${WORD}]+|[^${WORD}${WHITESPACE}]+`, 'gu'),
+        new RegExp(`[${WORD}]+|[^${WORD}${UNICODE_WHITESPACE}]+`, 'gu'),
         'Removed',
         true,
       );
     case 'WhitespaceSplit':
-      return regexPreTokenizer(new RegExp(`[${WHITESPACE}]`, 'gu'), 'Removed');
+      return regexPreTokenizer(new RegExp(`[${UNICODE_WHITESPACE}]`, 'gu'), 'Removed');
     case 'Digits':
       return regexPreTokenizer(
         /\p{N}/gu,

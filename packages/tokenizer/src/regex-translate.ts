@@ -1,11 +1,25 @@
 // Translates the Oniguruma/Rust-regex patterns found in tokenizer.json files into JavaScript
-// RegExp source with the `u` flag, keeping Hugging Face's character classes: `\s` is Unicode
-// White_Space (U+0085 included, U+FEFF excluded — unlike JavaScript's `\s`), `\w` is Unicode word
-// characters, `\d` decimal digits. Constructs JavaScript cannot express throw, naming `component`.
+// RegExp source with the `u` flag, keeping Hugging Face's character classes: `\s` is HF's
+// whitespace (U+0085 included, U+FEFF excluded — unlike JavaScript's `\s`), and `\p{L}`, `\p{N}`
+// use HF's (older) Unicode tables rather than Node's. Constructs JavaScript cannot express throw,
+// naming `component`.
 import { UnsupportedComponentError } from './errors.js';
+import { HF_LETTER, HF_NUMBER, HF_WHITESPACE } from './unicode-tables.js';
 
-/** HF's whitespace class (Oniguruma and Rust `\s`, Rust `char::is_whitespace`). */
-export const WHITESPACE = '\\p{White_Space}';
+/** HF's whitespace class (Oniguruma `\s`), as a class body. */
+export const WHITESPACE = HF_WHITESPACE;
+/** HF's letter class (Oniguruma `\p{L}`), as a class body. */
+export const LETTER = HF_LETTER;
+/** HF's number class (Oniguruma `\p{N}`), as a class body. */
+export const NUMBER = HF_NUMBER;
+/** Unicode White_Space: Rust's `char::is_whitespace` and the `regex` crate's `\s`. */
+export const UNICODE_WHITESPACE = '\\p{White_Space}';
+const HF_CLASSES: Record<string, string> = {
+  L: HF_LETTER,
+  Letter: HF_LETTER,
+  N: HF_NUMBER,
+  Number: HF_NUMBER,
+};
 /** Unicode word characters as Oniguruma and Rust `regex` define `\w`. */
 export const WORD = '\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}';
 const DIGIT = '\\p{Nd}';
@@ -66,9 +80,15 @@ export function translateRegex(pattern: string, component: string): string {
           if (pattern[i + 1] !== '{' || close < 0) fail(`\\${next} without {name}`);
           const name = pattern.slice(i + 2, close);
           if (!/^\^?[A-Za-z_]+$/.test(name)) fail(`\\${next}{${name}}`);
-          out += name.startsWith('^')
-            ? `\\${next === 'p' ? 'P' : 'p'}{${name.slice(1)}}`
-            : `\\${next}{${name}}`;
+          const negated = (next === 'P') !== name.startsWith('^');
+          const bare = name.replace(/^\^/, '');
+          const table = HF_CLASSES[bare];
+          if (table !== undefined) {
+            if (negated && inClass) fail(`negated \\p{${bare}} inside a character class`);
+            out += inClass ? table : `[${negated ? '^' : ''}${table}]`;
+          } else {
+            out += `\\${negated ? 'P' : 'p'}{${bare}}`;
+          }
           i = close;
           break;
         }

@@ -26,4 +26,6 @@ export const STRESS_SET: string[] = [
   'ﬁ ligature ＦＵＬＬＷＩＤＴＨ Å Ω K',
   '\u1100\u1161\u11a8 jamo 가',
   '𝔘𝔫𝔦𝔠𝔬𝔡𝔢 math 𝟙𝟚𝟛',
+  // Newer than HF's Unicode tables: letters HF does not know, marks HF does not reorder.
+  'a\u{10940}b \u{10d24}x a\u0301\u1df6 e\u1ac1\u0316 \u0897\u0898',
 ];

@@ -1,0 +1,56 @@
+"""Probe how Hugging Face `tokenizers` (Rust: Oniguruma + unicode-normalization tables) classifies
+code points, for generate-unicode-tables.ts.
+
+Usage: python3 hf-unicode-probe.py STRINGS.json > OUT.json
+STRINGS.json is {"strings": [...]}; OUT.json holds, as lists of [first, last] code point ranges,
+the sets HF's ByteLevel regex treats as \\p{L}, \\p{N} and \\s, and for every input string its
+NFC, NFD, NFKC and NFKD under HF's normalizers.
+"""
+
+import json
+import sys
+
+from tokenizers import normalizers, pre_tokenizers
+
+byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+
+
+def pieces(text: str) -> int:
+    return len(byte_level.pre_tokenize_str(text))
+
+
+def ranges(flags):
+    out = []
+    for cp in flags:
+        if out and out[-1][1] == cp - 1:
+            out[-1][1] = cp
+        else:
+            out.append([cp, cp])
+    return out
+
+
+letter, number, whitespace = [], [], []
+for cp in range(0x110000):
+    if 0xD800 <= cp <= 0xDFFF:
+        continue
+    c = chr(cp)
+    # 'a' + c is one word only when c is a letter; '1' + c only when c is a number.
+    if pieces("a" + c) == 1:
+        letter.append(cp)
+    elif pieces("1" + c) == 1:
+        number.append(cp)
+    # Punctuation-like characters join the following '!'; whitespace does not (the space is
+    # special: ' ?' lets it prefix punctuation).
+    elif c == " " or pieces(c + "!") == 2:
+        whitespace.append(cp)
+
+strings = json.load(open(sys.argv[1], encoding="utf-8"))["strings"]
+forms = {name: getattr(normalizers, name)() for name in ("NFC", "NFD", "NFKC", "NFKD")}
+result = {
+    "tokenizers_version": __import__("tokenizers").__version__,
+    "letter": ranges(letter),
+    "number": ranges(number),
+    "whitespace": ranges(whitespace),
+    "normalized": {name: [n.normalize_str(s) for s in strings] for name, n in forms.items()},
+}
+json.dump(result, sys.stdout, ensure_ascii=True)
