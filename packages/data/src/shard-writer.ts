@@ -3,13 +3,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from './errors';
-import {
-  INDEX_FILE,
-  type ShardFile,
-  type TokenDtype,
-  bytesPerToken,
-  shardFileName,
-} from './shard-format';
+import { INDEX_FILE, type ShardFile, type TokenDtype, shardFileName } from './shard-format';
 
 export class ShardWriter {
   readonly shards: ShardFile[] = [];

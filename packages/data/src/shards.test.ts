@@ -83,7 +83,11 @@ describe('prepareShards + openShards', () => {
     // The expected stream: each document encoded on its own, concatenated.
     const documents = Array.from({ length: reader.numDocuments }, (_, i) => reader.document(i));
     const all = new Uint32Array(reader.numTokens);
-    documents.reduce((at, doc) => (all.set(doc, at), at + doc.length), 0);
+    let at = 0;
+    for (const doc of documents) {
+      all.set(doc, at);
+      at += doc.length;
+    }
     expect(tokenizer.encode(tokenizer.decode(documents[3]!), { addSpecialTokens: false })).toEqual(
       documents[3],
     );
