@@ -580,14 +580,16 @@ async function buildFromWheel(pkg, binding) {
     // Publish: the manifest is written last, and the rename makes the entry appear complete.
     writeFileSync(join(entry, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
     const final = join(nativeDir, key);
+    let published = true;
     try {
       if (existsSync(final) && !readEntry(final)) rmSync(final, { recursive: true, force: true });
       renameSync(entry, final);
       installEntry(pkg, final, binding); // record the cache path; files are the same inodes
     } catch {
+      published = false;
       log(`${pkg.name}: another process cached ${key} first; keeping its copy`);
     }
-    return { tensorflow: check.tensorflow, key };
+    return { tensorflow: check.tensorflow, key, published };
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }
@@ -627,8 +629,9 @@ async function setupPackage(pkg) {
     }
   }
   const built = await buildFromWheel(pkg, binding);
+  const cached = built.published ? `cached as ${built.key}` : 'the cache already had this build';
   log(
-    `${label}: built and verified against TensorFlow ${built.tensorflow}; cached as ${built.key} (${seconds()})`,
+    `${label}: built and verified against TensorFlow ${built.tensorflow}; ${cached} (${seconds()})`,
   );
   return true;
 }
