@@ -1,0 +1,271 @@
+// BakaCausalLM: token embedding -> BakaNet -> final LayerNorm -> untied output projection.
+//
+// Shape legend: B batch, S sequence length, D dim_model, V n_vocab.
+//
+// Parameters are tf.Variables named (in `parameters`) exactly as upstream's PyTorch state_dict
+// and stored in PyTorch layout (Linear weight [out, in]; matmuls use transposeB).
+// `model.layers.{i}.attn.rot.freqs` is a non-trainable variable kept for checkpoints; the
+// rotary tables come from the same frequencies.
+import * as tf from '@tensorflow/tfjs-core';
+// Gradients of the core ops (tfjs-core registers them only on request; the cpu and wasm backends
+// do not). Not a backend: training through any backend needs them.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { RotaryEmbedding } from '@baka/rope';
+import { AttentionMasks } from './attention-mask';
+import type { AttentionContext } from './attention';
+import { bakaNet, fuseLayer } from './baka-net';
+import type { LayerWeights } from './baka-net';
+import type { BakaConfig } from './config';
+import { dimHead, makeConfig } from './config';
+import { ModelError } from './errors';
+import { generate } from './generation';
+import type { GenerateOptions } from './generation';
+import { layerNorm } from './layer-norm';
+import { causalLmLossWithCount } from './loss';
+import type { XLMemory } from './memory';
+import { initialValues, parameterSpecs } from './parameters';
+
+export interface ForwardOptions {
+  /** Memory from an earlier call (continues the sequence); null or absent = start fresh. */
+  memory?: XLMemory | null;
+}
+
+export interface ForwardResult {
+  logits: tf.Tensor3D; // [B, S, V]
+  /** The last chunk's k/v (tensors in the caller's scope, like logits); null with memory 'none'. */
+  memory: XLMemory | null;
+}
+
+export interface LossResult {
+  loss: tf.Scalar;
+  /** Number of counted (not -100) targets. */
+  tokens: tf.Scalar;
+  memory: XLMemory | null;
+}
+
+export class BakaCausalLM {
+  readonly config: BakaConfig;
+  /** Every state_dict tensor by upstream name, in state_dict order. */
+  readonly parameters: ReadonlyMap<string, tf.Variable>;
+  readonly rotary: RotaryEmbedding;
+  readonly #masks = new AttentionMasks();
+  #disposed = false;
+
+  private constructor(config: BakaConfig, parameters: Map<string, tf.Variable>) {
+    this.config = config;
+    this.parameters = parameters;
+    this.rotary = new RotaryEmbedding({
+      dim: dimHead(config),
+      theta: config.rope_theta,
+      layout: config.rotary_layout,
+    });
+  }
+
+  /** A freshly initialised model (PyTorch's default initialisers), deterministic for a seed. */
+  static create(config: BakaConfig, options: { seed?: number } = {}): BakaCausalLM {
+    const checked = makeConfig(config);
+    const seed = options.seed ?? 0;
+    const parameters = new Map<string, tf.Variable>();
+    parameterSpecs(checked).forEach((spec, index) => {
+      const values = initialValues(checked, spec, seed, index);
+      parameters.set(
+        spec.name,
+        tf.variable(tf.tensor(values, spec.shape, 'float32'), spec.trainable),
+      );
+    });
+    return new BakaCausalLM(checked, parameters);
+  }
+
+  /**
+   * A model from named float32 values (e.g. a safetensors file). Every state_dict name must be
+   * present with its shape; `source` names the origin in errors.
+   */
+  static fromTensors(
+    config: BakaConfig,
+    tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array }>,
+    source = 'tensors',
+  ): BakaCausalLM {
+    const checked = makeConfig(config);
+    const specs = parameterSpecs(checked);
+    const expected = new Set(specs.map((spec) => spec.name));
+    const unexpected = [...tensors.keys()].filter((name) => !expected.has(name));
+    if (unexpected.length > 0) {
+      throw new ModelError(
+        `${source}: unexpected tensors for this config: ${unexpected.slice(0, 5).join(', ')}`,
+      );
+    }
+    for (const spec of specs) {
+      const tensor = tensors.get(spec.name);
+      if (tensor === undefined) throw new ModelError(`${source}: missing tensor '${spec.name}'`);
+      if (
+        tensor.shape.length !== spec.shape.length ||
+        tensor.shape.some((size, axis) => size !== spec.shape[axis])
+      ) {
+        throw new ModelError(
+          `${source}: tensor '${spec.name}' has shape [${tensor.shape.join(', ')}], the config needs [${spec.shape.join(', ')}]`,
+        );
+      }
+      if (spec.init.kind === 'rotary') {
+        const reference = initialValues(checked, spec, 0, 0);
+        tensor.data.forEach((value, index) => {
+          const want = reference[index] as number;
+          if (Math.abs(value - want) > 1e-6 * Math.abs(want)) {
+            throw new ModelError(
+              `${source}: '${spec.name}' does not match the inverse frequencies of rope_theta ${checked.rope_theta} and dim_head ${dimHead(checked)}`,
+            );
+          }
+        });
+      }
+    }
+    const parameters = new Map<string, tf.Variable>();
+    for (const spec of specs) {
+      const tensor = tensors.get(spec.name) as { shape: number[]; data: Float32Array };
+      parameters.set(
+        spec.name,
+        tf.variable(tf.tensor(tensor.data, spec.shape, 'float32'), spec.trainable),
+      );
+    }
+    return new BakaCausalLM(checked, parameters);
+  }
+
+  /** The trainable variables (everything except the rotary frequencies), in state_dict order. */
+  trainableParameters(): Map<string, tf.Variable> {
+    return new Map([...this.parameters].filter(([, variable]) => variable.trainable));
+  }
+
+  #get(name: string): tf.Variable {
+    const variable = this.parameters.get(name);
+    if (variable === undefined) throw new Error(`BakaCausalLM: no parameter '${name}'`);
+    return variable;
+  }
+
+  /** Layer i's weights as named tensors. */
+  layerWeights(index: number): LayerWeights {
+    const prefix = `model.layers.${index}`;
+    return {
+      normWeight: this.#get(`${prefix}.norm_in.weight`) as tf.Tensor as tf.Tensor1D,
+      normBias: this.#get(`${prefix}.norm_in.bias`) as tf.Tensor as tf.Tensor1D,
+      q: this.#get(`${prefix}.attn.q.weight`) as tf.Tensor as tf.Tensor2D,
+      k: this.#get(`${prefix}.attn.k.weight`) as tf.Tensor as tf.Tensor2D,
+      v: this.#get(`${prefix}.attn.v.weight`) as tf.Tensor as tf.Tensor2D,
+      o: this.#get(`${prefix}.attn.o.weight`) as tf.Tensor as tf.Tensor2D,
+      gate: this.#get(`${prefix}.mlp.fc_gate.weight`) as tf.Tensor as tf.Tensor2D,
+      up: this.#get(`${prefix}.mlp.fc_up.weight`) as tf.Tensor as tf.Tensor2D,
+      down: this.#get(`${prefix}.mlp.fc_down.weight`) as tf.Tensor as tf.Tensor2D,
+    };
+  }
+
+  /** What attention needs besides weights (rotary tables and masks are cached on the model). */
+  attentionContext(): AttentionContext {
+    return {
+      nHeads: this.config.n_heads,
+      positionPolicy: this.config.position_policy,
+      rotary: this.rotary,
+      masks: this.#masks,
+    };
+  }
+
+  #checkIds(inputIds: tf.Tensor2D, what: string): void {
+    this.#checkAlive(what);
+    if (inputIds.rank !== 2) {
+      throw new ModelError(
+        `${what}: input ids must be [batch, length], got [${inputIds.shape.join(', ')}]`,
+      );
+    }
+    if (inputIds.shape[1] < 1) throw new ModelError(`${what}: input ids have length 0`);
+  }
+
+  /** Embeds ids [B, S] (int32) -> [B, S, D]. */
+  embed(inputIds: tf.Tensor2D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [batch, length] = inputIds.shape;
+      const ids = tf.reshape(tf.cast(inputIds, 'int32'), [batch * length]); // [B*S]
+      const rows = tf.gather(this.#get('vocab_in.weight'), ids); // [B*S, D]
+      return tf.reshape(rows, [batch, length, this.config.dim_model]) as tf.Tensor3D; // [B, S, D]
+    });
+  }
+
+  /** Final LayerNorm + output projection: hidden [N, D] -> logits [N, V]. */
+  head(hidden: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const normed = layerNorm(
+        hidden,
+        this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
+        this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
+      ); // [N, D]
+      return tf.matMul(
+        normed,
+        this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
+        false,
+        true,
+      ); // [N, V]
+    });
+  }
+
+  /** Logits [B, S, V] for ids [B, S]; the sequence is processed in chunks of n_ctx. */
+  forward(inputIds: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
+    this.#checkIds(inputIds, 'forward');
+    const [batch, length] = inputIds.shape;
+    const { dim_model: dimModel, n_vocab: vocab } = this.config;
+    let memory: XLMemory | null = null;
+    const logits = tf.tidy(() => {
+      const layers = Array.from({ length: this.config.n_layers }, (_, index) =>
+        fuseLayer(this.layerWeights(index)),
+      );
+      const net = bakaNet(
+        this.embed(inputIds),
+        layers,
+        this.config,
+        this.attentionContext(),
+        options.memory ?? null,
+      );
+      memory = net.memory;
+      const flat = this.head(tf.reshape(net.hidden, [batch * length, dimModel])); // [B*S, V]
+      const result = tf.reshape(flat, [batch, length, vocab]) as tf.Tensor3D; // [B, S, V]
+      // the memory's tensors leave this scope with the logits
+      const kept =
+        (memory as XLMemory | null)?.layers().flatMap((entry) => [entry.k, entry.v]) ?? [];
+      return [result, ...kept.filter((tensor): tensor is tf.Tensor4D => tensor !== null)];
+    })[0] as tf.Tensor3D;
+    return { logits, memory };
+  }
+
+  /** Upstream's loss for ids [B, S] and labels [B, S] (-100 = ignored), with the memory out. */
+  loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D, options: ForwardOptions = {}): LossResult {
+    let memory: XLMemory | null = null;
+    let tokens: tf.Scalar | null = null;
+    const loss = tf.tidy(() => {
+      const forward = this.forward(inputIds, options);
+      memory = forward.memory;
+      const result = causalLmLossWithCount(forward.logits, labels);
+      tokens = result.count;
+      const kept =
+        (memory as XLMemory | null)?.layers().flatMap((entry) => [entry.k, entry.v]) ?? [];
+      return [
+        result.loss,
+        result.count,
+        ...kept.filter((tensor): tensor is tf.Tensor4D => tensor !== null),
+      ];
+    })[0] as tf.Scalar;
+    return { loss, tokens: tokens as unknown as tf.Scalar, memory };
+  }
+
+  /** Sampled continuation of `prompt` (token ids); see GenerateOptions. */
+  generate(prompt: readonly number[], options: GenerateOptions): number[] {
+    this.#checkAlive('generate');
+    return generate(this, prompt, options);
+  }
+
+  #checkAlive(what: string): void {
+    if (this.#disposed) throw new ModelError(`BakaCausalLM.${what}: the model was disposed`);
+  }
+
+  /** Frees the variables, rotary tables and masks. */
+  dispose(): void {
+    if (this.#disposed) return;
+    for (const variable of this.parameters.values()) variable.dispose();
+    this.rotary.dispose();
+    this.#masks.dispose();
+    this.#disposed = true;
+  }
+}

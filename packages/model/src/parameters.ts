@@ -1,0 +1,72 @@
+// Parameter names, shapes and initialisation, in upstream's PyTorch state_dict order and layout
+// (Linear weight = [out, in]). Shape legend: D dim_model, A dim_attn, F dim_ff, V n_vocab,
+// K dim_head.
+import type { BakaConfig } from './config';
+import { dimHead } from './config';
+import { deriveSeed, fillNormal, fillUniform } from './random';
+import { inverseFrequencies } from '@baka/rope';
+
+export type Initialiser =
+  | { kind: 'linear'; fanIn: number } // torch nn.Linear: U(-1/sqrt(fanIn), 1/sqrt(fanIn))
+  | { kind: 'normal' } // torch nn.Embedding: N(0, 1)
+  | { kind: 'ones' }
+  | { kind: 'zeros' }
+  | { kind: 'rotary' }; // the rotary inverse frequencies (not trained)
+
+export interface ParameterSpec {
+  name: string;
+  shape: number[];
+  init: Initialiser;
+  trainable: boolean;
+}
+
+/** Every tensor of the state_dict, in PyTorch's order. */
+export function parameterSpecs(config: BakaConfig): ParameterSpec[] {
+  const { dim_model: D, dim_attn: A, dim_ff: F, n_vocab: V } = config;
+  const specs: ParameterSpec[] = [];
+  const add = (name: string, shape: number[], init: Initialiser, trainable = true) =>
+    specs.push({ name, shape, init, trainable });
+  for (let i = 0; i < config.n_layers; i++) {
+    const prefix = `model.layers.${i}`;
+    add(`${prefix}.norm_in.weight`, [D], { kind: 'ones' });
+    add(`${prefix}.norm_in.bias`, [D], { kind: 'zeros' });
+    add(`${prefix}.attn.q.weight`, [A, D], { kind: 'linear', fanIn: D });
+    add(`${prefix}.attn.k.weight`, [A, D], { kind: 'linear', fanIn: D });
+    add(`${prefix}.attn.v.weight`, [D, D], { kind: 'linear', fanIn: D });
+    add(`${prefix}.attn.o.weight`, [D, D], { kind: 'linear', fanIn: D });
+    add(`${prefix}.attn.rot.freqs`, [dimHead(config) / 2], { kind: 'rotary' }, false);
+    add(`${prefix}.mlp.fc_gate.weight`, [F, D], { kind: 'linear', fanIn: D });
+    add(`${prefix}.mlp.fc_up.weight`, [F, D], { kind: 'linear', fanIn: D });
+    add(`${prefix}.mlp.fc_down.weight`, [D, F], { kind: 'linear', fanIn: F });
+  }
+  add('vocab_in.weight', [V, D], { kind: 'normal' });
+  add('norm_out.weight', [D], { kind: 'ones' });
+  add('norm_out.bias', [D], { kind: 'zeros' });
+  add('vocab_out.weight', [V, D], { kind: 'linear', fanIn: D });
+  return specs;
+}
+
+/** Initial values for one parameter; `index` is its position in the state_dict (seed stream). */
+export function initialValues(
+  config: BakaConfig,
+  spec: ParameterSpec,
+  seed: number,
+  index: number,
+): Float32Array {
+  const size = spec.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(size);
+  switch (spec.init.kind) {
+    case 'linear': {
+      const bound = 1 / Math.sqrt(spec.init.fanIn);
+      return fillUniform(out, -bound, bound, deriveSeed(seed, index));
+    }
+    case 'normal':
+      return fillNormal(out, 1, deriveSeed(seed, index));
+    case 'ones':
+      return out.fill(1);
+    case 'zeros':
+      return out;
+    case 'rotary':
+      return inverseFrequencies(dimHead(config), config.rope_theta);
+  }
+}
