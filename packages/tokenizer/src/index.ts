@@ -3,3 +3,5 @@ export type { DecodeOptions, EncodeOptions, SpecialTokenIds } from './tokenizer.
 export { defaultTokenizerPath } from './default-path.js';
 export { TokenizerError, UnsupportedComponentError } from './errors.js';
 export { byteLevelAlphabet } from './byte-level.js';
+export { closeParallelEncoders, encodeBatchParallel } from './parallel-encode.js';
+export type { ParallelEncodeOptions } from './parallel-encode.js';

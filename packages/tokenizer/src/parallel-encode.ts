@@ -1,0 +1,172 @@
+// Batch encoding on worker threads. Each worker builds its own Tokenizer from the JSON once (the
+// pool is kept for the next call with the same JSON) and encodes a contiguous slice of the texts;
+// ids come back as transferred Uint32Arrays.
+//
+// The worker is an `eval` worker whose small script imports this package's tokenizer module by
+// URL: the built `dist/index.js`, or `src/tokenizer.ts` when running from source — then, unless
+// the worker thread already has a TypeScript loader, it compiles the source with tsx's require
+// hook (tsx is a development dependency of the repository).
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { TokenizerError } from './errors.js';
+
+export interface ParallelEncodeOptions {
+  /** Worker threads to use (default: all cores, at most one per text). */
+  threads?: number;
+}
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const ready = (async () => {
+  let module;
+  try {
+    module = await import(workerData.moduleUrl);
+  } catch (error) {
+    if (!workerData.tsxCjsApi) throw error;
+    // TypeScript source without a loader in this thread: compile it through tsx's require hook.
+    const { require: tsxRequire } = require(workerData.tsxCjsApi);
+    module = tsxRequire(workerData.moduleUrl, workerData.tsxCjsApi);
+  }
+  return module.Tokenizer.fromJSON(workerData.json);
+})();
+parentPort.on('message', async ({ job, texts }) => {
+  try {
+    const tokenizer = await ready;
+    const results = texts.map((text) => tokenizer.encode(text));
+    parentPort.postMessage({ job, results }, results.map((ids) => ids.buffer));
+  } catch (error) {
+    parentPort.postMessage({ job, error: String((error && error.stack) || error) });
+  }
+});
+`;
+
+function tokenizerModuleUrl(): string {
+  const here = import.meta.url;
+  return here.endsWith('.ts') ? new URL('./tokenizer.ts', here).href : here;
+}
+
+/** tsx's CommonJS API, needed by workers only when this module runs from TypeScript source. */
+function tsxCjsApiPath(): string | undefined {
+  if (!import.meta.url.endsWith('.ts')) return undefined;
+  try {
+    return createRequire(import.meta.url).resolve('tsx/cjs/api');
+  } catch {
+    return undefined;
+  }
+}
+
+type Reply = { job: number; results?: Uint32Array[]; error?: string };
+
+/**
+ * One worker that keeps its tokenizer between calls. Idle workers are unref'd so they never keep
+ * the process alive; a worker with a job in flight is ref'd so the process waits for it.
+ */
+class TokenizerWorker {
+  private readonly worker: Worker;
+  private readonly pending = new Map<
+    number,
+    { resolve: (ids: Uint32Array[]) => void; reject: (error: Error) => void }
+  >();
+  private nextJob = 0;
+  private failure: Error | undefined;
+
+  constructor(json: string) {
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { json, moduleUrl: tokenizerModuleUrl(), tsxCjsApi: tsxCjsApiPath() },
+    });
+    this.worker.unref();
+    this.worker.on('message', (reply: Reply) => {
+      const entry = this.pending.get(reply.job);
+      if (!entry) return;
+      this.pending.delete(reply.job);
+      if (this.pending.size === 0) this.worker.unref();
+      if (reply.results) entry.resolve(reply.results);
+      else entry.reject(new Error(`tokenizer worker failed: ${reply.error}`));
+    });
+    const failAll = (error: Error) => {
+      this.failure = error;
+      for (const entry of this.pending.values()) entry.reject(error);
+      this.pending.clear();
+    };
+    this.worker.on('error', failAll);
+    this.worker.on('exit', (code) =>
+      failAll(new Error(`tokenizer worker exited with code ${code}`)),
+    );
+  }
+
+  encode(texts: string[]): Promise<Uint32Array[]> {
+    if (this.failure) return Promise.reject(this.failure);
+    const job = this.nextJob++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(job, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage({ job, texts });
+    });
+  }
+
+  get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
+  terminate(): void {
+    this.failure ??= new Error('tokenizer worker terminated');
+    void this.worker.terminate();
+  }
+}
+
+/** The pool for the most recently used tokenizer JSON. */
+let pool: { json: string; workers: TokenizerWorker[] } | undefined;
+
+function workersFor(json: string, count: number): TokenizerWorker[] {
+  if (pool && (pool.json !== json || pool.workers.some((worker) => worker.broken))) {
+    for (const worker of pool.workers) worker.terminate();
+    pool = undefined;
+  }
+  pool ??= { json, workers: [] };
+  while (pool.workers.length < count) pool.workers.push(new TokenizerWorker(json));
+  return pool.workers.slice(0, count);
+}
+
+/** Stops the worker threads kept by `encodeBatchParallel` (they never block process exit). */
+export function closeParallelEncoders(): void {
+  if (pool) for (const worker of pool.workers) worker.terminate();
+  pool = undefined;
+}
+
+/**
+ * Encodes `texts` with the tokenizer described by `tokenizerJson` (tokenizer.json text) on worker
+ * threads, all cores by default. The result is in input order and equals `encodeBatch`.
+ */
+export async function encodeBatchParallel(
+  tokenizerJson: string,
+  texts: string[],
+  options: ParallelEncodeOptions = {},
+): Promise<Uint32Array[]> {
+  const requested = options.threads ?? availableParallelism();
+  if (!Number.isInteger(requested) || requested < 1) {
+    throw new TokenizerError(
+      `encodeBatchParallel: threads must be a positive integer, got ${requested}`,
+    );
+  }
+  if (texts.length === 0) return [];
+  const threads = Math.min(requested, texts.length);
+  // Contiguous slices of roughly equal character counts.
+  const total = texts.reduce((sum, text) => sum + text.length, 0);
+  const slices: string[][] = [];
+  let current: string[] = [];
+  let done = 0;
+  for (const text of texts) {
+    current.push(text);
+    done += text.length;
+    if (done >= ((slices.length + 1) * total) / threads && slices.length < threads - 1) {
+      slices.push(current);
+      current = [];
+    }
+  }
+  if (current.length > 0) slices.push(current);
+  const workers = workersFor(tokenizerJson, slices.length);
+  const results = await Promise.all(slices.map((slice, index) => workers[index]!.encode(slice)));
+  return results.flat();
+}
