@@ -169,10 +169,12 @@ describe('KVCache reproduces the chunked full pass', () => {
         const difference = tf.tidy(
           () => tf.max(tf.abs(tf.sub(output, reference))).dataSync()[0] as number,
         );
-        // fp32: the incremental path multiplies differently shaped matrices (other summation
-        // order), so compare relative to the output scale (|y| reaches ~10 here).
+        // fp32: the incremental path multiplies differently shaped matrices, which native
+        // TensorFlow (oneDNN) sums in another order; through 3 layers of softmax attention that
+        // gives up to ~1e-6 of the output scale (|y| ~10). The cpu backend matches exactly. A
+        // wrong position, mask or memory shows up at ~1e-1 (see the 'memory matters' test).
         worstRelative = Math.max(worstRelative, difference / scale);
-        expect(difference / scale, `prompt ${promptLength}`).toBeLessThan(2e-6);
+        expect(difference / scale, `prompt ${promptLength}`).toBeLessThan(1e-5);
         tf.dispose(output);
         cache.dispose();
       }
