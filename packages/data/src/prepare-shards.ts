@@ -115,6 +115,21 @@ async function estimatedTextBytes(path: string, textField: string): Promise<numb
   }
 }
 
+const identities = new Map<string, { hash: string; vocabSize: number }>();
+
+/** Hash and vocabulary size of a tokenizer.json, remembered per (path, size, mtime). */
+function tokenizerIdentity(path: string): { hash: string; vocabSize: number } {
+  const stat = statSync(path);
+  const key = `${path}\0${stat.size}\0${stat.mtimeMs}`;
+  let identity = identities.get(key);
+  if (!identity) {
+    const tokenizer = Tokenizer.fromFile(path);
+    identity = { hash: tokenizer.hash, vocabSize: tokenizer.vocabSize };
+    identities.set(key, identity);
+  }
+  return identity;
+}
+
 function shortHash(hash: string): string {
   return `${hash.slice(0, 12)}…`;
 }
@@ -149,8 +164,7 @@ export async function prepareShards(options: PrepareOptions): Promise<PreparedSh
     tokenizerPath = resolve(options.tokenizerPath ?? defaultTokenizerPath());
     if (!existsSync(tokenizerPath))
       throw new DataError(`tokenizer file not found: ${tokenizerPath}`);
-    const tokenizer = Tokenizer.fromFile(tokenizerPath);
-    identity = { hash: tokenizer.hash, vocabSize: tokenizer.vocabSize };
+    identity = tokenizerIdentity(tokenizerPath);
   }
   const outDir = resolve(options.outDir);
   const files = fileIdentity(corpus);

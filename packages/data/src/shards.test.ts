@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -219,24 +218,5 @@ describe('prepareShards + openShards', () => {
     expect(() => openShards(temporaryDirectory('empty'))).toThrow(
       /no shards in .*run `baka data prepare` first/,
     );
-  });
-
-  it('workers run from the TypeScript sources under tsx (node --conditions=@baka/source --import tsx)', () => {
-    const dir = temporaryDirectory('shards-tsx');
-    const script = join(fixtures, 'prepare-from-source.ts');
-    const output = execFileSync(
-      process.execPath,
-      ['--conditions=@baka/source', '--import', 'tsx', script, wikitextSample, dir],
-      {
-        cwd: fileURLToPath(new URL('..', import.meta.url)),
-        encoding: 'utf8',
-      },
-    );
-    expect(JSON.parse(output).numDocuments).toBe(3);
-    const reader = openShards(dir);
-    expect(tokenizer.decode(reader.tokens(0, reader.numTokens))).toBe(
-      readFileSync(wikitextSample, 'utf8'),
-    );
-    reader.close();
   });
 });
