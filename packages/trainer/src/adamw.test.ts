@@ -196,6 +196,7 @@ describe('gradient clipping and accumulation', () => {
   });
 
   it('accumulates the mean of micro-batch gradients', () => {
+    const start = tf.memory().numTensors;
     const accumulator = new GradientAccumulator(2);
     const g1 = tf.tensor1d([1, 2]);
     const g2 = tf.tensor1d([3, 6]);
@@ -208,5 +209,19 @@ describe('gradient clipping and accumulation', () => {
     expect(() => accumulator.take()).toThrow(/no gradients/);
     tf.dispose([g1, g2, mean]);
     accumulator.dispose();
+    expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it('an optimizer frees everything it allocated on dispose', () => {
+    const c = fixture.cases.defaults!;
+    const parameters = makeParameters(c);
+    const start = tf.memory().numTensors;
+    const optimizer = new AdamW(parameters);
+    const grads = gradientsOf(c, c.steps[0]!.grads);
+    optimizer.step(grads);
+    tf.dispose([...grads.values()]);
+    optimizer.dispose();
+    expect(tf.memory().numTensors).toBe(start);
+    tf.dispose([...parameters.values()]);
   });
 });

@@ -65,8 +65,10 @@ export class AdamW {
       if (!(beta >= 0 && beta < 1))
         throw new Error(`AdamW betas must be in [0, 1), got ${this.betas}`);
     }
-    this.expAvg = tf.variable(tf.zeros([this.layout.size]), false);
-    this.expAvgSq = tf.variable(tf.zeros([this.layout.size]), false);
+    // Inside tidy: the zeros the variables are made from are freed, the variables stay.
+    const size = this.layout.size;
+    this.expAvg = tf.tidy(() => tf.variable(tf.zeros([size]) as tf.Tensor1D, false));
+    this.expAvgSq = tf.tidy(() => tf.variable(tf.zeros([size]) as tf.Tensor1D, false));
   }
 
   /** Number of steps taken so far (PyTorch's `state['step']`). */

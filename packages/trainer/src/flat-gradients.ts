@@ -122,7 +122,7 @@ export class GradientAccumulator {
       throw new Error(`gradient has ${flat.size} values, expected ${this.size}`);
     }
     if (this.sum === null) {
-      this.sum = tf.variable(tf.tidy(() => tf.clone(flat)) as tf.Tensor1D, false);
+      this.sum = tf.tidy(() => tf.variable(tf.clone(flat), false));
     } else {
       const sum = this.sum;
       tf.tidy(() => {

@@ -1,10 +1,77 @@
 export { AdamW, type AdamWOptions, type AdamWState } from './adamw';
 export {
+  CHECKPOINT_FILES,
+  checkpointName,
+  latestCheckpoint,
+  listCheckpoints,
+  loadTrainingCheckpoint,
+  optimizerTensorName,
+  pruneCheckpoints,
+  readOptimizerState,
+  restoreOptimizer,
+  saveTrainingCheckpoint,
+  type TrainingCheckpoint,
+  serializeOptimizerState,
+} from './checkpoint';
+export {
+  type CorpusDocumentsOptions,
+  openCorpusDocuments,
+  shardCacheDirectory,
+} from './corpus-documents';
+export { type EvaluationOptions, type EvaluationResult, evaluate } from './evaluate';
+export {
   clipByGlobalNorm,
   GradientAccumulator,
   globalNorm,
   ParameterLayout,
   type ParameterSlot,
 } from './flat-gradients';
+export { parseTrainingBatch, readTrainingBatch } from './input-batch';
 export * from './metrics-store';
 export { checkSchedule, learningRateAt, type ScheduleName, type ScheduleOptions } from './schedule';
+export {
+  type LoopContext,
+  type LoopHooks,
+  type LoopOptions,
+  type SkipReport,
+  type StepReport,
+  type StopReason,
+  trainLoop,
+} from './train-loop';
+export {
+  clipAndStep,
+  type StepResult,
+  Trainable,
+  type WindowBatch,
+  type WindowGradients,
+  windowGradients,
+} from './train-step';
+export {
+  CheckpointError,
+  parseTrainerState,
+  TRAINER_STATE_FORMAT,
+  TrainerError,
+  type TrainerState,
+  type TrainingPosition,
+} from './trainer-state';
+export {
+  makeTrainingOptions,
+  type TrainingOptions,
+  type TrainingOptionsInput,
+  trainingOptionsSchema,
+} from './training-options';
+export {
+  NonFiniteTrainingError,
+  type SessionHooks,
+  type SessionSetup,
+  type SessionSummary,
+  TrainingSession,
+} from './training-session';
+export {
+  plannedUnits,
+  startPosition,
+  type TrainingMode,
+  type TrainingUnit,
+  trainingUnits,
+  type UnitOptions,
+} from './training-units';

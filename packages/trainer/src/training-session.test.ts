@@ -1,0 +1,190 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { listCheckpoints, loadTrainingCheckpoint } from './checkpoint';
+import { MetricsStore } from './metrics-store';
+import { tinyDocuments, tinyModel, tinyOptions } from './test-helpers';
+import { NonFiniteTrainingError, TrainingSession } from './training-session';
+import type { TrainingOptionsInput } from './training-options';
+
+const documents = tinyDocuments();
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'baka-session-'));
+}
+
+async function runSession(
+  runDir: string,
+  options: Partial<TrainingOptionsInput>,
+  store?: MetricsStore,
+) {
+  const model = tinyModel(1);
+  const session = new TrainingSession({
+    model,
+    documents,
+    options: tinyOptions(options),
+    runDir,
+    store: store ?? null,
+  });
+  const summary = await session.run();
+  const weights = new Map(
+    [...model.parameters].map(([name, v]) => [name, Array.from(v.dataSync())]),
+  );
+  session.dispose();
+  model.dispose();
+  return { summary, weights };
+}
+
+describe('TrainingSession', () => {
+  it('resume continues exactly: 6 steps straight = 3 steps + resume 3 steps', async () => {
+    const straight = await runSession(tempDir(), { maxSteps: 6 });
+    expect(straight.summary.losses).toHaveLength(6);
+
+    const runDir = tempDir();
+    const first = await runSession(runDir, { maxSteps: 3 });
+    expect(first.summary.losses).toEqual(straight.summary.losses.slice(0, 3));
+    const checkpoint = await loadTrainingCheckpoint(
+      listCheckpoints(join(runDir, 'checkpoints')).at(-1)!.dir,
+    );
+    expect(checkpoint.state.step).toBe(3);
+    const resumed = new TrainingSession({
+      model: checkpoint.model,
+      documents,
+      options: tinyOptions({ maxSteps: 6 }),
+      runDir,
+      resume: { dir: checkpoint.dir, state: checkpoint.state },
+    });
+    const rest = await resumed.run();
+    expect(rest.sessionSteps).toBe(3);
+    expect(rest.losses).toEqual(straight.summary.losses.slice(3));
+    for (const [name, values] of straight.weights) {
+      expect(Array.from(checkpoint.model.parameters.get(name)!.dataSync())).toEqual(values);
+    }
+    expect(rest.tokens).toBe(straight.summary.tokens);
+    resumed.dispose();
+    checkpoint.model.dispose();
+  });
+
+  it('loss falls on a repeated corpus, and metrics + evals reach the store', async () => {
+    const dir = tempDir();
+    const store = new MetricsStore(join(dir, 'metrics.sqlite'));
+    const { summary } = await runSession(
+      join(dir, 'run'),
+      { epochs: 4, evalEvery: 10, learningRate: 1e-2 },
+      store,
+    );
+    expect(summary.reason).toBe('finished');
+    expect(summary.finalLoss!).toBeLessThan(summary.firstLoss! - 0.3);
+    const rows = store.db.prepare('SELECT step, loss, tokens FROM metrics ORDER BY step').all() as {
+      step: number;
+    }[];
+    expect(rows).toHaveLength(summary.steps);
+    const evals = store.db
+      .prepare('SELECT step, loss, ppl, nans FROM evals ORDER BY step')
+      .all() as {
+      loss: number;
+      ppl: number;
+    }[];
+    expect(evals.length).toBeGreaterThanOrEqual(2);
+    expect(evals.at(-1)!.ppl).toBeCloseTo(Math.exp(evals.at(-1)!.loss), 3);
+    expect(evals.at(-1)!.loss).toBeLessThan(evals[0]!.loss);
+    const run = store.db.prepare('SELECT status, checkpoint_dir FROM runs').get() as {
+      status: string;
+      checkpoint_dir: string;
+    };
+    expect(run.status).toBe('finished');
+    expect(run.checkpoint_dir).toBe(summary.checkpoint);
+    store.close();
+  });
+
+  it('keeps the last K checkpoints', async () => {
+    const runDir = tempDir();
+    await runSession(runDir, { maxSteps: 7, saveEvery: 2, keep: 2 });
+    expect(listCheckpoints(join(runDir, 'checkpoints')).map((c) => c.step)).toEqual([6, 7]);
+  });
+
+  it('stops on NaN losses after N in a row, saving the last good checkpoint', async () => {
+    const dir = tempDir();
+    const store = new MetricsStore(join(dir, 'metrics.sqlite'));
+    const model = tinyModel(1);
+    model.parameters.get('norm_out.bias')!.assign(tf.fill([16], Number.NaN));
+    const session = new TrainingSession({
+      model,
+      documents,
+      options: tinyOptions({ maxBadSteps: 3 }),
+      runDir: join(dir, 'run'),
+      store,
+    });
+    await expect(session.run()).rejects.toThrow(NonFiniteTrainingError);
+    await expect(
+      new TrainingSession({
+        model,
+        documents,
+        options: tinyOptions({ runName: 'b', maxBadSteps: 3 }),
+        runDir: join(dir, 'b'),
+      }).run(),
+    ).rejects.toThrow(/3 steps in a row had a NaN\/Inf loss.*last good weights are saved in/);
+    expect(session.state.skippedSteps).toBe(3);
+    expect(session.state.step).toBe(0);
+    expect(listCheckpoints(join(dir, 'run', 'checkpoints'))).toHaveLength(1);
+    expect((store.db.prepare('SELECT status FROM runs').get() as { status: string }).status).toBe(
+      'failed',
+    );
+    store.close();
+    session.dispose();
+    model.dispose();
+  });
+
+  it('stops cleanly when asked (Ctrl-C), with a checkpoint of where it stopped', async () => {
+    const runDir = tempDir();
+    const model = tinyModel(1);
+    const session = new TrainingSession({
+      model,
+      documents,
+      options: tinyOptions({ maxSteps: 20 }),
+      runDir,
+    });
+    const summary = await session.run({
+      onStep: (step) => (step.step === 2 ? session.requestStop() : undefined),
+    });
+    expect(summary.reason).toBe('interrupted');
+    expect(summary.steps).toBe(2);
+    expect(listCheckpoints(join(runDir, 'checkpoints')).map((c) => c.step)).toEqual([2]);
+    session.dispose();
+    model.dispose();
+  });
+
+  it('packed mode, carried memory and accumulation train without leaking tensors', async () => {
+    for (const options of [
+      { mode: 'packed' as const, window: 12, batchSize: 2 },
+      { carryMemory: true, window: 8 },
+      { accumulate: 2 },
+    ]) {
+      const model = tinyModel(2);
+      // The first run fills the model's rotary-table and mask caches for these shapes.
+      const warmup = new TrainingSession({
+        model,
+        documents,
+        options: tinyOptions({ ...options, maxSteps: 5 }),
+        runDir: tempDir(),
+      });
+      await warmup.run();
+      warmup.dispose();
+      const before = tf.memory().numTensors;
+      const session = new TrainingSession({
+        model,
+        documents,
+        options: tinyOptions({ ...options, maxSteps: 5 }),
+        runDir: tempDir(),
+      });
+      const summary = await session.run();
+      expect(summary.steps).toBe(5);
+      expect(summary.losses.every(Number.isFinite)).toBe(true);
+      session.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      model.dispose();
+    }
+  });
+});

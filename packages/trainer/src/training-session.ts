@@ -1,0 +1,321 @@
+// A training run from start (or resume) to its final checkpoint: builds the optimizer, runs the
+// loop with hooks for the metrics store, periodic checkpoints and evaluations, and ends the run
+// with a checkpoint. `requestStop()` (Ctrl-C) ends it cleanly at the next step boundary.
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { ArticleBatch, TokenDocuments } from '@baka/data';
+import { type BakaCausalLM, countParameters } from '@baka/model';
+import { AdamW } from './adamw';
+import {
+  checkpointName,
+  pruneCheckpoints,
+  restoreOptimizer,
+  saveTrainingCheckpoint,
+} from './checkpoint';
+import { type EvaluationResult, evaluate } from './evaluate';
+import type { MetricsStore } from './metrics-store';
+import {
+  type LoopHooks,
+  type SkipReport,
+  type StepReport,
+  type StopReason,
+  trainLoop,
+} from './train-loop';
+import { Trainable } from './train-step';
+import { TRAINER_STATE_FORMAT, TrainerError, type TrainerState } from './trainer-state';
+import type { TrainingOptions } from './training-options';
+import { startPosition } from './training-units';
+
+export interface SessionSetup {
+  model: BakaCausalLM;
+  documents: TokenDocuments;
+  options: TrainingOptions;
+  /** The run's directory; checkpoints go to `<runDir>/checkpoints/step-NNNNNNNN`. */
+  runDir: string;
+  tokenizerJson?: string | null;
+  /** Metrics store to log into (null: no logging). */
+  store?: MetricsStore | null;
+  backend?: string | null;
+  /** Resume: the checkpoint the model was loaded from, and its trainer state. */
+  resume?: { dir: string; state: TrainerState } | null;
+  /** Train on this one batch each epoch instead of the documents (`--input-ids`). */
+  batch?: ArticleBatch | null;
+}
+
+export interface SessionHooks {
+  onStep?: (report: StepReport) => void | Promise<void>;
+  onSkip?: (report: SkipReport) => void | Promise<void>;
+  onEvaluate?: (result: EvaluationResult, step: number) => void | Promise<void>;
+  onCheckpoint?: (dir: string, step: number) => void | Promise<void>;
+}
+
+export interface SessionSummary {
+  reason: StopReason;
+  /** Steps taken in this session / in the whole run. */
+  sessionSteps: number;
+  steps: number;
+  sessionTokens: number;
+  tokens: number;
+  /** Wall seconds of this session (including checkpoints and evaluations). */
+  seconds: number;
+  firstLoss: number | null;
+  finalLoss: number | null;
+  bestLoss: number | null;
+  skippedSteps: number;
+  checkpoint: string | null;
+  evaluations: { step: number; result: EvaluationResult }[];
+  /** Losses of this session's steps, in order. */
+  losses: number[];
+}
+
+/** Raised when the run stops on too many NaN/Inf steps (after saving the last good checkpoint). */
+export class NonFiniteTrainingError extends TrainerError {
+  override name = 'NonFiniteTrainingError';
+}
+
+export class TrainingSession {
+  readonly model: BakaCausalLM;
+  readonly optimizer: AdamW;
+  readonly trainable: Trainable;
+  readonly state: TrainerState;
+  readonly options: TrainingOptions;
+  readonly checkpointsDir: string;
+  lastCheckpoint: string | null = null;
+  runId: number | null = null;
+  private stopRequested = false;
+  private readonly started = performance.now();
+
+  constructor(private readonly setup: SessionSetup) {
+    this.model = setup.model;
+    this.options = setup.options;
+    this.checkpointsDir = join(setup.runDir, 'checkpoints');
+    this.trainable = new Trainable(setup.model.parameters);
+    this.optimizer = new AdamW(this.trainable.entries(), {
+      learningRate: this.options.learningRate,
+      betas: this.options.betas,
+      epsilon: this.options.epsilon,
+      weightDecay: this.options.weightDecay,
+    });
+    if (setup.resume) {
+      restoreOptimizer(setup.resume.dir, this.optimizer, setup.resume.state.step);
+      this.state = structuredClone(setup.resume.state);
+      this.lastCheckpoint = setup.resume.dir;
+    } else {
+      this.state = {
+        format: TRAINER_STATE_FORMAT,
+        version: 1,
+        runName: this.options.runName,
+        step: 0,
+        tokens: 0,
+        elapsedSeconds: 0,
+        position: startPosition(this.options.seed),
+        rng: { seed: this.options.seed, algorithm: 'mulberry32 per (seed, epoch[, batch])' },
+        schedule: {
+          name: this.options.schedule,
+          learningRate: this.options.learningRate,
+          warmupSteps: this.options.warmupSteps,
+          ...(this.options.maxSteps !== null ? { totalSteps: this.options.maxSteps } : {}),
+          ...(this.options.minLearningRate !== null
+            ? { minLearningRate: this.options.minLearningRate }
+            : {}),
+        },
+        firstLoss: null,
+        lastLoss: null,
+        bestLoss: null,
+        skippedSteps: 0,
+        savedAt: new Date().toISOString(),
+      };
+    }
+  }
+
+  /** Asks the loop to stop at the next step boundary (then the run saves and ends). */
+  requestStop(): void {
+    this.stopRequested = true;
+  }
+
+  get stopping(): boolean {
+    return this.stopRequested;
+  }
+
+  /** Writes a checkpoint of the current state and prunes old ones; returns its directory. */
+  async saveCheckpoint(): Promise<string> {
+    const dir = join(this.checkpointsDir, checkpointName(this.state.step));
+    this.state.savedAt = new Date().toISOString();
+    await saveTrainingCheckpoint(dir, {
+      model: this.model,
+      optimizer: this.optimizer,
+      state: this.state,
+      training: this.options,
+      tokenizerJson: this.setup.tokenizerJson ?? null,
+    });
+    pruneCheckpoints(this.checkpointsDir, this.options.keep);
+    this.lastCheckpoint = dir;
+    return dir;
+  }
+
+  /** Scores the validation split now (upstream's bench), logging to the evals table. */
+  evaluate(): EvaluationResult {
+    const result = evaluate(this.model, this.setup.documents, {
+      split: 'valid',
+      ...(this.options.evalDocuments !== null ? { maxDocuments: this.options.evalDocuments } : {}),
+    });
+    if (this.setup.store && this.runId !== null) {
+      this.setup.store.logEval(this.runId, {
+        step: this.state.step,
+        tokens: this.state.tokens,
+        elapsed: this.state.elapsedSeconds,
+        split: result.split,
+        loss: result.loss,
+        tokenLoss: result.tokenLoss,
+        ppl: result.ppl,
+        nans: result.nans,
+      });
+    }
+    return result;
+  }
+
+  private startRun(): void {
+    const store = this.setup.store;
+    if (!store) return;
+    const resume = Boolean(this.setup.resume) || store.hasRun(this.options.runName);
+    if (store.hasRun(this.options.runName) && !this.setup.resume) {
+      throw new TrainerError(
+        `a run named '${this.options.runName}' already exists in ${store.path}; pick another --run or --resume it`,
+      );
+    }
+    this.runId = store.startRun(
+      {
+        name: this.options.runName,
+        preset: this.options.preset,
+        config: { model: this.model.config, training: this.options },
+        nParams: countParameters(this.model).total,
+        host: hostname(),
+        backend: this.setup.backend ?? null,
+        checkpointDir: this.checkpointsDir,
+      },
+      { resume },
+    );
+  }
+
+  /** Trains until the steps, epochs or time run out, or a stop is requested. */
+  async run(hooks: SessionHooks = {}): Promise<SessionSummary> {
+    const store = this.setup.store ?? null;
+    this.startRun();
+    const startStep = this.state.step;
+    const startTokens = this.state.tokens;
+    const losses: number[] = [];
+    const evaluations: SessionSummary['evaluations'] = [];
+    let lastEvaluated = -1;
+    const runEvaluation = async () => {
+      const result = this.evaluate();
+      lastEvaluated = this.state.step;
+      evaluations.push({ step: this.state.step, result });
+      await hooks.onEvaluate?.(result, this.state.step);
+    };
+    const loopHooks: LoopHooks = {
+      shouldStop: () => this.stopRequested,
+      onSkip: (report) => hooks.onSkip?.(report),
+      onStep: async (report) => {
+        losses.push(report.loss);
+        if (store && this.runId !== null) {
+          store.logMetrics(this.runId, {
+            step: report.step,
+            tokens: report.tokens,
+            elapsed: this.state.elapsedSeconds,
+            loss: report.loss,
+            lr: report.learningRate,
+            gradNorm: report.gradNorm,
+            tokensPerSecond: report.seconds > 0 ? report.stepTokens / report.seconds : null,
+          });
+        }
+        await hooks.onStep?.(report);
+        if (this.options.evalEvery > 0 && report.step % this.options.evalEvery === 0)
+          await runEvaluation();
+        if (this.options.saveEvery > 0 && report.step % this.options.saveEvery === 0) {
+          const dir = await this.saveCheckpoint();
+          await hooks.onCheckpoint?.(dir, report.step);
+        }
+      },
+    };
+    let reason: StopReason;
+    try {
+      reason = await trainLoop(
+        {
+          model: this.model,
+          trainable: this.trainable,
+          optimizer: this.optimizer,
+          documents: this.setup.documents,
+          state: this.state,
+        },
+        {
+          units: {
+            mode: this.options.mode,
+            window: this.options.window,
+            batchSize: this.options.batchSize,
+            epochs: this.options.epochs,
+            seed: this.options.seed,
+            batch: this.setup.batch ?? null,
+          },
+          schedule: this.state.schedule,
+          maxSteps: this.options.maxSteps,
+          maxSeconds: this.options.maxMinutes === null ? null : this.options.maxMinutes * 60,
+          clipNorm: this.options.clipNorm,
+          accumulate: this.options.accumulate,
+          carryMemory: this.options.carryMemory,
+          maxBadSteps: this.options.maxBadSteps,
+        },
+        loopHooks,
+      );
+    } catch (error) {
+      if (store && this.runId !== null) store.endRun(this.runId, 'failed');
+      throw error;
+    }
+    const wantFinalEval = this.options.evalEvery > 0 || this.options.evalAtEnd;
+    if (
+      reason !== 'non-finite' &&
+      wantFinalEval &&
+      lastEvaluated !== this.state.step &&
+      this.state.step > 0
+    ) {
+      await runEvaluation();
+    }
+    // The final checkpoint (also the "last good" one after a NaN stop: skipped steps change nothing).
+    const lastSavedStep = this.lastCheckpoint?.endsWith(checkpointName(this.state.step));
+    if (!lastSavedStep || this.state.step !== startStep) {
+      const dir = await this.saveCheckpoint();
+      await hooks.onCheckpoint?.(dir, this.state.step);
+    }
+    if (store && this.runId !== null) {
+      const status =
+        reason === 'non-finite' ? 'failed' : reason === 'interrupted' ? 'stopped' : 'finished';
+      store.endRun(this.runId, status, this.lastCheckpoint ?? undefined);
+    }
+    if (reason === 'non-finite') {
+      throw new NonFiniteTrainingError(
+        `training stopped: ${this.options.maxBadSteps} steps in a row had a NaN/Inf loss or gradient ` +
+          `(${this.state.skippedSteps} skipped in total); the last good weights are saved in ${this.lastCheckpoint}. ` +
+          'Try a lower --lr or a warmup.',
+      );
+    }
+    return {
+      reason,
+      sessionSteps: this.state.step - startStep,
+      steps: this.state.step,
+      sessionTokens: this.state.tokens - startTokens,
+      tokens: this.state.tokens,
+      seconds: (performance.now() - this.started) / 1000,
+      firstLoss: this.state.firstLoss,
+      finalLoss: this.state.lastLoss,
+      bestLoss: this.state.bestLoss,
+      skippedSteps: this.state.skippedSteps,
+      checkpoint: this.lastCheckpoint,
+      evaluations,
+      losses,
+    };
+  }
+
+  /** Frees the optimizer state (the model belongs to the caller). */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
+}
