@@ -1,0 +1,18 @@
+// Writes metric rows to a run as fast as the trainer could, in its own process, for the
+// concurrent-write test: `node --import tsx concurrent-writer.ts <db> <runId> <fromStep> <ms>`.
+// Prints the last step written. Writes 50 rows every 5 ms, about 10,000 rows a second.
+import { MetricsStore } from '@baka/trainer/metrics';
+import { writeMetricRows } from '../fixture-database';
+
+const [path, runIdText, fromText, millisecondsText] = process.argv.slice(2);
+const store = new MetricsStore(path!);
+const runId = Number(runIdText);
+let step = Number(fromText);
+const until = Date.now() + Number(millisecondsText);
+while (Date.now() < until) {
+  writeMetricRows(store, runId, step, step + 50, 5);
+  step += 50;
+  await new Promise((resolve) => setTimeout(resolve, 5));
+}
+store.close();
+process.stdout.write(`${step - 1}\n`);

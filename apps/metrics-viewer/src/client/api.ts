@@ -1,0 +1,60 @@
+// Typed calls to the viewer's JSON API.
+import type {
+  DatabaseState,
+  EvalPoint,
+  ResultEntry,
+  RunSummary,
+  SeriesResponse,
+} from '../metrics-reader';
+import type { MetricColumn, XColumn } from '../run-columns';
+
+export type { EvalPoint, ResultEntry, RunSummary, SeriesResponse, MetricColumn, XColumn };
+
+export interface RunsResponse {
+  database: { path: string; state: DatabaseState };
+  startCommand: string;
+  runs: RunSummary[];
+}
+
+async function getJson<T>(path: string): Promise<T> {
+  const response = await fetch(path, { headers: { accept: 'application/json' } });
+  if (!response.ok) {
+    const body = (await response.json().catch(() => ({}))) as { error?: string };
+    throw new Error(`${path}: ${response.status} ${body.error ?? response.statusText}`);
+  }
+  return (await response.json()) as T;
+}
+
+export function fetchRuns(): Promise<RunsResponse> {
+  return getJson('/api/runs');
+}
+
+export interface SeriesQuery {
+  metric: MetricColumn;
+  x: XColumn;
+  from?: number | undefined;
+  to?: number | undefined;
+  afterStep?: number | undefined;
+  points: number;
+}
+
+export function fetchSeries(runId: number, query: SeriesQuery): Promise<SeriesResponse> {
+  const parameters = new URLSearchParams({
+    metric: query.metric,
+    x: query.x,
+    points: String(query.points),
+  });
+  if (query.from !== undefined) parameters.set('from', String(query.from));
+  if (query.to !== undefined) parameters.set('to', String(query.to));
+  if (query.afterStep !== undefined) parameters.set('afterStep', String(query.afterStep));
+  return getJson(`/api/runs/${runId}/series?${parameters}`);
+}
+
+export async function fetchEvals(runId: number, afterStep = -1): Promise<EvalPoint[]> {
+  const query = afterStep >= 0 ? `?afterStep=${afterStep}` : '';
+  return (await getJson<{ evals: EvalPoint[] }>(`/api/runs/${runId}/evals${query}`)).evals;
+}
+
+export async function fetchResults(): Promise<ResultEntry[]> {
+  return (await getJson<{ results: ResultEntry[] }>('/api/results')).results;
+}
