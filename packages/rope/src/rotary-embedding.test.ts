@@ -146,6 +146,25 @@ describe('RotaryEmbedding tables', () => {
     expect(grown.cos.isDisposed).toBe(true);
   });
 
+  it('can grow its tables in the middle of a gradient computation', () => {
+    const rope = new RotaryEmbedding({ dim: 8 });
+    tf.tidy(() => {
+      const x = randomInput([1, 3, 8], 11); // [B, T, D]
+      const objective = (input: tf.Tensor) =>
+        tf.add(
+          tf.sum(tf.square(rope.rotate(input, { offset: 0 }))),
+          tf.sum(tf.square(rope.rotate(input, { offset: 5000 }))), // forces a regrowth mid-tape
+        );
+      rope.tables(3); // build the small tables first
+      const builds = rope.tableBuilds;
+      const gradient = tf.grad(objective)(x);
+      expect(rope.tableBuilds).toBe(builds + 1);
+      // each term is ‖x‖², so the gradient is 4x
+      expect(maxAbs(gradient, tf.mul(x, 4))).toBeLessThan(1e-4);
+    });
+    rope.dispose();
+  });
+
   it('keeps its tables when built inside a tf.tidy, and leaks nothing per call', () => {
     const rope = new RotaryEmbedding({ dim: 16, xpos: { scaleBase: 64 } });
     const q = tf.randomNormal([2, 2, 8, 16]);
