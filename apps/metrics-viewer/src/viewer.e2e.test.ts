@@ -1,0 +1,174 @@
+// End to end in real headless Chromium (Debian's `chromium` package, driven by playwright-core)
+// against a real server over a real three-run database.
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MetricsStore } from '@baka/trainer/metrics';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeMetricRows, writeThreeRunFixture } from './fixture-database';
+import { startViewerServer, type ViewerServer } from './server';
+
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-quic',
+  '--disable-sync',
+];
+const artifacts = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
+const directory = mkdtempSync(join(tmpdir(), 'metrics-viewer-e2e-'));
+const databasePath = join(directory, 'metrics.sqlite');
+
+/** Pixels of the loss chart's canvas close to a run's color. */
+async function countColorPixels(page: Page, hex: string): Promise<number> {
+  return page.evaluate((color) => {
+    const canvas = document.querySelector<HTMLCanvasElement>('#loss-chart canvas');
+    if (!canvas) return 0;
+    const value = Number.parseInt(color.slice(1), 16);
+    const [r, g, b] = [(value >> 16) & 255, (value >> 8) & 255, value & 255];
+    const pixels = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    let count = 0;
+    for (let index = 0; index < pixels.length; index += 4) {
+      const distance =
+        Math.abs(pixels[index]! - r) +
+        Math.abs(pixels[index + 1]! - g) +
+        Math.abs(pixels[index + 2]! - b);
+      if (distance < 60 && pixels[index + 3]! > 200) count++;
+    }
+    return count;
+  }, hex);
+}
+
+const lossCanvas = (page: Page) =>
+  page.evaluate(() => document.querySelector<HTMLCanvasElement>('#loss-chart canvas')!.toDataURL());
+
+describe('metrics viewer in Chromium', () => {
+  let browser: Browser;
+  let server: ViewerServer;
+  let page: Page;
+  const pageErrors: string[] = [];
+  let ids: Record<string, number>;
+
+  beforeAll(async () => {
+    const { runs } = writeThreeRunFixture(databasePath);
+    ids = Object.fromEntries(runs.map((run) => [run.name, run.id]));
+    server = await startViewerServer({ databasePath, port: 0 });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1400, height: 1900 } });
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    await page.goto(server.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('lists the three runs with their status', async () => {
+    const rows = page.locator('#runs-table tbody tr');
+    await expect.poll(() => rows.count()).toBe(3);
+    const names = await page.locator('#runs-table tbody td[data-key="name"]').allTextContents();
+    expect(names.map((name) => name.trim()).sort()).toEqual([
+      'xl-killed',
+      'xl-noreset',
+      'xl-reset',
+    ]);
+    await expect
+      .poll(() => page.locator('#runs-table tr[data-key] td[data-key="status"]').allTextContents())
+      .toContain('stopped (interrupted)');
+  });
+
+  it('draws one series per selected run', async () => {
+    // The newest run is selected on load.
+    await expect.poll(() => page.locator('#loss-chart').getAttribute('data-series')).toBe('1');
+    await expect.poll(() => countColorPixels(page, '#dc2626')).toBeGreaterThan(200); // xl-noreset (id 2)
+    expect(await countColorPixels(page, '#2563eb')).toBeLessThan(20);
+    await page.locator(`#runs-table tr[data-key="${ids['xl-reset']}"]`).click();
+    await expect.poll(() => page.locator('#loss-chart').getAttribute('data-series')).toBe('2');
+    await expect.poll(() => countColorPixels(page, '#2563eb')).toBeGreaterThan(200); // xl-reset (id 1)
+    expect(await countColorPixels(page, '#dc2626')).toBeGreaterThan(200);
+    expect(await page.locator('#loss-chart .u-legend').textContent()).toContain(
+      'xl-reset (smoothed)',
+    );
+    expect(await page.locator('#second-chart').getAttribute('data-series')).toBe('2');
+    // Both selected runs differ only in the memory reset flag.
+    await expect
+      .poll(() => page.locator('#config-diff-table tbody tr').allTextContents())
+      .toEqual(['model.resetMemoryfalsetrue']);
+  });
+
+  it('redraws the curves when the smoothing slider moves', async () => {
+    const before = await lossCanvas(page);
+    await page.locator('#smoothing').fill('0.95');
+    await expect.poll(() => page.locator('#smoothing-value').textContent()).toBe('0.95');
+    await expect.poll(() => lossCanvas(page)).not.toBe(before);
+    const smoothed = await lossCanvas(page);
+    await page.locator('#smoothing').fill('0');
+    await expect.poll(() => lossCanvas(page)).not.toBe(smoothed);
+    expect(await page.locator('#loss-chart .u-legend').textContent()).not.toContain('(smoothed)');
+    await page.locator('#smoothing').fill('0.6');
+  });
+
+  it('shows rows appended to the database without a reload', async () => {
+    await page.evaluate(() => {
+      (window as unknown as { notReloaded: boolean }).notReloaded = true;
+    });
+    const runId = ids['xl-noreset']!;
+    const pointsBefore = await page.locator('#loss-chart').getAttribute('data-points');
+    const store = new MetricsStore(databasePath);
+    writeMetricRows(store, runId, 200, 260, 2);
+    store.close();
+    const stepsCell = page.locator(`#runs-table tr[data-key="${runId}"] td[data-key="steps"]`);
+    await expect.poll(() => stepsCell.textContent(), { timeout: 10_000 }).toBe('259');
+    await expect
+      .poll(() => page.locator('#loss-chart').getAttribute('data-points'), { timeout: 10_000 })
+      .not.toBe(pointsBefore);
+    const points = (await page.locator('#loss-chart').getAttribute('data-points'))!
+      .split(',')
+      .map(Number);
+    expect(points).toEqual([260, 300]);
+    expect(
+      await page.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded),
+    ).toBe(true);
+  });
+
+  it('shows a tooltip with every run at the cursor, and a screenshot is saved', async () => {
+    const box = (await page.locator('#loss-chart .u-over').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+    await expect.poll(() => page.locator('#tooltip').isVisible()).toBe(true);
+    const text = await page.locator('#tooltip').textContent();
+    expect(text).toContain('xl-reset:');
+    expect(text).toContain('xl-noreset:');
+    mkdirSync(artifacts, { recursive: true });
+    const screenshot = join(artifacts, 'metrics-viewer.png');
+    await page.screenshot({ path: screenshot, fullPage: true });
+    expect(existsSync(screenshot)).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('shows the start command when the database does not exist', async () => {
+    const empty = await startViewerServer({
+      databasePath: join(directory, 'none', 'metrics.sqlite'),
+      port: 0,
+    });
+    try {
+      const emptyPage = await browser.newPage();
+      await emptyPage.goto(empty.url);
+      await expect.poll(() => emptyPage.locator('#empty-state').isVisible()).toBe(true);
+      expect(await emptyPage.locator('#empty-command').textContent()).toBe(
+        'pnpm --filter cli train',
+      );
+      expect(await emptyPage.locator('#content').isVisible()).toBe(false);
+      await emptyPage.close();
+    } finally {
+      await empty.close();
+    }
+  });
+});
