@@ -17,7 +17,9 @@ for (const group of ['packages', 'apps']) {
     if (!pkg.scripts?.test) continue;
     const reportPath = join(dir, '.vitest-report.json');
     if (!existsSync(reportPath)) {
-      console.error(`test-summary: ${group}/${name} left no .vitest-report.json (its test run crashed or did not run)`);
+      console.error(
+        `test-summary: ${group}/${name} left no .vitest-report.json (its test run crashed or did not run)`,
+      );
       failed += 1;
       continue;
     }
@@ -28,7 +30,9 @@ for (const group of ['packages', 'apps']) {
     // A test file that failed to load has no tests in it but still fails the suite.
     for (const file of report.testResults ?? []) {
       if (file.status === 'failed' && (file.assertionResults ?? []).length === 0) {
-        console.error(`test-summary: ${file.name} failed to load: ${String(file.message).split('\n')[0]}`);
+        console.error(
+          `test-summary: ${file.name} failed to load: ${String(file.message).split('\n')[0]}`,
+        );
         failed += 1;
       }
     }

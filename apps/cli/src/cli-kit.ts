@@ -58,7 +58,9 @@ export function action<Args extends unknown[]>(
 export function parseIntFlag(flag: string, value: string, { min = -Infinity } = {}): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) {
-    throw new UserError(`${flag} expects an integer${min > -Infinity ? ` >= ${min}` : ''}, got '${value}'`);
+    throw new UserError(
+      `${flag} expects an integer${min > -Infinity ? ` >= ${min}` : ''}, got '${value}'`,
+    );
   }
   return n;
 }
@@ -67,7 +69,9 @@ export function parseIntFlag(flag: string, value: string, { min = -Infinity } = 
 export function parseNumberFlag(flag: string, value: string, { min = -Infinity } = {}): number {
   const n = Number(value);
   if (!Number.isFinite(n) || n < min) {
-    throw new UserError(`${flag} expects a number${min > -Infinity ? ` >= ${min}` : ''}, got '${value}'`);
+    throw new UserError(
+      `${flag} expects a number${min > -Infinity ? ` >= ${min}` : ''}, got '${value}'`,
+    );
   }
   return n;
 }

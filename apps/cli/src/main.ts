@@ -5,7 +5,9 @@ import { registerCommands } from './commands/index';
 const program = new Command();
 program
   .name('baka')
-  .description('Train, evaluate and sample BakaLLM models (Transformer-XL memory, rotary embeddings)')
+  .description(
+    'Train, evaluate and sample BakaLLM models (Transformer-XL memory, rotary embeddings)',
+  )
   .showHelpAfterError()
   .configureOutput({ outputError: (text, write) => write(text) });
 program.exitOverride((error) => {
