@@ -1,26 +1,16 @@
-// End to end in real headless Chromium (Debian's `chromium` package, driven by playwright-core)
-// against a real server over a real three-run database.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+// End to end in real headless Chromium (see chromium.ts) against a real server over a real
+// three-run database.
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MetricsStore } from '@baka/trainer/metrics';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './chromium';
 import { writeMetricRows, writeThreeRunFixture } from './fixture-database';
 import { startViewerServer, type ViewerServer } from './server';
 
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--disable-quic',
-  '--disable-sync',
-];
 const artifacts = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
 const directory = mkdtempSync(join(tmpdir(), 'metrics-viewer-e2e-'));
 const databasePath = join(directory, 'metrics.sqlite');
@@ -59,8 +49,11 @@ describe('metrics viewer in Chromium', () => {
     const { runs } = writeThreeRunFixture(databasePath);
     ids = Object.fromEntries(runs.map((run) => [run.name, run.id]));
     server = await startViewerServer({ databasePath, port: 0 });
-    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
-    page = await browser.newPage({ viewport: { width: 1400, height: 1900 } });
+    browser = await launchChromium();
+    page = await browser.newPage({
+      viewport: { width: 1400, height: 1900 },
+      acceptDownloads: true,
+    });
     page.on('pageerror', (error) => pageErrors.push(error.message));
     await page.goto(server.url);
   });
@@ -151,6 +144,76 @@ describe('metrics viewer in Chromium', () => {
     await page.screenshot({ path: screenshot, fullPage: true });
     expect(existsSync(screenshot)).toBe(true);
     expect(pageErrors).toEqual([]);
+  });
+
+  it('zooms by dragging, fetching the range at full resolution, and resets', async () => {
+    const box = (await page.locator('#loss-chart .u-over').boundingBox())!;
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.5, { steps: 5 });
+    await page.mouse.up();
+    await expect
+      .poll(() => page.locator('#zoom-status').textContent())
+      .toMatch(/^zoomed to \d+ – \d+$/);
+    const [from, to] = (await page.locator('#zoom-status').textContent())!
+      .match(/\d+/g)!
+      .map(Number);
+    const expected = (lastStep: number) =>
+      Math.max(0, Math.min(lastStep, Math.floor(to!)) - Math.ceil(from!) + 1);
+    await expect
+      .poll(() => page.locator('#loss-chart').getAttribute('data-points'))
+      .toBe(`${expected(259)},${expected(299)}`);
+    await page.locator('#reset-zoom').click();
+    await expect
+      .poll(() => page.locator('#loss-chart').getAttribute('data-points'))
+      .toBe('260,300');
+    expect(await page.locator('#zoom-status').textContent()).toBe('');
+  });
+
+  it('switches the x axis to tokens and the y axis to log scale', async () => {
+    const linear = await lossCanvas(page);
+    await page.locator('#log-scale').check();
+    await expect
+      .poll(() => page.locator('#loss-chart').getAttribute('data-axes'))
+      .toBe('step / loss (log)');
+    await expect.poll(() => lossCanvas(page)).not.toBe(linear);
+    await page.locator('#log-scale').uncheck();
+    const bySteps = await lossCanvas(page);
+    await page.locator('#x-axis').selectOption('tokens');
+    await expect
+      .poll(() => page.locator('#loss-chart').getAttribute('data-axes'))
+      .toBe('tokens / loss');
+    await expect.poll(() => lossCanvas(page)).not.toBe(bySteps);
+    await expect
+      .poll(() => page.locator('#loss-chart').getAttribute('data-points'))
+      .toBe('260,300');
+    await page.locator('#x-axis').selectOption('step');
+  });
+
+  it('filters the runs table by name', async () => {
+    await page.locator('#run-filter').fill('kill');
+    await expect.poll(() => page.locator('#runs-table tbody tr').count()).toBe(1);
+    await page.locator('#run-filter').fill('');
+    await expect.poll(() => page.locator('#runs-table tbody tr').count()).toBe(3);
+  });
+
+  it('exports the selected series as CSV and the chart as PNG', async () => {
+    const [csv] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('button[data-export="csv"][data-chart="loss"]').click(),
+    ]);
+    const text = readFileSync((await csv.path())!, 'utf8');
+    const lines = text.trim().split('\n');
+    expect(lines[0]).toBe('run,step,loss,loss smoothed');
+    expect(lines.length).toBe(1 + 260 + 300);
+    expect(lines[1]).toMatch(/^xl-noreset,0,[\d.]+,[\d.]+$/);
+    const [png] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('button[data-export="png"][data-chart="loss"]').click(),
+    ]);
+    const bytes = readFileSync((await png.path())!);
+    expect(bytes.subarray(1, 4).toString()).toBe('PNG');
+    expect(png.suggestedFilename()).toBe('loss-xl-noreset_xl-reset.png');
   });
 
   it('shows the start command when the database does not exist', async () => {

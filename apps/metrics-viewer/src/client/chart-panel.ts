@@ -144,6 +144,7 @@ export class ChartPanel {
     const empty = model.runs.every((run) => run.xs.length === 0 && (run.evalXs?.length ?? 0) === 0);
     this.container.dataset.series = String(this.seriesCount);
     this.container.dataset.points = model.runs.map((run) => run.xs.length).join(',');
+    this.container.dataset.axes = `${model.xLabel} / ${model.yLabel}${model.logScale ? ' (log)' : ''}`;
     if (empty) {
       this.destroy();
       const placeholder = document.createElement('div');
