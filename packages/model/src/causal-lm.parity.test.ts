@@ -1,6 +1,8 @@
 // Parity with the PyTorch reference (tools/reference): logits, loss and every parameter
 // gradient for each option combination, on the tiny fixture model.
 import * as tf from '@tensorflow/tfjs-core';
+// gradients of the core ops: tfjs-node registers them, the cpu backend does not
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { describe, expect, it } from 'vitest';
 import type { XLMemory } from './memory';
 import {

@@ -7,9 +7,6 @@
 // `model.layers.{i}.attn.rot.freqs` is a non-trainable variable kept for checkpoints; the
 // rotary tables come from the same frequencies.
 import * as tf from '@tensorflow/tfjs-core';
-// Gradients of the core ops (tfjs-core registers them only on request; the cpu and wasm backends
-// do not). Not a backend: training through any backend needs them.
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { RotaryEmbedding } from '@baka/rope';
 import { AttentionMasks } from './attention-mask';
 import type { AttentionContext } from './attention';
@@ -43,6 +40,14 @@ export interface LossResult {
   memory: XLMemory | null;
 }
 
+/** A variable holding a copy of `values` (the temporary initial tensor is freed). */
+function newVariable(values: Float32Array, shape: number[], trainable: boolean): tf.Variable {
+  const initial = tf.tensor(values, shape, 'float32');
+  const variable = tf.variable(initial, trainable);
+  initial.dispose();
+  return variable;
+}
+
 export class BakaCausalLM {
   readonly config: BakaConfig;
   /** Every state_dict tensor by upstream name, in state_dict order. */
@@ -68,10 +73,7 @@ export class BakaCausalLM {
     const parameters = new Map<string, tf.Variable>();
     parameterSpecs(checked).forEach((spec, index) => {
       const values = initialValues(checked, spec, seed, index);
-      parameters.set(
-        spec.name,
-        tf.variable(tf.tensor(values, spec.shape, 'float32'), spec.trainable),
-      );
+      parameters.set(spec.name, newVariable(values, spec.shape, spec.trainable));
     });
     return new BakaCausalLM(checked, parameters);
   }
@@ -120,10 +122,7 @@ export class BakaCausalLM {
     const parameters = new Map<string, tf.Variable>();
     for (const spec of specs) {
       const tensor = tensors.get(spec.name) as { shape: number[]; data: Float32Array };
-      parameters.set(
-        spec.name,
-        tf.variable(tf.tensor(tensor.data, spec.shape, 'float32'), spec.trainable),
-      );
+      parameters.set(spec.name, newVariable(tensor.data, spec.shape, spec.trainable));
     }
     return new BakaCausalLM(checked, parameters);
   }

@@ -1,0 +1,224 @@
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  cpSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { oursFixtureModel } from '../scripts/write-ours-checkpoint';
+import { BakaCausalLM } from './causal-lm';
+import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from './checkpoint';
+import { makeConfig } from './config';
+import { readSafetensors, writeSafetensors } from './safetensors';
+import { FIXTURES, fixtureTensors, int2d, maxAbsDifference, parityInputs } from './test-fixtures';
+
+const dir = mkdtempSync(join(tmpdir(), 'baka-checkpoint-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('a checkpoint written by PyTorch', () => {
+  it('loads (upstream-style config without our fields) and gives the PyTorch loss', async () => {
+    const source = join(FIXTURES, 'tiny-torch');
+    const raw = JSON.parse(readFileSync(join(source, 'config.json'), 'utf8'));
+    expect(raw.memory).toBeUndefined();
+    const model = await loadCheckpoint(source);
+    expect(model.config.memory).toBe('xl');
+    expect(model.config.memory_source).toBe('previous-layer');
+    expect(model.config.position_policy).toBe('reset');
+    const ids = JSON.parse(readFileSync(join(source, 'input-ids.json'), 'utf8')) as number[][];
+    const expected = JSON.parse(readFileSync(join(source, 'expected.json'), 'utf8'));
+    const input = int2d(ids);
+    const { loss, tokens } = model.loss(input, input);
+    expect(Math.abs(loss.dataSync()[0]! - expected.loss)).toBeLessThan(1e-4);
+    expect(tokens.dataSync()[0]).toBe(expected.tokens);
+    tf.dispose([input, loss, tokens]);
+    model.dispose();
+  });
+
+  it("the training fixture's init checkpoint gives the first window's loss", async () => {
+    const base = join(FIXTURES, 'train-4-steps');
+    const batch = JSON.parse(readFileSync(join(base, 'batch.json'), 'utf8'));
+    const expected = JSON.parse(readFileSync(join(base, 'expected.json'), 'utf8'));
+    const model = await loadCheckpoint(join(base, 'init'));
+    const first = expected.steps[0];
+    const ids = int2d(
+      batch.input_ids.map((row: number[]) => row.slice(first.start, first.start + first.length)),
+    );
+    const labels = int2d(
+      batch.labels.map((row: number[]) => row.slice(first.start, first.start + first.length)),
+    );
+    const { loss } = model.loss(ids, labels);
+    expect(Math.abs(loss.dataSync()[0]! - first.loss)).toBeLessThan(1e-4);
+    tf.dispose([ids, labels, loss]);
+    model.dispose();
+  });
+});
+
+describe('a checkpoint written by us', () => {
+  it('is byte-identical to the committed fixture that PyTorch loaded, and matches PyTorch’s logits', async () => {
+    const model = oursFixtureModel();
+    const out = join(dir, 'ours');
+    await saveCheckpoint(out, model);
+    const fixture = join(FIXTURES, 'ours-checkpoint');
+    expect(
+      Buffer.compare(
+        readFileSync(join(out, 'model.safetensors')),
+        readFileSync(join(fixture, 'model.safetensors')),
+      ),
+    ).toBe(0);
+    expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(
+      readFileSync(join(fixture, 'config.json'), 'utf8'),
+    );
+    model.dispose();
+
+    // PyTorch's strict load_state_dict of the fixture gave these logits (tools/reference/load_ours.py)
+    const torch = fixtureTensors('ours-checkpoint/torch-result.safetensors');
+    const loaded = await loadCheckpoint(fixture);
+    const inputs = parityInputs();
+    const ids = int2d(inputs.inputIds);
+    const labels = int2d(inputs.labels);
+    const { logits } = loaded.forward(ids);
+    const { loss } = loaded.loss(ids, labels);
+    expect(maxAbsDifference(logits.dataSync(), torch.get('logits')!.data)).toBeLessThan(1e-4);
+    expect(Math.abs(loss.dataSync()[0]! - torch.get('loss')!.data[0]!)).toBeLessThan(1e-4);
+    tf.dispose([ids, labels, logits, loss]);
+    loaded.dispose();
+  });
+
+  it('save -> load round-trips bit-exactly, options and tokenizer included', async () => {
+    const config = makeConfig({
+      dim_model: 16,
+      n_layers: 2,
+      n_heads: 2,
+      n_vocab: 30,
+      n_ctx: 4,
+      memory_source: 'same-layer',
+      position_policy: 'absolute',
+      carry_memory: true,
+    });
+    const model = BakaCausalLM.create(config, { seed: 17 });
+    const out = join(dir, 'round-trip');
+    await saveCheckpoint(out, model, {
+      tokenizerJson: '{"model":{}}',
+      files: { 'trainer_state.json': '{"step":3}' },
+    });
+    const loaded = await loadCheckpoint(out);
+    expect(loaded.config).toEqual(model.config);
+    expect([...loaded.parameters.keys()]).toEqual([...model.parameters.keys()]);
+    for (const [name, variable] of model.parameters) {
+      const a = new Uint32Array((variable.dataSync() as Float32Array).slice().buffer);
+      const b = new Uint32Array(
+        (loaded.parameters.get(name)!.dataSync() as Float32Array).slice().buffer,
+      );
+      expect(Buffer.compare(Buffer.from(a.buffer), Buffer.from(b.buffer)), name).toBe(0);
+      expect(loaded.parameters.get(name)!.trainable).toBe(variable.trainable);
+    }
+    expect(readFileSync(join(out, 'tokenizer.json'), 'utf8')).toBe('{"model":{}}');
+    expect(readFileSync(join(out, 'trainer_state.json'), 'utf8')).toBe('{"step":3}');
+    const again = join(dir, 'round-trip-again');
+    await saveCheckpoint(again, loaded);
+    expect(
+      Buffer.compare(
+        readFileSync(join(out, 'model.safetensors')),
+        readFileSync(join(again, 'model.safetensors')),
+      ),
+    ).toBe(0);
+    model.dispose();
+    loaded.dispose();
+  });
+
+  it('replaces an existing checkpoint atomically and leaves no temporary directories', async () => {
+    const out = join(dir, 'replace');
+    const first = BakaCausalLM.create(
+      makeConfig({ dim_model: 8, n_layers: 1, n_heads: 2, n_vocab: 10, n_ctx: 4 }),
+      { seed: 1 },
+    );
+    const second = BakaCausalLM.create(
+      makeConfig({ dim_model: 8, n_layers: 1, n_heads: 2, n_vocab: 10, n_ctx: 4 }),
+      { seed: 2 },
+    );
+    await saveCheckpoint(out, first);
+    writeFileSync(join(out, 'stale.txt'), 'from the old checkpoint');
+    await saveCheckpoint(out, second);
+    expect(existsSync(join(out, 'stale.txt'))).toBe(false);
+    const loaded = await loadCheckpoint(out);
+    expect(Array.from(loaded.parameters.get('vocab_out.weight')!.dataSync())).toEqual(
+      Array.from(second.parameters.get('vocab_out.weight')!.dataSync()),
+    );
+    expect(readdirSync(dir).filter((name) => name.startsWith('.'))).toEqual([]);
+    for (const model of [first, second, loaded]) model.dispose();
+  });
+});
+
+describe('bad checkpoints are rejected with clear messages', () => {
+  const source = join(FIXTURES, 'tiny-torch');
+  const copy = (name: string) => {
+    const target = join(dir, name);
+    cpSync(source, target, { recursive: true });
+    return target;
+  };
+
+  it('no config.json', async () => {
+    await expect(loadCheckpoint(join(dir, 'missing'))).rejects.toThrow(
+      /not a checkpoint directory \(no config\.json\)/,
+    );
+  });
+
+  it('a config field with a bad value names the field', () => {
+    const target = copy('bad-config');
+    writeFileSync(
+      join(target, 'config.json'),
+      JSON.stringify({ dim_model: 32, n_layers: 3, n_heads: '4' }),
+    );
+    expect(() => readCheckpointConfig(target)).toThrow(/config\.json: n_heads: /);
+    writeFileSync(
+      join(target, 'config.json'),
+      JSON.stringify({ dim_model: 32, n_layers: 3, n_heads: 3 }),
+    );
+    expect(() => readCheckpointConfig(target)).toThrow(
+      /dim_attn \(32\) must be divisible by n_heads \(3\)/,
+    );
+    writeFileSync(join(target, 'config.json'), '{ nope');
+    expect(() => readCheckpointConfig(target)).toThrow(/config\.json: invalid JSON/);
+  });
+
+  it('a missing tensor, a wrong shape, a truncated file, foreign rotary frequencies', async () => {
+    const target = copy('bad-tensors');
+    const weights = join(target, 'model.safetensors');
+    const original = readSafetensors(weights);
+
+    const missing = new Map(original);
+    missing.delete('model.layers.1.attn.k.weight');
+    writeSafetensors(weights, missing);
+    await expect(loadCheckpoint(target)).rejects.toThrow(
+      /missing tensor 'model\.layers\.1\.attn\.k\.weight'/,
+    );
+
+    const reshaped = new Map(original);
+    const embedding = original.get('vocab_in.weight')!;
+    reshaped.set('vocab_in.weight', { ...embedding, shape: [32, 80] });
+    writeSafetensors(weights, reshaped);
+    await expect(loadCheckpoint(target)).rejects.toThrow(
+      /'vocab_in\.weight' has shape \[32, 80\], the config needs \[80, 32\]/,
+    );
+
+    const frequencies = new Map(original);
+    frequencies.set('model.layers.0.attn.rot.freqs', {
+      dtype: 'F32',
+      shape: [4],
+      data: Float32Array.from([1, 0.5, 0.25, 0.125]),
+    });
+    writeSafetensors(weights, frequencies);
+    await expect(loadCheckpoint(target)).rejects.toThrow(/does not match the inverse frequencies/);
+
+    writeFileSync(weights, readFileSync(join(source, 'model.safetensors')).subarray(0, 5000));
+    await expect(loadCheckpoint(target)).rejects.toThrow(
+      /model\.safetensors: not a valid safetensors file: .*truncated/,
+    );
+  });
+});
