@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { register as registerData } from './data';
 import { register as registerDoctor } from './doctor';
 import { register as registerTokenizer } from './tokenizer';
 import { register as registerViewer } from './viewer';
@@ -7,6 +8,7 @@ import { register as registerViewer } from './viewer';
 export function registerCommands(program: Command): void {
   void program;
   registerDoctor(program);
+  registerData(program);
   registerTokenizer(program);
   registerViewer(program);
 }
