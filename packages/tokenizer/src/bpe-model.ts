@@ -5,10 +5,60 @@ import { BYTE_TO_CHAR, toByteLevel } from './byte-level.js';
 import { TokenizerError, UnsupportedComponentError } from './errors.js';
 import type { IdBuffer } from './id-buffer.js';
 import { PairTable } from './pair-table.js';
+import { MAX_CACHED_WORD, WordCache, hashSpan } from './word-cache.js';
 
 type Json = Record<string, unknown>;
 
 const CACHE_CAPACITY = 50_000;
+/** Words with more symbols than this merge through the heap (O(n log n)). */
+const LONG_WORD = 96;
+/** Heap keys are rank * POSITION_BASE + position. */
+const POSITION_BASE = 2 ** 26;
+
+/** A binary min-heap of numbers. */
+class MinHeap {
+  private items: Float64Array;
+  size = 0;
+
+  constructor(capacity: number) {
+    this.items = new Float64Array(Math.max(16, capacity));
+  }
+
+  push(value: number): void {
+    if (this.size === this.items.length) {
+      const grown = new Float64Array(this.items.length * 2);
+      grown.set(this.items);
+      this.items = grown;
+    }
+    const items = this.items;
+    let index = this.size++;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      if (items[parent]! <= value) break;
+      items[index] = items[parent]!;
+      index = parent;
+    }
+    items[index] = value;
+  }
+
+  pop(): number {
+    const items = this.items;
+    const top = items[0]!;
+    const last = items[--this.size]!;
+    let index = 0;
+    for (;;) {
+      const left = 2 * index + 1;
+      if (left >= this.size) break;
+      const right = left + 1;
+      const child = right < this.size && items[right]! < items[left]! ? right : left;
+      if (items[child]! >= last) break;
+      items[index] = items[child]!;
+      index = child;
+    }
+    items[index] = last;
+    return top;
+  }
+}
 const encoder = new TextEncoder();
 
 export class BpeModel {
@@ -28,8 +78,7 @@ export class BpeModel {
   private readonly byteToId = new Int32Array(256);
   private readonly byteLevelFastPath: boolean;
   private readonly cache = new Map<string, Int32Array>();
-  private readonly byteCache = new Map<string, Int32Array>();
-  private scratchBytes = new Uint8Array(256);
+  private readonly spanCache = new WordCache();
   private symbols = new Int32Array(256);
 
   constructor(config: Json) {
@@ -108,42 +157,71 @@ export class BpeModel {
 
   /** Encodes one pre-tokenized word given in raw form, byte-level mapping it first. */
   encodeByteLevelWord(word: string, out: IdBuffer): void {
-    const cached = this.byteCache.get(word);
-    if (cached !== undefined) {
-      out.pushAll(cached);
-      return;
+    this.encodeByteLevelSpan(word, 0, word.length, out);
+  }
+
+  /**
+   * Encodes the word `text[start, end)` (raw, not byte-level mapped): a cache hit copies ids
+   * without allocating; a miss maps its UTF-8 bytes to byte-token ids and merges them.
+   */
+  encodeByteLevelSpan(text: string, start: number, end: number, out: IdBuffer): void {
+    const cacheable = end - start <= MAX_CACHED_WORD;
+    let hash = 0;
+    if (cacheable) {
+      hash = hashSpan(text, start, end);
+      const entry = this.spanCache.find(text, start, end, hash);
+      if (entry >= 0) {
+        const count = this.spanCache.idCount(entry);
+        if (out.length + count > out.data.length) out.reserve(count);
+        out.length = this.spanCache.copyIds(entry, out.data, out.length);
+        return;
+      }
     }
     let ids: Int32Array;
+    let count: number;
     if (!this.byteLevelFastPath || this.ignoreMerges) {
-      ids = this.tokenizeChars(toByteLevel(word));
+      ids = this.tokenizeChars(toByteLevel(text.slice(start, end)));
+      count = ids.length;
     } else {
-      let length = 0;
-      let bytes = this.scratchBytes;
-      let ascii = true;
-      for (let i = 0; i < word.length; i++) {
-        if (word.charCodeAt(i) >= 0x80) {
-          ascii = false;
-          break;
-        }
-      }
-      if (ascii) {
-        if (bytes.length < word.length) bytes = this.scratchBytes = new Uint8Array(word.length * 2);
-        for (let i = 0; i < word.length; i++) bytes[i] = word.charCodeAt(i);
-        length = word.length;
-      } else {
-        if (bytes.length < word.length * 3)
-          bytes = this.scratchBytes = new Uint8Array(word.length * 3);
-        length = encoder.encodeInto(word, bytes).written;
-      }
-      if (this.symbols.length < length) this.symbols = new Int32Array(length * 2);
-      const symbols = this.symbols;
-      const byteToId = this.byteToId;
-      for (let i = 0; i < length; i++) symbols[i] = byteToId[bytes[i]!]!;
-      ids = symbols.slice(0, this.mergeSymbols(symbols, length));
+      const length = this.utf8Symbols(text, start, end);
+      ids = this.symbols;
+      count =
+        length > LONG_WORD ? this.mergeSymbolsLong(ids, length) : this.mergeSymbols(ids, length);
     }
-    if (this.byteCache.size >= CACHE_CAPACITY) this.byteCache.clear();
-    this.byteCache.set(word, ids);
-    out.pushAll(ids);
+    if (cacheable) this.spanCache.insert(text, start, end, hash, ids, count);
+    if (out.length + count > out.data.length) out.reserve(count);
+    const data = out.data;
+    let offset = out.length;
+    for (let i = 0; i < count; i++) data[offset++] = ids[i]!;
+    out.length = offset;
+  }
+
+  /** Writes the byte-token ids of the UTF-8 bytes of `text[start, end)` to `this.symbols`. */
+  private utf8Symbols(text: string, start: number, end: number): number {
+    if (this.symbols.length < (end - start) * 3) this.symbols = new Int32Array((end - start) * 3);
+    const symbols = this.symbols;
+    const byteToId = this.byteToId;
+    let length = 0;
+    for (let i = start; i < end; i++) {
+      let code = text.charCodeAt(i);
+      if (code < 0x80) {
+        symbols[length++] = byteToId[code]!;
+      } else if (code < 0x800) {
+        symbols[length++] = byteToId[0xc0 | (code >> 6)]!;
+        symbols[length++] = byteToId[0x80 | (code & 0x3f)]!;
+      } else if (code >= 0xd800 && code <= 0xdbff && i + 1 < end) {
+        code = ((code - 0xd800) << 10) + (text.charCodeAt(++i) - 0xdc00) + 0x10000;
+        symbols[length++] = byteToId[0xf0 | (code >> 18)]!;
+        symbols[length++] = byteToId[0x80 | ((code >> 12) & 0x3f)]!;
+        symbols[length++] = byteToId[0x80 | ((code >> 6) & 0x3f)]!;
+        symbols[length++] = byteToId[0x80 | (code & 0x3f)]!;
+      } else {
+        symbols[length++] = byteToId[0xe0 | (code >> 12)]!;
+        symbols[length++] = byteToId[0x80 | ((code >> 6) & 0x3f)]!;
+        symbols[length++] = byteToId[0x80 | (code & 0x3f)]!;
+      }
+    }
+    return length;
   }
 
   /** Encodes one word already in model characters (e.g. after Metaspace). */
@@ -208,7 +286,57 @@ export class BpeModel {
     });
     if (unkId >= 0) symbols.push(unkId);
     const array = Int32Array.from(symbols);
-    return array.slice(0, this.mergeSymbols(array, array.length));
+    const length =
+      array.length > LONG_WORD
+        ? this.mergeSymbolsLong(array, array.length)
+        : this.mergeSymbols(array, array.length);
+    return array.slice(0, length);
+  }
+
+  /**
+   * Same result as `mergeSymbols` in O(n log n) for long words: a linked list of symbols and a
+   * min-heap of (rank, position) keys, stale entries skipped when popped — HF's own procedure.
+   */
+  mergeSymbolsLong(symbols: Int32Array, length: number): number {
+    const ranks = this.ranks;
+    const mergedIds = this.mergedIds;
+    const next = new Int32Array(length);
+    const previous = new Int32Array(length);
+    const alive = new Uint8Array(length).fill(1);
+    for (let i = 0; i < length; i++) {
+      next[i] = i + 1 < length ? i + 1 : -1;
+      previous[i] = i - 1;
+    }
+    const heap = new MinHeap(length);
+    for (let i = 0; i + 1 < length; i++) {
+      const rank = ranks.get(symbols[i]!, symbols[i + 1]!);
+      if (rank >= 0) heap.push(rank * POSITION_BASE + i);
+    }
+    while (heap.size > 0) {
+      const key = heap.pop();
+      const rank = Math.floor(key / POSITION_BASE);
+      const position = key - rank * POSITION_BASE;
+      const right = next[position]!;
+      if (!alive[position] || right < 0) continue;
+      if (ranks.get(symbols[position]!, symbols[right]!) !== rank) continue;
+      symbols[position] = mergedIds[rank]!;
+      alive[right] = 0;
+      const after = next[right]!;
+      next[position] = after;
+      if (after >= 0) previous[after] = position;
+      const before = previous[position]!;
+      if (before >= 0) {
+        const leftRank = ranks.get(symbols[before]!, symbols[position]!);
+        if (leftRank >= 0) heap.push(leftRank * POSITION_BASE + before);
+      }
+      if (after >= 0) {
+        const rightRank = ranks.get(symbols[position]!, symbols[after]!);
+        if (rightRank >= 0) heap.push(rightRank * POSITION_BASE + position);
+      }
+    }
+    let write = 0;
+    for (let i = 0; i >= 0 && i < length; i = next[i]!) symbols[write++] = symbols[i]!;
+    return write;
   }
 
   /**

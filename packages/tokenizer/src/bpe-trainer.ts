@@ -17,7 +17,7 @@
 import { BYTE_TO_CHAR } from './byte-level.js';
 import { TokenizerError } from './errors.js';
 import { normalizeLikeHf } from './normalizers.js';
-import { GPT2_PATTERN } from './pre-tokenizers.js';
+import { gpt2TokenEnd } from './gpt2-scanner.js';
 
 export interface BpeTrainingOptions {
   /** Target vocabulary size, special tokens and the 256 byte characters included. */
@@ -147,10 +147,11 @@ export class BpeTrainer {
     if (line.length === 0) return;
     if (addPrefixSpace && !line.startsWith(' ')) line = ` ${line}`;
     const counts = this.wordCounts;
-    GPT2_PATTERN.lastIndex = 0;
-    for (let match = GPT2_PATTERN.exec(line); match !== null; match = GPT2_PATTERN.exec(line)) {
-      const word = match[0];
+    for (let start = 0; start < line.length; ) {
+      const end = gpt2TokenEnd(line, start);
+      const word = line.slice(start, end);
       counts.set(word, (counts.get(word) ?? 0) + 1);
+      start = end;
     }
   }
 

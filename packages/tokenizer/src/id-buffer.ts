@@ -21,6 +21,11 @@ export class IdBuffer {
     this.length = length;
   }
 
+  /** Makes room for `extra` more ids. */
+  reserve(extra: number): void {
+    if (this.length + extra > this.data.length) this.grow(this.length + extra);
+  }
+
   private grow(minimum: number): void {
     let capacity = this.data.length * 2;
     while (capacity < minimum) capacity *= 2;

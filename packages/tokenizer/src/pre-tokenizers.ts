@@ -2,6 +2,7 @@
 // Words stay in their raw form; when the chain ends in ByteLevel, `byteLevel` is set and the model
 // maps each word's UTF-8 bytes to byte-level characters itself (without building that string).
 import { UnsupportedComponentError } from './errors.js';
+import { gpt2TokenEnd } from './gpt2-scanner.js';
 import {
   escapeRegex,
   LETTER,
@@ -26,28 +27,30 @@ export interface PreTokenizer {
   split(text: string, out: string[], atStart: boolean): void;
   /** True when the words are to be mapped to byte-level characters before the model. */
   readonly byteLevel: boolean;
+  /**
+   * Set when this is exactly ByteLevel with its regex: the tokenizer then scans word boundaries
+   * with `gpt2TokenEnd` and hands spans to the model, without making word strings.
+   */
+  readonly byteLevelScan?: { addPrefixSpace: boolean };
 }
 
-/** The GPT-2 split pattern with HF's (Oniguruma's) `\s`, `\p{L}` and `\p{N}`. */
+/** Appends the words of the GPT-2 pattern in `text` to `out`. */
+function pushGpt2Words(text: string, out: string[]): void {
+  for (let start = 0; start < text.length; ) {
+    const end = gpt2TokenEnd(text, start);
+    out.push(text.slice(start, end));
+    start = end;
+  }
+}
+
+/**
+ * The GPT-2 split pattern with HF's (Oniguruma's) `\s`, `\p{L}` and `\p{N}`: the reference for
+ * the hand-written scanner in gpt2-scanner.ts (tested to agree).
+ */
 export const GPT2_PATTERN = new RegExp(
   `'s|'t|'re|'ve|'m|'ll|'d| ?[${LETTER}]+| ?[${NUMBER}]+| ?[^${WHITESPACE}${LETTER}${NUMBER}]+|[${WHITESPACE}]+(?![^${WHITESPACE}])|[${WHITESPACE}]+`,
   'gu',
 );
-
-/** Appends every match of the global regex `pattern` in `text` to `out` (gaps are dropped). */
-function pushMatches(text: string, pattern: RegExp, out: string[]): void {
-  pattern.lastIndex = 0;
-  for (;;) {
-    const match = pattern.exec(text);
-    if (match === null) return;
-    const word = match[0];
-    if (word.length === 0) {
-      pattern.lastIndex += (text.codePointAt(pattern.lastIndex) ?? 0) > 0xffff ? 2 : 1;
-      continue;
-    }
-    out.push(word);
-  }
-}
 
 /**
  * Splits `text` at the matches of `pattern` as HF's `NormalizedString::split` does for each
@@ -195,9 +198,10 @@ export function buildPreTokenizer(json: unknown): PreTokenizer | undefined {
       const useRegex = config.use_regex !== false;
       return {
         byteLevel: true,
+        ...(useRegex ? { byteLevelScan: { addPrefixSpace } } : {}),
         split(text, out) {
           if (addPrefixSpace && !text.startsWith(' ')) text = ` ${text}`;
-          if (useRegex) pushMatches(text, GPT2_PATTERN, out);
+          if (useRegex) pushGpt2Words(text, out);
           else if (text.length > 0) out.push(text);
         },
       };

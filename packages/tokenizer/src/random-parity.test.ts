@@ -123,3 +123,25 @@ describe('random strings, GPT-NeoX-20B tokenizer', () => {
     );
   });
 });
+
+describe('long words (heap merge path) against HF', () => {
+  it('encodes long single words exactly like HF', async () => {
+    const oracle = hfFromFile(defaultTokenizerPath());
+    const ours = Tokenizer.fromFile(defaultTokenizerPath());
+    const letters = fc.constantFrom(
+      ...'abcdefghijklmnopqrstuvwxyzetaoinshrdlu'.split(''),
+      'é',
+      '中',
+      'ß',
+    );
+    const words = fc.sample(
+      fc.array(letters, { minLength: 97, maxLength: 2000 }).map((parts) => parts.join('')),
+      { seed: SEED, numRuns: 60 },
+    );
+    words.push('ab'.repeat(3000), 'the'.repeat(700), ` ${'x'.repeat(4000)}`, '1'.repeat(500));
+    const expected = await hfEncodeAll(oracle, words);
+    words.forEach((word, index) => {
+      expect(Array.from(ours.encode(word)), word.slice(0, 40)).toEqual(expected[index]);
+    });
+  });
+});

@@ -6,6 +6,7 @@ import { type AddedToken, AddedVocabulary } from './added-tokens.js';
 import { BpeModel } from './bpe-model.js';
 import { type DecodeChain, buildDecoder } from './decoders.js';
 import { TokenizerError, UnsupportedComponentError } from './errors.js';
+import { gpt2TokenEnd } from './gpt2-scanner.js';
 import { IdBuffer } from './id-buffer.js';
 import { buildNormalizer } from './normalizers.js';
 import { type PostProcessor, buildPostProcessor } from './post-processors.js';
@@ -201,6 +202,17 @@ export class Tokenizer {
       }
       if (preTokenizer === undefined) {
         model.encodeWord(segment.text, out);
+        return;
+      }
+      const scan = preTokenizer.byteLevelScan;
+      if (scan) {
+        let text = segment.text;
+        if (scan.addPrefixSpace && !text.startsWith(' ')) text = ` ${text}`;
+        for (let start = 0; start < text.length; ) {
+          const end = gpt2TokenEnd(text, start);
+          model.encodeByteLevelSpan(text, start, end, out);
+          start = end;
+        }
         return;
       }
       words.length = 0;
