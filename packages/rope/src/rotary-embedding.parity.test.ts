@@ -1,7 +1,7 @@
 // Parity with rotary-embedding-torch 0.9.1 (fp32), fixtures from tools/rope/make_fixtures.py.
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RotaryEmbeddingOptions, RotaryEmbedding } from './rotary-embedding';
 
 interface FixtureTensor {
@@ -36,7 +36,9 @@ const fixture = JSON.parse(
 ) as { library: string; cases: (RotateCase | PairCase)[] };
 
 const TOLERANCE = 1e-5;
-const errors: { name: string; maxAbs: number }[] = [];
+// The active test backend plus the pure-JS cpu backend: RotaryEmbedding swaps pairs with a
+// different kernel on 'cpu' than elsewhere, and both must match the reference.
+const backends = [...new Set([tf.getBackend(), 'cpu'])];
 
 function toTensor(t: FixtureTensor): tf.Tensor {
   return tf.tensor(t.data, t.shape, 'float32');
@@ -59,13 +61,20 @@ function checkInvFreq(rope: RotaryEmbedding, invFreq: number[]): void {
   }
 }
 
-describe(`parity with ${fixture.library}`, () => {
-  afterAll(() => {
+describe.each(backends)(`parity with ${fixture.library} on %s`, (backend) => {
+  const previous = tf.getBackend();
+  beforeAll(async () => {
+    await tf.setBackend(backend);
+  });
+  afterAll(async () => {
+    await tf.setBackend(previous);
     const worst = errors.reduce((a, b) => (b.maxAbs > a.maxAbs ? b : a), { name: '-', maxAbs: 0 });
     console.log(
       `rope parity: ${errors.length} checks, max-abs error ${worst.maxAbs.toExponential(3)} (${worst.name})`,
     );
   });
+
+  const errors: { name: string; maxAbs: number }[] = [];
 
   it('has cases for every feature the issue lists', () => {
     const names = fixture.cases.map((c) => c.name).join(' ');
@@ -94,7 +103,7 @@ describe(`parity with ${fixture.library}`, () => {
             seqAxis: testCase.seqAxis,
           });
           const maxAbs = maxAbsDifference(out, testCase.expected);
-          errors.push({ name: testCase.name, maxAbs });
+          errors.push({ name: `${backend} ${testCase.name}`, maxAbs });
           expect(maxAbs).toBeLessThan(TOLERANCE);
           return;
         }
@@ -126,8 +135,8 @@ describe(`parity with ${fixture.library}`, () => {
         }
         const queryError = maxAbsDifference(rotated[0], testCase.expectedQueries);
         const keyError = maxAbsDifference(rotated[1], testCase.expectedKeys);
-        errors.push({ name: `${testCase.name} queries`, maxAbs: queryError });
-        errors.push({ name: `${testCase.name} keys`, maxAbs: keyError });
+        errors.push({ name: `${backend} ${testCase.name} queries`, maxAbs: queryError });
+        errors.push({ name: `${backend} ${testCase.name} keys`, maxAbs: keyError });
         expect(queryError).toBeLessThan(TOLERANCE);
         expect(keyError).toBeLessThan(TOLERANCE);
       });

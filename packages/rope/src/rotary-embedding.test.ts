@@ -115,6 +115,49 @@ describe.each(layouts)('RotaryEmbedding (%s layout)', (layout) => {
   });
 });
 
+describe('RotaryEmbedding backends', () => {
+  // 'cpu' swaps pairs with a gather (and a custom gradient), other backends with reverse/concat.
+  it.each(layouts)(
+    'gives the same values and gradients on cpu as on the active backend (%s)',
+    async (layout) => {
+      const active = tf.getBackend();
+      const run = async (backend: string) => {
+        await tf.setBackend(backend);
+        const rope = new RotaryEmbedding({ dim: 8, layout });
+        const result = tf.tidy(() => {
+          const x = tf.tensor3d(
+            Array.from({ length: 2 * 5 * 12 }, (_, i) => Math.sin(i * 0.7)),
+            [2, 5, 12],
+          );
+          const w = tf.tensor3d(
+            Array.from({ length: 2 * 5 * 12 }, (_, i) => Math.cos(i * 0.3)),
+            [2, 5, 12],
+          );
+          const value = rope.rotate(x, { offset: 9 });
+          const gradient = tf.grad((input: tf.Tensor) =>
+            tf.sum(tf.mul(rope.rotate(input, { offset: 9 }), w)),
+          )(x);
+          return [Array.from(value.dataSync()), Array.from(gradient.dataSync())];
+        });
+        rope.dispose();
+        return result;
+      };
+      const onCpu = await run('cpu');
+      const onActive = await run(active);
+      await tf.setBackend(active);
+      for (const which of [0, 1]) {
+        const a = onCpu[which] as number[];
+        const b = onActive[which] as number[];
+        expect(Math.max(...a.map((value, i) => Math.abs(value - (b[i] as number))))).toBeLessThan(
+          1e-6,
+        );
+      }
+      // the pass-through features get the weights' gradient unchanged
+      expect((onCpu[1] as number[])[8]).toBeCloseTo(Math.cos(8 * 0.3), 6);
+    },
+  );
+});
+
 describe('RotaryEmbedding tables', () => {
   it('builds cos/sin tables once, returns the same tensors, and grows only on demand', () => {
     const rope = new RotaryEmbedding({ dim: 8 });

@@ -205,10 +205,6 @@ export class RotaryEmbedding {
     const xposRole = options.xpos;
 
     return tf.tidy(() => {
-      // Tables broadcast against x: T on the sequence axis, R on the last, 1 elsewhere.
-      const broadcastShape: number[] = new Array(rank).fill(1);
-      broadcastShape[seqAxis] = seqLength;
-      broadcastShape[rank - 1] = rotaryDim;
       let cos: tf.Tensor = tf.slice(cosTable, [offset, 0], [seqLength, rotaryDim]); // [T, R]
       let sin: tf.Tensor = tf.slice(signedSinTable, [offset, 0], [seqLength, rotaryDim]); // [T, R]
       if (xposRole !== undefined) {
@@ -219,21 +215,19 @@ export class RotaryEmbedding {
         cos = tf.mul(cos, scale);
         sin = tf.mul(sin, scale);
       }
-      cos = tf.reshape(cos, broadcastShape); // [.., T, .., R]
-      sin = tf.reshape(sin, broadcastShape); // [.., T, .., R]
-
-      const partial = rotaryDim < featureDim;
-      const begin = new Array(rank).fill(0);
-      const rotatedSize = [...x.shape];
-      rotatedSize[rank - 1] = rotaryDim;
-      const middle = partial ? tf.slice(x, begin, rotatedSize) : x; // [..., R]
-      const swapped = this.#pairSwap(middle); // [..., R]
-      const rotated = tf.add(tf.mul(middle, cos), tf.mul(swapped, sin)); // [..., R]
-      if (!partial) return rotated as tf.Tensor<R>;
-      const restBegin = new Array(rank).fill(0);
-      restBegin[rank - 1] = rotaryDim;
-      const rest = tf.slice(x, restBegin, new Array(rank).fill(-1)); // [..., D - R]
-      return tf.concat([rotated, rest], rank - 1) as tf.Tensor<R>; // [..., D]
+      if (rotaryDim < featureDim) {
+        // Pass-through features: cos 1, sin 0, swapped with themselves, so out = x exactly.
+        cos = tf.concat([cos, tf.ones([seqLength, featureDim - rotaryDim])], 1); // [T, D]
+        sin = tf.concat([sin, tf.zeros([seqLength, featureDim - rotaryDim])], 1); // [T, D]
+      }
+      // Tables broadcast against x from the right: [T, 1, .., 1, D] with T on the sequence axis.
+      // (With seqAxis = -2 that is [T, D], which backends broadcast without index arithmetic.)
+      const tableShape = [seqLength, ...new Array(rank - 2 - seqAxis).fill(1), featureDim];
+      cos = tf.reshape(cos, tableShape); // [T, .., D]
+      sin = tf.reshape(sin, tableShape); // [T, .., D]
+      // pairSwap(x): each pair (a, b) -> (b, a); the minus sign of (-b, a) lives in the sin table.
+      const swapped = this.#pairSwap(x, featureDim); // [..., D]
+      return tf.add(tf.mul(x, cos), tf.mul(swapped, sin)) as tf.Tensor<R>; // [..., D]
     });
   }
 
@@ -284,23 +278,58 @@ export class RotaryEmbedding {
     this.#capacity = 0;
   }
 
-  // Maps each pair (a, b) to (b, a); the sign of (-b, a) lives in the signed sin table.
-  #pairSwap(x: tf.Tensor): tf.Tensor {
+  // Swaps the features of every pair along the last axis (features beyond R stay in place).
+  // Two equivalent implementations, picked for speed: the pure-JS 'cpu' backend gathers (its
+  // reverse/concat kernels do per-element index arithmetic and are ~5x slower); other backends
+  // reverse pairs / swap halves (TensorFlow's reverse is ~2x faster than its gather). The swap is
+  // its own inverse and transpose, so the gather's gradient is the same gather of dy, cheaper
+  // than the generic gather gradient (a segment sum).
+  #pairSwap(x: tf.Tensor, featureDim: number): tf.Tensor {
     const rank = x.rank;
-    if (this.layout === 'interleaved') {
-      const pairShape = [...x.shape.slice(0, rank - 1), this.dim / 2, 2];
-      const pairs = tf.reshape(x, pairShape); // [..., R/2, 2]
-      return tf.reshape(tf.reverse(pairs, -1), x.shape); // [..., R]
+    const axis = rank - 1;
+    if (tf.getBackend() === 'cpu') {
+      const swap = tf.customGrad((...inputs) => ({
+        value: tf.gather(inputs[0] as tf.Tensor, this.#pairSwapIndices(featureDim), axis),
+        gradFunc: (dy: tf.Tensor) => tf.gather(dy, this.#pairSwapIndices(featureDim), axis),
+      }));
+      return swap(x);
     }
-    const half = this.dim / 2;
+    const rotaryDim = this.dim;
+    const partial = rotaryDim < featureDim;
     const size = [...x.shape];
-    size[rank - 1] = half;
-    const begin = new Array(rank).fill(0);
-    const secondBegin = [...begin];
-    secondBegin[rank - 1] = half;
-    const first = tf.slice(x, begin, size); // [..., R/2]
-    const second = tf.slice(x, secondBegin, size); // [..., R/2]
-    return tf.concat([second, first], rank - 1); // [..., R]
+    size[axis] = rotaryDim;
+    const middle = partial ? tf.slice(x, new Array(rank).fill(0), size) : x; // [..., R]
+    let swapped: tf.Tensor;
+    if (this.layout === 'interleaved') {
+      const pairs = tf.reshape(middle, [...middle.shape.slice(0, axis), rotaryDim / 2, 2]); // [..., R/2, 2]
+      swapped = tf.reshape(tf.reverse(pairs, -1), middle.shape); // [..., R]
+    } else {
+      const half = [...middle.shape];
+      half[axis] = rotaryDim / 2;
+      const secondBegin = new Array(rank).fill(0);
+      secondBegin[axis] = rotaryDim / 2;
+      const first = tf.slice(middle, new Array(rank).fill(0), half); // [..., R/2]
+      const second = tf.slice(middle, secondBegin, half); // [..., R/2]
+      swapped = tf.concat([second, first], axis); // [..., R]
+    }
+    if (!partial) return swapped;
+    const restBegin = new Array(rank).fill(0);
+    restBegin[axis] = rotaryDim;
+    const rest = tf.slice(x, restBegin, new Array(rank).fill(-1)); // [..., D - R]
+    return tf.concat([swapped, rest], axis); // [..., D]
+  }
+
+  // Feature index each output feature takes its partner from: the other element of its pair
+  // (interleaved: c xor 1; half: c +- R/2); features beyond R map to themselves.
+  #pairSwapIndices(featureDim: number): tf.Tensor1D {
+    const half = this.dim / 2;
+    const indices = new Int32Array(featureDim);
+    for (let column = 0; column < featureDim; column++) {
+      if (column >= this.dim) indices[column] = column;
+      else if (this.layout === 'interleaved') indices[column] = column ^ 1;
+      else indices[column] = column < half ? column + half : column - half;
+    }
+    return tf.tensor1d(indices, 'int32');
   }
 
   #ensureCapacity(length: number): void {
