@@ -35,8 +35,7 @@ function workerEntry(): { url: URL; execArgv?: string[] } {
 }
 
 /** Encodes on the calling thread (threads = 1). */
-function inThreadPool(tokenizerPath: string): EncoderPool {
-  const tokenizer = Tokenizer.fromFile(tokenizerPath);
+function inThreadPool(tokenizer: Tokenizer): EncoderPool {
   return {
     threads: 1,
     encode: async (texts) =>
@@ -60,10 +59,14 @@ interface Pending {
 /** A pool of `threads` workers (default: all cores); 1 thread encodes in-process. */
 export async function createEncoderPool(
   tokenizerPath: string,
-  options: { threads?: number } = {},
+  options: {
+    threads?: number;
+    /** The same tokenizer already loaded, used when encoding on this thread. */
+    tokenizer?: Tokenizer;
+  } = {},
 ): Promise<EncoderPool> {
   const threads = Math.max(1, options.threads ?? availableParallelism());
-  if (threads === 1) return inThreadPool(tokenizerPath);
+  if (threads === 1) return inThreadPool(options.tokenizer ?? Tokenizer.fromFile(tokenizerPath));
   const entry = workerEntry();
   const idle: Worker[] = [];
   const queue: Array<{ id: number; texts: string[] }> = [];

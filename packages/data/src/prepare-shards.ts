@@ -12,6 +12,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetSchema } from 'hyparquet';
@@ -47,7 +48,10 @@ export interface PrepareOptions extends ResolveOptions {
   /** tokenizer.json (default: the bundled GPT-NeoX-20B tokenizer). */
   tokenizerPath?: string;
   outDir: string;
-  /** Worker threads (default: all cores; 1 = tokenize on this thread). */
+  /**
+   * Worker threads; 1 = tokenize on this thread. Default: one per 4 MB of text, at most one per
+   * core (starting a worker costs more than tokenizing a small corpus like Tiny Shakespeare).
+   */
   threads?: number;
   /** Maximum tokens per shard file (default 2^27). */
   tokensPerShard?: number;
@@ -64,6 +68,13 @@ export interface PrepareOptions extends ResolveOptions {
 export interface PreparedShards extends ShardManifest {
   /** True when outDir already held these shards and nothing was done. */
   reused: boolean;
+}
+
+/** Text bytes per worker thread when the thread count is automatic. */
+const BYTES_PER_THREAD = 4 * 1024 * 1024;
+
+function defaultThreads(totalBytes: number): number {
+  return Math.max(1, Math.min(availableParallelism(), Math.floor(totalBytes / BYTES_PER_THREAD)));
 }
 
 /** Text bytes per batch sent to a worker. */
@@ -115,19 +126,18 @@ async function estimatedTextBytes(path: string, textField: string): Promise<numb
   }
 }
 
-const identities = new Map<string, { hash: string; vocabSize: number }>();
+const tokenizers = new Map<string, Tokenizer>();
 
-/** Hash and vocabulary size of a tokenizer.json, remembered per (path, size, mtime). */
-function tokenizerIdentity(path: string): { hash: string; vocabSize: number } {
+/** Loads a tokenizer.json once per (path, size, mtime) in this process. */
+function loadTokenizer(path: string): Tokenizer {
   const stat = statSync(path);
   const key = `${path}\0${stat.size}\0${stat.mtimeMs}`;
-  let identity = identities.get(key);
-  if (!identity) {
-    const tokenizer = Tokenizer.fromFile(path);
-    identity = { hash: tokenizer.hash, vocabSize: tokenizer.vocabSize };
-    identities.set(key, identity);
+  let tokenizer = tokenizers.get(key);
+  if (!tokenizer) {
+    tokenizer = Tokenizer.fromFile(path);
+    tokenizers.set(key, tokenizer);
   }
-  return identity;
+  return tokenizer;
 }
 
 function shortHash(hash: string): string {
@@ -164,7 +174,8 @@ export async function prepareShards(options: PrepareOptions): Promise<PreparedSh
     tokenizerPath = resolve(options.tokenizerPath ?? defaultTokenizerPath());
     if (!existsSync(tokenizerPath))
       throw new DataError(`tokenizer file not found: ${tokenizerPath}`);
-    identity = tokenizerIdentity(tokenizerPath);
+    const tokenizer = loadTokenizer(tokenizerPath);
+    identity = { hash: tokenizer.hash, vocabSize: tokenizer.vocabSize };
   }
   const outDir = resolve(options.outDir);
   const files = fileIdentity(corpus);
@@ -195,7 +206,10 @@ export async function prepareShards(options: PrepareOptions): Promise<PreparedSh
   }
   const pool = options.encoder
     ? { encode: options.encoder.encode, threads: 1, close: async () => {} }
-    : await createEncoderPool(tokenizerPath as string, { threads: options.threads });
+    : await createEncoderPool(tokenizerPath as string, {
+        threads: options.threads ?? defaultThreads(totalBytes),
+        tokenizer: loadTokenizer(tokenizerPath as string),
+      });
   const dtype = dtypeForVocabulary(identity.vocabSize);
   const writer = new ShardWriter(outDir, dtype, tokensPerShard);
   const partRanges: Array<{ split: SplitName; range: DocumentRange }> = [];
