@@ -45,6 +45,7 @@ export {
 } from './config';
 export { countParameters } from './count-parameters';
 export { ModelError } from './errors';
+export { evaluateLoss, type EvaluateLossOptions } from './evaluate-loss';
 export { generate, type GenerateOptions, IncrementalDecoder } from './generation';
 export { LAYER_NORM_EPSILON, layerNorm } from './layer-norm';
 export {

@@ -1,0 +1,93 @@
+// `baka generate` as a user runs it: a checkpoint with its own tokenizer.json; greedy output
+// equals the library's generation decoded.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BakaCausalLM, makeConfig, saveCheckpoint } from '@baka/model';
+import { Tokenizer, trainBpe } from '@baka/tokenizer';
+import { describe, expect, it } from 'vitest';
+
+const bin = fileURLToPath(new URL('../../bin/baka.js', import.meta.url));
+
+describe('baka generate', () => {
+  it('streams the greedy continuation the library computes', async () => {
+    const text = 'the king and the queen walk at night; the fool speaks of the ghost. '.repeat(20);
+    const tokenizerJson = JSON.stringify(
+      trainBpe([text], { vocabSize: 300, specialTokens: ['<|endoftext|>'] }),
+    );
+    const tokenizer = Tokenizer.fromJSON(tokenizerJson);
+    const config = makeConfig({
+      dim_model: 16,
+      n_layers: 2,
+      n_heads: 2,
+      n_vocab: tokenizer.vocabSize,
+      n_ctx: 4,
+    });
+    const model = BakaCausalLM.create(config, { seed: 5 });
+    const dir = join(mkdtempSync(join(tmpdir(), 'baka-generate-')), 'checkpoint');
+    await saveCheckpoint(dir, model, { tokenizerJson });
+    const prompt = 'the king';
+    const ids = model.generate(Array.from(tokenizer.encode(prompt)), {
+      maxNewTokens: 9,
+      temperature: 0,
+      stopTokens: [tokenizer.tokenToId('<|endoftext|>')!],
+    });
+    model.dispose();
+    const run = spawnSync(
+      process.execPath,
+      [
+        bin,
+        'generate',
+        '--checkpoint',
+        dir,
+        '--prompt',
+        prompt,
+        '--max-new-tokens',
+        '9',
+        '--temperature',
+        '0',
+        '--backend',
+        'cpu',
+      ],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toBe(`${prompt}${tokenizer.decode(ids)}\n`);
+    expect(run.stderr).toMatch(/tokens in .* s/);
+
+    const sampled = (seed: string) =>
+      spawnSync(
+        process.execPath,
+        [
+          bin,
+          'generate',
+          '--checkpoint',
+          dir,
+          '--prompt',
+          prompt,
+          '--max-new-tokens',
+          '12',
+          '--seed',
+          seed,
+          '--top-k',
+          '20',
+          '--backend',
+          'cpu',
+        ],
+        { encoding: 'utf8', timeout: 120_000 },
+      ).stdout;
+    expect(sampled('3')).toBe(sampled('3'));
+  });
+
+  it('rejects bad flags by name', () => {
+    const run = spawnSync(
+      process.execPath,
+      [bin, 'generate', '--checkpoint', '.', '--prompt', 'x', '--top-p', '1.5'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--top-p expects a number in \(0, 1\]/);
+  });
+});
