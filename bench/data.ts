@@ -26,10 +26,35 @@ import {
   windows,
 } from '../packages/data/src/index';
 import { Tokenizer, defaultTokenizerPath } from '../packages/tokenizer/src/index';
-import { formatNumber, median, renderTable } from './format';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench/results/data.json');
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Three significant figures. */
+function formatNumber(value: number): string {
+  if (value === 0 || !Number.isFinite(value)) return String(value);
+  const decimals = Math.max(0, 2 - Math.floor(Math.log10(Math.abs(value))));
+  return value.toFixed(decimals);
+}
+
+function renderTable(header: string[], rows: string[][]): string {
+  const widths = header.map((title, c) =>
+    Math.max(title.length, ...rows.map((row) => row[c]!.length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, c) =>
+        c === 0 || c === cells.length - 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!),
+      )
+      .join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
 
 interface Row {
   stage: string;
