@@ -351,6 +351,50 @@ describe('read-only access and concurrent writers', () => {
   });
 });
 
+describe('step layouts', () => {
+  it('reads runs logged every n-th step, with irregular steps, and with one row', async () => {
+    const path = join(directory, 'layouts.sqlite');
+    const store = new MetricsStore(path);
+    const layouts: Record<string, number[]> = {
+      'every-10th': Array.from({ length: 50 }, (_, index) => 5 + index * 10),
+      irregular: [0, 10, 20, 35, 40, 50],
+      'off-grid-same-count': [0, 10, 15, 30],
+      single: [7],
+    };
+    const ids: Record<string, number> = {};
+    for (const [name, steps] of Object.entries(layouts)) {
+      ids[name] = store.startRun({ name, config: {} });
+      store.logMetrics(
+        ids[name]!,
+        steps.map((step) => ({
+          step,
+          tokens: step * 100,
+          elapsed: step / 10,
+          loss: 1 + step / 1000,
+        })),
+      );
+    }
+    store.close();
+    const server = await startViewerServer({ databasePath: path, port: 0, warm: false });
+    try {
+      for (const [name, steps] of Object.entries(layouts)) {
+        const { body } = await getJson<SeriesResponse>(server, `/api/runs/${ids[name]}/series`);
+        expect(body.xs, name).toEqual(steps);
+        expect(body.ys, name).toEqual(steps.map((step) => 1 + step / 1000));
+        const tokens = await getJson<SeriesResponse>(
+          server,
+          `/api/runs/${ids[name]}/series?x=tokens&afterStep=6`,
+        );
+        expect(tokens.body.xs, name).toEqual(
+          steps.filter((step) => step > 6).map((step) => step * 100),
+        );
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('missing and empty databases', () => {
   it('reports a missing database as an empty state, then shows runs once it appears', async () => {
     const path = join(directory, 'later', 'metrics.sqlite');

@@ -5,7 +5,8 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { largestTriangleThreeBuckets } from './lttb';
-import { RunColumns, type MetricColumn, type XColumn } from './run-columns';
+import { type MetricColumn, RunColumns, type XColumn } from './run-columns';
+import { seriesWindow } from './series-window';
 
 /** A 'running' run whose heartbeat is older than this was killed: shown as stopped. */
 export const HEARTBEAT_TIMEOUT_MS = 120_000;
@@ -152,6 +153,7 @@ function parseConfig(text: string): unknown {
 
 export class MetricsReader {
   private database: Database.Database | undefined;
+  private closed = false;
   private readonly aggregates = new Map<number, RunAggregate>();
   private readonly columns = new Map<number, RunColumns>();
 
@@ -163,7 +165,7 @@ export class MetricsReader {
   /** Opens the file read-only if it exists now (it may appear after the viewer started). */
   private open(): Database.Database | undefined {
     if (this.database) return this.database;
-    if (!existsSync(this.path)) return undefined;
+    if (this.closed || !existsSync(this.path)) return undefined;
     const database = new Database(this.path, {
       readonly: true,
       fileMustExist: true,
@@ -312,27 +314,22 @@ export class MetricsReader {
       const steps = columns.get('step');
       const xs = columns.get(xColumn);
       const ys = columns.get(request.metric);
-      const from = request.from ?? -Infinity;
-      const to = request.to ?? Infinity;
-      const afterStep = request.afterStep ?? -Infinity;
-      // Rows in range with a finite value (a metric may be missing on some steps).
-      const keptX: number[] = [];
-      const keptY: number[] = [];
-      for (let index = 0; index < columns.length; index++) {
-        const x = xs[index]!;
-        const y = ys[index]!;
-        if (x < from || x > to || steps[index]! <= afterStep || Number.isNaN(y)) continue;
-        keptX.push(x);
-        keptY.push(y);
-      }
-      const rowsInRange = keptX.length;
+      const window = seriesWindow(steps, xs, ys, columns.length, {
+        from: request.from ?? -Infinity,
+        to: request.to ?? Infinity,
+        afterStep: request.afterStep ?? -Infinity,
+      });
+      const rowsInRange = window.xs.length;
       const downsampled = rowsInRange > request.points;
-      let outX = keptX;
-      let outY = keptY;
+      let outX: number[];
+      let outY: number[];
       if (downsampled) {
-        const indices = largestTriangleThreeBuckets(keptX, keptY, request.points);
-        outX = Array.from(indices, (index) => keptX[index]!);
-        outY = Array.from(indices, (index) => keptY[index]!);
+        const indices = largestTriangleThreeBuckets(window.xs, window.ys, request.points);
+        outX = Array.from(indices, (index) => window.xs[index]!);
+        outY = Array.from(indices, (index) => window.ys[index]!);
+      } else {
+        outX = Array.from(window.xs);
+        outY = Array.from(window.ys);
       }
       return {
         runId,
@@ -345,6 +342,17 @@ export class MetricsReader {
         lastStep: columns.length > 0 ? steps[columns.length - 1]! : null,
       };
     }, undefined);
+  }
+
+  /**
+   * Loads what the page asks for first (the runs list, and the step and loss columns of the newest
+   * runs and of running ones) so the first chart is drawn from memory. The server calls this once
+   * after it starts listening.
+   */
+  warm(newestRuns = 3): void {
+    const runs = this.listRuns();
+    const chosen = runs.filter((run, index) => index < newestRuns || run.status === 'running');
+    for (const run of chosen) this.series(run.id, { metric: 'loss', x: 'step', points: 10 });
   }
 
   /** Validation points of a run (optionally only after a step). Undefined: no such run. */
@@ -379,6 +387,7 @@ export class MetricsReader {
   }
 
   close(): void {
+    this.closed = true;
     this.database?.close();
     this.database = undefined;
     this.columns.clear();

@@ -8,8 +8,8 @@ export const X_COLUMNS = ['step', 'tokens', 'elapsed'] as const;
 export const METRIC_COLUMNS = ['loss', 'lr', 'grad_norm', 'tokens_per_second'] as const;
 export type XColumn = (typeof X_COLUMNS)[number];
 export type MetricColumn = (typeof METRIC_COLUMNS)[number];
-type Column = XColumn | MetricColumn | 'time';
-const COLUMNS: readonly string[] = [...X_COLUMNS, ...METRIC_COLUMNS, 'time'];
+type Column = XColumn | MetricColumn;
+const COLUMNS: readonly string[] = [...X_COLUMNS, ...METRIC_COLUMNS];
 
 function assertColumn(name: string): asserts name is Column {
   if (!COLUMNS.includes(name)) throw new Error(`run-columns: unknown column '${name}'`);
@@ -27,6 +27,8 @@ function toNumbers(json: string): number[] {
 export class RunColumns {
   private readonly data = new Map<Column, Float64Array>();
   private capacity = 0;
+  /** The `time` of the last row held, to notice when a resumed run rewrites it. */
+  private lastTime: number | undefined;
   length = 0;
 
   constructor(readonly runId: number) {}
@@ -44,6 +46,14 @@ export class RunColumns {
     this.data.clear();
     this.capacity = 0;
     this.length = 0;
+    this.lastTime = undefined;
+  }
+
+  private timeOf(database: Database.Database, step: number): number | undefined {
+    const row = database
+      .prepare('SELECT time FROM metrics WHERE run_id = ? AND step = ?')
+      .get(this.runId, step) as { time: number } | undefined;
+    return row?.time;
   }
 
   private ensureCapacity(total: number): void {
@@ -76,22 +86,71 @@ export class RunColumns {
     return row.map(toNumbers);
   }
 
+  /**
+   * The first load of a run whose steps form a regular grid (every step, or every n-th: what a
+   * trainer logs) reads only the value columns and generates the steps: one column less to pack
+   * and parse. The grid is confirmed inside the same scan (row count, every step on the grid);
+   * otherwise this returns false and the steps are read like any column.
+   */
+  private loadGrid(database: Database.Database, wanted: Column[]): boolean {
+    const values = wanted.filter((name) => name !== 'step');
+    const edge = (order: 'ASC' | 'DESC', offset: number) =>
+      (
+        database
+          .prepare(
+            `SELECT step FROM metrics WHERE run_id = ? ORDER BY step ${order} LIMIT 1 OFFSET ${offset}`,
+          )
+          .get(this.runId) as { step: number } | undefined
+      )?.step;
+    const first = edge('ASC', 0);
+    const second = edge('ASC', 1);
+    const last = edge('DESC', 0);
+    if (values.length === 0 || first === undefined || second === undefined || last === undefined)
+      return false;
+    const stride = second - first;
+    if ((last - first) % stride !== 0) return false;
+    const count = (last - first) / stride + 1;
+    const aggregates = values
+      .map((name, index) => `json_group_array(${name}) AS c${index}`)
+      .join(', ');
+    const row = database
+      .prepare(
+        `SELECT COUNT(*), MAX((step - ?) % ?), ${aggregates} FROM
+           (SELECT step, ${values.join(', ')} FROM metrics WHERE run_id = ? AND step >= ? AND step <= ? ORDER BY step)`,
+      )
+      .raw()
+      .get(first, stride, this.runId, first, last) as [number, number, ...string[]];
+    if (row[0] !== count || row[1] !== 0) return false;
+    const capacity = Math.max(count, 1024);
+    const steps = new Float64Array(capacity);
+    for (let index = 0; index < count; index++) steps[index] = first + index * stride;
+    this.data.clear();
+    this.data.set('step', steps);
+    values.forEach((name, index) => {
+      const column = new Float64Array(capacity);
+      column.set(toNumbers(row[index + 2] as string));
+      this.data.set(name, column);
+    });
+    this.capacity = capacity;
+    this.length = count;
+    this.lastTime = this.timeOf(database, last);
+    return true;
+  }
+
   /** Brings the cache up to date: loads `needed` columns, appends new rows, reloads if history changed. */
   refresh(database: Database.Database, needed: readonly string[]): void {
     if (this.length > 0) {
       // A resumed run rewrites steps it had logged (INSERT OR REPLACE): the row we hold last then
       // has a new time, or is gone. Start over in that case.
-      const lastStep = this.get('step')[this.length - 1]!;
-      const row = database
-        .prepare('SELECT time FROM metrics WHERE run_id = ? AND step = ?')
-        .get(this.runId, lastStep) as { time: number } | undefined;
-      if (!row || row.time !== this.get('time')[this.length - 1]) this.reset();
+      const time = this.timeOf(database, this.get('step')[this.length - 1]!);
+      if (time === undefined || time !== this.lastTime) this.reset();
     }
-    const wanted = new Set<Column>(['step', 'time']);
+    const wanted = new Set<Column>(['step']);
     for (const name of needed) {
       assertColumn(name);
       wanted.add(name);
     }
+    if (this.length === 0 && this.loadGrid(database, [...wanted])) return;
     const lastStep = this.length > 0 ? this.get('step')[this.length - 1]! : -1;
     const missing = [...wanted].filter((name) => !this.data.has(name));
     if (this.length > 0 && missing.length > 0) {
@@ -118,5 +177,6 @@ export class RunColumns {
       this.data.get(name)!.set(appended[index]!, this.length);
     });
     this.length += count;
+    this.lastTime = this.timeOf(database, this.get('step')[this.length - 1]!);
   }
 }

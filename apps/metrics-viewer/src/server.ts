@@ -14,6 +14,8 @@ export interface ViewerServerOptions {
   /** 0 picks a free port; a taken port falls back to a free one. */
   port?: number;
   host?: string;
+  /** Load the newest runs into memory right after starting (default true). */
+  warm?: boolean;
 }
 
 export interface ViewerServer {
@@ -23,6 +25,8 @@ export interface ViewerServer {
   /** True when the requested port was taken and another one was chosen. */
   portChanged: boolean;
   reader: MetricsReader;
+  /** Settles when the start-up warm-up (see MetricsReader.warm) is done. */
+  warmed: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -61,6 +65,18 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     server = await listen(app.fetch, host, 0);
   }
   const port = (server.address() as AddressInfo).port;
+  const warmed = new Promise<void>((resolve) => {
+    if (options.warm === false) return resolve();
+    setTimeout(() => {
+      try {
+        reader.warm();
+      } catch (error) {
+        // Only a head start: a request that needs the data will report a real problem.
+        console.error(`metrics-viewer: warm-up failed: ${(error as Error).message}`);
+      }
+      resolve();
+    }, 0);
+  });
   const urlHost = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
   return {
     url: `http://${urlHost}:${port}/`,
@@ -68,6 +84,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
     host,
     portChanged: requestedPort !== 0 && port !== requestedPort,
     reader,
+    warmed,
     close: () =>
       new Promise<void>((resolve, reject) => {
         reader.close();

@@ -25,6 +25,8 @@ export interface ChartModel {
   formatX: (value: number) => string;
   runs: ChartRun[];
   logScale: boolean;
+  /** Shown instead of the chart when there is nothing to draw. */
+  emptyText: string;
 }
 
 export interface ZoomRange {

@@ -42,6 +42,8 @@ const state = {
   evals: new Map<number, EvalPoint[]>(),
   results: [] as ResultEntry[],
   generation: 0,
+  /** The generation of a full load in flight, if any (polling leaves the charts alone meanwhile). */
+  loadingGeneration: null as number | null,
 };
 
 function element<T extends HTMLElement>(id: string): T {
@@ -196,18 +198,32 @@ function chartModel(metric: MetricColumn, withEvals: boolean): ChartModel {
     }
     runs.push(chartRun);
   }
+  const emptyText =
+    state.selected.length === 0
+      ? 'Select runs in the table to plot them.'
+      : runs.length < state.selected.length
+        ? 'loading…'
+        : 'No values logged for this metric yet.';
   return {
     xLabel: xLabels[state.x],
     yLabel: metricLabels[metric],
     formatX,
     runs,
     logScale: state.logScale,
+    emptyText,
   };
 }
 
 function drawCharts(): void {
+  const start = performance.now();
   lossChart.update(chartModel('loss', true), state.zoom);
   secondChart.update(chartModel(state.secondMetric, false), state.zoom);
+  if (lossChart.seriesCount > 0) {
+    // For bench/viewer.ts: how long drawing takes, and when the first curve appeared.
+    performance.measure('viewer:draw', { start });
+    if (performance.getEntriesByName('viewer:first-chart').length === 0)
+      performance.mark('viewer:first-chart');
+  }
   element('zoom-status').textContent = state.zoom
     ? `zoomed to ${formatX(state.zoom.from)} – ${formatX(state.zoom.to)}`
     : '';
@@ -216,30 +232,32 @@ function drawCharts(): void {
 /** Fetches the selected runs' series (whole run or zoomed range) and validation points. */
 async function loadSelected(): Promise<void> {
   const generation = ++state.generation;
-  const metrics: MetricColumn[] = ['loss', state.secondMetric];
+  state.loadingGeneration = generation;
   const zoom = state.zoom;
-  const requests = state.selected.flatMap((runId) =>
-    metrics.map(async (metric) => {
-      const response = await fetchSeries(runId, {
-        metric,
-        x: state.x,
-        points: POINTS,
-        from: zoom?.from,
-        to: zoom?.to,
-      });
-      return { runId, metric, response };
-    }),
-  );
-  const evalRequests = state.selected.map(async (runId) => ({
-    runId,
-    evals: await fetchEvals(runId),
-  }));
+  const query = (metric: MetricColumn) => ({
+    metric,
+    x: state.x,
+    points: POINTS,
+    from: zoom?.from,
+    to: zoom?.to,
+  });
+  const fetchMetric = (metric: MetricColumn) =>
+    Promise.all(
+      state.selected.map(async (runId) => ({
+        runId,
+        response: await fetchSeries(runId, query(metric)),
+      })),
+    );
   try {
-    const [series, evals] = await Promise.all([Promise.all(requests), Promise.all(evalRequests)]);
+    // Loss first, so the main chart appears as soon as it can; the second chart follows.
+    const [loss, evals] = await Promise.all([
+      fetchMetric('loss'),
+      Promise.all(state.selected.map(async (runId) => ({ runId, evals: await fetchEvals(runId) }))),
+    ]);
     if (generation !== state.generation) return;
-    state.series.clear();
-    for (const { runId, metric, response } of series) {
-      state.series.set(seriesKey(runId, metric), {
+    state.series = new Map();
+    for (const { runId, response } of loss) {
+      state.series.set(seriesKey(runId, 'loss'), {
         xs: response.xs,
         ys: response.ys,
         lastStep: response.lastStep,
@@ -248,8 +266,21 @@ async function loadSelected(): Promise<void> {
     for (const { runId, evals: points } of evals) state.evals.set(runId, points);
     drawCharts();
     renderEvals();
+    const metric = state.secondMetric;
+    const second = await fetchMetric(metric);
+    if (generation !== state.generation) return;
+    for (const { runId, response } of second) {
+      state.series.set(seriesKey(runId, metric), {
+        xs: response.xs,
+        ys: response.ys,
+        lastStep: response.lastStep,
+      });
+    }
+    drawCharts();
   } catch (error) {
     showError(error);
+  } finally {
+    if (state.loadingGeneration === generation) state.loadingGeneration = null;
   }
 }
 
@@ -505,7 +536,9 @@ async function poll(): Promise<void> {
       state.results = results;
       resultsTable.setRows(results);
     }
-    if (reload || !(await appendNewRows(state.generation))) await loadSelected();
+    if (reload) await loadSelected();
+    else if (state.loadingGeneration === null && !(await appendNewRows(state.generation)))
+      await loadSelected();
     const live = element('live-status');
     live.className = 'live on';
     live.textContent = `live · ${new Date().toLocaleTimeString()}`;
