@@ -57,14 +57,17 @@ export async function* splitOnSeparator(
 ): AsyncGenerator<string> {
   let carry = '';
   for await (const chunk of chunks) {
+    // Only the tail of the carry can hold the start of a separator not yet found.
+    let searchFrom = Math.max(0, carry.length - separator.length + 1);
     carry += chunk;
     let start = 0;
     for (;;) {
-      const at = carry.indexOf(separator, start);
+      const at = carry.indexOf(separator, Math.max(start, searchFrom));
       if (at < 0) break;
       const piece = carry.slice(start, at);
       if (piece) yield piece;
       start = at + separator.length;
+      searchFrom = start;
     }
     carry = carry.slice(start);
   }

@@ -187,3 +187,20 @@ describe('errors', () => {
     );
   });
 });
+
+describe('splitOnSeparator', () => {
+  it('finds separators that straddle chunk boundaries and long documents without separators', async () => {
+    const { splitOnSeparator } = await import('./document-splitters');
+    async function* chunks(parts: string[]) {
+      yield* parts;
+    }
+    expect(
+      await collect(splitOnSeparator(chunks(['ab<', '|s', '|>cd', 'e<|s|', '>', 'f']), '<|s|>')),
+    ).toEqual(['ab', 'cde', 'f']);
+    const long = Array.from({ length: 200 }, (_, i) => `chunk ${i} `);
+    expect(await collect(splitOnSeparator(chunks([...long, '##', 'tail']), '##'))).toEqual([
+      long.join(''),
+      'tail',
+    ]);
+  });
+});

@@ -8,7 +8,7 @@
 //   jsonl      one JSON object per line, document = its `textField`
 //   parquet    one row per document, document = its `textField` column
 import { readdirSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
+import { extname, join } from 'node:path';
 import {
   asyncBufferFromFile,
   parquetMetadataAsync,
@@ -54,12 +54,9 @@ const WIKITEXT_EXTENSIONS = new Set(['.raw', '.tokens']);
 /** Guesses a format from a file name (see the README's table). */
 export function detectFormat(path: string): CorpusFormat {
   const extension = extname(path).toLowerCase();
-  const name = basename(path).toLowerCase();
   if (WIKITEXT_EXTENSIONS.has(extension)) return 'wikitext';
   if (extension === '.parquet')
-    return name.includes('wikitext') || path.toLowerCase().includes('wikitext')
-      ? 'wikitext'
-      : 'parquet';
+    return path.toLowerCase().includes('wikitext') ? 'wikitext' : 'parquet';
   if (JSONL_EXTENSIONS.has(extension)) return 'jsonl';
   return 'text';
 }
