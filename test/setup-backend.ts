@@ -1,8 +1,10 @@
 // Test setup shared by every package: use the native TensorFlow backend when its binding loads
 // (see scripts/setup-native.mjs), otherwise the pure-JS cpu backend. Libraries never import a
-// backend themselves; tests, like the apps, choose one at the edge.
+// backend themselves; tests, like the apps, choose one at the edge. `@tensorflow/tfjs` registers
+// the gradient functions and chained ops that tfjs-core alone lacks, so tests that differentiate
+// pass on every backend.
+import '@tensorflow/tfjs';
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
 
 let chosen = 'cpu';
 if (process.env.BAKA_TEST_BACKEND !== 'cpu') {

@@ -106,6 +106,15 @@ async function loadNative(packageName: '@tensorflow/tfjs-node' | '@tensorflow/tf
   return { tfjsNode: native.version?.['tfjs-node'], tensorflow: binding?.TF_Version };
 }
 
+/**
+ * tfjs-core alone registers no gradient functions or chained ops; the `@tensorflow/tfjs` union
+ * package does (tfjs-node imports it too). Without it, training on wasm or cpu would fail with
+ * "gradient function not found".
+ */
+async function registerGradients(): Promise<void> {
+  await import('@tensorflow/tfjs');
+}
+
 async function tryBackend(
   backend: ConcreteBackend,
 ): Promise<
@@ -212,6 +221,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   }
   const order: readonly ConcreteBackend[] = choice === 'auto' ? AUTO_ORDER : [choice];
   const skipped: BackendReport['skipped'] = [];
+  await registerGradients();
   for (const backend of order) {
     try {
       const { name, threads, versions } = await tryBackend(backend);
