@@ -193,8 +193,14 @@ export async function prepareShards(options: PrepareOptions): Promise<PreparedSh
         `${outDir} holds shards of different inputs (${existing.corpus.description}); the corpus or its options changed. Use another --out directory or delete it`,
       );
     }
-    openShards(outDir).close(); // checks every file is complete
-    return { ...existing, reused: true };
+    let complete = true;
+    try {
+      openShards(outDir).close(); // checks every file against the manifest
+    } catch (error) {
+      if (!(error instanceof DataError)) throw error;
+      complete = false; // damaged output of the same inputs: rebuild it below
+    }
+    if (complete) return { ...existing, reused: true };
   }
   mkdirSync(outDir, { recursive: true });
   clearShardFiles(outDir);

@@ -215,6 +215,15 @@ describe('prepareShards + openShards', () => {
     reader.close();
     truncateSync(join(dir2, 'documents.idx'), 8);
     expect(() => openShards(dir2)).toThrow(`${join(dir2, 'documents.idx')} is truncated`);
+    // Preparing the same inputs again rebuilds the damaged directory.
+    const rebuilt = await prepareShards({
+      corpus,
+      outDir: dir2,
+      validFraction: 0,
+      encoder: byteEncoder(0, 'bytes-v1', 256),
+    });
+    expect(rebuilt.reused).toBe(false);
+    expect(Buffer.from(openShards(dir2).document(1)).toString()).toBe('gamma delta');
     expect(() => openShards(temporaryDirectory('empty'))).toThrow(
       /no shards in .*run `baka data prepare` first/,
     );
