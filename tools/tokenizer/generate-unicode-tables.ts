@@ -80,6 +80,9 @@ const probe = JSON.parse(
   letter: [number, number][];
   number: [number, number][];
   whitespace: [number, number][];
+  word: [number, number][];
+  punctuation: [number, number][];
+  digit: [number, number][];
   normalized: Record<(typeof FORMS)[number], string[]>;
 };
 
@@ -110,6 +113,15 @@ export const HF_NUMBER = '${classSource(probe.number)}';
 /** Characters HF's Oniguruma regexes match with \\s. */
 export const HF_WHITESPACE = '${classSource(probe.whitespace)}';
 
+/** Characters HF's Oniguruma regexes (Split patterns) match with \\w. */
+export const HF_WORD = '${classSource(probe.word)}';
+
+/** Characters HF's Punctuation pre-tokenizer splits on. */
+export const HF_PUNCTUATION = '${classSource(probe.punctuation)}';
+
+/** Characters HF's Digits pre-tokenizer splits on (Rust \`char::is_numeric\`). */
+export const HF_DIGIT = '${classSource(probe.digit)}';
+
 /**
  * Characters newer than HF's normalization tables whose normalization in this Node differs
  * (${inertList.length} code points): HF leaves them unchanged and they block reordering and composition.
@@ -119,6 +131,6 @@ export const HF_NORMALIZATION_INERT = '${classSource(toRanges(inertList))}';
 writeFileSync(outFile, source);
 console.log(
   `wrote ${outFile}: ${probe.letter.length} letter ranges, ${probe.number.length} number ranges, ` +
-    `${probe.whitespace.length} whitespace ranges, ${inertList.length} normalization-inert code points`,
+    `${probe.whitespace.length} whitespace ranges, ${probe.word.length} word ranges, ${inertList.length} normalization-inert code points`,
 );
 console.log(inertList.map((cp) => cp.toString(16)).join(' '));

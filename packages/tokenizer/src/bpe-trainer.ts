@@ -189,14 +189,18 @@ export class BpeTrainer {
     }
 
     const pairCounts = new Map<number, number>();
+    /** Pairs that gained occurrences since the last push, with the words they gained them in. */
     let gained = new Map<number, Set<number>>();
+    const addWord = (key: number, word: number) => {
+      const where = gained.get(key);
+      if (where) where.add(word);
+      else gained.set(key, new Set([word]));
+    };
     words.forEach((symbols, index) => {
       for (let i = 0; i + 1 < lengths[index]!; i++) {
         const key = pairKey(symbols[i]!, symbols[i + 1]!);
         pairCounts.set(key, (pairCounts.get(key) ?? 0) + counts[index]!);
-        let where = gained.get(key);
-        if (!where) gained.set(key, (where = new Set()));
-        where.add(index);
+        addWord(key, index);
       }
     });
     const queue = new MergeQueue();
@@ -220,11 +224,7 @@ export class BpeTrainer {
     const change = (left: number, right: number, delta: number, word: number) => {
       const key = pairKey(left, right);
       pairCounts.set(key, (pairCounts.get(key) ?? 0) + delta * counts[word]!);
-      if (delta > 0) {
-        let where = gained.get(key);
-        if (!where) gained.set(key, (where = new Set()));
-        where.add(word);
-      }
+      if (delta > 0) addWord(key, word);
     };
     while (tokens.length < vocabSize && queue.size > 0) {
       const top = queue.pop()!;
@@ -263,7 +263,9 @@ export class BpeTrainer {
 
     // HF keeps one rank per pair (the last); merges are saved in rank order.
     const lastRank = new Map<number, number>();
-    merges.forEach((merge, rank) => lastRank.set(pairKey(merge.left, merge.right), rank));
+    merges.forEach((merge, rank) => {
+      lastRank.set(pairKey(merge.left, merge.right), rank);
+    });
     const savedMerges = merges
       .filter((merge, rank) => lastRank.get(pairKey(merge.left, merge.right)) === rank)
       .map((merge) => [tokens[merge.left]!, tokens[merge.right]!]);

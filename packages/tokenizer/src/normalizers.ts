@@ -78,7 +78,8 @@ export function buildNormalizer(json: unknown): Normalize | undefined {
       };
     }
     case 'StripAccents':
-      return (text) => text.replace(COMBINING_MARK, '');
+      // Marks newer than HF's tables are not marks for HF.
+      return (text) => text.replace(COMBINING_MARK, (mark) => (INERT.test(mark) ? mark : ''));
     case 'Prepend': {
       const prefix = String(config.prepend ?? '');
       return (text) => (text.length > 0 ? prefix + text : text);

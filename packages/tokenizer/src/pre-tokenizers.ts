@@ -3,6 +3,7 @@
 // maps each word's UTF-8 bytes to byte-level characters itself (without building that string).
 import { UnsupportedComponentError } from './errors.js';
 import { gpt2TokenEnd } from './gpt2-scanner.js';
+import { HF_DIGIT, HF_PUNCTUATION } from './unicode-tables.js';
 import {
   escapeRegex,
   LETTER,
@@ -237,11 +238,14 @@ export function buildPreTokenizer(json: unknown): PreTokenizer | undefined {
       return regexPreTokenizer(new RegExp(`[${UNICODE_WHITESPACE}]`, 'gu'), 'Removed');
     case 'Digits':
       return regexPreTokenizer(
-        /\p{N}/gu,
+        new RegExp(`[${HF_DIGIT}]`, 'gu'),
         config.individual_digits === true ? 'Isolated' : 'Contiguous',
       );
     case 'Punctuation':
-      return regexPreTokenizer(/[\p{P}!-/:-@[-`{-~]/gu, behaviorOf(config, component, 'Isolated'));
+      return regexPreTokenizer(
+        new RegExp(`[${HF_PUNCTUATION}]`, 'gu'),
+        behaviorOf(config, component, 'Isolated'),
+      );
     case 'Metaspace': {
       const replacement = String(config.replacement ?? '\u2581');
       if ([...replacement].length !== 1) {

@@ -4,7 +4,7 @@
 // use HF's (older) Unicode tables rather than Node's. Constructs JavaScript cannot express throw,
 // naming `component`.
 import { UnsupportedComponentError } from './errors.js';
-import { HF_LETTER, HF_NUMBER, HF_WHITESPACE } from './unicode-tables.js';
+import { HF_LETTER, HF_NUMBER, HF_WHITESPACE, HF_WORD } from './unicode-tables.js';
 
 /** HF's whitespace class (Oniguruma `\s`), as a class body. */
 export const WHITESPACE = HF_WHITESPACE;
@@ -20,7 +20,7 @@ const HF_CLASSES: Record<string, string> = {
   N: HF_NUMBER,
   Number: HF_NUMBER,
 };
-/** Unicode word characters as Oniguruma and Rust `regex` define `\w`. */
+/** Unicode word characters as the Rust `regex` crate defines `\w` (Oniguruma's is HF_WORD). */
 export const WORD = '\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}';
 const DIGIT = '\\p{Nd}';
 
@@ -57,7 +57,7 @@ export function translateRegex(pattern: string, component: string): string {
           out += inClass ? WHITESPACE : `[${WHITESPACE}]`;
           break;
         case 'w':
-          out += inClass ? WORD : `[${WORD}]`;
+          out += inClass ? HF_WORD : `[${HF_WORD}]`;
           break;
         case 'd':
           out += inClass ? DIGIT : `[${DIGIT}]`;
@@ -68,7 +68,7 @@ export function translateRegex(pattern: string, component: string): string {
           break;
         case 'W':
           if (inClass) fail('\\W inside a character class');
-          out += `[^${WORD}]`;
+          out += `[^${HF_WORD}]`;
           break;
         case 'D':
           if (inClass) fail('\\D inside a character class');

@@ -2,7 +2,7 @@
 // BPE -> post-processor, and the decoder back. Mirrors HF `tokenizers` step by step so the ids
 // are identical.
 import { readFileSync } from 'node:fs';
-import { type AddedToken, AddedVocabulary } from './added-tokens.js';
+import { type AddedTokenEntry, AddedVocabulary } from './added-tokens.js';
 import { BpeModel } from './bpe-model.js';
 import { type DecodeChain, buildDecoder } from './decoders.js';
 import { TokenizerError, UnsupportedComponentError } from './errors.js';
@@ -53,7 +53,7 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function parseAddedTokens(json: unknown): AddedToken[] {
+function parseAddedTokens(json: unknown): AddedTokenEntry[] {
   if (json === undefined || json === null) return [];
   if (!Array.isArray(json))
     throw new TokenizerError('tokenizer.json: added_tokens must be an array');
@@ -64,7 +64,6 @@ function parseAddedTokens(json: unknown): AddedToken[] {
       );
     }
     return {
-      id: entry.id as number,
       content: entry.content,
       special: entry.special === true,
       singleWord: entry.single_word === true,
@@ -106,7 +105,11 @@ export class Tokenizer {
     }
     this.model = new BpeModel(model);
     const normalize = buildNormalizer(json.normalizer);
-    this.added = new AddedVocabulary(parseAddedTokens(json.added_tokens), normalize);
+    this.added = new AddedVocabulary(
+      parseAddedTokens(json.added_tokens),
+      this.model.vocab,
+      normalize,
+    );
     this.preTokenizer = buildPreTokenizer(json.pre_tokenizer);
     this.postProcessor = buildPostProcessor(json.post_processor);
     this.decoder = buildDecoder(json.decoder);
@@ -230,7 +233,7 @@ export class Tokenizer {
       const id = ids[i]!;
       const added = this.added.byId.get(id);
       if (added) {
-        if (!(options.skipSpecialTokens && added.special)) tokens.push(added.content);
+        if (!(options.skipSpecialTokens && added.special)) tokens.push(added.text);
         continue;
       }
       const token = this.model.idToToken[id];
@@ -244,7 +247,7 @@ export class Tokenizer {
   }
 
   idToToken(id: number): string | undefined {
-    return this.added.byId.get(id)?.content ?? this.model.idToToken[id];
+    return this.added.byId.get(id)?.text ?? this.model.idToToken[id];
   }
 
   /** Whether `id` is a special added token. */
