@@ -210,6 +210,7 @@ export async function prepareShards(options: PrepareOptions): Promise<PreparedSh
     for (const file of part.source.files)
       totalBytes += await estimatedTextBytes(file, part.source.textField ?? 'text');
   }
+  options.onProgress?.({ documents: 0, tokens: 0, bytes: 0, totalBytes });
   const pool = options.encoder
     ? { encode: options.encoder.encode, threads: 1, close: async () => {} }
     : await createEncoderPool(tokenizerPath as string, {

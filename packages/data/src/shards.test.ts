@@ -68,7 +68,13 @@ describe('prepareShards + openShards', () => {
       train: { start: 0, end: n - valid },
       valid: { start: n - valid, end: n },
     });
-    // Progress reached the end.
+    // Progress started at zero with the total known, and reached the end.
+    expect(progress[0]).toEqual({
+      documents: 0,
+      tokens: 0,
+      bytes: 0,
+      totalBytes: statSync(defaultCorpusPath()).size,
+    });
     const last = progress[progress.length - 1];
     expect(last?.tokens).toBe(reader.numTokens);
     expect(last?.documents).toBe(n);
