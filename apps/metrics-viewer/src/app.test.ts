@@ -86,6 +86,7 @@ describe('API over a three-run fixture database', () => {
     expect(body.rowsInRange).toBe(300);
     expect(body.xs).toEqual(Array.from({ length: 300 }, (_, step) => step));
     expect(body.ys[42]).toBeCloseTo(syntheticLoss(42, 1), 12);
+    expect(body.means).toBeUndefined();
     expect(body.lastStep).toBe(299);
   });
 
@@ -99,6 +100,16 @@ describe('API over a three-run fixture database', () => {
     expect(body.xs[0]).toBe(0);
     expect(body.xs[39]).toBe(299);
     expect(body.ys[10]).toBeCloseTo(syntheticLoss(body.xs[10]!, 1), 12);
+    // Bucket means: 298 inner rows in 38 buckets; the first and last point stand alone.
+    expect(body.means!.length).toBe(40);
+    expect(body.means![0]).toBe(body.ys[0]);
+    const size = 298 / 38;
+    const start = Math.floor(size) + 1;
+    const end = Math.floor(2 * size) + 1;
+    const expected = Array.from({ length: end - start }, (_, offset) =>
+      syntheticLoss(start + offset, 1),
+    );
+    expect(body.means![2]).toBeCloseTo(expected.reduce((a, b) => a + b, 0) / expected.length, 12);
   });
 
   it('returns a zoomed range at full resolution, against tokens and wall time too', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { largestTriangleThreeBuckets } from './lttb';
+import { bucketMeans, largestTriangleThreeBuckets } from './lttb';
 
 /** A direct transcription of the algorithm's definition, with explicit bucket lists. */
 function referenceLttb(points: [number, number][], threshold: number): number[] {
@@ -103,5 +103,32 @@ describe('largestTriangleThreeBuckets', () => {
   it('rejects a threshold below 3 and mismatched lengths', () => {
     expect(() => largestTriangleThreeBuckets([1, 2, 3, 4], [1, 2, 3, 4], 2)).toThrow(/threshold/);
     expect(() => largestTriangleThreeBuckets([1, 2, 3], [1, 2], 3)).toThrow(/3 points but y has 2/);
+  });
+});
+
+describe('bucketMeans', () => {
+  it('averages each LTTB bucket, keeping the first and last point', () => {
+    // 8 points, threshold 5: buckets [1,2], [3,4], [5,6] between the ends.
+    const values = [10, 1, 3, 5, 7, 9, 11, 20];
+    expect(Array.from(bucketMeans(values, 5))).toEqual([10, 2, 6, 10, 20]);
+  });
+
+  it('returns the values themselves when nothing is downsampled', () => {
+    expect(Array.from(bucketMeans([4, 5, 6], 10))).toEqual([4, 5, 6]);
+  });
+
+  it('uses the same buckets as LTTB: each kept point lies in the bucket its mean covers', () => {
+    const { x, y } = randomWalk(1003, 5);
+    const kept = largestTriangleThreeBuckets(x, y, 40);
+    const means = bucketMeans(y, 40);
+    const size = (1003 - 2) / 38;
+    for (let bucket = 0; bucket < 38; bucket++) {
+      const start = Math.floor(bucket * size) + 1;
+      const end = Math.floor((bucket + 1) * size) + 1;
+      expect(kept[bucket + 1]!).toBeGreaterThanOrEqual(start);
+      expect(kept[bucket + 1]!).toBeLessThan(end);
+      const slice = y.slice(start, end);
+      expect(means[bucket + 1]).toBeCloseTo(slice.reduce((a, b) => a + b, 0) / slice.length, 12);
+    }
   });
 });

@@ -65,3 +65,26 @@ export function largestTriangleThreeBuckets(
   kept[threshold - 1] = length - 1;
   return kept;
 }
+
+/**
+ * The mean of `values` over each of the buckets `largestTriangleThreeBuckets` uses for the same
+ * length and threshold (first and last point alone), so a downsampled curve can also be shown
+ * as a box-filtered one: smoothing the means gives a steady line where smoothing LTTB's extreme
+ * picks would not.
+ */
+export function bucketMeans(values: ArrayLike<number>, threshold: number): Float64Array {
+  const length = values.length;
+  if (length <= threshold) return Float64Array.from({ length }, (_, index) => values[index]!);
+  const means = new Float64Array(threshold);
+  const bucketSize = (length - 2) / (threshold - 2);
+  means[0] = values[0]!;
+  for (let bucket = 0; bucket < threshold - 2; bucket++) {
+    const start = Math.floor(bucket * bucketSize) + 1;
+    const end = Math.floor((bucket + 1) * bucketSize) + 1;
+    let sum = 0;
+    for (let index = start; index < end; index++) sum += values[index]!;
+    means[bucket + 1] = sum / (end - start);
+  }
+  means[threshold - 1] = values[length - 1]!;
+  return means;
+}

@@ -4,7 +4,7 @@
 // normal state ("no runs yet"), not an error. A busy database is retried, never surfaced.
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { largestTriangleThreeBuckets } from './lttb';
+import { bucketMeans, largestTriangleThreeBuckets } from './lttb';
 import { type MetricColumn, RunColumns, type XColumn } from './run-columns';
 import { seriesWindow } from './series-window';
 
@@ -60,6 +60,8 @@ export interface SeriesResponse {
   x: XColumn;
   xs: number[];
   ys: number[];
+  /** When downsampled: per point, the mean of the rows its LTTB bucket stands for. */
+  means?: number[];
   /** Rows with a value in the requested range, before downsampling. */
   rowsInRange: number;
   downsampled: boolean;
@@ -323,10 +325,12 @@ export class MetricsReader {
       const downsampled = rowsInRange > request.points;
       let outX: number[];
       let outY: number[];
+      let means: number[] | undefined;
       if (downsampled) {
         const indices = largestTriangleThreeBuckets(window.xs, window.ys, request.points);
         outX = Array.from(indices, (index) => window.xs[index]!);
         outY = Array.from(indices, (index) => window.ys[index]!);
+        means = Array.from(bucketMeans(window.ys, request.points));
       } else {
         outX = Array.from(window.xs);
         outY = Array.from(window.ys);
@@ -337,6 +341,7 @@ export class MetricsReader {
         x: request.x,
         xs: outX,
         ys: outY,
+        ...(means ? { means } : {}),
         rowsInRange,
         downsampled,
         lastStep: columns.length > 0 ? steps[columns.length - 1]! : null,

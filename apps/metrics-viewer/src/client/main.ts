@@ -9,6 +9,7 @@ import {
   type MetricColumn,
   type ResultEntry,
   type RunSummary,
+  type SeriesResponse,
   type XColumn,
 } from './api';
 import { type ChartModel, ChartPanel, type ChartRun, type ZoomRange } from './chart-panel';
@@ -25,7 +26,18 @@ const MAX_HELD_POINTS = POINTS * 3;
 interface SeriesData {
   xs: number[];
   ys: number[];
+  /** What the smoothed curve smooths: bucket means of downsampled points, else the values. */
+  means: number[];
   lastStep: number | null;
+}
+
+function seriesData(response: SeriesResponse): SeriesData {
+  return {
+    xs: response.xs,
+    ys: response.ys,
+    means: response.means ?? [...response.ys],
+    lastStep: response.lastStep,
+  };
 }
 
 const state = {
@@ -189,7 +201,7 @@ function chartModel(metric: MetricColumn, withEvals: boolean): ChartModel {
       color: runColor(runId),
       xs: data.xs,
       ys: data.ys,
-      smoothed: state.smoothing > 0 ? exponentialMovingAverage(data.ys, state.smoothing) : null,
+      smoothed: state.smoothing > 0 ? exponentialMovingAverage(data.means, state.smoothing) : null,
     };
     if (withEvals) {
       const points = (state.evals.get(runId) ?? []).filter((point) => point.loss !== null);
@@ -257,11 +269,7 @@ async function loadSelected(): Promise<void> {
     if (generation !== state.generation) return;
     state.series = new Map();
     for (const { runId, response } of loss) {
-      state.series.set(seriesKey(runId, 'loss'), {
-        xs: response.xs,
-        ys: response.ys,
-        lastStep: response.lastStep,
-      });
+      state.series.set(seriesKey(runId, 'loss'), seriesData(response));
     }
     for (const { runId, evals: points } of evals) state.evals.set(runId, points);
     drawCharts();
@@ -270,11 +278,7 @@ async function loadSelected(): Promise<void> {
     const second = await fetchMetric(metric);
     if (generation !== state.generation) return;
     for (const { runId, response } of second) {
-      state.series.set(seriesKey(runId, metric), {
-        xs: response.xs,
-        ys: response.ys,
-        lastStep: response.lastStep,
-      });
+      state.series.set(seriesKey(runId, metric), seriesData(response));
     }
     drawCharts();
   } catch (error) {
@@ -489,6 +493,7 @@ async function appendNewRows(generation: number): Promise<boolean> {
       if (response.xs.length > 0) {
         held.xs.push(...response.xs);
         held.ys.push(...response.ys);
+        held.means.push(...response.ys);
         changed = true;
       }
       held.lastStep = response.lastStep;
