@@ -1,6 +1,6 @@
-// Incremental generation: a KV cache inside the current chunk and XL memory beyond it, so each
-// new token costs one position per layer while the numbers equal a full recomputation
-// (BakaCausalLM.forward over the whole sequence).
+// Incremental generation: a KV cache inside the current chunk and XL memory beyond it
+// (@baka/cache's KVCache), so each new token costs one position per layer while the numbers
+// equal a full recomputation (BakaCausalLM.forward over the whole sequence).
 //
 // Shape legend: H heads, K dim_head, Kv value head dim, D dim_model, V vocab, n new tokens,
 // t tokens already in the current chunk, P memory length.
@@ -12,7 +12,7 @@ import type { FusedLayerWeights } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
 import { layerNorm } from './layer-norm';
-import { positions, XLMemory } from './memory';
+import { KVCache } from './memory';
 import { gatedMlp } from './mlp';
 import { mulberry32 } from './random';
 import { checkSamplingOptions, sampleToken } from './sampling';
@@ -30,40 +30,44 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 /**
- * Generation state for one sequence (batch 1). Owns its tensors: call dispose().
- * `append(ids)` feeds tokens and returns the logits [V] after the last one.
+ * Generation state for one sequence (batch 1) around @baka/cache's KVCache, which keeps the
+ * current chunk's k/v and rolls a full chunk into the XL memory exactly as a full pass chunks.
+ * Owns its tensors: call dispose(). `append(ids)` feeds tokens and returns the logits [V] after
+ * the last one.
  */
 export class IncrementalDecoder {
   readonly #model: BakaCausalLM;
   readonly #layers: FusedLayerWeights[];
   readonly #context: AttentionContext;
-  #memory: XLMemory | null = null;
-  #chunkStart = 0;
-  #chunkK: (tf.Tensor4D | null)[]; // per layer [1, H, t, K], unrotated
-  #chunkV: (tf.Tensor4D | null)[]; // per layer [1, H, t, Kv]
-  #chunkLength = 0;
+  readonly #cache: KVCache;
 
   constructor(model: BakaCausalLM) {
+    const config = model.config;
     this.#model = model;
-    this.#layers = Array.from({ length: model.config.n_layers }, (_, index) => {
+    this.#layers = Array.from({ length: config.n_layers }, (_, index) => {
       const fused = fuseLayer(model.layerWeights(index));
       tf.keep(fused.qkv);
       tf.keep(fused.gateUp);
       return fused;
     });
     this.#context = model.attentionContext();
-    this.#chunkK = new Array(model.config.n_layers).fill(null);
-    this.#chunkV = new Array(model.config.n_layers).fill(null);
+    this.#cache = new KVCache({
+      nLayers: config.n_layers,
+      chunkLength: config.n_ctx,
+      memory: config.memory,
+      source: config.memory_source,
+      policy: config.position_policy,
+    });
   }
 
   /** Number of tokens consumed so far. */
   get position(): number {
-    return this.#chunkStart + this.#chunkLength;
+    return this.#cache.position;
   }
 
   /** Feeds token ids; returns the next-token logits after the last one ([V], float32). */
   append(ids: readonly number[]): Float32Array {
-    const { n_ctx: chunkSize, n_vocab: vocab } = this.#model.config;
+    const vocab = this.#model.config.n_vocab;
     if (ids.length === 0) throw new ModelError('IncrementalDecoder.append: no tokens given');
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) {
@@ -73,58 +77,36 @@ export class IncrementalDecoder {
     let logits: Float32Array | null = null;
     let offset = 0;
     while (offset < ids.length) {
-      const room = chunkSize - this.#chunkLength;
-      const piece = ids.slice(offset, offset + room);
+      const piece = ids.slice(offset, offset + this.#cache.room); // never crosses a chunk boundary
       offset += piece.length;
-      const last = offset === ids.length;
-      logits = this.#extend(piece, last);
-      if (this.#chunkLength === chunkSize) this.#closeChunk();
+      logits = this.#step(piece, offset === ids.length);
     }
     return logits as Float32Array;
   }
 
   // Runs `ids` (fitting in the current chunk) through the layers; logits of the last one if asked.
-  #extend(ids: readonly number[], wantLogits: boolean): Float32Array | null {
+  #step(ids: readonly number[], wantLogits: boolean): Float32Array | null {
     const model = this.#model;
-    const config = model.config;
+    const { dim_model: dimModel } = model.config;
     const count = ids.length;
-    const useMemory = config.memory === 'xl' && this.#memory !== null;
-    const result = tf.tidy(() => {
+    const logits = tf.tidy(() => {
       const idTensor = tf.tensor2d([Array.from(ids)], [1, count], 'int32');
-      let x = tf.reshape(model.embed(idTensor), [count, config.dim_model]) as tf.Tensor2D; // [n, D]
-      const updates: tf.Tensor4D[] = [];
+      let x = tf.reshape(model.embed(idTensor), [count, dimModel]) as tf.Tensor2D; // [n, D]
       this.#layers.forEach((weights, index) => {
-        const past = useMemory ? (this.#memory as XLMemory).pastFor(index) : null;
         const h = layerNorm(x, weights.normWeight, weights.normBias); // [n, D]
-        const { output, k, v } = this.#attend(h, weights, index, past, count);
+        const output = this.#attend(h, weights, index, count);
         x = tf.add(tf.add(x, output), gatedMlp(h, weights.gateUp, weights.down)) as tf.Tensor2D; // [n, D]
-        updates.push(k, v);
       });
-      if (!wantLogits) return updates;
-      return [...updates, model.head(tf.slice(x, [count - 1, 0], [1, config.dim_model]))]; // logits [1, V]
-    });
-    for (let index = 0; index < this.#layers.length; index++) {
-      this.#chunkK[index]?.dispose();
-      this.#chunkV[index]?.dispose();
-      this.#chunkK[index] = result[2 * index] as tf.Tensor4D;
-      this.#chunkV[index] = result[2 * index + 1] as tf.Tensor4D;
-    }
-    this.#chunkLength += count;
-    const logits = result[2 * this.#layers.length];
+      return wantLogits ? [model.head(tf.slice(x, [count - 1, 0], [1, dimModel]))] : []; // [1, V]
+    })[0];
     if (logits === undefined) return null;
     const values = logits.dataSync() as Float32Array;
     logits.dispose();
     return values;
   }
 
-  // Attention of n new queries over [memory ; chunk so far ; new]; returns the chunk's k/v so far.
-  #attend(
-    h: tf.Tensor2D,
-    weights: FusedLayerWeights,
-    index: number,
-    past: { k: tf.Tensor4D; v: tf.Tensor4D } | null,
-    count: number,
-  ): { output: tf.Tensor2D; k: tf.Tensor4D; v: tf.Tensor4D } {
+  // Attention of n new queries over [memory ; chunk so far ; new] as the cache hands them out.
+  #attend(h: tf.Tensor2D, weights: FusedLayerWeights, index: number, count: number): tf.Tensor2D {
     const context = this.#context;
     const dimModel = weights.o.shape[0];
     const dimAttn = (weights.qkv.shape[0] - dimModel) / 2;
@@ -136,67 +118,20 @@ export class IncrementalDecoder {
       1,
     ) as tf.Tensor2D[];
     const q = toHeads(qFlat as tf.Tensor2D, 1, count, heads); // [1, H, n, K]
-    const previousK = this.#chunkK[index];
-    const previousV = this.#chunkV[index];
-    const newK = toHeads(kFlat as tf.Tensor2D, 1, count, heads); // [1, H, n, K]
-    const newV = toHeads(vFlat as tf.Tensor2D, 1, count, heads); // [1, H, n, Kv]
-    const k =
-      previousK === null || previousK === undefined ? newK : tf.concat([previousK, newK], 2); // [1, H, t+n, K]
-    const v =
-      previousV === null || previousV === undefined ? newV : tf.concat([previousV, newV], 2); // [1, H, t+n, Kv]
-    const pastLength = past === null ? 0 : past.k.shape[2];
-    const keys = past === null ? k : tf.concat([past.k, k], 2); // [1, H, P+t+n, K]
-    const values = past === null ? v : tf.concat([past.v, v], 2); // [1, H, P+t+n, Kv]
-    const chunkLength = this.#chunkLength + count;
-    const { queryOffset, keyOffset } = positions(
-      context.positionPolicy,
-      pastLength,
-      chunkLength,
-      this.#chunkStart,
-    );
-    const rotatedQueries = context.rotary.rotate(q, { offset: queryOffset + this.#chunkLength }); // [1, H, n, K]
-    const rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [1, H, P+t+n, K]
-    const dimHead = dimAttn / heads;
-    const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead));
-    const mask = context.masks.get(count, pastLength + this.#chunkLength); // [n, P+t+n]
-    const scores = tf.add(tf.matMul(scaled, rotatedKeys, false, true), mask); // [1, H, n, P+t+n]
-    const mixed = tf.matMul(tf.softmax(scores), values) as tf.Tensor4D; // [1, H, n, Kv]
-    const output = tf.matMul(fromHeads(mixed), weights.o, false, true) as tf.Tensor2D; // [n, D]
-    return { output, k, v };
-  }
-
-  // The full chunk becomes the memory; the next chunk starts empty.
-  #closeChunk(): void {
-    const config = this.#model.config;
-    const layers = this.#chunkK.map((k, index) => ({
-      k: k as tf.Tensor4D,
-      v: this.#chunkV[index] as tf.Tensor4D,
-      start: this.#chunkStart,
-    }));
-    this.#memory?.dispose();
-    this.#memory =
-      config.memory === 'xl'
-        ? XLMemory.owning({ nLayers: config.n_layers, source: config.memory_source }, layers)
-        : null;
-    // XLMemory.owning kept its own references; release ours
-    for (let index = 0; index < layers.length; index++) {
-      if (this.#memory === null) {
-        this.#chunkK[index]?.dispose();
-        this.#chunkV[index]?.dispose();
-      }
-      this.#chunkK[index] = null;
-      this.#chunkV[index] = null;
-    }
-    this.#chunkStart += this.#chunkLength;
-    this.#chunkLength = 0;
+    const k = toHeads(kFlat as tf.Tensor2D, 1, count, heads); // [1, H, n, K]
+    const v = toHeads(vFlat as tf.Tensor2D, 1, count, heads); // [1, H, n, Kv]
+    const inputs = this.#cache.attend(index, k, v); // keys/values [1, H, P+F+n, *]
+    const rotatedQueries = context.rotary.rotate(q, { offset: inputs.queryOffset }); // [1, H, n, K]
+    const rotatedKeys = context.rotary.rotate(inputs.keys, { offset: inputs.keyOffset }); // [1, H, P+F+n, K]
+    const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimAttn / heads));
+    const mask = context.masks.get(count, inputs.diagonal); // [n, P+F+n]
+    const scores = tf.add(tf.matMul(scaled, rotatedKeys, false, true), mask); // [1, H, n, P+F+n]
+    const mixed = tf.matMul(tf.softmax(scores), inputs.values) as tf.Tensor4D; // [1, H, n, Kv]
+    return tf.matMul(fromHeads(mixed), weights.o, false, true) as tf.Tensor2D; // [n, D]
   }
 
   dispose(): void {
-    this.#memory?.dispose();
-    this.#memory = null;
-    for (const tensor of [...this.#chunkK, ...this.#chunkV]) tensor?.dispose();
-    this.#chunkK.fill(null);
-    this.#chunkV.fill(null);
+    this.#cache.dispose();
     for (const layer of this.#layers) tf.dispose([layer.qkv, layer.gateUp]);
   }
 }

@@ -3,7 +3,8 @@
 // (all labels ignored -> NaN, as in PyTorch).
 //
 // No one-hot: the forward pass gathers each row's target logit from the flat logits; the custom
-// gradient is softmax * w - w at the target (w = 1 / count for counted rows, 0 for ignored).
+// gradient is w * softmax with w * (p_target - 1) written at the target (w = 1 / count for
+// counted rows, 0 for ignored ones).
 // Shape legend: B batch, S sequence, V vocab, N = B*S rows.
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -33,28 +34,29 @@ export function crossEntropy(
   const compute = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const x = args[0] as tf.Tensor2D;
     const save = args[1] as tf.GradSaveFunc;
-    const maxima = tf.max(x, 1, true); // [N, 1]
-    const shifted = tf.sub(x, maxima); // [N, V]
-    const exponentials = tf.exp(shifted); // [N, V]
-    const sums = tf.sum(exponentials, 1, true); // [N, 1]
-    const logSumExp = tf.reshape(tf.log(sums), [rows]); // [N]
-    const picked = tf.gather(tf.reshape(shifted, [rows * vocab]), flatIndex); // [N]
+    // One native softmax pass gives both the gradient's probabilities and the log-sum-exp: the
+    // row maximum's probability is 1 / sum(exp(x - max)), so lse = max(x) - log(max(p)).
+    const probabilities = tf.softmax(x); // [N, V]
+    const logSumExp = tf.sub(tf.max(x, 1), tf.log(tf.max(probabilities, 1))); // [N]
+    const picked = tf.gather(tf.reshape(x, [rows * vocab]), flatIndex); // [N]
+    const pickedProbability = tf.gather(tf.reshape(probabilities, [rows * vocab]), flatIndex); // [N]
     const value = tf.sum(tf.mul(tf.sub(logSumExp, picked), rowWeights)); // []
-    save([exponentials, sums, rowWeights, scatterIndex]);
+    save([probabilities, pickedProbability, rowWeights, scatterIndex]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [savedExponentials, savedSums, savedWeights, savedIndex] = saved as [
+        const [savedProbabilities, savedPicked, savedWeights, savedIndex] = saved as [
           tf.Tensor2D,
-          tf.Tensor2D,
+          tf.Tensor1D,
           tf.Tensor1D,
           tf.Tensor2D,
         ];
-        const weights = tf.mul(savedWeights, dy); // [N]
-        const softmax = tf.div(savedExponentials, savedSums); // [N, V]
-        const spread = tf.mul(softmax, tf.reshape(weights, [rows, 1])); // [N, V]
-        const atTargets = tf.scatterND(savedIndex, weights, [rows, vocab]); // [N, V]
-        return tf.sub(spread, atTargets) as tf.Tensor;
+        // d loss / d x = w * (softmax - onehot(target)): scale the probabilities, then overwrite
+        // each row's target entry with w * (p_target - 1) (no one-hot, no dense scatter).
+        const scale = tf.mul(savedWeights, dy); // [N]
+        const spread = tf.mul(savedProbabilities, tf.reshape(scale, [rows, 1])); // [N, V]
+        const atTargets = tf.mul(tf.sub(savedPicked, 1), scale); // [N]
+        return tf.tensorScatterUpdate(spread, savedIndex, atTargets) as tf.Tensor;
       },
     };
   });
