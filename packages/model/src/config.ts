@@ -63,7 +63,7 @@ const configSchema = z
 
 /** Named starting points; `makeConfig({ ...PRESETS.tiny, n_vocab })` fills the rest. */
 export const PRESETS = {
-  /** Upstream 003_baka_xl: 12 layers, 768 wide, ~162M parameters with the 50277 vocab. */
+  /** Upstream 003_baka_xl: 12 layers, 768 wide, 190M parameters with the 50277 vocab (77M of them embeddings). */
   'baka-xl': {
     dim_model: 768,
     dim_ff: 3072,
