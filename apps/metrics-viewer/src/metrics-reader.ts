@@ -127,6 +127,8 @@ interface RunAggregate {
   rows: number;
 }
 
+/** Runs whose columns stay in memory (the least recently charted ones are dropped). */
+const MAX_CACHED_RUNS = 16;
 const BUSY_RETRIES = 50;
 const BUSY_WAIT_MS = 20;
 
@@ -297,10 +299,13 @@ export class MetricsReader {
     runId: number,
     needed: readonly string[],
   ): RunColumns {
-    let columns = this.columns.get(runId);
-    if (!columns) {
-      columns = new RunColumns(runId);
-      this.columns.set(runId, columns);
+    // Least recently used first: a Map iterates in insertion order.
+    const columns = this.columns.get(runId) ?? new RunColumns(runId);
+    this.columns.delete(runId);
+    this.columns.set(runId, columns);
+    for (const [oldest] of this.columns) {
+      if (this.columns.size <= MAX_CACHED_RUNS) break;
+      this.columns.delete(oldest);
     }
     columns.refresh(database, needed);
     return columns;
