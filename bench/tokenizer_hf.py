@@ -1,9 +1,11 @@
-"""The Hugging Face side of bench/tokenizer.ts: times Python `tokenizers` (Rust) encoding a corpus.
+"""The Hugging Face side of bench/tokenizer.ts: Python `tokenizers` (Rust) encoding a corpus.
 
-Usage: python3 bench/tokenizer_hf.py TOKENIZER_JSON CORPUS RUNS
-Prints one JSON object: the version, and for `single` (Tokenizer.encode of the whole text on one
-thread) and `batch` (encode_batch of the paragraphs, Rayon on all cores) the token count and the
-seconds of every run.
+Usage: python3 bench/tokenizer_hf.py TOKENIZER_JSON CORPUS
+Prints {"version", "threads"} once, then answers each command line on stdin with one JSON line:
+  single  Tokenizer.encode of the whole corpus (one thread)
+  batch   encode_batch of its paragraphs (Rayon, all cores)
+with {"tokens", "wall", "cpu"} (seconds; cpu is this process's user+system time). The TypeScript
+side alternates its own runs with these so both see the same machine load.
 """
 
 import json
@@ -16,30 +18,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 import tokenizers  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
-path, corpus_path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, corpus_path = sys.argv[1], sys.argv[2]
 tokenizer = Tokenizer.from_file(path)
 text = open(corpus_path, encoding="utf-8").read()
 paragraphs = text.split("\n\n")
 
-
-def timed(encode):
-    seconds, tokens = [], 0
-    for _ in range(runs):
-        start = time.perf_counter()
-        tokens = encode()
-        seconds.append(time.perf_counter() - start)
-    return {"tokens": tokens, "seconds": seconds}
-
-
-single = timed(lambda: len(tokenizer.encode(text).ids))
-batch = timed(lambda: sum(len(e.ids) for e in tokenizer.encode_batch(paragraphs)))
-print(
-    json.dumps(
-        {
-            "version": tokenizers.__version__,
-            "threads": os.cpu_count(),
-            "single": single,
-            "batch": batch,
-        }
-    )
-)
+print(json.dumps({"version": tokenizers.__version__, "threads": os.cpu_count()}), flush=True)
+for line in sys.stdin:
+    command = line.strip()
+    if command == "quit":
+        break
+    wall, cpu = time.perf_counter(), time.process_time()
+    if command == "single":
+        tokens = len(tokenizer.encode(text).ids)
+    elif command == "batch":
+        tokens = sum(len(encoding.ids) for encoding in tokenizer.encode_batch(paragraphs))
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    result = {"tokens": tokens, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    print(json.dumps(result), flush=True)
