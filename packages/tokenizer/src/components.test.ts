@@ -7,7 +7,11 @@ import { hfEncodeAll, hfFromString } from './test-support/hf-oracle.js';
 import { STRESS_SET } from './test-support/stress-set.js';
 import { Tokenizer } from './tokenizer.js';
 
-type Json = Record<string, any>;
+interface Json {
+  [key: string]: unknown;
+  model: Record<string, unknown>;
+  added_tokens: unknown[];
+}
 
 const trained = JSON.parse(
   readFileSync(new URL('./__fixtures__/hf-trained-bpe.tokenizer.json', import.meta.url), 'utf8'),
@@ -152,7 +156,7 @@ const BYTE_LEVEL_VARIANTS: Record<string, (json: Json) => void> = {
 };
 
 /** A small SentencePiece-style BPE (▁ words, <0xXX> byte fallback, <unk>) built by hand. */
-function metaspaceModel(): Json {
+function metaspaceModel(): Record<string, unknown> {
   const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
   for (let byte = 0; byte < 256; byte++) {
     vocab[`<0x${byte.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + byte;

@@ -30,11 +30,26 @@ const ready = (async () => {
   }
   return module.Tokenizer.fromJSON(workerData.json);
 })();
-parentPort.on('message', async ({ job, texts }) => {
+parentPort.on('message', async ({ job, joined, ends }) => {
   try {
     const tokenizer = await ready;
-    const results = texts.map((text) => tokenizer.encode(text));
-    parentPort.postMessage({ job, results }, results.map((ids) => ids.buffer));
+    // The texts arrive as one string and their end offsets; the ids go back as one buffer.
+    const results = [];
+    let total = 0;
+    for (let i = 0, start = 0; i < ends.length; start = ends[i++]) {
+      const ids = tokenizer.encode(joined.slice(start, ends[i]));
+      results.push(ids);
+      total += ids.length;
+    }
+    const ids = new Uint32Array(total);
+    const counts = new Uint32Array(results.length);
+    let offset = 0;
+    results.forEach((part, index) => {
+      ids.set(part, offset);
+      offset += part.length;
+      counts[index] = part.length;
+    });
+    parentPort.postMessage({ job, ids, counts }, [ids.buffer, counts.buffer]);
   } catch (error) {
     parentPort.postMessage({ job, error: String((error && error.stack) || error) });
   }
@@ -56,7 +71,7 @@ function tsxCjsApiPath(): string | undefined {
   }
 }
 
-type Reply = { job: number; results?: Uint32Array[]; error?: string };
+type Reply = { job: number; ids?: Uint32Array; counts?: Uint32Array; error?: string };
 
 /**
  * One worker that keeps its tokenizer between calls. Idle workers are unref'd so they never keep
@@ -82,8 +97,18 @@ class TokenizerWorker {
       if (!entry) return;
       this.pending.delete(reply.job);
       if (this.pending.size === 0) this.worker.unref();
-      if (reply.results) entry.resolve(reply.results);
-      else entry.reject(new Error(`tokenizer worker failed: ${reply.error}`));
+      if (reply.ids && reply.counts) {
+        // One transferred buffer per slice; each text's ids are a view into it.
+        const results: Uint32Array[] = [];
+        let offset = 0;
+        for (const count of reply.counts) {
+          results.push(reply.ids.subarray(offset, offset + count));
+          offset += count;
+        }
+        entry.resolve(results);
+      } else {
+        entry.reject(new Error(`tokenizer worker failed: ${reply.error}`));
+      }
     });
     const failAll = (error: Error) => {
       this.failure = error;
@@ -102,7 +127,13 @@ class TokenizerWorker {
     return new Promise((resolve, reject) => {
       this.pending.set(job, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage({ job, texts });
+      const ends = new Uint32Array(texts.length);
+      let end = 0;
+      texts.forEach((text, index) => {
+        end += text.length;
+        ends[index] = end;
+      });
+      this.worker.postMessage({ job, joined: texts.join(''), ends }, [ends.buffer]);
     });
   }
 
@@ -137,7 +168,8 @@ export function closeParallelEncoders(): void {
 
 /**
  * Encodes `texts` with the tokenizer described by `tokenizerJson` (tokenizer.json text) on worker
- * threads, all cores by default. The result is in input order and equals `encodeBatch`.
+ * threads, all cores by default. The result is in input order and equals `encodeBatch`; the
+ * arrays of one worker's slice are views into one buffer.
  */
 export async function encodeBatchParallel(
   tokenizerJson: string,
