@@ -141,6 +141,9 @@ export async function trainLoop(
     let last: TrainingUnit | null = null;
     for (const unit of trainingUnits(context.documents, state.position, options.units)) {
       if (losses.length === 0) {
+        // Let signal handlers (Ctrl-C) and I/O callbacks run: awaiting hooks alone only drains
+        // microtasks, and the training step itself is synchronous.
+        await new Promise((resolve) => setImmediate(resolve));
         if (options.maxSteps !== null && state.step >= options.maxSteps) return 'max-steps';
         if (
           options.maxSeconds !== null &&

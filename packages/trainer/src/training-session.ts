@@ -153,6 +153,12 @@ export class TrainingSession {
     return dir;
   }
 
+  /** True when the documents have a validation split to evaluate on. */
+  get canEvaluate(): boolean {
+    const valid = this.setup.documents.splits.valid;
+    return valid !== undefined && valid.end > valid.start;
+  }
+
   /** Scores the validation split now (upstream's bench), logging to the evals table. */
   evaluate(): EvaluationResult {
     const result = evaluate(this.model, this.setup.documents, {
@@ -207,6 +213,7 @@ export class TrainingSession {
     const evaluations: SessionSummary['evaluations'] = [];
     let lastEvaluated = -1;
     const runEvaluation = async () => {
+      if (!this.canEvaluate) return;
       const result = this.evaluate();
       lastEvaluated = this.state.step;
       evaluations.push({ step: this.state.step, result });

@@ -1,0 +1,314 @@
+// `baka train` end to end, as a user runs it: real processes, real files, real SQLite.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readSafetensors } from '@baka/model';
+import { trainBpe } from '@baka/tokenizer';
+import { latestCheckpoint, loadTrainingCheckpoint, MetricsStore } from '@baka/trainer';
+import { describe, expect, it } from 'vitest';
+import { parseTrainFlags } from './train';
+
+const main = fileURLToPath(new URL('../main.ts', import.meta.url));
+const tsx = createRequire(import.meta.url).resolve('tsx');
+const fixtures = fileURLToPath(
+  new URL('../../../../packages/model/__fixtures__/train-4-steps/', import.meta.url),
+);
+
+/** The CLI's own process (no wrapper), so signals reach the training loop directly. */
+function cliArgs(args: string[]): string[] {
+  return ['--conditions=@baka/source', '--import', tsx, main, ...args];
+}
+
+function runCli(args: string[], timeout = 120_000) {
+  return spawnSync(process.execPath, cliArgs(args), { encoding: 'utf8', timeout });
+}
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'baka-train-cli-'));
+}
+
+/**
+ * A small corpus (JSON Lines, one document per line), a 300-token BPE trained on it and a tiny
+ * model config, so a CLI run takes seconds on the cpu backend.
+ */
+function smallSetup(): { dir: string; common: string[] } {
+  const dir = tempDir();
+  const texts = Array.from({ length: 40 }, (_, i) =>
+    Array.from(
+      { length: 3 + (i % 4) },
+      (_, j) =>
+        `Speaker ${(i + j) % 5}: the ${['king', 'queen', 'fool', 'ghost'][(i + j) % 4]} walks at night and speaks of ${i * j} things.`,
+    ).join('\n'),
+  );
+  const corpus = join(dir, 'corpus.jsonl');
+  writeFileSync(corpus, texts.map((text) => JSON.stringify({ text })).join('\n'));
+  const tokenizer = join(dir, 'tokenizer.json');
+  writeFileSync(
+    tokenizer,
+    JSON.stringify(
+      trainBpe(texts, { vocabSize: 300, specialTokens: ['<|endoftext|>', '<|padding|>'] }),
+    ),
+  );
+  const config = join(dir, 'model.json');
+  writeFileSync(
+    config,
+    JSON.stringify({ dim_model: 16, dim_ff: 32, n_layers: 2, n_heads: 2, n_ctx: 8 }),
+  );
+  const common = [
+    '--corpus',
+    corpus,
+    '--tokenizer',
+    tokenizer,
+    '--config',
+    config,
+    '--runs-dir',
+    join(dir, 'runs'),
+    '--backend',
+    'cpu',
+    '--window',
+    '16',
+  ];
+  return { dir, common };
+}
+
+function waitFor(check: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const timer = setInterval(() => {
+      if (check()) {
+        clearInterval(timer);
+        resolve();
+      } else if (Date.now() - started > timeoutMs || child.exitCode !== null) {
+        clearInterval(timer);
+        reject(new Error(`condition not reached (exit code ${child.exitCode})`));
+      }
+    }, 100);
+  });
+}
+
+describe('baka train flags', () => {
+  it('errors name the flag and the value', () => {
+    const base = { backend: 'cpu', sample: true };
+    expect(() => parseTrainFlags({ ...base, steps: 'abc' })).toThrow(/--steps: .*'abc'/);
+    expect(() => parseTrainFlags({ ...base, lr: '-1' })).toThrow(/--lr: .*'-1'/);
+    expect(() => parseTrainFlags({ ...base, window: '2' })).toThrow(/--window: /);
+    expect(() => parseTrainFlags({ ...base, run: 'a/b' })).toThrow(/--run: /);
+    expect(() => parseTrainFlags({ ...base, preset: 'huge' })).toThrow(
+      /--preset: expected one of .*tiny/,
+    );
+    expect(() => parseTrainFlags({ ...base, resume: true, init: 'x' })).toThrow(
+      /--resume and --init/,
+    );
+    expect(parseTrainFlags({ ...base, steps: '12', lr: '3e-4' })).toMatchObject({
+      steps: 12,
+      lr: 3e-4,
+    });
+  });
+
+  it('a bad flag exits 2 with one line naming it', () => {
+    const result = runCli(['train', '--steps', '0', '--backend', 'cpu']);
+    expect(result.status).toBe(2);
+    expect(result.stderr.trim()).toMatch(/^baka: --steps: .*'0'/m);
+    expect(result.stderr).not.toMatch(/at .*\.ts:\d+/);
+  });
+});
+
+describe('baka train parity with the PyTorch reference', () => {
+  it('--init --input-ids --window --epochs --out: per-step losses and final weights match (1e-4)', () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const result = runCli([
+      'train',
+      '--init',
+      join(fixtures, 'init'),
+      '--input-ids',
+      join(fixtures, 'batch.json'),
+      '--window',
+      '16',
+      '--epochs',
+      '1',
+      '--out',
+      out,
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--backend',
+      'cpu',
+    ]);
+    expect(result.status, result.stderr).toBe(0);
+    const expected = JSON.parse(readFileSync(join(fixtures, 'expected.json'), 'utf8')) as {
+      steps: { loss: number; grad_norm: number }[];
+    };
+    const steps = result.stdout
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { step: number; loss: number; gradNorm: number });
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4]);
+    steps.forEach((step, i) => {
+      expect(Math.abs(step.loss - expected.steps[i]!.loss)).toBeLessThan(1e-4);
+      expect(Math.abs(step.gradNorm - expected.steps[i]!.grad_norm)).toBeLessThan(1e-4);
+    });
+    const want = readSafetensors(join(fixtures, 'final.safetensors'));
+    const got = readSafetensors(join(out, 'model.safetensors'));
+    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    let worst = 0;
+    for (const [name, tensor] of want) {
+      const mine = got.get(name)!.data as Float32Array;
+      tensor.data.forEach((value, i) => {
+        worst = Math.max(worst, Math.abs(Number(value) - mine[i]!));
+      });
+    }
+    expect(worst).toBeLessThan(1e-4);
+    expect(existsSync(join(out, 'config.json'))).toBe(true);
+  });
+});
+
+describe('baka train runs, stops and resumes', () => {
+  it('trains, resumes with --resume, and logs every step to the metrics store', () => {
+    const { dir, common } = smallSetup();
+    const runs = join(dir, 'runs');
+    const first = runCli([
+      'train',
+      ...common,
+      '--run',
+      'r1',
+      '--steps',
+      '3',
+      '--eval-every',
+      '2',
+      '--sample-tokens',
+      '5',
+    ]);
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/done: 3 steps/);
+    expect(first.stdout).toMatch(/pnpm --filter metrics-viewer start/);
+    expect(first.stdout).toMatch(/loss: first \d+\.\d+ -> final \d+\.\d+/);
+    expect(first.stdout).toMatch(/valid: loss \d+\.\d+, ppl/);
+    expect(first.stdout).toMatch(/sample:\n.+/);
+    const second = runCli([
+      'train',
+      '--resume',
+      'r1',
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--steps',
+      '5',
+      '--no-sample',
+    ]);
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/resuming at step 3/);
+    expect(second.stdout).toMatch(/done: 2 steps this session \(5 in total\)/);
+    const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+    const steps = store.db.prepare('SELECT step FROM metrics ORDER BY step').all() as {
+      step: number;
+    }[];
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5]);
+    const evals = store.db.prepare('SELECT step FROM evals ORDER BY step').all() as {
+      step: number;
+    }[];
+    expect(evals.map((e) => e.step)).toEqual([2, 3, 4, 5]);
+    store.close();
+  });
+
+  it('Ctrl-C saves a checkpoint and exits cleanly', async () => {
+    const { dir, common } = smallSetup();
+    const runs = join(dir, 'runs');
+    const child = spawn(
+      process.execPath,
+      cliArgs([
+        'train',
+        ...common,
+        '--run',
+        'c',
+        '--steps',
+        '100000',
+        '--epochs',
+        '1000',
+        '--no-sample',
+      ]),
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    child.stdout!.on('data', (chunk) => (stdout += chunk));
+    const store = () => existsSync(join(runs, 'metrics.sqlite'));
+    await waitFor(() => store() && countSteps(join(runs, 'metrics.sqlite')) >= 2, child, 90_000);
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/stopped: /);
+    const checkpoint = latestCheckpoint(join(runs, 'c', 'checkpoints'));
+    const loaded = await loadTrainingCheckpoint(checkpoint!);
+    expect(loaded.state.step).toBeGreaterThanOrEqual(2);
+    loaded.model.dispose();
+  });
+
+  it('kill -9 mid-run leaves a loadable last checkpoint and a readable database', async () => {
+    const { dir, common } = smallSetup();
+    const runs = join(dir, 'runs');
+    const child = spawn(
+      process.execPath,
+      cliArgs([
+        'train',
+        ...common,
+        '--run',
+        'k',
+        '--steps',
+        '100000',
+        '--epochs',
+        '1000',
+        '--save-every',
+        '1',
+        '--no-sample',
+      ]),
+      { stdio: 'ignore' },
+    );
+    const checkpoints = join(runs, 'k', 'checkpoints');
+    await waitFor(
+      () => (latestCheckpoint(checkpoints) ?? '').endsWith('step-00000004'),
+      child,
+      90_000,
+    );
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.on('exit', resolve));
+    const loaded = await loadTrainingCheckpoint(latestCheckpoint(checkpoints)!);
+    expect(loaded.state.step).toBeGreaterThanOrEqual(4);
+    loaded.model.dispose();
+    const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+    const run = store.db.prepare('SELECT status FROM runs WHERE name = ?').get('k') as {
+      status: string;
+    };
+    expect(run.status).toBe('running'); // killed: the heartbeat tells the viewer it is stale
+    expect(countSteps(join(runs, 'metrics.sqlite'))).toBeGreaterThanOrEqual(4);
+    store.close();
+    // and the run resumes from it
+    const resumed = runCli([
+      'train',
+      '--resume',
+      'k',
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--steps',
+      String(loaded.state.step + 1),
+      '--no-sample',
+    ]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/done: 1 step this session/);
+  });
+});
+
+function countSteps(path: string): number {
+  try {
+    const store = new MetricsStore(path, { readonly: true });
+    const row = store.db.prepare('SELECT COUNT(*) AS n FROM metrics').get() as { n: number };
+    store.close();
+    return row.n;
+  } catch {
+    return 0;
+  }
+}
