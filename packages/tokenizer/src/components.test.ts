@@ -121,6 +121,16 @@ const BYTE_LEVEL_VARIANTS: Record<string, (json: Json) => void> = {
       ],
     };
   },
+  'BertPreTokenizer, CharDelimiterSplit': (json) => {
+    json.pre_tokenizer = {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'CharDelimiterSplit', delimiter: 'e' },
+        { type: 'BertPreTokenizer' },
+        byteLevel(false, false),
+      ],
+    };
+  },
   'Digits (contiguous) + ByteLevel': (json) => {
     json.pre_tokenizer = {
       type: 'Sequence',

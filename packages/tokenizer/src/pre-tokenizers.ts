@@ -236,6 +236,21 @@ export function buildPreTokenizer(json: unknown): PreTokenizer | undefined {
       );
     case 'WhitespaceSplit':
       return regexPreTokenizer(new RegExp(`[${UNICODE_WHITESPACE}]`, 'gu'), 'Removed');
+    case 'CharDelimiterSplit': {
+      const delimiter = config.delimiter;
+      if (typeof delimiter !== 'string' || [...delimiter].length !== 1) {
+        throw new UnsupportedComponentError(component, 'delimiter must be one character');
+      }
+      return regexPreTokenizer(new RegExp(escapeRegex(delimiter), 'gu'), 'Removed');
+    }
+    case 'BertPreTokenizer': {
+      const whitespace = new RegExp(`[${UNICODE_WHITESPACE}]`, 'gu');
+      const punctuation = new RegExp(`[${HF_PUNCTUATION}]`, 'gu');
+      return sequence([
+        regexPreTokenizer(whitespace, 'Removed'),
+        regexPreTokenizer(punctuation, 'Isolated'),
+      ]);
+    }
     case 'Digits':
       return regexPreTokenizer(
         new RegExp(`[${HF_DIGIT}]`, 'gu'),
@@ -272,7 +287,7 @@ export function buildPreTokenizer(json: unknown): PreTokenizer | undefined {
     default:
       throw new UnsupportedComponentError(
         `pre_tokenizer ${JSON.stringify(type)}`,
-        'supported: ByteLevel, Sequence, Split, Whitespace, WhitespaceSplit, Digits, Punctuation, Metaspace',
+        'supported: ByteLevel, Sequence, Split, Whitespace, WhitespaceSplit, CharDelimiterSplit, BertPreTokenizer, Digits, Punctuation, Metaspace',
       );
   }
 }

@@ -96,7 +96,7 @@ describe('loading errors', () => {
   it('names an unsupported normalizer, pre-tokenizer, decoder, post-processor and model', () => {
     const cases: [string, unknown, RegExp][] = [
       ['normalizer', { type: 'Precompiled' }, /normalizer "Precompiled"/],
-      ['pre_tokenizer', { type: 'BertPreTokenizer' }, /pre_tokenizer "BertPreTokenizer"/],
+      ['pre_tokenizer', { type: 'UnicodeScripts' }, /pre_tokenizer "UnicodeScripts"/],
       ['decoder', { type: 'WordPiece' }, /decoder "WordPiece"/],
       ['post_processor', { type: 'Mystery' }, /post_processor "Mystery"/],
       ['model', { ...base().model, type: 'Unigram' }, /model "Unigram"/],
