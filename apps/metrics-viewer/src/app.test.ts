@@ -362,6 +362,62 @@ describe('read-only access and concurrent writers', () => {
   });
 });
 
+describe('a locked database', () => {
+  it('waits for a writer holding an exclusive lock instead of failing the request', async () => {
+    const path = join(directory, 'locked.sqlite');
+    const { runs } = writeThreeRunFixture(path);
+    const server = await startViewerServer({ databasePath: path, port: 0, warm: false });
+    try {
+      const script = fileURLToPath(new URL('./__fixtures__/exclusive-lock.ts', import.meta.url));
+      const locker = spawn(process.execPath, ['--import', 'tsx', script, path, '1500'], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exited = new Promise<number>((resolve) =>
+        locker.on('exit', (code) => resolve(code ?? -1)),
+      );
+      await new Promise<void>((resolve) => locker.stdout.once('data', () => resolve()));
+      const start = Date.now();
+      const { status, body } = await getJson<SeriesResponse>(
+        server,
+        `/api/runs/${runs[0]!.id}/series`,
+      );
+      const waited = Date.now() - start;
+      expect(status).toBe(200);
+      expect(body.rowsInRange).toBe(300);
+      // It could only answer once the lock was released.
+      expect(waited).toBeGreaterThan(500);
+      expect(await exited).toBe(0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('answers 503 naming the file when the lock outlasts every retry', async () => {
+    const path = join(directory, 'locked-long.sqlite');
+    writeThreeRunFixture(path);
+    const server = await startViewerServer({ databasePath: path, port: 0, warm: false });
+    try {
+      const script = fileURLToPath(new URL('./__fixtures__/exclusive-lock.ts', import.meta.url));
+      const locker = spawn(process.execPath, ['--import', 'tsx', script, path, '9000'], {
+        cwd: fileURLToPath(new URL('..', import.meta.url)),
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const exited = new Promise<number>((resolve) =>
+        locker.on('exit', (code) => resolve(code ?? -1)),
+      );
+      await new Promise<void>((resolve) => locker.stdout.once('data', () => resolve()));
+      const { status, body } = await getJson<{ error: string }>(server, '/api/runs');
+      expect(status).toBe(503);
+      expect(body.error).toBe(`${path} stayed locked by another process; try again`);
+      locker.kill();
+      await exited;
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('step layouts', () => {
   it('reads runs logged every n-th step, with irregular steps, and with one row', async () => {
     const path = join(directory, 'layouts.sqlite');

@@ -10,7 +10,7 @@ import {
   seriesQuerySchema,
 } from './api-schemas';
 import type { ViewerAssets } from './assets';
-import { type MetricsReader, START_COMMAND } from './metrics-reader';
+import { DatabaseBusyError, type MetricsReader, START_COMMAND } from './metrics-reader';
 
 export interface ViewerAppOptions {
   reader: MetricsReader;
@@ -39,6 +39,7 @@ export function createViewerApp({ reader, assets, allowedHosts }: ViewerAppOptio
 
   app.onError((error, context) => {
     if (error instanceof BadRequest) return context.json({ error: error.message }, 400);
+    if (error instanceof DatabaseBusyError) return context.json({ error: error.message }, 503);
     console.error(error);
     return context.json({ error: 'internal error reading the metrics database' }, 500);
   });

@@ -7,6 +7,7 @@ export {
 } from './default-database-path';
 export { largestTriangleThreeBuckets } from './lttb';
 export {
+  DatabaseBusyError,
   type DatabaseState,
   type EvalPoint,
   HEARTBEAT_TIMEOUT_MS,

@@ -129,8 +129,15 @@ interface RunAggregate {
 
 /** Runs whose columns stay in memory (the least recently charted ones are dropped). */
 const MAX_CACHED_RUNS = 16;
-const BUSY_RETRIES = 50;
-const BUSY_WAIT_MS = 20;
+/** SQLite's own busy wait per attempt, then a pause, up to this many attempts (about 5 s). */
+const BUSY_TIMEOUT_MS = 250;
+const BUSY_RETRIES = 20;
+const BUSY_WAIT_MS = 25;
+
+/** The database stayed locked by another process through every retry. */
+export class DatabaseBusyError extends Error {
+  override name = 'DatabaseBusyError';
+}
 
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown })?.code;
@@ -173,7 +180,7 @@ export class MetricsReader {
     const database = new Database(this.path, {
       readonly: true,
       fileMustExist: true,
-      timeout: 2000,
+      timeout: BUSY_TIMEOUT_MS,
     });
     this.database = database;
     return database;
@@ -188,9 +195,12 @@ export class MetricsReader {
         return read(database);
       } catch (error) {
         if (isMissingTable(error)) return whenMissing;
-        if (isBusy(error) && attempt < BUSY_RETRIES) {
-          sleepSync(BUSY_WAIT_MS);
-          continue;
+        if (isBusy(error)) {
+          if (attempt < BUSY_RETRIES) {
+            sleepSync(BUSY_WAIT_MS);
+            continue;
+          }
+          throw new DatabaseBusyError(`${this.path} stayed locked by another process; try again`);
         }
         throw error;
       }
