@@ -18,7 +18,7 @@ import { ModelError } from './errors';
 import { generate } from './generation';
 import type { GenerateOptions } from './generation';
 import { layerNorm } from './layer-norm';
-import { causalLmLossWithCount } from './loss';
+import { causalLmLoss } from './loss';
 import type { XLMemory } from './memory';
 import { initialValues, parameterSpecs } from './parameters';
 
@@ -35,8 +35,7 @@ export interface ForwardResult {
 
 export interface LossResult {
   loss: tf.Scalar;
-  /** Number of counted (not -100) targets. */
-  tokens: tf.Scalar;
+  /** The last chunk's k/v (tensors in the caller's scope); null with memory 'none'. */
   memory: XLMemory | null;
 }
 
@@ -232,21 +231,17 @@ export class BakaCausalLM {
   /** Upstream's loss for ids [B, S] and labels [B, S] (-100 = ignored), with the memory out. */
   loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D, options: ForwardOptions = {}): LossResult {
     let memory: XLMemory | null = null;
-    let tokens: tf.Scalar | null = null;
     const loss = tf.tidy(() => {
       const forward = this.forward(inputIds, options);
       memory = forward.memory;
-      const result = causalLmLossWithCount(forward.logits, labels);
-      tokens = result.count;
       const kept =
         (memory as XLMemory | null)?.layers().flatMap((entry) => [entry.k, entry.v]) ?? [];
       return [
-        result.loss,
-        result.count,
+        causalLmLoss(forward.logits, labels),
         ...kept.filter((tensor): tensor is tf.Tensor4D => tensor !== null),
       ];
     })[0] as tf.Scalar;
-    return { loss, tokens: tokens as unknown as tf.Scalar, memory };
+    return { loss, memory };
   }
 
   /** Sampled continuation of `prompt` (token ids); see GenerateOptions. */

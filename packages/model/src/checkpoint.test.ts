@@ -33,10 +33,9 @@ describe('a checkpoint written by PyTorch', () => {
     const ids = JSON.parse(readFileSync(join(source, 'input-ids.json'), 'utf8')) as number[][];
     const expected = JSON.parse(readFileSync(join(source, 'expected.json'), 'utf8'));
     const input = int2d(ids);
-    const { loss, tokens } = model.loss(input, input);
+    const { loss } = model.loss(input, input);
     expect(Math.abs(loss.dataSync()[0]! - expected.loss)).toBeLessThan(1e-4);
-    expect(tokens.dataSync()[0]).toBe(expected.tokens);
-    tf.dispose([input, loss, tokens]);
+    tf.dispose([input, loss]);
     model.dispose();
   });
 
