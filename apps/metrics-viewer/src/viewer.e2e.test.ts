@@ -190,6 +190,18 @@ describe('metrics viewer in Chromium', () => {
     await page.locator('#x-axis').selectOption('step');
   });
 
+  it('sorts the results table by a clicked column', async () => {
+    const firstLoss = () =>
+      page.locator('#results-table tbody tr').first().locator('td[data-key="loss"]').textContent();
+    await page.locator('#results-table th[data-key="loss"]').click();
+    await expect.poll(firstLoss).toBe('2.61');
+    await page.locator('#results-table th[data-key="loss"]').click();
+    await expect.poll(firstLoss).toBe('2.74');
+    expect(await page.locator('#results-table th[data-key="loss"]').getAttribute('data-sort')).toBe(
+      'desc',
+    );
+  });
+
   it('filters the runs table by name', async () => {
     await page.locator('#run-filter').fill('kill');
     await expect.poll(() => page.locator('#runs-table tbody tr').count()).toBe(1);
