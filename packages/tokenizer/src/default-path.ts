@@ -1,6 +1,7 @@
-import { fileURLToPath } from 'node:url';
+import { nodeBuiltin } from './node-builtins.js';
 
 /** Path of the bundled GPT-NeoX-20B tokenizer.json (the tokenizer of upstream's pythia models). */
 export function defaultTokenizerPath(): string {
-  return fileURLToPath(new URL('../assets/gpt-neox-20b.tokenizer.json', import.meta.url));
+  const url = nodeBuiltin<typeof import('node:url')>('node:url', 'defaultTokenizerPath');
+  return url.fileURLToPath(new URL('../assets/gpt-neox-20b.tokenizer.json', import.meta.url));
 }

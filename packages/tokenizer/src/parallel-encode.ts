@@ -6,10 +6,11 @@
 // URL: the built `dist/index.js`, or `src/tokenizer.ts` when running from source — then, unless
 // the worker thread already has a TypeScript loader, it compiles the source with tsx's require
 // hook (tsx is a development dependency of the repository).
-import { createRequire } from 'node:module';
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { TokenizerError } from './errors.js';
+import { nodeBuiltin } from './node-builtins.js';
+
+const FEATURE = 'encodeBatchParallel';
 
 export interface ParallelEncodeOptions {
   /** Worker threads to use (default: all cores, at most one per text). */
@@ -65,7 +66,8 @@ function tokenizerModuleUrl(): string {
 function tsxCjsApiPath(): string | undefined {
   if (!import.meta.url.endsWith('.ts')) return undefined;
   try {
-    return createRequire(import.meta.url).resolve('tsx/cjs/api');
+    const module = nodeBuiltin<typeof import('node:module')>('node:module', FEATURE);
+    return module.createRequire(import.meta.url).resolve('tsx/cjs/api');
   } catch {
     return undefined;
   }
@@ -87,6 +89,10 @@ class TokenizerWorker {
   private failure: Error | undefined;
 
   constructor(json: string) {
+    const { Worker } = nodeBuiltin<typeof import('node:worker_threads')>(
+      'node:worker_threads',
+      FEATURE,
+    );
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { json, moduleUrl: tokenizerModuleUrl(), tsxCjsApi: tsxCjsApiPath() },
@@ -176,7 +182,8 @@ export async function encodeBatchParallel(
   texts: string[],
   options: ParallelEncodeOptions = {},
 ): Promise<Uint32Array[]> {
-  const requested = options.threads ?? availableParallelism();
+  const os = nodeBuiltin<typeof import('node:os')>('node:os', FEATURE);
+  const requested = options.threads ?? os.availableParallelism();
   if (!Number.isInteger(requested) || requested < 1) {
     throw new TokenizerError(
       `encodeBatchParallel: threads must be a positive integer, got ${requested}`,

@@ -1,7 +1,6 @@
 // A Hugging Face tokenizer.json with a BPE model: added tokens -> normalizer -> pre-tokenizer ->
 // BPE -> post-processor, and the decoder back. Mirrors HF `tokenizers` step by step so the ids
 // are identical.
-import { readFileSync } from 'node:fs';
 import { type AddedTokenEntry, AddedVocabulary } from './added-tokens.js';
 import { BpeModel } from './bpe-model.js';
 import { type DecodeChain, buildDecoder } from './decoders.js';
@@ -11,6 +10,7 @@ import { IdBuffer } from './id-buffer.js';
 import { buildNormalizer } from './normalizers.js';
 import { type PostProcessor, buildPostProcessor } from './post-processors.js';
 import { type PreTokenizer, buildPreTokenizer } from './pre-tokenizers.js';
+import { nodeBuiltin } from './node-builtins.js';
 import { sha256Hex } from './sha256.js';
 
 type Json = Record<string, unknown>;
@@ -122,9 +122,10 @@ export class Tokenizer {
 
   /** Reads a Hugging Face tokenizer.json file. */
   static fromFile(path: string): Tokenizer {
+    const fs = nodeBuiltin<typeof import('node:fs')>('node:fs', 'Tokenizer.fromFile');
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = fs.readFileSync(path, 'utf8');
     } catch (error) {
       throw new TokenizerError(`cannot read tokenizer file ${path}: ${(error as Error).message}`);
     }
