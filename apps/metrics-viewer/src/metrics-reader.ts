@@ -123,7 +123,6 @@ interface RunAggregate {
   lastStep: number | null;
   tokens: number | null;
   bestLoss: number | null;
-  maxElapsed: number | null;
   rows: number;
 }
 
@@ -229,15 +228,6 @@ export class MetricsReader {
     }, []);
   }
 
-  getRun(runId: number): RunSummary | undefined {
-    return this.read((database) => {
-      const row = database.prepare('SELECT * FROM runs WHERE id = ?').get(runId) as
-        | RunRow
-        | undefined;
-      return row ? this.summarize(database, row) : undefined;
-    }, undefined);
-  }
-
   private aggregate(database: Database.Database, row: RunRow): RunAggregate {
     let aggregate = this.aggregates.get(row.id);
     // A run that changed status (resumed, ended) may have rewritten steps: recount from scratch.
@@ -247,13 +237,12 @@ export class MetricsReader {
         lastStep: null,
         tokens: null,
         bestLoss: null,
-        maxElapsed: null,
         rows: 0,
       };
     }
     const fresh = database
       .prepare(
-        `SELECT MAX(step) AS lastStep, MAX(tokens) AS tokens, MIN(loss) AS bestLoss, MAX(elapsed) AS maxElapsed,
+        `SELECT MAX(step) AS lastStep, MAX(tokens) AS tokens, MIN(loss) AS bestLoss,
                 COUNT(*) AS rows
          FROM metrics WHERE run_id = ? AND step > ?`,
       )
@@ -267,7 +256,6 @@ export class MetricsReader {
       lastStep: max(aggregate.lastStep, fresh.lastStep),
       tokens: max(aggregate.tokens, fresh.tokens),
       bestLoss: min(aggregate.bestLoss, fresh.bestLoss),
-      maxElapsed: max(aggregate.maxElapsed, fresh.maxElapsed),
       rows: aggregate.rows + fresh.rows,
     };
     this.aggregates.set(row.id, updated);
