@@ -19,16 +19,30 @@ export function buildDecoder(json: unknown): DecodeChain | undefined {
   const type = config.type;
   const component = `decoder ${String(type)}`;
   switch (type) {
-    case 'ByteLevel':
+    case 'ByteLevel': {
+      // token -> its bytes (byte-level characters mapped back, or the token's own UTF-8 bytes).
+      const cache = new Map<string, Uint8Array>();
+      const encoder = new TextEncoder();
       return (tokens) => {
-        const bytes: number[] = [];
+        let buffer = new Uint8Array(Math.max(64, tokens.length * 4));
+        let length = 0;
         for (const token of tokens) {
-          const mapped = byteLevelToBytes(token);
-          if (mapped) for (const byte of mapped) bytes.push(byte);
-          else for (const byte of new TextEncoder().encode(token)) bytes.push(byte);
+          let bytes = cache.get(token);
+          if (bytes === undefined) {
+            const mapped = byteLevelToBytes(token);
+            bytes = mapped ? Uint8Array.from(mapped) : encoder.encode(token);
+            if (cache.size < 200_000) cache.set(token, bytes);
+          }
+          if (length + bytes.length > buffer.length) {
+            const grown = new Uint8Array((length + bytes.length) * 2);
+            grown.set(buffer.subarray(0, length));
+            buffer = grown;
+          }
+          for (let i = 0; i < bytes.length; i++) buffer[length++] = bytes[i]!;
         }
-        return [utf8Decoder.decode(Uint8Array.from(bytes))];
+        return [utf8Decoder.decode(buffer.subarray(0, length))];
       };
+    }
     case 'ByteFallback':
       return (tokens) => {
         const out: string[] = [];
