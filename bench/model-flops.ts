@@ -1,0 +1,47 @@
+// Model FLOPs of the BakaLLM forward pass, counted from the config (matmuls only: 2 FLOPs per
+// multiply-add; elementwise work, softmax and LayerNorm are not counted, as in the usual MFU
+// convention). Training = 3x forward (backward costs two forward passes).
+//
+// Per token: q, k ([A, D] each), v, o ([D, D]), gate, up ([F, D]), down ([D, F]) per layer, and
+// the output projection [V, D]; the embedding is a gather (0 FLOPs). Per chunk of T queries over
+// P memory + T current keys: scores 2*T*(P+T)*A and mixing 2*T*(P+T)*D per layer, counted in
+// full (the model computes the masked half too).
+import type { BakaConfig } from '../packages/model/src/index';
+
+/** Forward FLOPs for one sequence of `length` tokens (batch row), chunked by n_ctx with XL memory. */
+export function forwardFlops(config: BakaConfig, length: number): number {
+  const {
+    dim_model: d,
+    dim_ff: f,
+    dim_attn: a,
+    n_layers: layers,
+    n_vocab: v,
+    n_ctx: chunk,
+  } = config;
+  const perTokenLinear = layers * 2 * (2 * a * d + 2 * d * d + 3 * d * f) + 2 * d * v;
+  let attention = 0;
+  let previous = 0; // length of the previous chunk (the memory)
+  for (let position = 0; position < length; position += chunk) {
+    const t = Math.min(chunk, length - position);
+    for (let layer = 0; layer < layers; layer++) {
+      const reads =
+        config.memory === 'xl' &&
+        previous > 0 &&
+        (config.memory_source === 'same-layer' || layer > 0);
+      const keys = (reads ? previous : 0) + t;
+      attention += 2 * t * keys * a + 2 * t * keys * d;
+    }
+    previous = t;
+  }
+  return perTokenLinear * length + attention;
+}
+
+export function trainingFlops(config: BakaConfig, batch: number, window: number): number {
+  return 3 * batch * forwardFlops(config, window);
+}
+
+/** Parameters without the embedding table and rotary frequencies (the ones matmuls touch). */
+export function matmulParameters(config: BakaConfig): number {
+  const { dim_model: d, dim_ff: f, dim_attn: a, n_layers: layers, n_vocab: v } = config;
+  return layers * (2 * a * d + 2 * d * d + 3 * d * f) + d * v;
+}

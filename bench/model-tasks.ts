@@ -1,0 +1,97 @@
+// The measurement tasks both workers understand (bench/model-worker.ts for tfjs,
+// bench/torch/worker.py for PyTorch), and what they report.
+import type { BakaConfig } from '../packages/model/src/index';
+
+export type WorkerTask =
+  | { kind: 'checkpoint'; config: BakaConfig; seed: number; dir: string; threads: number }
+  | {
+      kind: 'train';
+      checkpoint: string;
+      ids: string;
+      batch: number;
+      window: number;
+      warmup: number;
+      steps: number;
+      offset?: number;
+      threads: number;
+    }
+  | {
+      kind: 'eval';
+      checkpoint: string;
+      ids: string;
+      lengths: number[];
+      warmup: number;
+      reps: number;
+      threads: number;
+    }
+  | {
+      kind: 'generate';
+      checkpoint: string;
+      ids: string;
+      tokens: number;
+      check?: boolean;
+      threads: number;
+    }
+  | { kind: 'matmul'; size: number; warmup: number; reps: number; threads: number }
+  | {
+      kind: 'leak';
+      config: Partial<BakaConfig>;
+      batch: number;
+      window: number;
+      steps: number;
+      evalSteps: number;
+      generateTokens: number;
+      threads: number;
+    };
+
+export type Side = 'tfjs' | 'torch';
+
+/** Fields every worker result carries. */
+export interface WorkerResult {
+  side: Side;
+  kind: WorkerTask['kind'];
+  threads: number | null;
+  version: string;
+  peakRssBytes: number;
+  wallSeconds: number;
+  [field: string]: unknown;
+}
+
+export interface TensorCounters {
+  numTensors: number;
+  numBytes: number;
+}
+
+export interface TrainResult extends WorkerResult {
+  seconds: number[];
+  losses: number[];
+  gradNorms: number[];
+  tokensPerStep: number;
+  tensors?: { before: TensorCounters; after: TensorCounters };
+}
+
+export interface EvalResult extends WorkerResult {
+  lengths: { length: number; seconds: number[]; losses: number[] }[];
+  tensors?: { before: TensorCounters; after: TensorCounters };
+}
+
+export interface GenerateResult extends WorkerResult {
+  seconds: number[];
+  lastArgmax: number;
+  lastLogitSum: number;
+  maxAbsDifference?: number;
+  tensors?: { before: TensorCounters; after: TensorCounters };
+}
+
+export interface MatmulResult extends WorkerResult {
+  seconds: number[];
+  gflops: number;
+}
+
+export interface LeakResult extends WorkerResult {
+  samples: { step: number; numTensors: number; numBytes: number }[];
+  trainSeconds: number;
+  eval: { before: TensorCounters; after: TensorCounters };
+  generate: { tokens: number; after: TensorCounters };
+  afterDispose: TensorCounters;
+}

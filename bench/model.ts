@@ -1,0 +1,1018 @@
+// The model benchmark: @baka/model + @baka/trainer on native TensorFlow against the PyTorch
+// reference (tools/reference/) on the same machine, same config, same weights, same batch, fp32,
+// same thread count. Every measurement runs in its own child process per side (so peak resident
+// memory is that measurement's), sides alternate round by round, and the table shows medians and
+// tfjs/torch ratios. Writes bench/results/model.json (or model-quick.json) and a markdown copy.
+//
+//   node --conditions=@baka/source --import tsx bench/model.ts [--quick] [options]
+//   (pnpm bench runs it, with the other bench scripts)
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, totalmem, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type BakaConfig, makeConfig, PRESETS } from '../packages/model/src/config';
+import { parseResult, runChild } from './child';
+import {
+  formatBytes,
+  formatNumber,
+  formatRatio,
+  median,
+  renderMarkdown,
+  renderTable,
+} from './format';
+import { forwardFlops, trainingFlops } from './model-flops';
+import type {
+  EvalResult,
+  GenerateResult,
+  LeakResult,
+  MatmulResult,
+  Side,
+  TrainResult,
+  WorkerResult,
+  WorkerTask,
+} from './model-tasks';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SIDES: readonly Side[] = ['tfjs', 'torch'];
+const VOCAB = 50277; // the GPT-NeoX-20B tokenizer's vocabulary
+const SECTIONS = ['train', 'eval', 'generate', 'scaling', 'leak'] as const;
+type Section = (typeof SECTIONS)[number];
+type Preset = 'tiny' | 'small';
+
+const USAGE = `usage: bench/model.ts [--quick] [--presets tiny,small] [--batch N] [--window N] [--n-ctx N]
+       [--rounds N] [--threads N] [--only train,eval,generate,scaling,leak] [--no-torch] [--out FILE]`;
+
+interface Plan {
+  quick: boolean;
+  presets: Preset[];
+  batch: number;
+  window: number;
+  nCtx: number;
+  rounds: number;
+  threads: number;
+  sections: Set<Section>;
+  torch: boolean;
+  out: string;
+  trainSteps: { warmup: number; steps: number };
+  evalLength: number;
+  evalReps: { warmup: number; reps: number };
+  generateTokens: number;
+  scalingWindows: number[];
+  scalingLengths: number[];
+  leakSteps: number;
+  matmulSize: number;
+}
+
+function positiveInt(value: string | undefined, flag: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0) {
+    throw new Error(
+      `bench/model.ts: --${flag} must be a positive integer, got '${value}'\n${USAGE}`,
+    );
+  }
+  return parsed;
+}
+
+function makePlan(argv: string[]): Plan {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      presets: { type: 'string' },
+      batch: { type: 'string' },
+      window: { type: 'string' },
+      'n-ctx': { type: 'string' },
+      rounds: { type: 'string' },
+      threads: { type: 'string' },
+      only: { type: 'string' },
+      'no-torch': { type: 'boolean', default: false },
+      out: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const presets = (values.presets ?? (quick ? 'tiny' : 'tiny,small')).split(',') as Preset[];
+  for (const preset of presets) {
+    if (preset !== 'tiny' && preset !== 'small') {
+      throw new Error(`bench/model.ts: --presets takes tiny and/or small, got '${preset}'`);
+    }
+  }
+  const sections = new Set((values.only ?? SECTIONS.join(',')).split(',') as Section[]);
+  for (const section of sections) {
+    if (!SECTIONS.includes(section)) {
+      throw new Error(`bench/model.ts: --only takes ${SECTIONS.join(', ')}; got '${section}'`);
+    }
+  }
+  const nCtx = positiveInt(values['n-ctx'], 'n-ctx', 512);
+  const window = positiveInt(values.window, 'window', quick ? 2 * nCtx : 4 * nCtx);
+  return {
+    quick,
+    presets,
+    batch: positiveInt(values.batch, 'batch', quick ? 1 : 2),
+    window,
+    nCtx,
+    rounds: positiveInt(values.rounds, 'rounds', quick ? 1 : 2),
+    threads: positiveInt(values.threads, 'threads', availableParallelism()),
+    sections,
+    torch: !values['no-torch'],
+    out: resolve(
+      process.env.INIT_CWD ?? process.cwd(),
+      values.out ?? join(ROOT, 'bench', 'results', quick ? 'model-quick.json' : 'model.json'),
+    ),
+    trainSteps: quick ? { warmup: 1, steps: 1 } : { warmup: 1, steps: 3 },
+    evalLength: (quick ? 2 : 8) * nCtx,
+    evalReps: quick ? { warmup: 0, reps: 1 } : { warmup: 1, reps: 3 },
+    generateTokens: quick ? 96 : 2 * nCtx + 128,
+    scalingWindows: (quick ? [1, 2] : [1, 2, 4, 8]).map((chunks) => chunks * nCtx),
+    scalingLengths: (quick ? [1, 2] : [1, 2, 4, 8, 16]).map((chunks) => chunks * nCtx),
+    leakSteps: quick ? 100 : 1000,
+    matmulSize: quick ? 512 : 2048,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs shared by both sides: seeded random token ids and a PyTorch-initialised checkpoint.
+
+const WORK_DIR = join(tmpdir(), 'baka-bench');
+
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Uniform random ids in [0, VOCAB), int32 little-endian, cached in the work directory. */
+function idsFile(count: number, seed = 1234): string {
+  const path = join(WORK_DIR, `ids-${seed}-${count}.bin`);
+  if (!existsSync(path)) {
+    const random = mulberry32(seed);
+    const ids = new Int32Array(count);
+    for (let index = 0; index < count; index++) ids[index] = Math.floor(random() * VOCAB);
+    writeFileSync(path, new Uint8Array(ids.buffer));
+  }
+  return path;
+}
+
+function presetConfig(preset: Preset, nCtx: number): BakaConfig {
+  return makeConfig({ ...PRESETS[preset], n_vocab: VOCAB, n_ctx: nCtx }, `preset ${preset}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running workers
+
+interface Runner {
+  plan: Plan;
+  python: string;
+  env: NodeJS.ProcessEnv;
+  log: string[];
+}
+
+/** One measurement: the same task list for both sides, repeated `rounds` times. */
+interface Case {
+  key: string;
+  label: string;
+  tasks: WorkerTask[];
+  rounds: number;
+  sides: readonly Side[];
+}
+
+/** Per side, per round (child process), the results of the case's tasks. */
+type CaseResults = Record<Side, WorkerResult[][]>;
+
+function workerCommand(runner: Runner, side: Side, tasks: WorkerTask[]): [string, string[]] {
+  const json = JSON.stringify(tasks);
+  return side === 'tfjs'
+    ? [
+        process.execPath,
+        ['--conditions=@baka/source', '--import', 'tsx', 'bench/model-worker.ts', json],
+      ]
+    : [runner.python, ['bench/torch/worker.py', json]];
+}
+
+async function runWorker(
+  runner: Runner,
+  side: Side,
+  tasks: WorkerTask[],
+  label: string,
+): Promise<WorkerResult[]> {
+  const [command, args] = workerCommand(runner, side, tasks);
+  process.stdout.write(`  ${label} [${side}] ... `);
+  const run = await runChild(command, args, { cwd: ROOT, env: runner.env, timeoutSeconds: 3600 });
+  try {
+    const results = parseResult<WorkerResult[]>(run, `${label} [${side}]`);
+    process.stdout.write(`${run.seconds.toFixed(1)} s\n`);
+    return results;
+  } catch (error) {
+    process.stdout.write('FAILED\n');
+    runner.log.push(String((error as Error).message));
+    process.stderr.write(`${(error as Error).message}\n`);
+    return [];
+  }
+}
+
+/**
+ * Full mode: each case in its own child processes, `rounds` rounds, the side going first
+ * alternating per round (so drift in machine load hits both). Quick mode: one child per side runs
+ * every case's tasks in a row (peak RSS is then the process's peak so far).
+ */
+async function execute(runner: Runner, cases: Case[]): Promise<Map<string, CaseResults>> {
+  const out = new Map<string, CaseResults>(
+    cases.map((entry) => [entry.key, { tfjs: [], torch: [] }]),
+  );
+  const sides = SIDES.filter((side) => side === 'tfjs' || runner.plan.torch);
+  if (runner.plan.quick) {
+    for (const side of sides) {
+      const mine = cases.filter((entry) => entry.sides.includes(side));
+      const results = await runWorker(
+        runner,
+        side,
+        mine.flatMap((entry) => entry.tasks),
+        'all quick measurements',
+      );
+      if (results.length === 0) continue;
+      let index = 0;
+      for (const entry of mine) {
+        out.get(entry.key)![side].push(results.slice(index, index + entry.tasks.length));
+        index += entry.tasks.length;
+      }
+    }
+    return out;
+  }
+  for (const entry of cases) {
+    for (let round = 0; round < entry.rounds; round++) {
+      const order = round % 2 === 0 ? sides : [...sides].reverse();
+      for (const side of order) {
+        if (!entry.sides.includes(side)) continue;
+        const label = `${entry.label} (round ${round + 1}/${entry.rounds})`;
+        const results = await runWorker(runner, side, entry.tasks, label);
+        if (results.length > 0) out.get(entry.key)![side].push(results);
+      }
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows of the report
+
+type Goal = 'higher' | 'lower' | 'info';
+
+interface Row {
+  metric: string;
+  unit: string;
+  tfjs: number | null;
+  torch: number | null;
+  /** tfjs / torch */
+  ratio: number | null;
+  goal: Goal;
+  /** Target on the ratio (e.g. >= 1.2 for throughput, <= 1 for memory). */
+  target: string;
+  met: boolean | null;
+  note?: string;
+}
+
+function row(
+  metric: string,
+  unit: string,
+  tfjs: number | null,
+  torch: number | null,
+  goal: Goal,
+  target: number | null = null,
+  note?: string,
+): Row {
+  const ratio = tfjs !== null && torch !== null && torch !== 0 ? tfjs / torch : null;
+  let met: boolean | null = null;
+  if (ratio !== null && target !== null)
+    met = goal === 'higher' ? ratio >= target : ratio <= target;
+  const targetText = target === null ? '' : `${goal === 'higher' ? '>=' : '<='} ${target}`;
+  return {
+    metric,
+    unit,
+    tfjs,
+    torch,
+    ratio,
+    goal,
+    target: targetText,
+    met,
+    ...(note ? { note } : {}),
+  };
+}
+
+function orNull(value: number): number | null {
+  return Number.isFinite(value) ? value : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Report {
+  meta: Record<string, unknown>;
+  rows: Row[];
+  generation: {
+    preset: Preset;
+    buckets: { from: number; to: number; tfjs: number | null; torch: number | null }[];
+  }[];
+  scaling: {
+    training: {
+      window: number;
+      chunks: number;
+      tfjs: number | null;
+      torch: number | null;
+      tfjsRss: number | null;
+      torchRss: number | null;
+    }[];
+    evaluation: { length: number; chunks: number; tfjs: number | null; torch: number | null }[];
+  };
+  leak: LeakResult | null;
+  errors: string[];
+  raw: Record<string, unknown>;
+}
+
+function gitCommit(): string | null {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function findPython(): { python: string; reason: string | null } {
+  const python = process.env.BAKA_BENCH_PYTHON ?? 'python3';
+  const probe = spawnSync(python, ['-c', 'import torch, rotary_embedding_torch, safetensors'], {
+    encoding: 'utf8',
+  });
+  if (probe.status === 0) return { python, reason: null };
+  const detail = probe.error ? probe.error.message : probe.stderr.trim().split('\n').pop();
+  return {
+    python,
+    reason: `${python} cannot import torch/rotary_embedding_torch/safetensors (${detail})`,
+  };
+}
+
+async function ensureCheckpoint(runner: Runner, config: BakaConfig, seed: number): Promise<string> {
+  const hash = createHash('sha256')
+    .update(JSON.stringify({ config, seed }))
+    .digest('hex')
+    .slice(0, 12);
+  const dir = join(WORK_DIR, `checkpoint-${hash}`);
+  if (existsSync(join(dir, 'model.safetensors'))) return dir;
+  const [command, args] = workerCommand(runner, 'torch', [
+    { kind: 'checkpoint', config, seed, dir, threads: runner.plan.threads },
+  ]);
+  const run = await runChild(command, args, { cwd: ROOT, env: runner.env, timeoutSeconds: 600 });
+  parseResult(run, `checkpoint for ${JSON.stringify(config)}`);
+  return dir;
+}
+
+export async function benchModel(argv: string[]): Promise<Report> {
+  const plan = makePlan(argv);
+  mkdirSync(WORK_DIR, { recursive: true });
+  const { python, reason } = findPython();
+  if (reason !== null && plan.torch) {
+    throw new Error(
+      `bench/model.ts: the PyTorch side needs ${reason}; pass --no-torch to run tfjs only`,
+    );
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TF_NUM_INTRAOP_THREADS: String(plan.threads),
+    OMP_NUM_THREADS: String(plan.threads),
+    TF_CPP_MIN_LOG_LEVEL: '2',
+  };
+  const runner: Runner = { plan, python, env, log: [] };
+  const loadBefore = loadavg();
+  const began = performance.now();
+  const ids = idsFile(1 << 16);
+  const threads = plan.threads;
+  const rows: Row[] = [];
+  const report: Report = {
+    meta: {},
+    rows,
+    generation: [],
+    scaling: { training: [], evaluation: [] },
+    leak: null,
+    errors: runner.log,
+    raw: {},
+  };
+
+  process.stdout.write(
+    `model bench: ${plan.quick ? 'quick' : 'full'}, presets ${plan.presets.join(', ')}, n_ctx ${plan.nCtx}, ` +
+      `window ${plan.window}, batch ${plan.batch}, ${threads} threads, ${plan.rounds} round(s)\n`,
+  );
+  const configs = new Map(plan.presets.map((preset) => [preset, presetConfig(preset, plan.nCtx)]));
+  const checkpoints = new Map<Preset, string>();
+  for (const [preset, config] of configs)
+    checkpoints.set(preset, await ensureCheckpoint(runner, config, 0));
+  const first = plan.presets[0]!;
+  const firstCheckpoint = checkpoints.get(first)!;
+
+  // ---- what to measure
+  const both = SIDES;
+  const cases: Case[] = [
+    {
+      key: 'sweep',
+      label: 'matmul peak + eval scaling',
+      rounds: 1,
+      sides: both,
+      tasks: [
+        { kind: 'matmul', size: plan.matmulSize, warmup: 2, reps: plan.quick ? 5 : 8, threads },
+        ...(plan.sections.has('scaling')
+          ? [
+              {
+                kind: 'eval' as const,
+                checkpoint: firstCheckpoint,
+                ids,
+                lengths: plan.scalingLengths,
+                warmup: 1,
+                reps: plan.quick ? 1 : 2,
+                threads,
+              },
+            ]
+          : []),
+      ],
+    },
+  ];
+  for (const preset of plan.presets) {
+    const checkpoint = checkpoints.get(preset)!;
+    if (plan.sections.has('train')) {
+      cases.push({
+        key: `train-${preset}`,
+        label: `train ${preset}`,
+        rounds: plan.rounds,
+        sides: both,
+        tasks: [
+          {
+            kind: 'train',
+            checkpoint,
+            ids,
+            batch: plan.batch,
+            window: plan.window,
+            ...plan.trainSteps,
+            threads,
+          },
+        ],
+      });
+    }
+    if (plan.sections.has('eval')) {
+      cases.push({
+        key: `eval-${preset}`,
+        label: `eval ${preset}`,
+        rounds: plan.rounds,
+        sides: both,
+        tasks: [
+          { kind: 'eval', checkpoint, ids, lengths: [plan.evalLength], ...plan.evalReps, threads },
+        ],
+      });
+    }
+    if (plan.sections.has('generate')) {
+      cases.push({
+        key: `generate-${preset}`,
+        label: `generate ${preset}`,
+        rounds: plan.rounds,
+        sides: both,
+        tasks: [{ kind: 'generate', checkpoint, ids, tokens: plan.generateTokens, threads }],
+      });
+    }
+  }
+  if (plan.sections.has('scaling')) {
+    for (const window of plan.scalingWindows) {
+      if (plan.sections.has('train') && window === plan.window) continue; // the training case above
+      cases.push({
+        key: `train-scaling-${window}`,
+        label: `train scaling ${first}, window ${window}`,
+        rounds: 1,
+        sides: both,
+        tasks: [
+          {
+            kind: 'train',
+            checkpoint: firstCheckpoint,
+            ids,
+            batch: plan.batch,
+            window,
+            warmup: 1,
+            steps: plan.quick ? 1 : 2,
+            threads,
+          },
+        ],
+      });
+    }
+  }
+  if (plan.sections.has('leak')) {
+    cases.push({
+      key: 'leak',
+      label: `tensor growth, ${plan.leakSteps} training steps`,
+      rounds: 1,
+      sides: ['tfjs'],
+      tasks: [
+        {
+          kind: 'leak',
+          config: { dim_model: 32, dim_ff: 64, n_layers: 2, n_heads: 2, n_vocab: 256, n_ctx: 16 },
+          batch: 2,
+          window: 48,
+          steps: plan.leakSteps,
+          evalSteps: plan.quick ? 20 : 200,
+          generateTokens: 40,
+          threads,
+        },
+      ],
+    });
+  }
+
+  // ---- measure
+  const results = await execute(runner, cases);
+  report.raw = Object.fromEntries(results);
+  const get = <T extends WorkerResult>(key: string, index = 0): Record<Side, T[]> => {
+    const entry = results.get(key) ?? { tfjs: [], torch: [] };
+    const pick = (side: Side) =>
+      entry[side].map((round) => round[index] as T).filter((value) => value !== undefined);
+    return { tfjs: pick('tfjs'), torch: pick('torch') };
+  };
+  const peakOf = (runs: WorkerResult[]) => {
+    const values = runs.map((result) => result.peakRssBytes).filter((value) => value > 0);
+    return values.length === 0 ? null : Math.max(...values);
+  };
+  const rssNote = plan.quick ? ' (quick: process peak so far)' : '';
+
+  // ---- report
+  const matmul = get<MatmulResult>('sweep', 0);
+  const peakGflops = (side: Side) => orNull(median(matmul[side].map((result) => result.gflops)));
+  rows.push(
+    row(
+      `fp32 matmul peak (${plan.matmulSize}x${plan.matmulSize})`,
+      'GFLOP/s',
+      peakGflops('tfjs'),
+      peakGflops('torch'),
+      'info',
+    ),
+  );
+  const mfu = (side: Side, flopsPerSecond: number | null) => {
+    const peakValue = peakGflops(side);
+    return flopsPerSecond === null || peakValue === null
+      ? null
+      : flopsPerSecond / (peakValue * 1e9);
+  };
+
+  for (const preset of plan.presets) {
+    const config = configs.get(preset)!;
+    if (plan.sections.has('train')) {
+      const train = get<TrainResult>(`train-${preset}`);
+      const tokens = plan.batch * plan.window;
+      const stepSeconds = (side: Side) =>
+        orNull(median(train[side].flatMap((result) => result.seconds)));
+      const per = (side: Side, amount: number) => {
+        const value = stepSeconds(side);
+        return value === null ? null : amount / value;
+      };
+      const flops = trainingFlops(config, plan.batch, plan.window);
+      const firstLoss = (side: Side) => train[side][0]?.losses[0] ?? null;
+      rows.push(
+        row(
+          `training tokens/s, ${preset} (B ${plan.batch} x T ${plan.window})`,
+          'tokens/s',
+          per('tfjs', tokens),
+          per('torch', tokens),
+          'higher',
+          1.2,
+        ),
+        row(
+          `training MFU, ${preset}`,
+          'fraction',
+          mfu('tfjs', per('tfjs', flops)),
+          mfu('torch', per('torch', flops)),
+          'info',
+        ),
+        row(
+          `training peak RSS, ${preset}${rssNote}`,
+          'bytes',
+          peakOf(train.tfjs),
+          peakOf(train.torch),
+          'lower',
+          1,
+        ),
+        row(
+          `training first-step loss, ${preset} (same weights and ids)`,
+          'loss',
+          firstLoss('tfjs'),
+          firstLoss('torch'),
+          'info',
+        ),
+      );
+      const tensors = train.tfjs[0]?.tensors;
+      if (tensors) {
+        rows.push(
+          row(
+            `tf tensors: growth over ${plan.trainSteps.steps} timed training steps, ${preset}`,
+            'tensors',
+            tensors.after.numTensors - tensors.before.numTensors,
+            null,
+            'info',
+          ),
+        );
+      }
+      if (plan.sections.has('scaling') && preset === first) {
+        report.scaling.training.push({
+          window: plan.window,
+          chunks: Math.ceil(plan.window / plan.nCtx),
+          tfjs: stepSeconds('tfjs'),
+          torch: stepSeconds('torch'),
+          tfjsRss: peakOf(train.tfjs),
+          torchRss: peakOf(train.torch),
+        });
+      }
+    }
+    if (plan.sections.has('eval')) {
+      const evaluation = get<EvalResult>(`eval-${preset}`);
+      const docSeconds = (side: Side) =>
+        orNull(median(evaluation[side].flatMap((result) => result.lengths[0]?.seconds ?? [])));
+      const per = (side: Side, amount: number) => {
+        const value = docSeconds(side);
+        return value === null ? null : amount / value;
+      };
+      const flops = forwardFlops(config, plan.evalLength);
+      rows.push(
+        row(
+          `eval tokens/s, ${preset} (documents of ${plan.evalLength}, no grad)`,
+          'tokens/s',
+          per('tfjs', plan.evalLength),
+          per('torch', plan.evalLength),
+          'higher',
+          1.2,
+        ),
+        row(
+          `eval MFU, ${preset}`,
+          'fraction',
+          mfu('tfjs', per('tfjs', flops)),
+          mfu('torch', per('torch', flops)),
+          'info',
+        ),
+        row(
+          `eval peak RSS, ${preset}${rssNote}`,
+          'bytes',
+          peakOf(evaluation.tfjs),
+          peakOf(evaluation.torch),
+          'lower',
+          1,
+        ),
+      );
+    }
+    if (plan.sections.has('generate')) {
+      const generation = get<GenerateResult>(`generate-${preset}`);
+      // per position: the median over rounds
+      const perPosition = (side: Side) =>
+        Array.from({ length: plan.generateTokens }, (_, position) =>
+          median(
+            generation[side]
+              .map((result) => result.seconds[position] ?? Number.NaN)
+              .filter(Number.isFinite),
+          ),
+        );
+      const positionsOf = { tfjs: perPosition('tfjs'), torch: perPosition('torch') };
+      // position 0 pays one-off costs (first kernels, table building): left out of the rates
+      const steady = (side: Side) => orNull(median(positionsOf[side].slice(1)));
+      const rate = (side: Side) => {
+        const value = steady(side);
+        return value === null ? null : 1 / value;
+      };
+      const bucket = plan.quick ? 16 : Math.max(1, Math.floor(plan.nCtx / 8));
+      const buckets: Report['generation'][number]['buckets'] = [];
+      for (let from = 0; from < plan.generateTokens; from += bucket) {
+        const to = Math.min(plan.generateTokens, from + bucket);
+        const slice = (side: Side) =>
+          orNull(median(positionsOf[side].slice(Math.max(from, 1), to)));
+        buckets.push({ from, to, tfjs: slice('tfjs'), torch: slice('torch') });
+      }
+      report.generation.push({ preset, buckets });
+      // flatness: the last full bucket inside the first chunk over the first bucket
+      const lastIndex =
+        Math.min(Math.floor(plan.nCtx / bucket), Math.floor(plan.generateTokens / bucket)) - 1;
+      const lastBucket = buckets[lastIndex];
+      const flatness = (side: Side) => {
+        const firstBucket = buckets[0]?.[side] ?? null;
+        const last = lastBucket?.[side] ?? null;
+        return firstBucket === null || last === null ? null : last / firstBucket;
+      };
+      const check = (side: Side) => generation[side][0]?.lastArgmax ?? null;
+      rows.push(
+        row(
+          `generation tokens/s, ${preset} (KV cache, batch 1)`,
+          'tokens/s',
+          rate('tfjs'),
+          rate('torch'),
+          'higher',
+          1,
+        ),
+        row(
+          `generation cost growth in a chunk, ${preset} (positions ${lastBucket?.from}-${(lastBucket?.to ?? 0) - 1} / 1-${bucket - 1})`,
+          'x',
+          flatness('tfjs'),
+          flatness('torch'),
+          'info',
+        ),
+        row(
+          `generation peak RSS, ${preset}${rssNote}`,
+          'bytes',
+          peakOf(generation.tfjs),
+          peakOf(generation.torch),
+          'lower',
+          1,
+        ),
+        row(
+          `generation argmax after ${plan.generateTokens} tokens, ${preset}`,
+          'id',
+          check('tfjs'),
+          check('torch'),
+          'info',
+        ),
+      );
+    }
+  }
+
+  if (plan.sections.has('scaling')) {
+    for (const window of plan.scalingWindows) {
+      if (plan.sections.has('train') && window === plan.window) continue;
+      const train = get<TrainResult>(`train-scaling-${window}`);
+      const stepSeconds = (side: Side) =>
+        orNull(median(train[side].flatMap((result) => result.seconds)));
+      report.scaling.training.push({
+        window,
+        chunks: Math.ceil(window / plan.nCtx),
+        tfjs: stepSeconds('tfjs'),
+        torch: stepSeconds('torch'),
+        tfjsRss: peakOf(train.tfjs),
+        torchRss: peakOf(train.torch),
+      });
+    }
+    report.scaling.training.sort((a, b) => a.window - b.window);
+    const sweep = get<EvalResult>('sweep', 1);
+    for (const length of plan.scalingLengths) {
+      const lengthSeconds = (side: Side) =>
+        orNull(
+          median(
+            sweep[side].flatMap(
+              (result) => result.lengths.find((entry) => entry.length === length)?.seconds ?? [],
+            ),
+          ),
+        );
+      report.scaling.evaluation.push({
+        length,
+        chunks: Math.ceil(length / plan.nCtx),
+        tfjs: lengthSeconds('tfjs'),
+        torch: lengthSeconds('torch'),
+      });
+    }
+  }
+
+  if (plan.sections.has('leak')) {
+    const leak = get<LeakResult>('leak').tfjs[0];
+    report.leak = leak ?? null;
+    if (leak) {
+      const firstSample = leak.samples[1] ?? leak.samples[0]!;
+      const lastSample = leak.samples[leak.samples.length - 1]!;
+      rows.push(
+        row(
+          `tf tensors: growth over training steps ${firstSample.step}-${lastSample.step} (2-layer model, window 48, 3 chunks)`,
+          'tensors',
+          lastSample.numTensors - firstSample.numTensors,
+          null,
+          'info',
+        ),
+        row(
+          `tf tensors: growth over ${plan.quick ? 20 : 200} evals + 40 generated tokens`,
+          'tensors',
+          leak.generate.after.numTensors - leak.eval.before.numTensors,
+          null,
+          'info',
+        ),
+      );
+    }
+  }
+
+  const cpu = cpus()[0];
+  const version = (side: Side) => get<MatmulResult>('sweep', 0)[side][0]?.version ?? null;
+  report.meta = {
+    date: new Date().toISOString(),
+    commit: gitCommit(),
+    mode: plan.quick ? 'quick' : 'full',
+    machine: {
+      cpu: cpu?.model ?? 'unknown',
+      cores: cpus().length,
+      memoryBytes: totalmem(),
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadavg(),
+    },
+    node: process.version,
+    tfjs: version('tfjs'),
+    torch: version('torch'),
+    threads,
+    plan: { ...plan, sections: [...plan.sections] },
+    configs: Object.fromEntries(configs),
+    seconds: (performance.now() - began) / 1000,
+  };
+  return report;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Printing
+
+function formatValue(value: number | null, unit: string): string {
+  if (value === null) return '—';
+  switch (unit) {
+    case 'bytes':
+      return formatBytes(value);
+    case 'fraction':
+      return `${(value * 100).toFixed(1)}%`;
+    case 'loss':
+      return value.toFixed(4);
+    case 'tensors':
+    case 'id':
+      return String(value);
+    case 'x':
+      return `${value.toFixed(2)}x`;
+    default:
+      return formatNumber(value);
+  }
+}
+
+function mainTable(report: Report): { header: string[]; rows: string[][] } {
+  const header = ['measure', 'tfjs (ours)', 'PyTorch', 'tfjs/torch', 'target'];
+  const rows = report.rows.map((entry) => [
+    entry.metric +
+      (entry.unit === 'tokens/s' || entry.unit === 'GFLOP/s' ? ` [${entry.unit}]` : ''),
+    formatValue(entry.tfjs, entry.unit),
+    formatValue(entry.torch, entry.unit),
+    entry.unit === 'loss' || entry.unit === 'id' || entry.torch === null
+      ? ''
+      : formatRatio(entry.ratio),
+    entry.target === ''
+      ? ''
+      : `${entry.target} ${entry.met === null ? '' : entry.met ? 'met' : 'NOT met'}`,
+  ]);
+  return { header, rows };
+}
+
+function generationTable(report: Report): { header: string[]; rows: string[][] } {
+  const header = [
+    'positions',
+    ...report.generation.flatMap((entry) => [
+      `${entry.preset} tfjs ms/token`,
+      `${entry.preset} torch ms/token`,
+    ]),
+  ];
+  const base = report.generation[0]?.buckets ?? [];
+  const rows = base.map((bucket, index) => [
+    `${bucket.from}-${bucket.to - 1}`,
+    ...report.generation.flatMap((entry) => {
+      const cell = entry.buckets[index];
+      return [
+        formatNumber(cell?.tfjs ? cell.tfjs * 1000 : null),
+        formatNumber(cell?.torch ? cell.torch * 1000 : null),
+      ];
+    }),
+  ]);
+  return { header, rows };
+}
+
+function scalingTables(report: Report) {
+  const training = {
+    header: [
+      'window (chunks)',
+      'tfjs s/step',
+      'torch s/step',
+      'tfjs/torch time',
+      'tfjs peak RSS',
+      'torch peak RSS',
+    ],
+    rows: report.scaling.training.map((entry) => [
+      `${entry.window} (${entry.chunks})`,
+      formatNumber(entry.tfjs),
+      formatNumber(entry.torch),
+      formatRatio(entry.tfjs !== null && entry.torch !== null ? entry.tfjs / entry.torch : null),
+      formatBytes(entry.tfjsRss),
+      formatBytes(entry.torchRss),
+    ]),
+  };
+  const evaluation = {
+    header: [
+      'document (chunks)',
+      'tfjs s',
+      'torch s',
+      'tfjs/torch time',
+      'tfjs tokens/s',
+      'torch tokens/s',
+    ],
+    rows: report.scaling.evaluation.map((entry) => [
+      `${entry.length} (${entry.chunks})`,
+      formatNumber(entry.tfjs),
+      formatNumber(entry.torch),
+      formatRatio(entry.tfjs !== null && entry.torch !== null ? entry.tfjs / entry.torch : null),
+      formatNumber(entry.tfjs === null ? null : entry.length / entry.tfjs),
+      formatNumber(entry.torch === null ? null : entry.length / entry.torch),
+    ]),
+  };
+  return { training, evaluation };
+}
+
+function describe(report: Report): string {
+  const meta = report.meta as {
+    machine: { cpu: string; cores: number; memoryBytes: number; loadAverageBefore: number[] };
+    node: string;
+    tfjs: string | null;
+    torch: string | null;
+    threads: number;
+    mode: string;
+    date: string;
+    commit: string | null;
+    plan: Plan;
+  };
+  return (
+    `${meta.date} (${meta.mode}, commit ${meta.commit ?? '?'}): ${meta.machine.cores} x ${meta.machine.cpu}, ` +
+    `${formatBytes(meta.machine.memoryBytes)} RAM, load average ${meta.machine.loadAverageBefore.map((value) => value.toFixed(1)).join(' ')}; ` +
+    `Node ${meta.node}, ${meta.tfjs ?? 'tfjs ?'}, ${meta.torch ?? 'torch ?'}; ${meta.threads} threads each side ` +
+    `(TF_NUM_INTRAOP_THREADS = torch.set_num_threads); fp32; n_ctx ${meta.plan.nCtx}, vocab ${VOCAB}, ` +
+    `training batch ${meta.plan.batch} x window ${meta.plan.window}; medians over ${meta.plan.rounds} alternating round(s).`
+  );
+}
+
+export function printReport(report: Report, markdown = false): string {
+  const render = markdown ? renderMarkdown : renderTable;
+  const main = mainTable(report);
+  const generation = generationTable(report);
+  const scaling = scalingTables(report);
+  const parts = [describe(report), '', render(main.header, main.rows)];
+  if (generation.rows.length > 0)
+    parts.push(
+      '',
+      'Generation cost per token as the context grows:',
+      '',
+      render(generation.header, generation.rows),
+    );
+  if (scaling.training.rows.length > 0)
+    parts.push(
+      '',
+      'Training step time and memory against window length:',
+      '',
+      render(scaling.training.header, scaling.training.rows),
+    );
+  if (scaling.evaluation.rows.length > 0)
+    parts.push(
+      '',
+      'Evaluation time against document length:',
+      '',
+      render(scaling.evaluation.header, scaling.evaluation.rows),
+    );
+  if (report.errors.length > 0)
+    parts.push(
+      '',
+      `${report.errors.length} measurement(s) failed:`,
+      ...report.errors.map((error) => `  ${error.split('\n')[0]}`),
+    );
+  return parts.join('\n');
+}
+
+async function main(): Promise<void> {
+  const report = await benchModel(process.argv.slice(2));
+  const text = printReport(report);
+  process.stdout.write(`\n${text}\n`);
+  const out = (report.meta.plan as Plan).out;
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(report, null, 1)}\n`);
+  writeFileSync(out.replace(/\.json$/, '.md'), `${printReport(report, true)}\n`);
+  process.stdout.write(
+    `\nwrote ${out} (+ .md) in ${(report.meta.seconds as number).toFixed(0)} s\n`,
+  );
+  // a one-line summary for bench/run.ts
+  const headline = report.rows.filter((entry) => entry.goal !== 'info' && entry.target !== '');
+  process.stdout.write(
+    `SUMMARY ${JSON.stringify({
+      name: 'model',
+      results: out,
+      rows: headline.map((entry) => ({
+        metric: entry.metric,
+        ratio: entry.ratio,
+        target: entry.target,
+        met: entry.met,
+      })),
+      errors: report.errors.length,
+    })}\n`,
+  );
+  if (report.errors.length > 0) process.exitCode = 1;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  await main();
+}
