@@ -55,6 +55,10 @@ describe('metrics viewer in Chromium', () => {
       acceptDownloads: true,
     });
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    // Console errors include Content-Security-Policy violations and failed requests.
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(message.text());
+    });
     await page.goto(server.url);
   });
 
