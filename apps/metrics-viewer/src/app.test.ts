@@ -64,11 +64,15 @@ describe('API over a three-run fixture database', () => {
     expect(reset.bestLoss).toBeCloseTo(expectedBest, 12);
     expect(reset.durationSeconds).toBeCloseTo(150, 0);
     expect((reset.config as { model: { resetMemory: boolean } }).model.resetMemory).toBe(true);
-    expect(byName.get('xl-noreset')).toMatchObject({
-      status: 'running',
-      interrupted: false,
-      steps: 199,
-    });
+    // The newest run is counted from its cached columns, the others with SQL: same answers.
+    const noReset = byName.get('xl-noreset')!;
+    expect(noReset).toMatchObject({ status: 'running', interrupted: false, steps: 199 });
+    expect(noReset.tokens).toBe(200 * 4096);
+    expect(noReset.metricRows).toBe(200);
+    const expectedNoResetBest = Math.min(
+      ...Array.from({ length: 200 }, (_, step) => syntheticLoss(step, 2)),
+    );
+    expect(noReset.bestLoss).toBeCloseTo(expectedNoResetBest, 12);
     expect(byName.get('xl-killed')).toMatchObject({
       status: 'stopped',
       interrupted: true,
@@ -151,7 +155,10 @@ describe('API over a three-run fixture database', () => {
     expect(after.body.xs).toEqual(Array.from({ length: 10 }, (_, offset) => 200 + offset));
     expect(after.body.lastStep).toBe(209);
     const runs = await getJson<{ runs: RunSummary[] }>(server, '/api/runs');
-    expect(runs.body.runs.find((run) => run.id === runId)!.steps).toBe(209);
+    const updated = runs.body.runs.find((run) => run.id === runId)!;
+    expect(updated.steps).toBe(209);
+    expect(updated.metricRows).toBe(210);
+    expect(updated.tokens).toBe(210 * 4096);
   });
 
   it('sees rewritten history when a run resumes and logs its last steps again', async () => {
