@@ -7,7 +7,8 @@
 //           start-up warm-up, and after reloads; and the time spent drawing (uPlot) alone.
 // Prints a table and writes bench/results/viewer.json.
 //
-//   node --conditions=@baka/source --import tsx bench/viewer.ts [--rows 1000000] [--runs 5]
+//   node --conditions=@baka/source --import tsx bench/viewer.ts [--rows 1000000] [--runs 5] [--fresh 3]
+// (--runs: repetitions of warm measurements; --fresh: fresh servers for the cold ones)
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -21,7 +22,11 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench/results/viewer.json');
 
 const { values } = parseArgs({
-  options: { rows: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '5' } },
+  options: {
+    rows: { type: 'string', default: '1000000' },
+    runs: { type: 'string', default: '5' },
+    fresh: { type: 'string', default: '3' },
+  },
 });
 const rows = Number(values.rows);
 const runs = Number(values.runs);
@@ -29,6 +34,9 @@ if (!Number.isInteger(rows) || rows < 10)
   throw new Error(`--rows expects an integer >= 10, got '${values.rows}'`);
 if (!Number.isInteger(runs) || runs < 1)
   throw new Error(`--runs expects an integer >= 1, got '${values.runs}'`);
+const fresh = Number(values.fresh);
+if (!Number.isInteger(fresh) || fresh < 1)
+  throw new Error(`--fresh expects an integer >= 1, got '${values.fresh}'`);
 
 function median(list: number[]): number {
   const sorted = [...list].sort((a, b) => a - b);
@@ -61,12 +69,16 @@ try {
   const zoomFrom = Math.floor(rows * 0.4);
   const zoomPath = `/api/runs/${runId}/series?metric=loss&x=step&points=2000&from=${zoomFrom}&to=${zoomFrom + 1999}`;
 
-  // Server alone, on a fresh server without its start-up warm-up (cold caches), then warm.
+  // Server alone, on fresh servers without their start-up warm-up (cold caches), then warm.
+  // The runs list of a cold server reads the newest run's step and loss columns (its counts come
+  // from them); a series request on another cold server reads them for the chart.
   let server = await startViewerServer({ databasePath, port: 0, warm: false });
   const runsCold = await timed(server, '/api/runs');
+  await server.close();
+  server = await startViewerServer({ databasePath, port: 0, warm: false });
   const seriesCold = await timed(server, seriesPath);
   const seriesBody = seriesCold.body as { xs: number[]; rowsInRange: number; downsampled: boolean };
-  if (seriesBody.rowsInRange !== rows || seriesBody.xs.length !== 2000) {
+  if (seriesBody.rowsInRange !== rows || seriesBody.xs.length !== Math.min(rows, 2000)) {
     throw new Error(
       `unexpected series: ${seriesBody.rowsInRange} rows in range, ${seriesBody.xs.length} points`,
     );
@@ -93,9 +105,9 @@ try {
   // user who opens the URL a moment after starting sees), and after reloads.
   const browser = await launchChromium();
   const firstChart = {
-    cold: 0,
-    afterWarmUp: 0,
-    warmUpMs: 0,
+    cold: [] as number[],
+    afterWarmUp: [] as number[],
+    warmUp: [] as number[],
     reload: [] as number[],
     draw: [] as number[],
   };
@@ -116,20 +128,25 @@ try {
         draw: performance.getEntriesByName('viewer:draw')[0]!.duration,
         points: document.querySelector('#loss-chart')?.getAttribute('data-points'),
       }));
-      if (measured.points !== '2000')
-        throw new Error(`the page drew ${measured.points} points, expected 2000`);
+      const expected = String(Math.min(rows, 2000));
+      if (measured.points !== expected) {
+        throw new Error(`the page drew ${measured.points} points, expected ${expected}`);
+      }
       firstChart.draw.push(measured.draw);
       return measured.firstChart;
     };
-    server = await startViewerServer({ databasePath, port: 0, warm: false });
-    firstChart.cold = await open(server.url);
-    await server.close();
-
-    start = performance.now();
-    server = await startViewerServer({ databasePath, port: 0 });
-    await server.warmed;
-    firstChart.warmUpMs = performance.now() - start;
-    firstChart.afterWarmUp = await open(server.url);
+    // Fresh servers each time (a new server is a cold cache); medians of `fresh` tries.
+    for (let attempt = 0; attempt < fresh; attempt++) {
+      server = await startViewerServer({ databasePath, port: 0, warm: false });
+      firstChart.cold.push(await open(server.url));
+      await server.close();
+      start = performance.now();
+      server = await startViewerServer({ databasePath, port: 0 });
+      await server.warmed;
+      firstChart.warmUp.push(performance.now() - start);
+      firstChart.afterWarmUp.push(await open(server.url));
+      if (attempt < fresh - 1) await server.close();
+    }
     for (let run = 0; run < runs; run++) firstChart.reload.push(await open(null));
   } finally {
     await browser.close();
@@ -158,8 +175,10 @@ try {
       runsListWarmMedianMs: median(runsWarm),
     },
     browser: {
+      firstChartColdMedianMs: median(firstChart.cold),
       firstChartColdMs: firstChart.cold,
-      serverStartAndWarmUpMs: firstChart.warmUpMs,
+      serverStartAndWarmUpMedianMs: median(firstChart.warmUp),
+      firstChartAfterWarmUpMedianMs: median(firstChart.afterWarmUp),
       firstChartAfterWarmUpMs: firstChart.afterWarmUp,
       firstChartReloadMedianMs: median(firstChart.reload),
       drawMedianMs: median(firstChart.draw),
@@ -167,7 +186,7 @@ try {
   };
   const table: [string, number][] = [
     ['server: runs list, cold', results.server.runsListColdMs],
-    ['server: loss series (1M rows -> 2000 LTTB), cold', results.server.seriesColdMs],
+    [`server: loss series (${rows} rows -> LTTB 2000), cold`, results.server.seriesColdMs],
     ['server: lr series, cold (second column)', results.server.secondMetricColdMs],
     ['server: loss series, warm (median)', results.server.seriesWarmMedianMs],
     [
@@ -177,10 +196,10 @@ try {
     ['server: runs list, warm (median)', results.server.runsListWarmMedianMs],
     [
       'browser: first chart, fresh server, no warm-up (navigation -> drawn)',
-      results.browser.firstChartColdMs,
+      results.browser.firstChartColdMedianMs,
     ],
-    ['server start + start-up warm-up', results.browser.serverStartAndWarmUpMs],
-    ['browser: first chart, server after warm-up', results.browser.firstChartAfterWarmUpMs],
+    ['server start + start-up warm-up', results.browser.serverStartAndWarmUpMedianMs],
+    ['browser: first chart, server after warm-up', results.browser.firstChartAfterWarmUpMedianMs],
     ['browser: first chart after reload (median)', results.browser.firstChartReloadMedianMs],
     ['browser: drawing the loss chart (median)', results.browser.drawMedianMs],
   ];
