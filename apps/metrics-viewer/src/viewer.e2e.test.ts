@@ -191,7 +191,19 @@ describe('metrics viewer in Chromium', () => {
     await expect
       .poll(() => page.locator('#loss-chart').getAttribute('data-points'))
       .toBe('260,300');
+    await page.locator('#x-axis').selectOption('elapsed');
+    await expect
+      .poll(() => page.locator('#loss-chart').getAttribute('data-axes'))
+      .toBe('wall time / loss');
     await page.locator('#x-axis').selectOption('step');
+    await page.locator('#second-metric').selectOption('grad_norm');
+    await expect
+      .poll(() => page.locator('#second-chart').getAttribute('data-axes'))
+      .toBe('step / grad norm');
+    await expect
+      .poll(() => page.locator('#second-chart').getAttribute('data-points'))
+      .toBe('260,300');
+    await page.locator('#second-metric').selectOption('lr');
   });
 
   it('sorts the results table by a clicked column', async () => {
