@@ -30,7 +30,10 @@ export function argmax(values: ArrayLike<number>): number {
   return best;
 }
 
-/** Picks a token id from `logits` [V]; `random` gives uniforms in [0, 1). */
+/**
+ * Picks a token id from `logits` [V]; `random` gives uniforms in [0, 1). Only top-p sorts (and
+ * only the candidates left after top-k); plain and top-k sampling scan the logits once or twice.
+ */
 export function sampleToken(
   logits: Float32Array,
   options: SamplingOptions,
@@ -38,30 +41,51 @@ export function sampleToken(
 ): number {
   const { temperature = 1, topK, topP = 1 } = options;
   if (temperature === 0) return argmax(logits);
-  const order = Array.from(logits.keys()).sort(
-    (a, b) => (logits[b] as number) - (logits[a] as number),
-  );
-  const keep = Math.min(topK ?? order.length, order.length);
-  const candidates = order.slice(0, keep);
-  const top = logits[candidates[0] as number] as number;
-  const weights = candidates.map((id) => Math.exp(((logits[id] as number) - top) / temperature));
-  const total = weights.reduce((a, b) => a + b, 0);
-  let kept = candidates.length;
+  const vocab = logits.length;
+  // top-k: the k-th largest logit is the cut-off (ties at the cut-off resolved by lowest id)
+  let threshold = Number.NEGATIVE_INFINITY;
+  if (topK !== undefined && topK < vocab) {
+    const sorted = Float32Array.from(logits).sort(); // ascending, numeric
+    threshold = sorted[vocab - topK] as number;
+  }
+  const candidates: number[] = [];
+  let above = 0;
+  for (let id = 0; id < vocab; id++) if ((logits[id] as number) > threshold) above++;
+  let tiesAllowed = topK === undefined ? vocab : topK - above;
+  for (let id = 0; id < vocab; id++) {
+    const value = logits[id] as number;
+    if (value > threshold) candidates.push(id);
+    else if (value === threshold && tiesAllowed > 0) {
+      candidates.push(id);
+      tiesAllowed--;
+    }
+  }
+  let top = Number.NEGATIVE_INFINITY;
+  for (const id of candidates) top = Math.max(top, logits[id] as number);
+  let weights = candidates.map((id) => Math.exp(((logits[id] as number) - top) / temperature));
+  let ids = candidates;
   if (topP < 1) {
+    const order = candidates
+      .map((_, index) => index)
+      .sort((a, b) => (weights[b] as number) - (weights[a] as number));
+    const total = weights.reduce((a, b) => a + b, 0);
     let cumulative = 0;
-    for (let i = 0; i < candidates.length; i++) {
-      cumulative += (weights[i] as number) / total;
+    let kept = order.length;
+    for (let i = 0; i < order.length; i++) {
+      cumulative += (weights[order[i] as number] as number) / total;
       if (cumulative >= topP) {
         kept = i + 1;
         break;
       }
     }
+    ids = order.slice(0, kept).map((index) => candidates[index] as number);
+    weights = order.slice(0, kept).map((index) => weights[index] as number);
   }
-  const keptTotal = weights.slice(0, kept).reduce((a, b) => a + b, 0);
-  let threshold = random() * keptTotal;
-  for (let i = 0; i < kept; i++) {
-    threshold -= weights[i] as number;
-    if (threshold < 0) return candidates[i] as number;
+  const keptTotal = weights.reduce((a, b) => a + b, 0);
+  let remaining = random() * keptTotal;
+  for (let i = 0; i < ids.length; i++) {
+    remaining -= weights[i] as number;
+    if (remaining < 0) return ids[i] as number;
   }
-  return candidates[kept - 1] as number;
+  return ids[ids.length - 1] as number;
 }
