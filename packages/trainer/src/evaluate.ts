@@ -7,8 +7,8 @@
 //
 // Shapes: one article of L tokens -> ids [1, L].
 import { IGNORE_INDEX, type SplitName, splitRange, type TokenDocuments, windows } from '@baka/data';
-import type { BakaCausalLM } from '@baka/model';
-import * as tf from '@tensorflow/tfjs-core';
+import { type BakaCausalLM, countParameters, evaluateLoss } from '@baka/model';
+import type { ResultRow } from './metrics-store';
 
 export interface EvaluationOptions {
   split?: SplitName;
@@ -87,13 +87,14 @@ export function evaluate(
     for (const window of articleWindows(model, documents.document(index))) {
       const n = targets(window.labels);
       if (n === 0) continue;
-      const loss = tf.tidy(() => {
-        const ids = tf.tensor2d(window.ids, [1, window.ids.length], 'int32'); // [1, L]
-        const labels = tf.tensor2d(window.labels, [1, window.labels.length], 'int32'); // [1, L]
-        return model.loss(ids, labels).loss;
-      });
-      const value = loss.dataSync()[0]!;
-      loss.dispose();
+      // Long articles run in segments with the memory handed on: the same chunking as one call,
+      // without materialising [L, V] logits at once.
+      const value = evaluateLoss(model, {
+        ids: window.ids,
+        labels: window.labels,
+        rows: 1,
+        length: window.ids.length,
+      }).loss;
       if (!Number.isFinite(value)) {
         nans += 1;
         continue;
@@ -117,5 +118,41 @@ export function evaluate(
     nans,
     tokens,
     seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** A results-table row (upstream's result fields) for an evaluation of `model` on `benchmark`. */
+export function resultRow(
+  model: BakaCausalLM,
+  result: EvaluationResult,
+  options: {
+    benchmark: string;
+    configId?: string | null;
+    note?: string | null;
+    runId?: number | null;
+  },
+): ResultRow {
+  const { config } = model;
+  const parameters = countParameters(model);
+  const architecture =
+    `${config.model_type} dim ${config.dim_model} ff ${config.dim_ff} attn ${config.dim_attn} layers ${config.n_layers} ` +
+    `heads ${config.n_heads} vocab ${config.n_vocab} ctx ${config.n_ctx} memory ${config.memory}` +
+    `${config.memory === 'xl' ? `/${config.memory_source}/${config.position_policy}` : ''} rotary ${config.rotary_layout}`;
+  return {
+    runId: options.runId ?? null,
+    configId: options.configId ?? null,
+    modelType: config.model_type,
+    nParams: parameters.total,
+    nInputEmbParams: parameters.inputEmbedding,
+    benchmark: options.benchmark,
+    split: result.split,
+    nCtx: config.n_ctx,
+    nans: result.nans,
+    loss: result.loss,
+    ppl: result.ppl,
+    tokenLoss: result.tokenLoss,
+    tokens: result.tokens,
+    architecture,
+    note: options.note ?? null,
   };
 }

@@ -18,7 +18,7 @@ export {
   openCorpusDocuments,
   shardCacheDirectory,
 } from './corpus-documents';
-export { type EvaluationOptions, type EvaluationResult, evaluate } from './evaluate';
+export { type EvaluationOptions, type EvaluationResult, evaluate, resultRow } from './evaluate';
 export {
   clipByGlobalNorm,
   GradientAccumulator,

@@ -191,6 +191,14 @@ export class MetricsStore {
     return Number(result.lastInsertRowid);
   }
 
+  /** The id of the run named `name`, if it exists. */
+  runId(name: string): number | undefined {
+    const row = this.db.prepare('SELECT id FROM runs WHERE name = ?').get(name) as
+      | { id: number }
+      | undefined;
+    return row?.id;
+  }
+
   hasRun(name: string): boolean {
     return this.db.prepare('SELECT 1 FROM runs WHERE name = ?').get(name) !== undefined;
   }

@@ -2,12 +2,22 @@
 //   baka eval --checkpoint DIR --input-ids FILE [--json] [--backend NAME]
 // FILE is a JSON array of equal-length rows of token ids (one batch); labels = input ids. With
 // --json the last stdout line is one JSON object: { loss, perplexity, tokens, rows, length, ... }.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { readInputIds } from '@baka/data';
 import { type BakaCausalLM, evaluateLoss, loadCheckpoint } from '@baka/model';
+import { defaultTokenizerPath } from '@baka/tokenizer';
+import {
+  type EvaluationResult,
+  evaluate,
+  MetricsStore,
+  openCorpusDocuments,
+  parseTrainerState,
+  resultRow,
+} from '@baka/trainer';
 import type { Command } from 'commander';
 import { backendOption, describeBackend, initBackend, type BackendChoice } from '../backend';
-import { UserError, action, resolveUserPath } from '../cli-kit';
+import { UserError, action, defaultRunsDir, resolveUserPath } from '../cli-kit';
 
 export interface EvalResult {
   loss: number;
@@ -42,27 +52,143 @@ export function evaluateInputIds(model: BakaCausalLM, file: string): EvalResult 
   };
 }
 
+export interface CorpusEvalFlags {
+  checkpoint: string;
+  corpus: string;
+  split: string;
+  tokenizer?: string;
+  maxDocuments?: string;
+  runsDir?: string;
+  note?: string;
+}
+
+/**
+ * `--corpus`: upstream's bench on a split of a corpus (one article at a time, the XL model seeing
+ * the whole article), logged as a row of the results table in <runs-dir>/metrics.sqlite.
+ */
+export async function evaluateCorpus(
+  model: BakaCausalLM,
+  flags: CorpusEvalFlags,
+): Promise<EvaluationResult & { resultId: number; database: string }> {
+  if (!['train', 'valid', 'test'].includes(flags.split)) {
+    throw new UserError(`--split: expected train, valid or test, got '${flags.split}'`);
+  }
+  const maxDocuments = flags.maxDocuments === undefined ? undefined : Number(flags.maxDocuments);
+  if (maxDocuments !== undefined && !(Number.isInteger(maxDocuments) && maxDocuments >= 1)) {
+    throw new UserError(`--max-documents: expected an integer >= 1, got '${flags.maxDocuments}'`);
+  }
+  const checkpoint = resolveUserPath(flags.checkpoint);
+  // The checkpoint's own tokenizer unless one is given.
+  const tokenizerPath = flags.tokenizer
+    ? resolveUserPath(flags.tokenizer)
+    : existsSync(join(checkpoint, 'tokenizer.json'))
+      ? join(checkpoint, 'tokenizer.json')
+      : defaultTokenizerPath();
+  if (!existsSync(tokenizerPath))
+    throw new UserError(`--tokenizer: file not found: ${tokenizerPath}`);
+  const runsDir = flags.runsDir ? resolveUserPath(flags.runsDir) : defaultRunsDir();
+  const corpus = existsSync(resolveUserPath(flags.corpus))
+    ? resolveUserPath(flags.corpus)
+    : flags.corpus;
+  const documents = await openCorpusDocuments({
+    corpus,
+    tokenizerPath,
+    cacheDir: join(runsDir, '.shards'),
+    onProgress: (message) => process.stderr.write(`${message}\n`),
+  });
+  const result = evaluate(model, documents, {
+    split: flags.split as 'train' | 'valid' | 'test',
+    ...(maxDocuments !== undefined ? { maxDocuments } : {}),
+  });
+  const database = join(runsDir, 'metrics.sqlite');
+  const store = new MetricsStore(database);
+  try {
+    const statePath = join(checkpoint, 'trainer_state.json');
+    const runName = existsSync(statePath)
+      ? parseTrainerState(readFileSync(statePath, 'utf8'), statePath).runName
+      : null;
+    const resultId = store.logResult(
+      resultRow(model, result, {
+        benchmark: flags.corpus,
+        configId: runName ?? checkpoint,
+        note: flags.note ?? null,
+        runId: runName === null ? null : (store.runId(runName) ?? null),
+      }),
+    );
+    return { ...result, resultId, database };
+  } finally {
+    store.close();
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('eval')
     .description("evaluate a checkpoint: upstream's loss (labels = input ids)")
     .requiredOption('--checkpoint <dir>', 'checkpoint directory (config.json + model.safetensors)')
     .option('--input-ids <file>', 'JSON array of equal-length rows of token ids (one batch)')
+    .option(
+      '--corpus <name|path>',
+      "upstream's bench on a corpus split: tinyshakespeare, wikitext-103, ... or a path",
+    )
+    .option('--split <name>', 'split for --corpus: valid (default), test or train', 'valid')
+    .option(
+      '--tokenizer <file>',
+      "tokenizer for --corpus (default: the checkpoint's tokenizer.json, else the bundled one)",
+    )
+    .option('--max-documents <n>', 'score only the first n articles of the split (--corpus)')
+    .option(
+      '--runs-dir <dir>',
+      'where metrics.sqlite gets the result row (default: <repo root>/runs)',
+    )
+    .option('--note <text>', 'note stored with the result row (--corpus)')
     .option('--json', 'print the result as one JSON line (the last line of stdout)')
     .addOption(backendOption())
     .action(
       action(
-        async (flags: {
-          checkpoint: string;
-          inputIds?: string;
-          json?: boolean;
-          backend: BackendChoice;
-        }) => {
-          if (flags.inputIds === undefined) throw new UserError('--input-ids FILE is required');
+        async (
+          flags: {
+            checkpoint: string;
+            inputIds?: string;
+            json?: boolean;
+            backend: BackendChoice;
+          } & Partial<CorpusEvalFlags>,
+        ) => {
+          if (flags.inputIds === undefined && flags.corpus === undefined) {
+            throw new UserError('--input-ids FILE or --corpus NAME|PATH is required');
+          }
+          if (flags.inputIds !== undefined && flags.corpus !== undefined) {
+            throw new UserError('--input-ids and --corpus cannot be used together');
+          }
           const report = await initBackend(flags.backend);
           process.stderr.write(`${describeBackend(report)}\n`);
           const model = await loadCheckpointFlag(flags.checkpoint);
           try {
+            if (flags.corpus !== undefined) {
+              const corpusFlags = { ...flags, corpus: flags.corpus, split: flags.split ?? 'valid' };
+              const result = await evaluateCorpus(model, corpusFlags);
+              const line = {
+                benchmark: flags.corpus,
+                split: result.split,
+                loss: result.loss,
+                ppl: result.ppl,
+                tokenLoss: result.tokenLoss,
+                nans: result.nans,
+                documents: result.documents,
+                tokens: result.tokens,
+                seconds: result.seconds,
+                resultId: result.resultId,
+                checkpoint: flags.checkpoint,
+                backend: report.name,
+              };
+              process.stdout.write(
+                flags.json
+                  ? `${JSON.stringify(line)}\n`
+                  : `${flags.corpus} ${result.split}: loss ${result.loss.toFixed(4)}  ppl ${result.ppl.toFixed(2)}  token-weighted ${result.tokenLoss.toFixed(4)}  NaN ${result.nans}  (${result.documents} articles, ${result.tokens} tokens, ${result.seconds.toFixed(1)} s)\nresult #${result.resultId} saved in ${result.database}\n`,
+              );
+              return;
+            }
+            if (flags.inputIds === undefined) return;
             const result = evaluateInputIds(model, flags.inputIds);
             if (flags.json) {
               process.stdout.write(

@@ -1,5 +1,5 @@
 // `baka train` end to end, as a user runs it: real processes, real files, real SQLite.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { readSafetensors } from '@baka/model';
 import { trainBpe } from '@baka/tokenizer';
 import { latestCheckpoint, loadTrainingCheckpoint, MetricsStore } from '@baka/trainer';
 import { describe, expect, it } from 'vitest';
+import { evaluateCorpus } from './eval';
 import { parseTrainFlags } from './train';
 
 const main = fileURLToPath(new URL('../main.ts', import.meta.url));
@@ -22,8 +23,19 @@ function cliArgs(args: string[]): string[] {
   return ['--conditions=@baka/source', '--import', tsx, main, ...args];
 }
 
-function runCli(args: string[], timeout = 120_000) {
-  return spawnSync(process.execPath, cliArgs(args), { encoding: 'utf8', timeout });
+/** Runs the CLI to completion without blocking this worker's event loop. */
+function runCli(
+  args: string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, cliArgs(args), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 function tempDir(): string {
@@ -89,7 +101,7 @@ function waitFor(check: () => boolean, child: ChildProcess, timeoutMs: number): 
   });
 }
 
-describe('baka train flags', () => {
+describe('baka train flags', { timeout: 120_000 }, () => {
   it('errors name the flag and the value', () => {
     const base = { backend: 'cpu', sample: true };
     expect(() => parseTrainFlags({ ...base, steps: 'abc' })).toThrow(/--steps: .*'abc'/);
@@ -108,19 +120,30 @@ describe('baka train flags', () => {
     });
   });
 
-  it('a bad flag exits 2 with one line naming it', () => {
-    const result = runCli(['train', '--steps', '0', '--backend', 'cpu']);
+  it('baka eval --corpus names a bad --split or --max-documents', async () => {
+    const model = null as never;
+    const flags = { checkpoint: '.', corpus: 'tinyshakespeare', split: 'valid' };
+    await expect(evaluateCorpus(model, { ...flags, split: 'dev' })).rejects.toThrow(
+      /--split: expected train, valid or test, got 'dev'/,
+    );
+    await expect(evaluateCorpus(model, { ...flags, maxDocuments: '0' })).rejects.toThrow(
+      /--max-documents: expected an integer >= 1, got '0'/,
+    );
+  });
+
+  it('a bad flag exits 2 with one line naming it', async () => {
+    const result = await runCli(['train', '--steps', '0', '--backend', 'cpu']);
     expect(result.status).toBe(2);
     expect(result.stderr.trim()).toMatch(/^baka: --steps: .*'0'/m);
     expect(result.stderr).not.toMatch(/at .*\.ts:\d+/);
   });
 });
 
-describe('baka train parity with the PyTorch reference', () => {
-  it('--init --input-ids --window --epochs --out: per-step losses and final weights match (1e-4)', () => {
+describe('baka train parity with the PyTorch reference', { timeout: 180_000 }, () => {
+  it('--init --input-ids --window --epochs --out: per-step losses and final weights match (1e-4)', async () => {
     const dir = tempDir();
     const out = join(dir, 'out');
-    const result = runCli([
+    const result = await runCli([
       'train',
       '--init',
       join(fixtures, 'init'),
@@ -165,11 +188,11 @@ describe('baka train parity with the PyTorch reference', () => {
   });
 });
 
-describe('baka train runs, stops and resumes', () => {
-  it('trains, resumes with --resume, and logs every step to the metrics store', () => {
+describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
+  it('trains, resumes with --resume, and logs every step to the metrics store', async () => {
     const { dir, common } = smallSetup();
     const runs = join(dir, 'runs');
-    const first = runCli([
+    const first = await runCli([
       'train',
       ...common,
       '--run',
@@ -186,8 +209,8 @@ describe('baka train runs, stops and resumes', () => {
     expect(first.stdout).toMatch(/pnpm --filter metrics-viewer start/);
     expect(first.stdout).toMatch(/loss: first \d+\.\d+ -> final \d+\.\d+/);
     expect(first.stdout).toMatch(/valid: loss \d+\.\d+, ppl/);
-    expect(first.stdout).toMatch(/sample:\n.+/);
-    const second = runCli([
+    expect(first.stdout).toMatch(/sample \(prompt \+ 5 generated tokens\):\n.+/);
+    const second = await runCli([
       'train',
       '--resume',
       'r1',
@@ -207,11 +230,43 @@ describe('baka train runs, stops and resumes', () => {
       step: number;
     }[];
     expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5]);
-    const evals = store.db.prepare('SELECT step FROM evals ORDER BY step').all() as {
+    const evals = store.db.prepare('SELECT step, loss FROM evals ORDER BY step').all() as {
       step: number;
+      loss: number;
     }[];
     expect(evals.map((e) => e.step)).toEqual([2, 3, 4, 5]);
     store.close();
+
+    // `baka eval --corpus` scores the same split the same way and writes a results row.
+    const corpus = common[common.indexOf('--corpus') + 1]!;
+    const checkpoint = latestCheckpoint(join(runs, 'r1', 'checkpoints'))!;
+    const evalArgs = [
+      'eval',
+      '--checkpoint',
+      checkpoint,
+      '--corpus',
+      corpus,
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+    ];
+    const evaluated = await runCli([...evalArgs, '--split', 'valid', '--json']);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    const line = JSON.parse(evaluated.stdout.trim().split('\n').at(-1)!) as {
+      loss: number;
+      split: string;
+    };
+    expect(line.split).toBe('valid');
+    expect(Math.abs(line.loss - evals.at(-1)!.loss)).toBeLessThan(1e-5);
+    const reader = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+    const result = reader.db
+      .prepare(
+        'SELECT r.split, r.config_id, r.n_ctx, runs.name FROM results r JOIN runs ON runs.id = r.run_id',
+      )
+      .get();
+    expect(result).toEqual({ split: 'valid', config_id: 'r1', n_ctx: 8, name: 'r1' });
+    reader.close();
   });
 
   it('Ctrl-C saves a checkpoint and exits cleanly', async () => {
@@ -285,7 +340,7 @@ describe('baka train runs, stops and resumes', () => {
     expect(countSteps(join(runs, 'metrics.sqlite'))).toBeGreaterThanOrEqual(4);
     store.close();
     // and the run resumes from it
-    const resumed = runCli([
+    const resumed = await runCli([
       'train',
       '--resume',
       'k',

@@ -519,7 +519,9 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
       topK: 40,
       seed: options.seed,
     });
-    process.stdout.write(`sample:\n${tokenizer.decode(generated)}\n`);
+    process.stdout.write(
+      `sample (prompt + ${generated.length} generated tokens):\n${tokenizer.decode([...prompt, ...generated])}\n`,
+    );
   }
   session.dispose();
   model.dispose();
