@@ -85,6 +85,9 @@ describe('AdamW matches torch.optim.AdamW', () => {
         }
       }
       expect(optimizer.stepCount).toBe(c.steps.length);
+      console.log(
+        `AdamW '${caseName}' max-abs parameter error vs torch: ${worst.toExponential(2)}`,
+      );
       expect(worst).toBeLessThan(1e-6);
       optimizer.dispose();
       tf.dispose([...parameters.values()]);

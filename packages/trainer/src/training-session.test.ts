@@ -99,6 +99,13 @@ describe('TrainingSession', () => {
     store.close();
   });
 
+  it('carried memory reaches the next window (losses change after the first window of a pass)', async () => {
+    const plain = await runSession(tempDir(), { maxSteps: 4, window: 8 });
+    const carried = await runSession(tempDir(), { maxSteps: 4, window: 8, carryMemory: true });
+    expect(carried.summary.losses[0]).toBe(plain.summary.losses[0]);
+    expect(carried.summary.losses.slice(1)).not.toEqual(plain.summary.losses.slice(1));
+  });
+
   it('keeps the last K checkpoints', async () => {
     const runDir = tempDir();
     await runSession(runDir, { maxSteps: 7, saveEvery: 2, keep: 2 });

@@ -253,7 +253,10 @@ export function register(program: Command): void {
       '--mode <mode>',
       'upstream (article batches, windows, two passes) or packed (random blocks)',
     )
-    .option('--carry-memory', 'carry detached XL memory from window to window (upstream: off)')
+    .option(
+      '--carry-memory',
+      "carry detached XL memory from window to window (default: the config's carry_memory; upstream: off)",
+    )
     .option('--accumulate <n>', 'windows per optimizer step (gradient accumulation, default 1)')
     .option('--clip <x>', 'clip the global gradient norm (upstream 1.0; 0 disables)')
     .option(
@@ -348,7 +351,7 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
             : flags.clip
           : (previous.clipNorm ?? 1),
       accumulate: pick(flags.accumulate, previous.accumulate, 1),
-      carryMemory: pick(flags.carryMemory, previous.carryMemory, false),
+      carryMemory: pick(flags.carryMemory, previous.carryMemory, model.config.carry_memory),
       saveEvery: pick(flags.saveEvery, previous.saveEvery, inputBatch ? 0 : 50),
       keep: pick(flags.keep, previous.keep, 3),
       evalEvery: inputBatch ? 0 : pick(flags.evalEvery, previous.evalEvery, 0),
