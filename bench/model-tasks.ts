@@ -52,7 +52,10 @@ export interface WorkerResult {
   kind: WorkerTask['kind'];
   threads: number | null;
   version: string;
+  /** Peak resident memory of the process so far (exact for the first task of a child). */
   peakRssBytes: number;
+  /** Resident memory once the runtime and libraries were loaded, before any task. */
+  startRssBytes: number;
   wallSeconds: number;
   [field: string]: unknown;
 }

@@ -249,6 +249,8 @@ async function main(): Promise<void> {
     );
   }
   const binding = (tf.backend() as unknown as { binding?: { TF_Version?: string } }).binding;
+  // resident memory once Node, tfjs-node and the TensorFlow library are loaded
+  const startRssBytes = process.memoryUsage().rss;
   const results = [];
   for (const task of tasks) {
     const began = performance.now();
@@ -261,6 +263,7 @@ async function main(): Promise<void> {
       version: `tfjs ${tf.version_core} / TensorFlow ${binding?.TF_Version ?? '?'}`,
       // maxRSS: the process's peak so far (exact for the first task of the list)
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      startRssBytes,
       wallSeconds: seconds(began),
     });
   }

@@ -560,6 +560,17 @@ export async function benchModel(argv: string[]): Promise<Report> {
       'info',
     ),
   );
+  const baseline = (side: Side) =>
+    orNull(median(matmul[side].map((result) => result.startRssBytes)));
+  rows.push(
+    row(
+      'process RSS after loading the runtime (Node + tfjs-node + TF / Python + torch)',
+      'bytes',
+      baseline('tfjs'),
+      baseline('torch'),
+      'info',
+    ),
+  );
   const mfu = (side: Side, flopsPerSecond: number | null) => {
     const peakValue = peakGflops(side);
     return flopsPerSecond === null || peakValue === null

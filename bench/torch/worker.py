@@ -36,10 +36,11 @@ from decoder import TorchDecoder  # noqa: E402
 CONFIG_FIELDS = set(Config.__dataclass_fields__)
 
 
-def peak_rss_bytes() -> int:
+def status_bytes(field: str) -> int:
+    """A memory line of /proc/self/status (VmHWM: peak resident, VmRSS: resident now)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return -1
 
@@ -177,6 +178,7 @@ TASKS = {
 def main() -> None:
     """argv[1]: a JSON list of tasks, run in order in this process; one RESULT line with a list."""
     tasks = json.loads(sys.argv[1])
+    start_rss = status_bytes("VmRSS")  # resident once Python and torch are loaded
     results = []
     for task in tasks:
         torch.set_num_threads(int(task.get("threads", os.cpu_count() or 1)))
@@ -189,7 +191,8 @@ def main() -> None:
                 "threads": torch.get_num_threads(),
                 "version": f"torch {torch.__version__}",
                 # VmHWM: the process's peak so far (exact for the first task of the list)
-                "peakRssBytes": peak_rss_bytes(),
+                "peakRssBytes": status_bytes("VmHWM"),
+                "startRssBytes": start_rss,
                 "wallSeconds": time.perf_counter() - began,
             }
         )
