@@ -294,7 +294,7 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
     expect(code).toBe(0);
-    expect(stdout).toMatch(/stopped: /);
+    expect(stdout).toMatch(/stopped \(Ctrl-C\): /);
     const checkpoint = latestCheckpoint(join(runs, 'c', 'checkpoints'));
     const loaded = await loadTrainingCheckpoint(checkpoint!);
     expect(loaded.state.step).toBeGreaterThanOrEqual(2);

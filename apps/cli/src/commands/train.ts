@@ -200,7 +200,9 @@ export function register(program: Command): void {
   program
     .command('train')
     .description(
-      "Train a model with upstream's procedure (default: the tiny preset on bundled Tiny Shakespeare, a few minutes on CPU)",
+      "Train a model with upstream's procedure. With none of --steps, --epochs, --max-minutes: a quick run " +
+        `(tiny preset on bundled Tiny Shakespeare, window ${DEFAULT_TRAIN.window}, lr ${DEFAULT_TRAIN.learningRate} with warmup + cosine, ` +
+        `${DEFAULT_TRAIN.steps} steps, at most ${DEFAULT_TRAIN.maxMinutes} minutes); otherwise upstream's defaults (window 2048, lr 1e-3 constant).`,
     )
     .option(
       '--preset <name>',
@@ -319,7 +321,7 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
       ...previous,
       runName: flags.run ?? previous.runName ?? defaultRunName(preset ?? 'model'),
       mode: pick(flags.mode, previous.mode, 'upstream'),
-      window: pick(flags.window, previous.window, inputBatch ? 2048 : DEFAULT_TRAIN.window),
+      window: pick(flags.window, previous.window, isDefaultRun ? DEFAULT_TRAIN.window : 2048),
       batchSize: inputBatch
         ? inputBatch.rows
         : pick(flags.batchSize, previous.batchSize, DEFAULT_TRAIN.batchSize),
@@ -496,7 +498,7 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
   }
 
   const lines = [
-    `${summary.reason === 'interrupted' ? 'stopped' : 'done'}: ${plural(summary.sessionSteps, 'step')} this session (${summary.steps} in total), ${formatCount(summary.sessionTokens)} tokens in ${formatSeconds(summary.seconds)} (${formatCount(tokensSeen / Math.max(secondsSeen, 1e-9))} tokens/s while training)`,
+    `${summary.reason === 'interrupted' ? 'stopped (Ctrl-C)' : summary.reason === 'time' ? `stopped at the time limit (--max-minutes ${options.maxMinutes})` : 'done'}: ${plural(summary.sessionSteps, 'step')} this session (${summary.steps} in total), ${formatCount(summary.sessionTokens)} tokens in ${formatSeconds(summary.seconds)} (${formatCount(tokensSeen / Math.max(secondsSeen, 1e-9))} tokens/s while training)`,
     `loss: first ${formatLoss(summary.losses[0] ?? null)} -> final ${formatLoss(summary.finalLoss)} (best ${formatLoss(summary.bestLoss)}${summary.skippedSteps > 0 ? `, ${summary.skippedSteps} steps skipped for NaN/Inf` : ''})`,
   ];
   const lastEval = summary.evaluations.at(-1);
