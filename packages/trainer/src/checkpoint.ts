@@ -14,7 +14,9 @@ import {
   saveCheckpoint,
   serializeSafetensors,
 } from '@baka/model';
+import type { XLMemory } from '@baka/cache';
 import type { AdamW, AdamWState } from './adamw';
+import { MEMORY_FILE, readMemory, serializeMemory } from './memory-state';
 import { CheckpointError, parseTrainerState, type TrainerState } from './trainer-state';
 
 const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -109,11 +111,14 @@ export async function saveTrainingCheckpoint(
     state: TrainerState;
     training: unknown;
     tokenizerJson?: string | null;
+    /** The memory carried into the next window (`carryMemory`), saved as memory.safetensors. */
+    memory?: XLMemory | null;
   },
 ): Promise<void> {
   await saveCheckpoint(dir, parts.model, {
     ...(parts.tokenizerJson ? { tokenizerJson: parts.tokenizerJson } : {}),
     files: {
+      ...(parts.memory ? { [MEMORY_FILE]: serializeMemory(parts.memory) } : {}),
       [OPTIMIZER_FILE]: serializeOptimizerState(parts.optimizer),
       [TRAINING_CONFIG_FILE]: `${JSON.stringify(parts.training, null, 2)}\n`,
       [TRAINER_STATE_FILE]: `${JSON.stringify(parts.state, null, 2)}\n`,
@@ -134,6 +139,12 @@ export async function loadTrainingCheckpoint(dir: string): Promise<TrainingCheck
   const tokenizerJson = existsSync(tokenizerPath) ? readFileSync(tokenizerPath, 'utf8') : null;
   const model = await loadCheckpoint(dir);
   return { model, state, training, tokenizerJson, dir };
+}
+
+/** The carried memory saved with a checkpoint, or null when it has none (caller disposes). */
+export function restoreMemory(dir: string): XLMemory | null {
+  const path = join(dir, MEMORY_FILE);
+  return existsSync(path) ? readMemory(path) : null;
 }
 
 /** Restores the optimizer's moments from a checkpoint directory (after the optimizer is built). */

@@ -8,6 +8,7 @@ export {
   optimizerTensorName,
   pruneCheckpoints,
   readOptimizerState,
+  restoreMemory,
   restoreOptimizer,
   saveTrainingCheckpoint,
   type TrainingCheckpoint,
@@ -19,6 +20,7 @@ export {
   shardCacheDirectory,
 } from './corpus-documents';
 export { type EvaluationOptions, type EvaluationResult, evaluate, resultRow } from './evaluate';
+export { MEMORY_FILE, readMemory, serializeMemory } from './memory-state';
 export {
   clipByGlobalNorm,
   GradientAccumulator,

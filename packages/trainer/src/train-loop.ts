@@ -66,6 +66,11 @@ export interface LoopContext {
   documents: TokenDocuments;
   /** Mutated in place: step, tokens, position, losses, elapsed time. */
   state: TrainerState;
+  /**
+   * The detached memory of the last window when carrying memory (else null), kept here so a
+   * checkpoint can save it; read at the start, updated after every window. The caller disposes it.
+   */
+  memory?: XLMemory | null;
 }
 
 /** The memory to feed the next window: the carried one restricted to the rows that continue. */
@@ -83,7 +88,12 @@ export async function trainLoop(
   const { model, trainable, optimizer, state } = context;
   const accumulator = new GradientAccumulator(trainable.layout.size);
   const started = performance.now();
-  let memory: XLMemory | null = null;
+  let memory: XLMemory | null = context.memory ?? null;
+  const setMemory = (next: XLMemory | null) => {
+    if (memory !== next) memory?.dispose();
+    memory = next;
+    context.memory = next;
+  };
   let losses: number[] = [];
   let stepTokens = 0;
   let stepStart = performance.now();
@@ -109,8 +119,7 @@ export async function trainLoop(
     if (!result.applied) {
       bad += 1;
       state.skippedSteps += 1;
-      memory?.dispose();
-      memory = null;
+      setMemory(null);
       await hooks.onSkip?.({
         step: state.step,
         loss,
@@ -159,8 +168,7 @@ export async function trainLoop(
         keepMemory: options.carryMemory,
       });
       input?.dispose();
-      memory?.dispose();
-      memory = window.memory;
+      setMemory(window.memory);
       state.position = unit.next;
       losses.push(window.loss);
       stepTokens += unit.tokens;
@@ -177,6 +185,5 @@ export async function trainLoop(
     return 'finished';
   } finally {
     accumulator.dispose();
-    memory?.dispose();
   }
 }

@@ -38,34 +38,40 @@ async function runSession(
 }
 
 describe('TrainingSession', () => {
-  it('resume continues exactly: 6 steps straight = 3 steps + resume 3 steps', async () => {
-    const straight = await runSession(tempDir(), { maxSteps: 6 });
-    expect(straight.summary.losses).toHaveLength(6);
+  for (const [label, extra] of [
+    ['', {}],
+    [' (carried memory, saved mid-pass)', { carryMemory: true, window: 8 }],
+  ] as const) {
+    it(`resume continues exactly: 6 steps straight = 3 steps + resume 3 steps${label}`, async () => {
+      const straight = await runSession(tempDir(), { ...extra, maxSteps: 6 });
+      expect(straight.summary.losses).toHaveLength(6);
 
-    const runDir = tempDir();
-    const first = await runSession(runDir, { maxSteps: 3 });
-    expect(first.summary.losses).toEqual(straight.summary.losses.slice(0, 3));
-    const checkpoint = await loadTrainingCheckpoint(
-      listCheckpoints(join(runDir, 'checkpoints')).at(-1)!.dir,
-    );
-    expect(checkpoint.state.step).toBe(3);
-    const resumed = new TrainingSession({
-      model: checkpoint.model,
-      documents,
-      options: tinyOptions({ maxSteps: 6 }),
-      runDir,
-      resume: { dir: checkpoint.dir, state: checkpoint.state },
+      const runDir = tempDir();
+      const first = await runSession(runDir, { ...extra, maxSteps: 3 });
+      expect(first.summary.losses).toEqual(straight.summary.losses.slice(0, 3));
+      const checkpoint = await loadTrainingCheckpoint(
+        listCheckpoints(join(runDir, 'checkpoints')).at(-1)!.dir,
+      );
+      expect(checkpoint.state.step).toBe(3);
+      if ('carryMemory' in extra) expect(checkpoint.state.position.window).toBeGreaterThan(0);
+      const resumed = new TrainingSession({
+        model: checkpoint.model,
+        documents,
+        options: tinyOptions({ ...extra, maxSteps: 6 }),
+        runDir,
+        resume: { dir: checkpoint.dir, state: checkpoint.state },
+      });
+      const rest = await resumed.run();
+      expect(rest.sessionSteps).toBe(3);
+      expect(rest.losses).toEqual(straight.summary.losses.slice(3));
+      for (const [name, values] of straight.weights) {
+        expect(Array.from(checkpoint.model.parameters.get(name)!.dataSync())).toEqual(values);
+      }
+      expect(rest.tokens).toBe(straight.summary.tokens);
+      resumed.dispose();
+      checkpoint.model.dispose();
     });
-    const rest = await resumed.run();
-    expect(rest.sessionSteps).toBe(3);
-    expect(rest.losses).toEqual(straight.summary.losses.slice(3));
-    for (const [name, values] of straight.weights) {
-      expect(Array.from(checkpoint.model.parameters.get(name)!.dataSync())).toEqual(values);
-    }
-    expect(rest.tokens).toBe(straight.summary.tokens);
-    resumed.dispose();
-    checkpoint.model.dispose();
-  });
+  }
 
   it('loss falls on a repeated corpus, and metrics + evals reach the store', async () => {
     const dir = tempDir();

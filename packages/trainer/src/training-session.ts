@@ -3,18 +3,21 @@
 // with a checkpoint. `requestStop()` (Ctrl-C) ends it cleanly at the next step boundary.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import type { XLMemory } from '@baka/cache';
 import type { ArticleBatch, TokenDocuments } from '@baka/data';
 import { type BakaCausalLM, countParameters } from '@baka/model';
 import { AdamW } from './adamw';
 import {
   checkpointName,
   pruneCheckpoints,
+  restoreMemory,
   restoreOptimizer,
   saveTrainingCheckpoint,
 } from './checkpoint';
 import { type EvaluationResult, evaluate } from './evaluate';
 import type { MetricsStore } from './metrics-store';
 import {
+  type LoopContext,
   type LoopHooks,
   type SkipReport,
   type StepReport,
@@ -83,6 +86,10 @@ export class TrainingSession {
   lastCheckpoint: string | null = null;
   runId: number | null = null;
   private stopRequested = false;
+  /** Carried memory restored from a checkpoint (before the loop runs). */
+  private memory: XLMemory | null = null;
+  /** The loop's context while/after running; its `memory` is the live carried memory. */
+  private loop: LoopContext | null = null;
   private readonly started = performance.now();
 
   constructor(private readonly setup: SessionSetup) {
@@ -98,6 +105,7 @@ export class TrainingSession {
     });
     if (setup.resume) {
       restoreOptimizer(setup.resume.dir, this.optimizer, setup.resume.state.step);
+      if (this.options.carryMemory) this.memory = restoreMemory(setup.resume.dir);
       this.state = structuredClone(setup.resume.state);
       this.lastCheckpoint = setup.resume.dir;
     } else {
@@ -145,6 +153,7 @@ export class TrainingSession {
       model: this.model,
       optimizer: this.optimizer,
       state: this.state,
+      memory: this.loop?.memory ?? this.memory,
       training: this.options,
       tokenizerJson: this.setup.tokenizerJson ?? null,
     });
@@ -246,14 +255,16 @@ export class TrainingSession {
     };
     let reason: StopReason;
     try {
+      this.loop = {
+        model: this.model,
+        trainable: this.trainable,
+        optimizer: this.optimizer,
+        documents: this.setup.documents,
+        state: this.state,
+        memory: this.memory,
+      };
       reason = await trainLoop(
-        {
-          model: this.model,
-          trainable: this.trainable,
-          optimizer: this.optimizer,
-          documents: this.setup.documents,
-          state: this.state,
-        },
+        this.loop,
         {
           units: {
             mode: this.options.mode,
@@ -324,5 +335,9 @@ export class TrainingSession {
   /** Frees the optimizer state (the model belongs to the caller). */
   dispose(): void {
     this.optimizer.dispose();
+    const memory = this.loop?.memory ?? this.memory;
+    memory?.dispose();
+    this.memory = null;
+    if (this.loop) this.loop.memory = null;
   }
 }
