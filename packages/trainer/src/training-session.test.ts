@@ -156,7 +156,7 @@ describe('TrainingSession', () => {
     const session = new TrainingSession({
       model,
       documents,
-      options: tinyOptions({ maxSteps: 20 }),
+      options: tinyOptions({ maxSteps: 20, evalAtEnd: true }),
       runDir,
     });
     const summary = await session.run({
@@ -164,6 +164,7 @@ describe('TrainingSession', () => {
     });
     expect(summary.reason).toBe('interrupted');
     expect(summary.steps).toBe(2);
+    expect(summary.evaluations).toEqual([]); // Ctrl-C skips the end-of-run evaluation
     expect(listCheckpoints(join(runDir, 'checkpoints')).map((c) => c.step)).toEqual([2]);
     session.dispose();
     model.dispose();

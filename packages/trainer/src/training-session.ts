@@ -291,6 +291,7 @@ export class TrainingSession {
     const wantFinalEval = this.options.evalEvery > 0 || this.options.evalAtEnd;
     if (
       reason !== 'non-finite' &&
+      reason !== 'interrupted' &&
       wantFinalEval &&
       lastEvaluated !== this.state.step &&
       this.state.step > 0

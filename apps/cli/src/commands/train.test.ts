@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '@baka/model';
 import { trainBpe } from '@baka/tokenizer';
 import { latestCheckpoint, loadTrainingCheckpoint, MetricsStore } from '@baka/trainer';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { evaluateCorpus } from './eval';
 import { parseTrainFlags } from './train';
 
@@ -18,7 +18,22 @@ const fixtures = fileURLToPath(
   new URL('../../../../packages/model/__fixtures__/train-4-steps/', import.meta.url),
 );
 
-/** The CLI's own process (no wrapper), so signals reach the training loop directly. */
+/** Every CLI process a test started; any still running after the test (a failure) is killed. */
+const children = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of children) child.kill('SIGKILL');
+  children.clear();
+});
+
+/** Starts the CLI's own process (no wrapper), so signals reach the training loop directly. */
+function startCli(args: string[], stdio: 'ignore' | 'pipe'): ChildProcess {
+  const child = spawn(process.execPath, cliArgs(args), { stdio: ['ignore', stdio, stdio] });
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+
+/** Node arguments that run the CLI from source. */
 function cliArgs(args: string[]): string[] {
   return ['--conditions=@baka/source', '--import', tsx, main, ...args];
 }
@@ -28,11 +43,11 @@ function runCli(
   args: string[],
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, cliArgs(args), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = startCli(args, 'pipe');
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (chunk) => (stdout += chunk));
-    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.stdout!.on('data', (chunk) => (stdout += chunk));
+    child.stderr!.on('data', (chunk) => (stderr += chunk));
     child.on('error', reject);
     child.on('close', (status) => resolve({ status, stdout, stderr }));
   });
@@ -272,20 +287,9 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
   it('Ctrl-C saves a checkpoint and exits cleanly', async () => {
     const { dir, common } = smallSetup();
     const runs = join(dir, 'runs');
-    const child = spawn(
-      process.execPath,
-      cliArgs([
-        'train',
-        ...common,
-        '--run',
-        'c',
-        '--steps',
-        '100000',
-        '--epochs',
-        '1000',
-        '--no-sample',
-      ]),
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+    const child = startCli(
+      ['train', ...common, '--run', 'c', '--steps', '100000', '--epochs', '1000', '--no-sample'],
+      'pipe',
     );
     let stdout = '';
     child.stdout!.on('data', (chunk) => (stdout += chunk));
@@ -304,9 +308,8 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
   it('kill -9 mid-run leaves a loadable last checkpoint and a readable database', async () => {
     const { dir, common } = smallSetup();
     const runs = join(dir, 'runs');
-    const child = spawn(
-      process.execPath,
-      cliArgs([
+    const child = startCli(
+      [
         'train',
         ...common,
         '--run',
@@ -318,8 +321,8 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
         '--save-every',
         '1',
         '--no-sample',
-      ]),
-      { stdio: 'ignore' },
+      ],
+      'ignore',
     );
     const checkpoints = join(runs, 'k', 'checkpoints');
     await waitFor(
