@@ -182,6 +182,13 @@ function modelConfig(
   }
 }
 
+/** A corpus name as given, or a path resolved against the directory the user typed it in. */
+function corpusFlag(corpus: string | undefined): string | undefined {
+  if (corpus === undefined) return undefined;
+  const path = resolveUserPath(corpus);
+  return existsSync(path) ? path : corpus;
+}
+
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
@@ -363,7 +370,9 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
         isDefaultRun ? DEFAULT_TRAIN.evalDocuments : null,
       ),
       evalAtEnd: !inputBatch,
-      corpus: inputBatch ? null : (flags.corpus ?? previous.corpus ?? DEFAULT_TRAIN.corpus),
+      corpus: inputBatch
+        ? null
+        : (corpusFlag(flags.corpus) ?? previous.corpus ?? DEFAULT_TRAIN.corpus),
       tokenizer: tokenizerPath,
       preset,
     },
