@@ -18,7 +18,8 @@ import { ModelError } from './errors';
 import { generate } from './generation';
 import type { GenerateOptions } from './generation';
 import { layerNorm } from './layer-norm';
-import { causalLmLoss } from './loss';
+import { projectedCrossEntropy } from './head-loss';
+import { shiftLabels } from './loss';
 import type { XLMemory } from './memory';
 import { initialValues, parameterSpecs } from './parameters';
 
@@ -200,13 +201,17 @@ export class BakaCausalLM {
     });
   }
 
-  /** Logits [B, S, V] for ids [B, S]; the sequence is processed in chunks of n_ctx. */
-  forward(inputIds: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
-    this.#checkIds(inputIds, 'forward');
+  /**
+   * The final-normalised hidden state [B*S, D] for ids [B, S] (chunked by n_ctx, XL memory), and
+   * the memory after it; both tensors are in the caller's scope.
+   */
+  #normedHidden(
+    inputIds: tf.Tensor2D,
+    options: ForwardOptions,
+  ): { normed: tf.Tensor2D; memory: XLMemory | null } {
     const [batch, length] = inputIds.shape;
-    const { dim_model: dimModel, n_vocab: vocab } = this.config;
     let memory: XLMemory | null = null;
-    const logits = tf.tidy(() => {
+    const normed = tf.tidy(() => {
       const layers = Array.from({ length: this.config.n_layers }, (_, index) =>
         fuseLayer(this.layerWeights(index)),
       );
@@ -218,29 +223,60 @@ export class BakaCausalLM {
         options.memory ?? null,
       );
       memory = net.memory;
-      const flat = this.head(tf.reshape(net.hidden, [batch * length, dimModel])); // [B*S, V]
-      const result = tf.reshape(flat, [batch, length, vocab]) as tf.Tensor3D; // [B, S, V]
-      // the memory's tensors leave this scope with the logits
+      const result = layerNorm(
+        tf.reshape(net.hidden, [batch * length, this.config.dim_model]), // [B*S, D]
+        this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
+        this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
+      ); // [B*S, D]
+      // the memory's tensors leave this scope with the result
       const kept =
         (memory as XLMemory | null)?.layers().flatMap((entry) => [entry.k, entry.v]) ?? [];
       return [result, ...kept.filter((tensor): tensor is tf.Tensor4D => tensor !== null)];
-    })[0] as tf.Tensor3D;
+    })[0] as tf.Tensor2D;
+    return { normed, memory };
+  }
+
+  /** Logits [B, S, V] for ids [B, S]; the sequence is processed in chunks of n_ctx. */
+  forward(inputIds: tf.Tensor2D, options: ForwardOptions = {}): ForwardResult {
+    this.#checkIds(inputIds, 'forward');
+    const [batch, length] = inputIds.shape;
+    const { normed, memory } = this.#normedHidden(inputIds, options);
+    const logits = tf.tidy(() => {
+      const flat = tf.matMul(
+        normed,
+        this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
+        false,
+        true,
+      ); // [B*S, V]
+      return tf.reshape(flat, [batch, length, this.config.n_vocab]) as tf.Tensor3D; // [B, S, V]
+    });
+    normed.dispose();
     return { logits, memory };
   }
 
-  /** Upstream's loss for ids [B, S] and labels [B, S] (-100 = ignored), with the memory out. */
+  /**
+   * Upstream's loss for ids [B, S] and labels [B, S] (-100 = ignored), with the memory out. The
+   * output projection and the cross-entropy run in row blocks (projectedCrossEntropy), so the
+   * [B*S, V] logits never exist at once.
+   */
   loss(inputIds: tf.Tensor2D, labels: tf.Tensor2D, options: ForwardOptions = {}): LossResult {
-    let memory: XLMemory | null = null;
+    this.#checkIds(inputIds, 'loss');
+    const [batch, length] = inputIds.shape;
+    if (labels.shape[0] !== batch || labels.shape[1] !== length) {
+      throw new ModelError(
+        `loss: labels [${labels.shape.join(', ')}] do not match input ids [${inputIds.shape.join(', ')}]`,
+      );
+    }
+    const { normed, memory } = this.#normedHidden(inputIds, options);
     const loss = tf.tidy(() => {
-      const forward = this.forward(inputIds, options);
-      memory = forward.memory;
-      const kept =
-        (memory as XLMemory | null)?.layers().flatMap((entry) => [entry.k, entry.v]) ?? [];
-      return [
-        causalLmLoss(forward.logits, labels),
-        ...kept.filter((tensor): tensor is tf.Tensor4D => tensor !== null),
-      ];
-    })[0] as tf.Scalar;
+      const targets = tf.reshape(shiftLabels(labels), [batch * length]) as tf.Tensor1D; // [B*S]
+      return projectedCrossEntropy(
+        normed,
+        this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
+        targets,
+      );
+    });
+    normed.dispose();
     return { loss, memory };
   }
 

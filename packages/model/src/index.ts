@@ -47,6 +47,7 @@ export { countParameters } from './count-parameters';
 export { ModelError } from './errors';
 export { evaluateLoss, type EvaluateLossOptions } from './evaluate-loss';
 export { generate, type GenerateOptions, IncrementalDecoder } from './generation';
+export { blockRows, projectedCrossEntropy } from './head-loss';
 export { LAYER_NORM_EPSILON, layerNorm } from './layer-norm';
 export {
   causalLmLoss,
