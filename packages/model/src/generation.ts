@@ -3,7 +3,7 @@
 // equal a full recomputation (BakaCausalLM.forward over the whole sequence).
 //
 // Shape legend: H heads, K dim_head, Kv value head dim, D dim_model, V vocab, n new tokens,
-// t tokens already in the current chunk, P memory length.
+// t tokens already in the current chunk, P memory length, W padded key width.
 import * as tf from '@tensorflow/tfjs-core';
 import { fromHeads, toHeads } from './attention';
 import type { AttentionContext } from './attention';
@@ -17,6 +17,16 @@ import { gatedMlp } from './mlp';
 import { mulberry32 } from './random';
 import { checkSamplingOptions, sampleToken } from './sampling';
 import type { SamplingOptions } from './sampling';
+
+/** Attention widths during generation are rounded up to a multiple of this many positions. */
+export const KEY_BUCKET = 64;
+
+/** Additive mask value of a padded key position (exp underflows to exactly 0). */
+const BLOCKED = -1e9;
+
+function paddedWidth(width: number): number {
+  return Math.ceil(width / KEY_BUCKET) * KEY_BUCKET;
+}
 
 export interface GenerateOptions extends SamplingOptions {
   /** How many tokens to generate. */
@@ -124,9 +134,44 @@ export class IncrementalDecoder {
     const rotatedQueries = context.rotary.rotate(q, { offset: inputs.queryOffset }); // [1, H, n, K]
     const rotatedKeys = context.rotary.rotate(inputs.keys, { offset: inputs.keyOffset }); // [1, H, P+F+n, K]
     const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimAttn / heads));
-    const mask = context.masks.get(count, inputs.diagonal); // [n, P+F+n]
-    const scores = tf.add(tf.matMul(scaled, rotatedKeys, false, true), mask); // [1, H, n, P+F+n]
-    const mixed = tf.matMul(tf.softmax(scores), inputs.values) as tf.Tensor4D; // [1, H, n, Kv]
+    // Keys, values and mask padded to a multiple of KEY_BUCKET positions (padding masked out):
+    // the attention matmuls then see a new shape only every KEY_BUCKET tokens. Native
+    // TensorFlow's oneDNN kernels compile and cache code per shape, which at one new shape per
+    // token made each token slower and the process grow by ~0.7 MB per token.
+    const width = inputs.keys.shape[2];
+    const padding = paddedWidth(width) - width;
+    const keys =
+      padding === 0
+        ? rotatedKeys
+        : tf.pad(rotatedKeys, [
+            [0, 0],
+            [0, 0],
+            [0, padding],
+            [0, 0],
+          ]); // [1, H, W, K]
+    const values =
+      padding === 0
+        ? inputs.values
+        : tf.pad(inputs.values, [
+            [0, 0],
+            [0, 0],
+            [0, padding],
+            [0, 0],
+          ]); // [1, H, W, Kv]
+    const causal = context.masks.get(count, inputs.diagonal); // [n, P+F+n]
+    const mask =
+      padding === 0
+        ? causal
+        : tf.pad(
+            causal,
+            [
+              [0, 0],
+              [0, padding],
+            ],
+            BLOCKED,
+          ); // [n, W]
+    const scores = tf.add(tf.matMul(scaled, keys, false, true), mask); // [1, H, n, W]
+    const mixed = tf.matMul(tf.softmax(scores), values) as tf.Tensor4D; // [1, H, n, Kv]
     return tf.matMul(fromHeads(mixed), weights.o, false, true) as tf.Tensor2D; // [n, D]
   }
 
