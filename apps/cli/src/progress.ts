@@ -24,6 +24,11 @@ function formatDuration(seconds: number): string {
       : `${r}s`;
 }
 
+/** A rate with enough digits to be readable below 10 (0.42 steps/s, not 0). */
+export function formatRate(n: number): string {
+  return n < 10 ? n.toFixed(2) : formatCount(n);
+}
+
 export function formatCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
   if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
@@ -33,7 +38,7 @@ export function formatCount(n: number): string {
 
 export class ProgressBar {
   private readonly start = performance.now();
-  private lastPlain = 0;
+  private lastPlain = Number.NEGATIVE_INFINITY;
   private readonly stream: NodeJS.WriteStream;
   private readonly tty: boolean;
 
@@ -55,9 +60,9 @@ export class ProgressBar {
       const filled = Math.round(fraction * width);
       const eta = rate > 0 ? (total - done) / rate : Number.POSITIVE_INFINITY;
       line += ` [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(1)}% ${formatCount(done)}/${formatCount(total)}`;
-      line += ` ${formatCount(rate)} ${unit}/s ETA ${formatDuration(eta)}`;
+      line += ` ${formatRate(rate)} ${unit}/s ETA ${formatDuration(eta)}`;
     } else {
-      line += ` ${formatCount(done)} ${unit} ${formatCount(rate)} ${unit}/s ${formatDuration(elapsed)}`;
+      line += ` ${formatCount(done)} ${unit} ${formatRate(rate)} ${unit}/s ${formatDuration(elapsed)}`;
     }
     if (extra) line += ` ${extra}`;
     if (this.tty) {
