@@ -1,4 +1,4 @@
-// AdamW with PyTorch's exact semantics (torch.optim.AdamW, single-tensor path), on flat state.
+// AdamW with PyTorch's exact semantics (torch.optim.AdamW, single-tensor path).
 //
 // For step t (1-based), learning rate lr, gradient g:
 //   p   <- p * (1 - lr * wd)                       decoupled weight decay, before the Adam update
@@ -6,13 +6,16 @@
 //   v   <- v * b2 + ((1 - b2) * g) * g             torch's exp_avg_sq.mul_(b2).addcmul_(g, g, 1 - b2)
 //   denom = sqrt(v) / sqrt(1 - b2^t) + eps
 //   p   <- p - (lr / (1 - b1^t)) * m / denom
-// The moments m, v are two flat Variables [N] over every parameter (see ParameterLayout), so a
-// step is ~10 kernels on the flat vector plus 3 per parameter (decay, subtract, assign).
-// Scalars (bias corrections, step size) are computed in float64 on the host, as PyTorch does.
+// The gradient arrives as one flat vector (see ParameterLayout) or per parameter; the moments are
+// one Variable pair per parameter and the update runs parameter by parameter, each in its own
+// tidy, so the temporaries alive at once are a few copies of the largest parameter rather than of
+// every parameter (~10 kernels per parameter; launches are cheap next to the vocabulary-sized
+// tensors of a language model). Scalars (bias corrections, step size) are computed in float64 on
+// the host, as PyTorch does.
 //
-// Shapes: N = total trainable elements.
+// Shapes: N = total trainable elements; each parameter i has its own shape.
 import * as tf from '@tensorflow/tfjs-core';
-import { ParameterLayout } from './flat-gradients';
+import { ParameterLayout, type ParameterSlot } from './flat-gradients';
 
 export interface AdamWOptions {
   /** Default 1e-3. */
@@ -39,8 +42,8 @@ export class AdamW {
   readonly epsilon: number;
   readonly weightDecay: number;
   private readonly variables: tf.Variable[];
-  private expAvg: tf.Variable<tf.Rank.R1>;
-  private expAvgSq: tf.Variable<tf.Rank.R1>;
+  private readonly expAvg: tf.Variable[];
+  private readonly expAvgSq: tf.Variable[];
   private steps = 0;
   private disposed = false;
 
@@ -66,9 +69,10 @@ export class AdamW {
         throw new Error(`AdamW betas must be in [0, 1), got ${this.betas}`);
     }
     // Inside tidy: the zeros the variables are made from are freed, the variables stay.
-    const size = this.layout.size;
-    this.expAvg = tf.tidy(() => tf.variable(tf.zeros([size]) as tf.Tensor1D, false));
-    this.expAvgSq = tf.tidy(() => tf.variable(tf.zeros([size]) as tf.Tensor1D, false));
+    const zeros = () =>
+      this.layout.slots.map((slot) => tf.tidy(() => tf.variable(tf.zeros(slot.shape), false)));
+    this.expAvg = zeros();
+    this.expAvgSq = zeros();
   }
 
   /** Number of steps taken so far (PyTorch's `state['step']`). */
@@ -91,24 +95,43 @@ export class AdamW {
     const biasCorrection2Sqrt = Math.sqrt(1 - beta2 ** t);
     const stepSize = learningRate / biasCorrection1;
     const decay = 1 - learningRate * this.weightDecay;
-    tf.tidy(() => {
-      const g: tf.Tensor1D =
-        gradients instanceof tf.Tensor
-          ? (gradients as tf.Tensor1D)
-          : this.layout.flatten(gradients as tf.NamedTensorMap); // [N]
-      if (g.size !== this.layout.size) {
-        throw new Error(`gradient has ${g.size} values, expected ${this.layout.size}`);
+    const flat = gradients instanceof tf.Tensor ? (gradients as tf.Tensor1D) : null;
+    if (flat !== null && flat.size !== this.layout.size) {
+      throw new Error(`gradient has ${flat.size} values, expected ${this.layout.size}`);
+    }
+    const named =
+      flat === null ? (gradients as ReadonlyMap<string, tf.Tensor> | tf.NamedTensorMap) : null;
+    // check every per-parameter gradient before changing anything
+    const gradientOf = (slot: ParameterSlot): tf.Tensor | null => {
+      if (named === null) return null;
+      const gradient =
+        named instanceof Map ? named.get(slot.name) : (named as tf.NamedTensorMap)[slot.name];
+      if (!gradient) throw new Error(`no gradient for parameter '${slot.name}'`);
+      if (gradient.size !== slot.size) {
+        throw new Error(
+          `gradient for '${slot.name}' has shape [${gradient.shape}], expected [${slot.shape}]`,
+        );
       }
-      const m: tf.Tensor1D = tf.add(this.expAvg, tf.mul(tf.sub(g, this.expAvg), 1 - beta1)); // [N]
-      const v: tf.Tensor1D = tf.add(tf.mul(this.expAvgSq, beta2), tf.mul(tf.mul(g, 1 - beta2), g)); // [N]
-      const denom = tf.add(tf.div(tf.sqrt(v), biasCorrection2Sqrt), this.epsilon); // [N]
-      const update: tf.Tensor1D = tf.div(tf.mul(m, stepSize), denom); // [N]
-      this.expAvg.assign(m);
-      this.expAvgSq.assign(v);
-      const parts = this.layout.unflatten(update);
-      this.variables.forEach((variable, i) => {
+      return gradient;
+    };
+    const perParameter = this.layout.slots.map(gradientOf);
+    this.layout.slots.forEach((slot, i) => {
+      tf.tidy(() => {
+        const g =
+          flat === null
+            ? tf.reshape(perParameter[i]!, slot.shape)
+            : tf.reshape(tf.slice(flat, [slot.offset], [slot.size]), slot.shape); // [n_i] -> shape
+        const expAvg = this.expAvg[i]!;
+        const expAvgSq = this.expAvgSq[i]!;
+        const variable = this.variables[i]!;
+        const m = tf.add(expAvg, tf.mul(tf.sub(g, expAvg), 1 - beta1));
+        const v = tf.add(tf.mul(expAvgSq, beta2), tf.mul(tf.mul(g, 1 - beta2), g));
+        const denom = tf.add(tf.div(tf.sqrt(v), biasCorrection2Sqrt), this.epsilon);
+        const update = tf.div(tf.mul(m, stepSize), denom);
+        expAvg.assign(m);
+        expAvgSq.assign(v);
         const decayed = decay === 1 ? variable : tf.mul(variable, decay);
-        variable.assign(tf.sub(decayed, parts[i]!));
+        variable.assign(tf.sub(decayed, update));
       });
     });
     this.steps = t;
@@ -116,16 +139,17 @@ export class AdamW {
 
   /** A host copy of the state (step count and both moments per parameter name). */
   state(): AdamWState {
-    const expAvg = this.layout.splitArray(this.expAvg.dataSync() as Float32Array);
-    const expAvgSq = this.layout.splitArray(this.expAvgSq.dataSync() as Float32Array);
-    return { step: this.steps, expAvg, expAvgSq };
+    const read = (moments: tf.Variable[]) =>
+      new Map(
+        this.layout.slots.map((slot, i) => [slot.name, moments[i]!.dataSync() as Float32Array]),
+      );
+    return { step: this.steps, expAvg: read(this.expAvg), expAvgSq: read(this.expAvgSq) };
   }
 
   /** Restores a state saved by `state()`; every parameter must be present with its size. */
   loadState(state: AdamWState): void {
-    const gather = (which: string, byName: Map<string, Float32Array>) => {
-      const flat = new Float32Array(this.layout.size);
-      for (const slot of this.layout.slots) {
+    const gather = (which: string, byName: Map<string, Float32Array>) =>
+      this.layout.slots.map((slot) => {
         const data = byName.get(slot.name);
         if (!data) throw new Error(`optimizer state has no ${which} for parameter '${slot.name}'`);
         if (data.length !== slot.size) {
@@ -133,26 +157,25 @@ export class AdamW {
             `optimizer ${which} for '${slot.name}' has ${data.length} values, expected ${slot.size}`,
           );
         }
-        flat.set(data, slot.offset);
-      }
-      return flat;
-    };
+        return data;
+      });
     const m = gather('exp_avg', state.expAvg);
     const v = gather('exp_avg_sq', state.expAvgSq);
     if (!Number.isInteger(state.step) || state.step < 0) {
       throw new Error(`optimizer step must be a non-negative integer, got ${state.step}`);
     }
-    tf.tidy(() => {
-      this.expAvg.assign(tf.tensor1d(m));
-      this.expAvgSq.assign(tf.tensor1d(v));
+    this.layout.slots.forEach((slot, i) => {
+      tf.tidy(() => {
+        this.expAvg[i]!.assign(tf.tensor(m[i]!, slot.shape, 'float32'));
+        this.expAvgSq[i]!.assign(tf.tensor(v[i]!, slot.shape, 'float32'));
+      });
     });
     this.steps = state.step;
   }
 
   dispose(): void {
     if (this.disposed) return;
-    this.expAvg.dispose();
-    this.expAvgSq.dispose();
+    tf.dispose([...this.expAvg, ...this.expAvgSq]);
     this.disposed = true;
   }
 }
