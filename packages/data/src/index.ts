@@ -16,6 +16,7 @@ export { windows } from './windows';
 export type { PackedBatch, PackedBatchOptions } from './packed-batches';
 export { packedBatches, splitTokenRange } from './packed-batches';
 export { parseInputIds, readInputIds } from './input-ids';
+export { readJsonFile } from './json-file';
 export type { CorpusFormat, DocumentSource, ReadOptions } from './readers';
 export {
   CORPUS_FORMATS,

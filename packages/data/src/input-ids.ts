@@ -1,9 +1,9 @@
 // `--input-ids FILE`: a JSON array of equal-length rows of token ids, used as one article batch
 // for reproducible experiments and parity checks. Labels are the ids themselves (upstream's loss
 // with labels = input ids), with no padding.
-import { readFileSync } from 'node:fs';
 import type { ArticleBatch } from './article-batches';
 import { DataError } from './errors';
+import { readJsonFile } from './json-file';
 
 /** Parses an already-read JSON value; `where` (the file name) prefixes every error. */
 export function parseInputIds(value: unknown, where: string): ArticleBatch {
@@ -42,22 +42,5 @@ export function parseInputIds(value: unknown, where: string): ArticleBatch {
 
 /** Reads `--input-ids FILE`; errors name the file and the bad row. */
 export function readInputIds(path: string): ArticleBatch {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new DataError(
-      code === 'ENOENT'
-        ? `input ids file not found: ${path}`
-        : `cannot read input ids file ${path}: ${(error as Error).message}`,
-    );
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new DataError(`${path}: not valid JSON (${(error as Error).message})`);
-  }
-  return parseInputIds(value, path);
+  return parseInputIds(readJsonFile(path, 'input ids file'), path);
 }

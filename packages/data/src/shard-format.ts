@@ -3,9 +3,10 @@
 //   documents.idx        (numDocuments + 1) little-endian uint64 global token offsets
 //   tokens-00000.bin ... token ids, little-endian uint16 (vocabulary <= 65535) or uint32;
 //                        whole documents only, concatenated in document order
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from './errors';
+import { readJsonFile } from './json-file';
 import type { DocumentRange, SplitName } from './token-documents';
 
 export const SHARD_FORMAT = 'baka-shards';
@@ -64,12 +65,7 @@ export function shardFileName(index: number): string {
 export function readManifest(dir: string): ShardManifest | undefined {
   const path = join(dir, MANIFEST_FILE);
   if (!existsSync(path)) return undefined;
-  let manifest: ShardManifest;
-  try {
-    manifest = JSON.parse(readFileSync(path, 'utf8')) as ShardManifest;
-  } catch (error) {
-    throw new DataError(`${path}: not valid JSON (${(error as Error).message})`);
-  }
+  const manifest = readJsonFile(path, 'shard manifest') as ShardManifest;
   if (manifest?.format !== SHARD_FORMAT) throw new DataError(`${path}: not a baka shard manifest`);
   if (manifest.formatVersion !== SHARD_FORMAT_VERSION) {
     throw new DataError(

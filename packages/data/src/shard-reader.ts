@@ -5,7 +5,12 @@ import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from
 import { join } from 'node:path';
 import { DataError } from './errors';
 import { type ShardFile, type ShardManifest, bytesPerToken, readManifest } from './shard-format';
-import type { DocumentRange, SplitName, TokenDocuments } from './token-documents';
+import {
+  type DocumentRange,
+  offsetDocuments,
+  type SplitName,
+  type TokenDocuments,
+} from './token-documents';
 
 export interface ShardReader extends TokenDocuments {
   readonly manifest: ShardManifest;
@@ -98,52 +103,17 @@ export function openShards(dir: string): ShardReader {
     }
   };
 
-  const checkDocument = (i: number) => {
-    if (!Number.isInteger(i) || i < 0 || i >= manifest.numDocuments) {
-      throw new DataError(
-        `document index ${i} is out of range [0, ${manifest.numDocuments}) in ${dir}`,
-      );
-    }
-  };
-
-  const tokens = (start: number, end: number): Uint32Array => {
-    if (
-      !(
-        Number.isInteger(start) &&
-        Number.isInteger(end) &&
-        0 <= start &&
-        start <= end &&
-        end <= manifest.numTokens
-      )
-    ) {
-      throw new DataError(
-        `token range [${start}, ${end}) is outside [0, ${manifest.numTokens}) in ${dir}`,
-      );
-    }
+  const read = (start: number, end: number): Uint32Array => {
     const out = new Uint32Array(end - start);
     readRange(start, end, out, 0);
     return out;
   };
 
   return {
+    ...offsetDocuments(offsets, read, ` in ${dir}`),
     manifest,
     directory: dir,
-    numDocuments: manifest.numDocuments,
-    numTokens: manifest.numTokens,
     splits: manifest.splits as Partial<Record<SplitName, DocumentRange>>,
-    documentLength(i) {
-      checkDocument(i);
-      return (offsets[i + 1] as number) - (offsets[i] as number);
-    },
-    documentStart(i) {
-      checkDocument(i);
-      return offsets[i] as number;
-    },
-    document(i) {
-      checkDocument(i);
-      return tokens(offsets[i] as number, offsets[i + 1] as number);
-    },
-    tokens,
     close() {
       for (const fd of descriptors.values()) closeSync(fd);
       descriptors.clear();

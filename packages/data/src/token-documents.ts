@@ -69,15 +69,32 @@ export function tokenDocumentsFromArrays(
     stream.set(Array.from(doc), offsets[i] as number);
   });
   const splits = options.splits ?? trailingSplits(documents.length, options.validFraction ?? 0);
+  return {
+    ...offsetDocuments(offsets, (start, end) => stream.slice(start, end)),
+    splits,
+  };
+}
+
+/**
+ * The counts and accessors of a `TokenDocuments` whose document i spans global tokens
+ * [offsets[i], offsets[i + 1]): every index and range is checked before `read` (which may assume
+ * a valid range) is asked for the ids. `where` (e.g. ` in <dir>`) ends each range error.
+ */
+export function offsetDocuments(
+  offsets: Float64Array,
+  read: (start: number, end: number) => Uint32Array,
+  where = '',
+): Omit<TokenDocuments, 'splits'> {
+  const numDocuments = offsets.length - 1;
+  const numTokens = offsets[numDocuments] as number;
   const check = (index: number) => {
-    if (!Number.isInteger(index) || index < 0 || index >= documents.length) {
-      throw new DataError(`document index ${index} is out of range [0, ${documents.length})`);
+    if (!Number.isInteger(index) || index < 0 || index >= numDocuments) {
+      throw new DataError(`document index ${index} is out of range [0, ${numDocuments})${where}`);
     }
   };
   return {
-    numDocuments: documents.length,
+    numDocuments,
     numTokens,
-    splits,
     documentLength(index) {
       check(index);
       return (offsets[index + 1] as number) - (offsets[index] as number);
@@ -88,7 +105,7 @@ export function tokenDocumentsFromArrays(
     },
     document(index) {
       check(index);
-      return stream.slice(offsets[index], offsets[index + 1]);
+      return read(offsets[index] as number, offsets[index + 1] as number);
     },
     tokens(start, end) {
       if (
@@ -100,9 +117,9 @@ export function tokenDocumentsFromArrays(
           end <= numTokens
         )
       ) {
-        throw new DataError(`token range [${start}, ${end}) is outside [0, ${numTokens})`);
+        throw new DataError(`token range [${start}, ${end}) is outside [0, ${numTokens})${where}`);
       }
-      return stream.slice(start, end);
+      return read(start, end);
     },
   };
 }
