@@ -1,22 +1,7 @@
 // Where the viewer looks by default: `runs/metrics.sqlite` at the repository root (the directory
 // holding pnpm-workspace.yaml above where the user typed the command), else under that directory.
-// pnpm runs package scripts inside the package but records the caller's directory in INIT_CWD.
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
-
-export function userDirectory(): string {
-  return process.env.INIT_CWD ?? process.cwd();
-}
-
-export function findRepositoryRoot(from: string = userDirectory()): string | undefined {
-  let directory = resolve(from);
-  for (;;) {
-    if (existsSync(join(directory, 'pnpm-workspace.yaml'))) return directory;
-    const parent = dirname(directory);
-    if (parent === directory) return undefined;
-    directory = parent;
-  }
-}
+import { join } from 'node:path';
+import { findRepositoryRoot, resolveUserPath, userDirectory } from './user-paths';
 
 export function defaultDatabasePath(): string {
   return join(findRepositoryRoot() ?? userDirectory(), 'runs', 'metrics.sqlite');
@@ -25,5 +10,5 @@ export function defaultDatabasePath(): string {
 /** A path the user typed, resolved against the directory they typed it in. */
 export function resolveDatabasePath(path: string | undefined): string {
   if (path === undefined) return defaultDatabasePath();
-  return isAbsolute(path) ? path : resolve(userDirectory(), path);
+  return resolveUserPath(path);
 }

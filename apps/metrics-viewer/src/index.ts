@@ -1,10 +1,6 @@
 export { createViewerApp, type ViewerAppOptions } from './app';
 export { buildViewerAssets, type ViewerAsset, type ViewerAssets } from './assets';
-export {
-  defaultDatabasePath,
-  findRepositoryRoot,
-  resolveDatabasePath,
-} from './default-database-path';
+export { defaultDatabasePath, resolveDatabasePath } from './default-database-path';
 export { largestTriangleThreeBuckets } from './lttb';
 export {
   DatabaseBusyError,
@@ -19,6 +15,7 @@ export {
   type SeriesResponse,
 } from './metrics-reader';
 export { METRIC_COLUMNS, type MetricColumn, X_COLUMNS, type XColumn } from './run-columns';
+export { findRepositoryRoot, resolveUserPath, userDirectory } from './user-paths';
 export {
   DEFAULT_HOST,
   DEFAULT_PORT,

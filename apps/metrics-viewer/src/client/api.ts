@@ -4,6 +4,7 @@ import type {
   EvalPoint,
   ResultEntry,
   RunSummary,
+  SeriesRequest,
   SeriesResponse,
 } from '../metrics-reader';
 import type { MetricColumn, XColumn } from '../run-columns';
@@ -29,16 +30,8 @@ export function fetchRuns(): Promise<RunsResponse> {
   return getJson('/api/runs');
 }
 
-export interface SeriesQuery {
-  metric: MetricColumn;
-  x: XColumn;
-  from?: number | undefined;
-  to?: number | undefined;
-  afterStep?: number | undefined;
-  points: number;
-}
-
-export function fetchSeries(runId: number, query: SeriesQuery): Promise<SeriesResponse> {
+/** The query is the server's own request type, sent as URL parameters. */
+export function fetchSeries(runId: number, query: SeriesRequest): Promise<SeriesResponse> {
   const parameters = new URLSearchParams({
     metric: query.metric,
     x: query.x,

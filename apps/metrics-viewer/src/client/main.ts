@@ -16,7 +16,7 @@ import { type ChartModel, ChartPanel, type ChartRun, type ZoomRange } from './ch
 import { diffConfigs } from './config-diff';
 import { formatCount, formatDate, formatDuration, formatValue, runColor } from './format';
 import { exponentialMovingAverage } from './smoothing';
-import { SortableTable } from './sortable-table';
+import { type Column, SortableTable } from './sortable-table';
 
 const POLL_MS = 2000;
 const POINTS = 2000;
@@ -94,6 +94,16 @@ const secondChart = new ChartPanel(
 
 // ---- runs table ---------------------------------------------------------------------------
 
+/** A numeric column shown through `format` (counts, losses, durations). */
+function numericColumn<Row>(
+  key: string,
+  label: string,
+  value: (row: Row) => number | null,
+  format: (value: number | null) => string,
+): Column<Row> {
+  return { key, label, value, render: (row) => format(value(row)), numeric: true };
+}
+
 function statusBadge(run: RunSummary): HTMLElement {
   const badge = document.createElement('span');
   badge.className = `status ${run.status}`;
@@ -124,41 +134,17 @@ const runsTable = new SortableTable<RunSummary>(
     { key: 'name', label: 'run', value: (run) => run.name, render: nameCell },
     { key: 'status', label: 'status', value: (run) => run.status, render: statusBadge },
     { key: 'preset', label: 'preset', value: (run) => run.preset },
-    {
-      key: 'params',
-      label: 'params',
-      value: (run) => run.nParams,
-      render: (run) => formatCount(run.nParams),
-      numeric: true,
-    },
+    numericColumn('params', 'params', (run) => run.nParams, formatCount),
     { key: 'steps', label: 'steps', value: (run) => run.steps, numeric: true },
-    {
-      key: 'tokens',
-      label: 'tokens',
-      value: (run) => run.tokens,
-      render: (run) => formatCount(run.tokens),
-      numeric: true,
-    },
-    {
-      key: 'bestLoss',
-      label: 'best loss',
-      value: (run) => run.bestLoss,
-      render: (run) => formatValue(run.bestLoss),
-      numeric: true,
-    },
+    numericColumn('tokens', 'tokens', (run) => run.tokens, formatCount),
+    numericColumn('bestLoss', 'best loss', (run) => run.bestLoss, formatValue),
     {
       key: 'started',
       label: 'started',
       value: (run) => run.startedAt,
       render: (run) => formatDate(run.startedAt),
     },
-    {
-      key: 'duration',
-      label: 'duration',
-      value: (run) => run.durationSeconds,
-      render: (run) => formatDuration(run.durationSeconds),
-      numeric: true,
-    },
+    numericColumn('duration', 'duration', (run) => run.durationSeconds, formatDuration),
   ],
   {
     rowKey: (run) => String(run.id),
@@ -241,6 +227,15 @@ function drawCharts(): void {
     : '';
 }
 
+function holdSeries(
+  metric: MetricColumn,
+  fetched: { runId: number; response: SeriesResponse }[],
+): void {
+  for (const { runId, response } of fetched) {
+    state.series.set(seriesKey(runId, metric), seriesData(response));
+  }
+}
+
 /** Fetches the selected runs' series (whole run or zoomed range) and validation points. */
 async function loadSelected(): Promise<void> {
   const generation = ++state.generation;
@@ -268,18 +263,14 @@ async function loadSelected(): Promise<void> {
     ]);
     if (generation !== state.generation) return;
     state.series = new Map();
-    for (const { runId, response } of loss) {
-      state.series.set(seriesKey(runId, 'loss'), seriesData(response));
-    }
+    holdSeries('loss', loss);
     for (const { runId, evals: points } of evals) state.evals.set(runId, points);
     drawCharts();
     renderEvals();
     const metric = state.secondMetric;
     const second = await fetchMetric(metric);
     if (generation !== state.generation) return;
-    for (const { runId, response } of second) {
-      state.series.set(seriesKey(runId, metric), seriesData(response));
-    }
+    holdSeries(metric, second);
     drawCharts();
   } catch (error) {
     showError(error);
@@ -345,35 +336,11 @@ const evalsTable = new SortableTable<EvalRow>(
   [
     { key: 'run', label: 'run', value: (row) => row.runName },
     { key: 'step', label: 'step', value: (row) => row.step, numeric: true },
-    {
-      key: 'tokens',
-      label: 'tokens',
-      value: (row) => row.tokens,
-      render: (row) => formatCount(row.tokens),
-      numeric: true,
-    },
+    numericColumn('tokens', 'tokens', (row) => row.tokens, formatCount),
     { key: 'split', label: 'split', value: (row) => row.split },
-    {
-      key: 'loss',
-      label: 'loss',
-      value: (row) => row.loss,
-      render: (row) => formatValue(row.loss),
-      numeric: true,
-    },
-    {
-      key: 'tokenLoss',
-      label: 'token loss',
-      value: (row) => row.tokenLoss,
-      render: (row) => formatValue(row.tokenLoss),
-      numeric: true,
-    },
-    {
-      key: 'ppl',
-      label: 'ppl',
-      value: (row) => row.ppl,
-      render: (row) => formatValue(row.ppl),
-      numeric: true,
-    },
+    numericColumn('loss', 'loss', (row) => row.loss, formatValue),
+    numericColumn('tokenLoss', 'token loss', (row) => row.tokenLoss, formatValue),
+    numericColumn('ppl', 'ppl', (row) => row.ppl, formatValue),
     { key: 'nans', label: 'NaNs', value: (row) => row.nans, numeric: true },
   ],
   { emptyText: 'no validation points for the selected runs' },
@@ -396,50 +363,14 @@ const resultsTable = new SortableTable<ResultEntry>(
     { key: 'modelType', label: 'model', value: (row) => row.modelType },
     { key: 'benchmark', label: 'benchmark', value: (row) => row.benchmark },
     { key: 'split', label: 'split', value: (row) => row.split },
-    {
-      key: 'nParams',
-      label: 'params',
-      value: (row) => row.nParams,
-      render: (row) => formatCount(row.nParams),
-      numeric: true,
-    },
-    {
-      key: 'nInputEmbParams',
-      label: 'input emb params',
-      value: (row) => row.nInputEmbParams,
-      render: (row) => formatCount(row.nInputEmbParams),
-      numeric: true,
-    },
+    numericColumn('nParams', 'params', (row) => row.nParams, formatCount),
+    numericColumn('nInputEmbParams', 'input emb params', (row) => row.nInputEmbParams, formatCount),
     { key: 'nCtx', label: 'n_ctx', value: (row) => row.nCtx, numeric: true },
-    {
-      key: 'loss',
-      label: 'loss',
-      value: (row) => row.loss,
-      render: (row) => formatValue(row.loss),
-      numeric: true,
-    },
-    {
-      key: 'ppl',
-      label: 'ppl',
-      value: (row) => row.ppl,
-      render: (row) => formatValue(row.ppl),
-      numeric: true,
-    },
-    {
-      key: 'tokenLoss',
-      label: 'token loss',
-      value: (row) => row.tokenLoss,
-      render: (row) => formatValue(row.tokenLoss),
-      numeric: true,
-    },
+    numericColumn('loss', 'loss', (row) => row.loss, formatValue),
+    numericColumn('ppl', 'ppl', (row) => row.ppl, formatValue),
+    numericColumn('tokenLoss', 'token loss', (row) => row.tokenLoss, formatValue),
     { key: 'nans', label: 'NaNs', value: (row) => row.nans, numeric: true },
-    {
-      key: 'tokens',
-      label: 'tokens',
-      value: (row) => row.tokens,
-      render: (row) => formatCount(row.tokens),
-      numeric: true,
-    },
+    numericColumn('tokens', 'tokens', (row) => row.tokens, formatCount),
     { key: 'architecture', label: 'architecture', value: (row) => row.architecture },
     { key: 'note', label: 'note', value: (row) => row.note },
     { key: 'time', label: 'time', value: (row) => row.time, render: (row) => formatDate(row.time) },
