@@ -2,8 +2,7 @@
 // (labels = the ids, as upstream's loss with labels = input ids), or an object
 // `{ "input_ids": rows, "labels"?: rows, "attention_mask"?: rows }` as the PyTorch reference
 // writes it, where labels of -100 / a mask of 0 mark padding at the end of a row.
-import { readFileSync } from 'node:fs';
-import { type ArticleBatch, IGNORE_INDEX, parseInputIds } from '@baka/data';
+import { type ArticleBatch, IGNORE_INDEX, parseInputIds, readJsonFile } from '@baka/data';
 import { TrainerError } from './trainer-state';
 
 function rowsOf(
@@ -63,24 +62,7 @@ export function parseTrainingBatch(value: unknown, where: string): ArticleBatch 
   return batch;
 }
 
-/** Reads `--input-ids FILE`; errors name the file. */
+/** Reads `--input-ids FILE`; errors name the flag and the file. */
 export function readTrainingBatch(path: string): ArticleBatch {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new TrainerError(
-      code === 'ENOENT'
-        ? `--input-ids file not found: ${path}`
-        : `cannot read ${path}: ${(error as Error).message}`,
-    );
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    throw new TrainerError(`${path}: not valid JSON (${(error as Error).message})`);
-  }
-  return parseTrainingBatch(value, path);
+  return parseTrainingBatch(readJsonFile(path, '--input-ids file'), path);
 }
