@@ -1,36 +1,24 @@
 // Small helpers every command shares: user errors without stack traces, paths relative to where
 // the user typed the command, and a wrapper that turns thrown errors into exit codes.
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
+import {
+  findRepositoryRoot,
+  resolveUserPath,
+  userDirectory,
+} from '@baka/metrics-viewer/user-paths';
 
 /** A mistake of the user's (bad flag, missing file): printed as one message, exit code 2. */
 export class UserError extends Error {
   override name = 'UserError';
 }
 
-/**
- * The directory the user ran the command from. pnpm runs package scripts inside the package
- * (`pnpm --filter cli train` runs in apps/cli) but records the caller's directory in INIT_CWD.
- */
-export function userCwd(): string {
-  return process.env.INIT_CWD ?? process.cwd();
-}
-
-/** Resolves a path the user typed against the directory they typed it in. */
-export function resolveUserPath(path: string): string {
-  return isAbsolute(path) ? path : resolve(userCwd(), path);
-}
-
+// Paths the user typed resolve against the directory they typed the command in (INIT_CWD under
+// pnpm); one implementation, shared with the metrics viewer.
+export { resolveUserPath };
+/** The directory the user ran the command from. */
+export const userCwd = userDirectory;
 /** The repository root (the directory holding pnpm-workspace.yaml) above `from`, if any. */
-export function findRepoRoot(from: string = userCwd()): string | undefined {
-  let dir = resolve(from);
-  for (;;) {
-    if (existsSync(join(dir, 'pnpm-workspace.yaml'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
-}
+export const findRepoRoot = findRepositoryRoot;
 
 /** Default `./runs` directory: at the repository root when inside the repo, else the cwd. */
 export function defaultRunsDir(): string {
@@ -54,24 +42,29 @@ export function action<Args extends unknown[]>(
   };
 }
 
-/** Parses an integer flag, naming the flag in the error. */
-export function parseIntFlag(flag: string, value: string, { min = -Infinity } = {}): number {
+/** Parses a numeric flag `valid` accepts (and >= min); the error names the flag and `kind`. */
+function parseNumericFlag(
+  flag: string,
+  value: string,
+  min: number,
+  kind: string,
+  valid: (n: number) => boolean,
+): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
+  if (!valid(n) || n < min) {
     throw new UserError(
-      `${flag} expects an integer${min > -Infinity ? ` >= ${min}` : ''}, got '${value}'`,
+      `${flag} expects ${kind}${min > -Infinity ? ` >= ${min}` : ''}, got '${value}'`,
     );
   }
   return n;
 }
 
+/** Parses an integer flag, naming the flag in the error. */
+export function parseIntFlag(flag: string, value: string, { min = -Infinity } = {}): number {
+  return parseNumericFlag(flag, value, min, 'an integer', Number.isInteger);
+}
+
 /** Parses a number flag, naming the flag in the error. */
 export function parseNumberFlag(flag: string, value: string, { min = -Infinity } = {}): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) {
-    throw new UserError(
-      `${flag} expects a number${min > -Infinity ? ` >= ${min}` : ''}, got '${value}'`,
-    );
-  }
-  return n;
+  return parseNumericFlag(flag, value, min, 'a number', Number.isFinite);
 }
