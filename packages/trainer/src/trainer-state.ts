@@ -65,13 +65,14 @@ export function parseTrainerState(text: string, where: string): TrainerState {
     throw new CheckpointError(`${where}: not valid JSON (${(error as Error).message})`);
   }
   const parsed = trainerStateSchema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new CheckpointError(
-      `${where}: field '${issue.path.join('.') || '(root)'}': ${issue.message}`,
-    );
-  }
+  if (!parsed.success) throw new CheckpointError(`${where}: ${describeFirstIssue(parsed.error)}`);
   return parsed.data;
+}
+
+/** `field 'a.b': message` for the first problem zod found, so errors name the field. */
+export function describeFirstIssue(error: z.ZodError): string {
+  const issue = error.issues[0]!;
+  return `field '${issue.path.join('.') || '(root)'}': ${issue.message}`;
 }
 
 /** A user-facing trainer error (bad option, unusable input); the CLI prints it without a stack. */

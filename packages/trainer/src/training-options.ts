@@ -2,7 +2,7 @@
 // upstream (DESIGN §1.4): article batches of 5, windows of 2048, AdamW defaults, clip 1.0,
 // constant learning rate, no memory across windows.
 import { z } from 'zod';
-import { TrainerError } from './trainer-state';
+import { describeFirstIssue, TrainerError } from './trainer-state';
 
 export const trainingOptionsSchema = z.object({
   runName: z.string().min(1),
@@ -54,11 +54,6 @@ export type TrainingOptionsInput = z.input<typeof trainingOptionsSchema>;
 /** Validates options (defaults applied); the error names the field. */
 export function makeTrainingOptions(input: unknown, where = 'training options'): TrainingOptions {
   const parsed = trainingOptionsSchema.safeParse(input);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new TrainerError(
-      `${where}: field '${issue.path.join('.') || '(root)'}': ${issue.message}`,
-    );
-  }
+  if (!parsed.success) throw new TrainerError(`${where}: ${describeFirstIssue(parsed.error)}`);
   return parsed.data;
 }
