@@ -24,6 +24,11 @@ function toNumbers(json: string): number[] {
   return values as number[];
 }
 
+/** `json_group_array(a) AS c0, json_group_array(b) AS c1, …`: each column as one JSON array. */
+function jsonArrayAggregates(names: Column[]): string {
+  return names.map((name, index) => `json_group_array(${name}) AS c${index}`).join(', ');
+}
+
 export class RunColumns {
   private readonly data = new Map<Column, Float64Array>();
   private capacity = 0;
@@ -73,9 +78,7 @@ export class RunColumns {
     afterStep: number,
     upToStep: number,
   ): number[][] {
-    const aggregates = names
-      .map((name, index) => `json_group_array(${name}) AS c${index}`)
-      .join(', ');
+    const aggregates = jsonArrayAggregates(names);
     const row = database
       .prepare(
         `SELECT ${aggregates} FROM
@@ -110,9 +113,7 @@ export class RunColumns {
     const stride = second - first;
     if ((last - first) % stride !== 0) return false;
     const count = (last - first) / stride + 1;
-    const aggregates = values
-      .map((name, index) => `json_group_array(${name}) AS c${index}`)
-      .join(', ');
+    const aggregates = jsonArrayAggregates(values);
     const row = database
       .prepare(
         `SELECT COUNT(*), MAX((step - ?) % ?), ${aggregates} FROM
