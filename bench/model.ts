@@ -130,7 +130,7 @@ function makePlan(argv: string[]): Plan {
     trainSteps: quick ? { warmup: 1, steps: 1 } : { warmup: 1, steps: 3 },
     evalLength: (quick ? 2 : 8) * nCtx,
     evalReps: quick ? { warmup: 0, reps: 1 } : { warmup: 1, reps: 3 },
-    generateTokens: quick ? 96 : 2 * nCtx + 128,
+    generateTokens: quick ? 64 : nCtx + 64,
     scalingWindows: (quick ? [1, 2] : [1, 2, 4, 8]).map((chunks) => chunks * nCtx),
     scalingLengths: (quick ? [1, 2] : [1, 2, 4, 8, 16]).map((chunks) => chunks * nCtx),
     leakSteps: quick ? 100 : 1000,
@@ -483,7 +483,7 @@ export async function benchModel(argv: string[]): Promise<Report> {
       cases.push({
         key: `generate-${preset}`,
         label: `generate ${preset}`,
-        rounds: plan.rounds,
+        rounds: Math.min(plan.rounds, 1), // one child per side: per-position costs are the point
         sides: both,
         tasks: [{ kind: 'generate', checkpoint, ids, tokens: plan.generateTokens, threads }],
       });
