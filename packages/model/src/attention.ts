@@ -14,7 +14,7 @@ import { positions } from './memory';
 import type { PastMemory } from './memory';
 import type { PositionPolicy } from './config';
 import type { AttentionMasks } from './attention-mask';
-import { maskedSoftmax } from './masked-softmax';
+import { attentionCore } from './attention-core';
 
 export interface AttentionContext {
   nHeads: number;
@@ -75,9 +75,13 @@ export function attention(
   const rotatedQueries = context.rotary.rotate(q, { offset: queryOffset }); // [B, H, T, K]
   const rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K]
   const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)); // [B, H, T, K]
-  const scores = tf.matMul(scaled, rotatedKeys, false, true) as tf.Tensor4D; // [B, H, T, P+T]
-  const weights = maskedSoftmax(scores, context.masks.get(length, pastLength)); // [B, H, T, P+T]
-  const mixed = tf.matMul(weights, values) as tf.Tensor4D; // [B, H, T, Kv]
+  // softmax(q k^T + mask) v, with a gradient that keeps few [B, H, T, P+T] tensors
+  const mixed = attentionCore(
+    scaled as tf.Tensor4D,
+    rotatedKeys as tf.Tensor4D,
+    values,
+    context.masks.get(length, pastLength),
+  ); // [B, H, T, Kv]
   const output = tf.matMul(fromHeads(mixed), o, false, true) as tf.Tensor2D; // [N, D]
   return { output, k, v };
 }

@@ -19,13 +19,14 @@ export function elephant<T extends tf.Tensor>(x: T): T {
     save([input, value]);
     return {
       value,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, f] = saved as [tf.Tensor, tf.Tensor];
-        const squared = tf.square(xs);
-        // x^7 f^2 multiplied in an order that stays finite while x^4 does: x f ~ x^-7 first
-        const x7f2 = tf.mul(tf.mul(tf.mul(tf.mul(xs, f), squared), tf.square(squared)), f);
-        return tf.mul(dy, tf.mul(x7f2, -8));
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [xs, f] = saved as [tf.Tensor, tf.Tensor];
+          const squared = tf.square(xs);
+          // x^7 f^2 multiplied in an order that stays finite while x^4 does: x f ~ x^-7 first
+          const x7f2 = tf.mul(tf.mul(tf.mul(tf.mul(xs, f), squared), tf.square(squared)), f);
+          return tf.mul(dy, tf.mul(x7f2, -8));
+        }),
     };
   });
   return compute(x) as T;
