@@ -23,7 +23,9 @@ describe('progress formatting', () => {
     bar.update(10, 'loss 4.00');
     bar.finish('done');
     const lines = output.trim().split('\n');
-    expect(lines[0]).toMatch(/^train \[#+\.+\] 10\.0% 1\/10 [\d.]+[kMG]? steps\/s ETA \S+ loss 9\.00$/);
+    expect(lines[0]).toMatch(
+      /^train \[#+\.+\] 10\.0% 1\/10 [\d.]+[kMG]? steps\/s ETA \S+ loss 9\.00$/,
+    );
     expect(lines[1]).toMatch(/^train \[#{24}\] 100\.0% 10\/10 .* loss 4\.00$/);
     expect(lines[2]).toBe('done');
   });
