@@ -14,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BakaConfig, makeConfig, PRESETS } from '../packages/model/src/config';
+import { mulberry32 } from '../packages/model/src/random';
 import { parseResult, runChild } from './child';
 import {
   formatBytes,
@@ -147,17 +148,6 @@ function makePlan(argv: string[]): Plan {
 // Inputs shared by both sides: seeded random token ids and a PyTorch-initialised checkpoint.
 
 const WORK_DIR = join(tmpdir(), 'baka-bench');
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Uniform random ids in [0, VOCAB), int32 little-endian, cached in the work directory. */
 function idsFile(count: number, seed = 1234): string {
