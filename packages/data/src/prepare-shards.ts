@@ -13,7 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { extname, join, resolve } from 'node:path';
+import { basename, extname, isAbsolute, join, relative, resolve } from 'node:path';
 import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetSchema } from 'hyparquet';
 import { type ResolveOptions, type ResolvedCorpus, resolveCorpus } from './corpora';
@@ -144,17 +144,66 @@ function shortHash(hash: string): string {
   return `${hash.slice(0, 12)}…`;
 }
 
+/** Whether `name` is a file this module writes into a shard directory. */
+function isShardFile(name: string): boolean {
+  return (
+    /^tokens-\d{5}\.bin$/.test(name) ||
+    name === INDEX_FILE ||
+    name === MANIFEST_FILE ||
+    name === `${MANIFEST_FILE}.tmp`
+  );
+}
+
 /** Removes files this module writes (a stale, incomplete run), leaving anything else alone. */
 function clearShardFiles(dir: string): void {
-  for (const name of readdirSync(dir)) {
-    if (
-      /^tokens-\d{5}\.bin$/.test(name) ||
-      name === INDEX_FILE ||
-      name === MANIFEST_FILE ||
-      name === `${MANIFEST_FILE}.tmp`
-    ) {
-      rmSync(join(dir, name));
+  for (const name of readdirSync(dir)) if (isShardFile(name)) rmSync(join(dir, name));
+}
+
+/** Whether `path` is `dir` itself or lies inside it. */
+function isWithin(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+/**
+ * Refuses an output directory that would mix shards into something else: a file, a directory of
+ * the input corpus (or inside one), or a non-empty directory that holds no shards of ours.
+ */
+function checkShardTarget(
+  outDir: string,
+  corpus: ResolvedCorpus,
+  corpusArgument: string | ResolvedCorpus,
+): void {
+  const inputDirs =
+    typeof corpusArgument === 'string' &&
+    existsSync(corpusArgument) &&
+    statSync(corpusArgument).isDirectory()
+      ? [resolve(corpusArgument)]
+      : [];
+  for (const part of corpus.parts) {
+    for (const file of part.source.files) {
+      if (isWithin(resolve(file), outDir) && isShardFile(basename(file))) {
+        throw new DataError(
+          `${outDir} holds the input file ${file}; choose another --out directory`,
+        );
+      }
     }
+  }
+  const inside = inputDirs.find((dir) => isWithin(outDir, dir));
+  if (inside) {
+    throw new DataError(
+      `${outDir} is inside the input corpus ${inside}; write the shards outside the corpus`,
+    );
+  }
+  if (!existsSync(outDir)) return;
+  if (!statSync(outDir).isDirectory()) {
+    throw new DataError(`${outDir} is a file, not a directory; --out needs a directory`);
+  }
+  const foreign = readdirSync(outDir).find((name) => !isShardFile(name));
+  if (foreign !== undefined && !existsSync(join(outDir, MANIFEST_FILE))) {
+    throw new DataError(
+      `${outDir} is not empty and holds no shards (it holds '${foreign}'); choose a new or empty directory`,
+    );
   }
 }
 
@@ -178,6 +227,7 @@ export async function prepareShards(options: PrepareOptions): Promise<PreparedSh
     identity = { hash: tokenizer.hash, vocabSize: tokenizer.vocabSize };
   }
   const outDir = resolve(options.outDir);
+  checkShardTarget(outDir, corpus, options.corpus);
   const files = fileIdentity(corpus);
   const corpusFingerprint = fingerprint(corpus, files, tokensPerShard);
 

@@ -1,4 +1,4 @@
-import { readFileSync, statSync, truncateSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
@@ -144,6 +144,35 @@ describe('prepareShards + openShards', () => {
     await expect(
       prepareShards({ corpus: wikitextSample, outDir: tinyDir, threads: 1 }),
     ).rejects.toThrow(/holds shards of different inputs/);
+  });
+
+  it('refuses a file, a directory of other files and a directory inside the corpus; they stay as they were', async () => {
+    const root = temporaryDirectory('shards-refuse');
+    const corpusDir = join(root, 'corpus');
+    mkdirSync(corpusDir);
+    writeFile(corpusDir, 'a.txt', 'first document\n\nsecond document\n');
+    const user = join(root, 'papers');
+    mkdirSync(user);
+    writeFile(user, 'draft.tex', 'mine');
+    const file = writeFile(root, 'file.txt', 'a file');
+    const encoder = byteEncoder(0, 'bytes-v1', 256);
+    const attempt = (outDir: string, corpus = corpusDir) =>
+      prepareShards({ corpus, outDir, encoder, validFraction: 0 });
+    await expect(attempt(user)).rejects.toThrow(
+      `${user} is not empty and holds no shards (it holds 'draft.tex'); choose a new or empty directory`,
+    );
+    await expect(attempt(file)).rejects.toThrow(`${file} is a file, not a directory`);
+    await expect(attempt(corpusDir)).rejects.toThrow(
+      `${corpusDir} is inside the input corpus ${corpusDir}`,
+    );
+    await expect(attempt(join(corpusDir, 'shards'))).rejects.toThrow(/is inside the input corpus/);
+    expect(readdirSync(user)).toEqual(['draft.tex']);
+    expect(readdirSync(corpusDir)).toEqual(['a.txt']);
+    expect(readFileSync(file, 'utf8')).toBe('a file');
+    // Negative control: a new directory next to the corpus, and then the same one again, work.
+    const out = join(root, 'shards');
+    expect((await attempt(out)).numDocuments).toBeGreaterThan(0);
+    expect((await attempt(out)).reused).toBe(true);
   });
 
   it('a wikitext file round-trips article by article', async () => {

@@ -1,5 +1,6 @@
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -13,7 +14,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { oursFixtureModel } from '../scripts/write-ours-checkpoint';
 import { BakaCausalLM } from './causal-lm';
-import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from './checkpoint';
+import {
+  checkCheckpointTarget,
+  loadCheckpoint,
+  readCheckpointConfig,
+  saveCheckpoint,
+} from './checkpoint';
 import { makeConfig } from './config';
 import { readSafetensors, writeSafetensors } from './safetensors';
 import { FIXTURES, fixtureTensors, int2d, maxAbsDifference, parityInputs } from './test-fixtures';
@@ -141,16 +147,62 @@ describe('a checkpoint written by us', () => {
       makeConfig({ dim_model: 8, n_layers: 1, n_heads: 2, n_vocab: 10, n_ctx: 4 }),
       { seed: 2 },
     );
-    await saveCheckpoint(out, first);
-    writeFileSync(join(out, 'stale.txt'), 'from the old checkpoint');
+    await saveCheckpoint(out, first, { tokenizerJson: '{}' });
     await saveCheckpoint(out, second);
-    expect(existsSync(join(out, 'stale.txt'))).toBe(false);
+    // The old checkpoint's tokenizer.json (a file of ours this save does not write) is gone.
+    expect(existsSync(join(out, 'tokenizer.json'))).toBe(false);
     const loaded = await loadCheckpoint(out);
     expect(Array.from(loaded.parameters.get('vocab_out.weight')!.dataSync())).toEqual(
       Array.from(second.parameters.get('vocab_out.weight')!.dataSync()),
     );
     expect(readdirSync(dir).filter((name) => name.startsWith('.'))).toEqual([]);
     for (const model of [first, second, loaded]) model.dispose();
+  });
+});
+
+describe('saving never deletes what it did not write', () => {
+  const config = makeConfig({ dim_model: 8, n_layers: 1, n_heads: 2, n_vocab: 10, n_ctx: 4 });
+
+  it('refuses a directory holding other files, a checkpoint with a foreign file, and a file', async () => {
+    const model = BakaCausalLM.create(config, { seed: 1 });
+    const user = join(dir, 'user-files');
+    mkdirSync(join(user, 'notes'), { recursive: true });
+    writeFileSync(join(user, 'thesis.tex'), 'years of work');
+    await expect(saveCheckpoint(user, model)).rejects.toThrow(
+      new RegExp(
+        `^${user} is not empty and is not a checkpoint \\(it holds '(thesis\\.tex|notes)'\\)`,
+      ),
+    );
+    expect(readFileSync(join(user, 'thesis.tex'), 'utf8')).toBe('years of work');
+    expect(readdirSync(user).sort()).toEqual(['notes', 'thesis.tex']);
+
+    const mixed = join(dir, 'checkpoint-plus-notes');
+    await saveCheckpoint(mixed, model);
+    writeFileSync(join(mixed, 'notes.md'), 'mine');
+    await expect(saveCheckpoint(mixed, model)).rejects.toThrow(/holds 'notes\.md'/);
+    expect(readFileSync(join(mixed, 'notes.md'), 'utf8')).toBe('mine');
+
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'data');
+    await expect(saveCheckpoint(file, model)).rejects.toThrow(/is a file, not a directory/);
+    expect(readFileSync(file, 'utf8')).toBe('data');
+    // No temporary directory was left next to any of them.
+    expect(readdirSync(dir).filter((name) => name.startsWith('.'))).toEqual([]);
+    model.dispose();
+  });
+
+  it('accepts a new or empty directory and files the caller names as its own', async () => {
+    const model = BakaCausalLM.create(config, { seed: 1 });
+    const empty = join(dir, 'empty');
+    mkdirSync(empty);
+    await saveCheckpoint(empty, model);
+    expect(existsSync(join(empty, 'model.safetensors'))).toBe(true);
+    writeFileSync(join(empty, 'state.json'), '{}');
+    expect(() => checkCheckpointTarget(empty)).toThrow(/holds 'state\.json'/);
+    expect(() => checkCheckpointTarget(empty, ['state.json'])).not.toThrow();
+    await saveCheckpoint(empty, model, { knownFiles: ['state.json'] });
+    expect(existsSync(join(empty, 'state.json'))).toBe(false);
+    model.dispose();
   });
 });
 

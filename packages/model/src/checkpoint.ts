@@ -2,7 +2,16 @@
 // our option fields) and model.safetensors (float32, upstream state_dict names, PyTorch layout),
 // optionally tokenizer.json. Written atomically: a temporary sibling directory is filled, then
 // renamed into place (an existing checkpoint is moved aside first and removed afterwards).
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BakaCausalLM } from './causal-lm';
 import type { BakaConfig } from './config';
@@ -76,16 +85,55 @@ export function configJson(config: BakaConfig): string {
   return `${JSON.stringify(config, null, 2)}\n`;
 }
 
+/** The files a model checkpoint directory may hold besides those a caller adds. */
+export const MODEL_CHECKPOINT_FILES: readonly string[] = [
+  CONFIG_FILE,
+  WEIGHTS_FILE,
+  TOKENIZER_FILE,
+];
+
+/**
+ * Checks that DIR may receive a checkpoint: it does not exist, is an empty directory, or is a
+ * checkpoint (config.json present) holding only files named in `knownFiles` plus the model's own.
+ * Anything else — a file, a directory with the user's files, a runs directory — is refused with
+ * one line naming the path, so a save never deletes what it did not write.
+ */
+export function checkCheckpointTarget(dir: string, knownFiles: readonly string[] = []): void {
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) {
+    throw new ModelError(
+      `${dir} is a file, not a directory; choose a directory for the checkpoint`,
+    );
+  }
+  const entries = readdirSync(dir, { withFileTypes: true });
+  if (entries.length === 0) return;
+  const known = new Set([...MODEL_CHECKPOINT_FILES, ...knownFiles]);
+  const foreign = entries.find((entry) => !entry.isFile() || !known.has(entry.name));
+  if (foreign || !entries.some((entry) => entry.name === CONFIG_FILE)) {
+    const what = foreign ? `'${foreign.name}'` : 'files but no config.json';
+    throw new ModelError(
+      `${dir} is not empty and is not a checkpoint (it holds ${what}); refusing to replace it: choose a new or empty directory`,
+    );
+  }
+}
+
 /**
  * Writes DIR atomically: config.json, model.safetensors, and tokenizer.json when given, plus
  * any `files` (name -> contents) a caller adds (e.g. a trainer's state). An existing DIR is
- * replaced as a whole.
+ * replaced only when it is a checkpoint made of the model's files, the given `files` and
+ * `knownFiles` (see checkCheckpointTarget); anything else is refused before a byte is written.
  */
 export async function saveCheckpoint(
   dir: string,
   model: BakaCausalLM,
-  extra: { tokenizerJson?: string; files?: Record<string, string | Uint8Array> } = {},
+  extra: {
+    tokenizerJson?: string;
+    files?: Record<string, string | Uint8Array>;
+    /** Further file names an existing checkpoint at DIR may hold and this save may replace. */
+    knownFiles?: readonly string[];
+  } = {},
 ): Promise<void> {
+  checkCheckpointTarget(dir, [...Object.keys(extra.files ?? {}), ...(extra.knownFiles ?? [])]);
   const parent = dirname(dir);
   mkdirSync(parent, { recursive: true });
   const unique = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;

@@ -23,8 +23,10 @@ export {
 } from './causal-lm';
 export {
   CONFIG_FILE,
+  checkCheckpointTarget,
   configJson,
   loadCheckpoint,
+  MODEL_CHECKPOINT_FILES,
   modelTensors,
   readCheckpointConfig,
   readCheckpointTensors,

@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type BakaCausalLM,
+  checkCheckpointTarget,
   loadCheckpoint,
   readSafetensors,
   saveCheckpoint,
@@ -31,6 +32,17 @@ export const CHECKPOINT_FILES = {
   training: TRAINING_CONFIG_FILE,
   tokenizer: TOKENIZER_FILE,
 } as const;
+
+/** Every file a training checkpoint may hold, the model's own included. */
+const TRAINING_CHECKPOINT_FILES = [...Object.values(CHECKPOINT_FILES), MEMORY_FILE];
+
+/**
+ * Throws (one line naming DIR) unless a training checkpoint may be written to DIR: it is new,
+ * empty, or a checkpoint of ours. Lets a command refuse a bad output directory before training.
+ */
+export function checkTrainingCheckpointTarget(dir: string): void {
+  checkCheckpointTarget(dir, TRAINING_CHECKPOINT_FILES);
+}
 
 const EXP_AVG = 'exp_avg';
 const EXP_AVG_SQ = 'exp_avg_sq';
@@ -101,7 +113,8 @@ export interface TrainingCheckpoint {
 
 /**
  * Saves a full training checkpoint to `dir` atomically (temporary directory + rename); an
- * existing `dir` is replaced only once the new one is complete.
+ * existing `dir` is replaced only when it is a checkpoint of ours, and only once the new one is
+ * complete. A directory holding anything else is refused (checkTrainingCheckpointTarget).
  */
 export async function saveTrainingCheckpoint(
   dir: string,
@@ -116,6 +129,7 @@ export async function saveTrainingCheckpoint(
   },
 ): Promise<void> {
   await saveCheckpoint(dir, parts.model, {
+    knownFiles: TRAINING_CHECKPOINT_FILES,
     ...(parts.tokenizerJson ? { tokenizerJson: parts.tokenizerJson } : {}),
     files: {
       ...(parts.memory ? { [MEMORY_FILE]: serializeMemory(parts.memory) } : {}),

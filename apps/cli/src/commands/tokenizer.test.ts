@@ -78,6 +78,28 @@ describe('baka tokenizer', () => {
     );
   });
 
+  it('train --out never replaces a file without --force, nor a directory or an input', () => {
+    const train = (out: string, ...more: string[]) =>
+      baka(['train', '--input', trainCorpus, '--vocab-size', '300', '--out', out, ...more]);
+    writeFileSync(join(work, 'mine.json'), 'precious');
+    const refused = train('mine.json');
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toBe(
+      'baka: --out: mine.json already exists; add --force to replace it\n',
+    );
+    expect(readFileSync(join(work, 'mine.json'), 'utf8')).toBe('precious');
+    const directory = train('.');
+    expect(directory.status).toBe(2);
+    expect(directory.stderr).toMatch(/^baka: --out: \. is a directory/);
+    const input = train(trainCorpus, '--force');
+    expect(input.status).toBe(2);
+    expect(input.stderr).toMatch(/is one of the --input files/);
+    // Negative control: with --force the file is replaced by a tokenizer.
+    const forced = train('mine.json', '--force');
+    expect(forced.status, forced.stderr).toBe(0);
+    expect(Tokenizer.fromFile(join(work, 'mine.json')).vocabSize).toBe(300);
+  });
+
   it('names the flag or file in errors and exits with 2', () => {
     const missing = baka(['encode', '--input', 'missing.txt']);
     expect(missing.status).toBe(2);

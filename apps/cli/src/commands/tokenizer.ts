@@ -82,6 +82,7 @@ interface TrainFlags {
   out: string;
   specialTokens?: string[];
   minFrequency?: string;
+  force?: boolean;
 }
 
 function runTrain(flags: TrainFlags): void {
@@ -105,6 +106,15 @@ function runTrain(flags: TrainFlags): void {
     return path;
   });
   const out = resolveUserPath(flags.out);
+  if (inputs.includes(out)) throw new UserError(`--out: ${flags.out} is one of the --input files`);
+  if (existsSync(out)) {
+    if (statSync(out).isDirectory()) {
+      throw new UserError(`--out: ${flags.out} is a directory; give the path of a file to write`);
+    }
+    if (!flags.force) {
+      throw new UserError(`--out: ${flags.out} already exists; add --force to replace it`);
+    }
+  }
   const trainer = new BpeTrainer({ vocabSize, minFrequency, specialTokens });
   const totalBytes = inputs.reduce((sum, path) => sum + statSync(path).size, 0);
   const reading = new ProgressBar({ label: 'counting words', total: totalBytes, unit: 'B' });
@@ -163,5 +173,6 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'where to write the tokenizer.json')
     .option('--special-tokens <tokens...>', 'special tokens, given the first ids')
     .option('--min-frequency <n>', 'do not merge pairs seen fewer times', '0')
+    .option('--force', 'replace --out if it already exists')
     .action(action(runTrain));
 }

@@ -1,6 +1,13 @@
 // `baka train` end to end, as a user runs it: real processes, real files, real SQLite.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,10 +161,41 @@ describe('baka train flags', { timeout: 120_000 }, () => {
   });
 });
 
+describe('baka train --out never destroys what is there', { timeout: 120_000 }, () => {
+  it("refuses a directory with the user's files, a runs directory and a file, before training", async () => {
+    const dir = tempDir();
+    const work = join(dir, 'work');
+    mkdirSync(work);
+    writeFileSync(join(work, 'notes.txt'), 'keep me');
+    const runs = join(dir, 'runs');
+    mkdirSync(runs);
+    writeFileSync(join(runs, 'metrics.sqlite'), 'not really a database, but precious');
+    const file = join(dir, 'file.txt');
+    writeFileSync(file, 'a file');
+    for (const [out, expected] of [
+      [work, /is not empty and is not a checkpoint \(it holds 'notes\.txt'\)/],
+      [runs, /is not empty and is not a checkpoint \(it holds 'metrics\.sqlite'\)/],
+      [file, /is a file, not a directory/],
+    ] as const) {
+      const result = await runCli(['train', '--out', out, '--runs-dir', runs, '--backend', 'cpu']);
+      expect(result.status, result.stderr).toBe(2);
+      const lines = result.stderr.trim().split('\n');
+      expect(lines.at(-1)).toMatch(new RegExp(`^baka: --out: ${out} `));
+      expect(lines.at(-1)).toMatch(expected);
+      expect(result.stderr).not.toMatch(/at .*\.ts:\d+/);
+    }
+    expect(readFileSync(join(work, 'notes.txt'), 'utf8')).toBe('keep me');
+    expect(readdirSync(work)).toEqual(['notes.txt']);
+    expect(readdirSync(runs)).toEqual(['metrics.sqlite']);
+    expect(readFileSync(file, 'utf8')).toBe('a file');
+  });
+});
+
 describe('baka train parity with the PyTorch reference', { timeout: 180_000 }, () => {
   it('--init --input-ids --window --epochs --out: per-step losses and final weights match (1e-4)', async () => {
     const dir = tempDir();
     const out = join(dir, 'out');
+    mkdirSync(out); // an empty --out directory is fine
     const result = await runCli([
       'train',
       '--init',

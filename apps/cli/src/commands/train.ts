@@ -8,6 +8,7 @@ import { type TokenDocuments, tokenDocumentsFromArrays } from '@baka/data';
 import {
   BakaCausalLM,
   type BakaConfig,
+  ModelError,
   countParameters,
   loadCheckpoint,
   makeConfig,
@@ -15,6 +16,7 @@ import {
 } from '@baka/model';
 import { defaultTokenizerPath, Tokenizer } from '@baka/tokenizer';
 import {
+  checkTrainingCheckpointTarget,
   latestCheckpoint,
   loadTrainingCheckpoint,
   MetricsStore,
@@ -246,7 +248,7 @@ export function register(program: Command): void {
     )
     .option(
       '--out <dir>',
-      'also write the final checkpoint (model.safetensors, config.json, ...) here',
+      'also write the final checkpoint here: a new or empty directory, or a checkpoint to replace',
     )
     .addOption(backendOption())
     .option('--eval-every <n>', 'evaluate on the validation split every n steps (0: never)')
@@ -284,8 +286,22 @@ export function register(program: Command): void {
     );
 }
 
+/** `--out DIR`, checked before any work: new, empty, or one of our checkpoints (never replaced otherwise). */
+function outputDirectory(out: string | undefined): string | null {
+  if (out === undefined) return null;
+  const dir = resolveUserPath(out);
+  try {
+    checkTrainingCheckpointTarget(dir);
+  } catch (error) {
+    if (error instanceof ModelError) throw new UserError(`--out: ${error.message}`);
+    throw error;
+  }
+  return dir;
+}
+
 async function runTrain(flags: Flags, command: Command): Promise<void> {
   const given = (name: string) => command.getOptionValueSource(name) === 'cli';
+  const outDir = outputDirectory(flags.out);
   const report = await initBackend(flags.backend);
   process.stderr.write(`${describeBackend(report)}\n`);
   const runsDir = flags.runsDir ? resolveUserPath(flags.runsDir) : defaultRunsDir();
@@ -494,9 +510,7 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
     store.close();
   }
 
-  let outDir: string | null = null;
-  if (flags.out) {
-    outDir = resolveUserPath(flags.out);
+  if (outDir) {
     await saveTrainingCheckpoint(outDir, {
       model,
       optimizer: session.optimizer,
