@@ -161,6 +161,7 @@ export class BakaCausalLM {
       positionPolicy: this.config.position_policy,
       rotary: this.rotary,
       masks: this.#masks,
+      keyBucket: 1,
     };
   }
 
@@ -184,21 +185,28 @@ export class BakaCausalLM {
     });
   }
 
+  /** The final LayerNorm: hidden [N, D] -> [N, D]. */
+  finalNorm(hidden: tf.Tensor2D): tf.Tensor2D {
+    return layerNorm(
+      hidden,
+      this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
+      this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
+    ); // [N, D]
+  }
+
+  /** The output projection: final-normalised hidden [N, D] -> logits [N, V]. */
+  project(normed: tf.Tensor2D): tf.Tensor2D {
+    return tf.matMul(
+      normed,
+      this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
+      false,
+      true,
+    ); // [N, V]
+  }
+
   /** Final LayerNorm + output projection: hidden [N, D] -> logits [N, V]. */
   head(hidden: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const normed = layerNorm(
-        hidden,
-        this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
-        this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
-      ); // [N, D]
-      return tf.matMul(
-        normed,
-        this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
-        false,
-        true,
-      ); // [N, V]
-    });
+    return tf.tidy(() => this.project(this.finalNorm(hidden)));
   }
 
   /**
@@ -223,10 +231,8 @@ export class BakaCausalLM {
         options.memory ?? null,
       );
       memory = net.memory;
-      const result = layerNorm(
+      const result = this.finalNorm(
         tf.reshape(net.hidden, [batch * length, this.config.dim_model]), // [B*S, D]
-        this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
-        this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
       ); // [B*S, D]
       // the memory's tensors leave this scope with the result
       const kept =
@@ -242,12 +248,7 @@ export class BakaCausalLM {
     const [batch, length] = inputIds.shape;
     const { normed, memory } = this.#normedHidden(inputIds, options);
     const logits = tf.tidy(() => {
-      const flat = tf.matMul(
-        normed,
-        this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
-        false,
-        true,
-      ); // [B*S, V]
+      const flat = this.project(normed); // [B*S, V]
       return tf.reshape(flat, [batch, length, this.config.n_vocab]) as tf.Tensor3D; // [B, S, V]
     });
     normed.dispose();
