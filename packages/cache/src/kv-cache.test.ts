@@ -74,7 +74,7 @@ interface Setup {
   maxMemoryLength?: number;
 }
 
-/** The reference: the whole sequence in chunks of chunkLength, XL memory per DESIGN §1.2. */
+/** The reference: the whole sequence in chunks of chunkLength with XL memory between chunks. */
 function fullPass(x: tf.Tensor3D, setup: Setup): tf.Tensor3D {
   return tf.tidy(() => {
     const memory = new XLMemory({

@@ -36,14 +36,19 @@ export interface AttentionState {
   past: KeyValues | null;
   /** Rotary position of the first key (the first past key, else the first new token). */
   keyOffset: number;
+  /**
+   * Also hand back [past ; new] as joined here (the KV cache keeps it instead of copying again;
+   * the full pass leaves it false so the joined keys are freed with the layer's scope).
+   */
+  returnJoined: boolean;
 }
 
 export interface AttentionResult {
   output: tf.Tensor2D; // [N, D]
   /** The new tokens' unrotated keys [B, H, T, K] and values [B, H, T, Kv]. */
   written: KeyValues;
-  /** [past ; written] as attended, unrotated: [B, H, P+T, K] and [B, H, P+T, Kv]. */
-  attended: KeyValues;
+  /** With state.returnJoined, [past ; written] unrotated: [B, H, P+T, K], [B, H, P+T, Kv]. */
+  attended: KeyValues | null;
 }
 
 /** Splits [N, H*X] into heads [B, H, T, X]. */
@@ -110,5 +115,9 @@ export function attention(
     context.masks.get(length, pastLength, width), // [T, W]
   ); // [B, H, T, Kv]
   const output = tf.matMul(fromHeads(mixed), o, false, true) as tf.Tensor2D; // [N, D]
-  return { output, written: { k, v }, attended: { k: keys, v: values } };
+  return {
+    output,
+    written: { k, v },
+    attended: state.returnJoined ? { k: keys, v: values } : null,
+  };
 }

@@ -63,8 +63,8 @@ export interface LayerStateIn {
 export interface LayerStateOut {
   /** The new tokens' unrotated k [B, H, T, K] and v [B, H, T, Kv] (what the XL memory keeps). */
   written: KeyValues;
-  /** [past ; written] as attention joined them, [B, H, P+T, *] (what the KV cache keeps). */
-  attended: KeyValues;
+  /** [past ; written] as attention joined them, [B, H, P+T, *], when the state in asked for it. */
+  attended: KeyValues | null;
 }
 
 export interface LayerOutput {
@@ -81,7 +81,7 @@ export function bakaLayer(
   length: number,
   context: AttentionContext,
 ): LayerOutput {
-  const [y, k, v, keys, values] = tf.tidy(() => {
+  const [y, k, v, keys, values] = tf.tidy((): tf.Tensor[] => {
     const h = layerNorm(x, weights.normWeight, weights.normBias); // [N, D]
     const { output, written, attended } = attention(
       h,
@@ -93,9 +93,11 @@ export function bakaLayer(
       context,
     );
     const sum = tf.add(tf.add(x, output), gatedMlp(h, weights.gateUp, weights.down)); // [N, D]
-    return [sum, written.k, written.v, attended.k, attended.v];
-  }) as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-  return { y, state: { written: { k, v }, attended: { k: keys, v: values } } };
+    const joined = attended === null ? [] : [attended.k, attended.v];
+    return [sum, written.k, written.v, ...joined];
+  }) as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D?, tf.Tensor4D?];
+  const attended = keys === undefined || values === undefined ? null : { k: keys, v: values };
+  return { y, state: { written: { k, v }, attended } };
 }
 
 export interface StackOutput {
@@ -141,7 +143,8 @@ export function memoryState(
   const entry = memory === null || memory.isEmpty ? null : memory.pastFor(layer);
   const pastLength = entry === null ? 0 : entry.k.shape[2];
   const { keyOffset } = positions(policy, pastLength, 0, start);
-  return { attention: { past: entry === null ? null : { k: entry.k, v: entry.v }, keyOffset } };
+  const past = entry === null ? null : { k: entry.k, v: entry.v };
+  return { attention: { past, keyOffset, returnJoined: false } };
 }
 
 export interface NetResult {

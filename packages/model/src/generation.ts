@@ -101,12 +101,12 @@ export class IncrementalDecoder {
       const x = tf.reshape(model.embed(idTensor), [count, dimModel]) as tf.Tensor2D; // [n, D]
       // state in: every view is taken before the first append (they stay valid until then)
       const states: LayerStateIn[] = this.#layers.map((_, index) => ({
-        attention: cache.view(index),
+        attention: { ...cache.view(index), returnJoined: true },
       }));
       const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
       // state out: the cache keeps attention's [past ; new] instead of concatenating again
       out.forEach(({ written, attended }, index) => {
-        cache.append(index, written.k, written.v, { joined: attended });
+        cache.append(index, written.k, written.v, attended === null ? {} : { joined: attended });
       });
       return wantLogits ? [model.head(tf.slice(y, [count - 1, 0], [1, dimModel]))] : []; // [1, V]
     })[0];
