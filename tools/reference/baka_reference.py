@@ -37,10 +37,20 @@ class Config:
     carry_memory: bool = False
     rotary_layout: str = "interleaved"
     rope_theta: float = 10000.0
+    # thin layers (upstream 00x_thin): per-layer kind and per-layer MLP width ([] = all the same)
+    layer_kinds: list = field(default_factory=list)
+    layer_dim_ff: list = field(default_factory=list)
+    # upstream scaled every attention parameter of a thin layer by 1e-4 at init, the rotary
+    # frequencies (an untrained parameter) included: a thin layer rotates by angles x 1e-4
+    thin_rotary_scale: float = 1e-4
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
         self.dim_attn = self.dim_attn or self.dim_model
+        self.layer_kinds = list(self.layer_kinds) or ["standard"] * self.n_layers
+        self.layer_dim_ff = list(self.layer_dim_ff) or [self.dim_ff] * self.n_layers
+        assert len(self.layer_kinds) == self.n_layers and len(self.layer_dim_ff) == self.n_layers
+        assert all(kind in ("standard", "attention-only") for kind in self.layer_kinds)
         assert self.dim_attn % self.n_heads == 0
         assert self.dim_model % self.n_heads == 0
         assert self.memory in ("xl", "none")
@@ -58,6 +68,10 @@ class Config:
         if upstream_only:
             for key in ("memory", "memory_source", "position_policy", "carry_memory", "rotary_layout", "rope_theta"):
                 d.pop(key)
+        if all(kind == "standard" for kind in self.layer_kinds) and all(f == self.dim_ff for f in self.layer_dim_ff):
+            d.pop("layer_kinds")  # a uniform model writes the 003 config, without per-layer fields
+            d.pop("layer_dim_ff")
+            d.pop("thin_rotary_scale")
         return d
 
 
@@ -75,11 +89,11 @@ def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
 
 
 class MLP(nn.Module):
-    def __init__(self, c: Config):
+    def __init__(self, c: Config, dim_ff: int):
         super().__init__()
-        self.fc_gate = nn.Linear(c.dim_model, c.dim_ff, bias=False)
-        self.fc_up = nn.Linear(c.dim_model, c.dim_ff, bias=False)
-        self.fc_down = nn.Linear(c.dim_ff, c.dim_model, bias=False)
+        self.fc_gate = nn.Linear(c.dim_model, dim_ff, bias=False)
+        self.fc_up = nn.Linear(c.dim_model, dim_ff, bias=False)
+        self.fc_down = nn.Linear(dim_ff, c.dim_model, bias=False)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.fc_down(self.fc_up(h) * elephant(self.fc_gate(h)))
@@ -93,7 +107,7 @@ def rotary_offsets(policy: str, past_length: int, absolute_start: int) -> tuple[
 
 
 class Attention(nn.Module):
-    def __init__(self, c: Config):
+    def __init__(self, c: Config, rotary_scale: float = 1.0):
         super().__init__()
         self.c = c
         self.q = nn.Linear(c.dim_model, c.dim_attn, bias=False)
@@ -101,6 +115,8 @@ class Attention(nn.Module):
         self.v = nn.Linear(c.dim_model, c.dim_model, bias=False)
         self.o = nn.Linear(c.dim_model, c.dim_model, bias=False)
         self.rot = RotaryEmbedding(c.dim_head, theta=c.rope_theta, use_xpos=False)
+        with torch.no_grad():
+            self.rot.freqs.mul_(rotary_scale)
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -129,23 +145,29 @@ class Attention(nn.Module):
 
 
 class Layer(nn.Module):
-    def __init__(self, c: Config):
+    """'standard': y = x + attn(LN(x)) + mlp(LN(x)); 'attention-only' (a thin layer): no MLP."""
+
+    def __init__(self, c: Config, index: int = 0):
         super().__init__()
+        thin = c.layer_kinds[index] == "attention-only"
         self.norm_in = nn.LayerNorm(c.dim_model, eps=1e-5)
-        self.attn = Attention(c)
-        self.mlp = MLP(c)
+        self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
+        self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
 
     def forward(self, x, past, start):
         h = self.norm_in(x)
         attn, mine = self.attn(h, past, start)
-        return x + attn + self.mlp(h), mine
+        y = x + attn
+        if self.mlp is not None:
+            y = y + self.mlp(h)
+        return y, mine
 
 
 class Net(nn.Module):
     def __init__(self, c: Config):
         super().__init__()
         self.c = c
-        self.layers = nn.ModuleList([Layer(c) for _ in range(c.n_layers)])
+        self.layers = nn.ModuleList([Layer(c, i) for i in range(c.n_layers)])
 
     def forward(self, x: torch.Tensor, memory: Optional[list[LayerMemory]] = None):
         """x: [B, S, D]; memory: per layer, from the previous chunk (or window). Returns (y, memory)."""

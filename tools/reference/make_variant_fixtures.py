@@ -1,0 +1,66 @@
+"""Writes the parity fixtures of the model variants into packages/model/__fixtures__/variants/.
+
+Run from the repository root:  python3 tools/reference/make_variant_fixtures.py
+Deterministic (fixed seeds, fp32, 1 thread). The inputs are parity/inputs.json (3 rows x 22 tokens,
+chunks 8, 8, 6, row 2 padded from position 13), so every variant is checked over three chunks
+with XL memory and a padded row.
+
+variants/<name>/
+  config.json        our config of the variant (model_type baka_xl + the variant's fields)
+  model.safetensors  its weights (upstream state_dict names, PyTorch layout)
+  expected.safetensors  logits [3, 22, V], loss [], grad.<parameter> for every trained parameter
+  carry.safetensors  logits and loss of a second call over tokens 11..21 fed the (detached)
+                     memory of a first call over tokens 0..10 (metadata `split`)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baka_reference import CausalLM, Config, perturb_norms  # noqa: E402
+from make_fixtures import TINY, carry_fixture, forward_fixture, write_checkpoint  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "packages" / "model" / "__fixtures__"
+OUT = FIXTURES / "variants"
+
+torch.set_num_threads(1)
+torch.use_deterministic_algorithms(True)
+
+# name -> config overrides of the TINY model
+VARIANTS = {
+    # thin layers (upstream 00x_thin): attention-only layers 1 and 3, a thick first MLP and an
+    # hourglass third one; thin layers keep upstream's rotary frequencies x 1e-4
+    "thin-layers": dict(
+        n_layers=4,
+        layer_kinds=["standard", "attention-only", "standard", "attention-only"],
+        layer_dim_ff=[128, 64, 48, 64],
+    ),
+}
+
+
+def load_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    data = json.loads((FIXTURES / "parity" / "inputs.json").read_text())
+    return torch.tensor(data["input_ids"]), torch.tensor(data["labels"])
+
+
+def main() -> None:
+    ids, labels = load_inputs()
+    for index, (name, overrides) in enumerate(VARIANTS.items()):
+        torch.manual_seed(3000 + index)
+        model = CausalLM(Config(**{**TINY, **overrides}))
+        perturb_norms(model, torch.Generator().manual_seed(4000 + index))
+        directory = OUT / name
+        write_checkpoint(directory, model, upstream_only=False)
+        loss = forward_fixture(model, ids, labels, directory / "expected.safetensors")
+        carried = carry_fixture(model, ids, labels, directory / "carry.safetensors", split=11)
+        print(f"variants/{name}: loss {loss:.6f}, carried second call {carried:.6f}")
+
+
+if __name__ == "__main__":
+    main()
