@@ -5,7 +5,8 @@
 // Shape legend: B batch, S sequence length, T chunk length (<= n_ctx) or new tokens of a
 // generation step, N = B*T, D dim_model, H heads, K dim_head, Kv value head dim.
 //
-// Layer:  y = x + attention(LN(x), state) + mlp(LN(x))   (one LayerNorm feeds both branches)
+// Layer:  y = x + attention(LN(x), state) + mlp(LN(x))   (one LayerNorm feeds both branches;
+// an attention-only layer has no mlp term)
 // A layer takes its chunk input and a state view (state in) and returns its output and what it
 // wrote (state out); it keeps nothing. In the full pass, chunk c's layer i views the memory entry
 // of chunk c-1 chosen by the memory source ('previous-layer': layer i-1's; 'same-layer': its
@@ -18,8 +19,9 @@ import { layerNorm } from './layer-norm';
 import { positions, XLMemory } from './memory';
 import type { KeyValues } from './memory';
 import { gatedMlp } from './mlp';
+import type { RotaryEmbedding } from '@baka/rope';
 
-/** One layer's weights (variables, PyTorch layout). */
+/** One layer's weights (variables, PyTorch layout) and its rotary embedding. */
 export interface LayerWeights {
   normWeight: tf.Tensor1D; // [D]
   normBias: tf.Tensor1D; // [D]
@@ -27,9 +29,10 @@ export interface LayerWeights {
   k: tf.Tensor2D; // [A, D]
   v: tf.Tensor2D; // [D, D]
   o: tf.Tensor2D; // [D, D]
-  gate: tf.Tensor2D; // [F, D]
-  up: tf.Tensor2D; // [F, D]
-  down: tf.Tensor2D; // [D, F]
+  /** The layer's rotary frequencies (model.layers.{i}.attn.rot.freqs) as tables. */
+  rotary: RotaryEmbedding;
+  /** The gated MLP; null for an attention-only (thin) layer. F = the layer's dim_ff. */
+  mlp: { gate: tf.Tensor2D; up: tf.Tensor2D; down: tf.Tensor2D } | null; // [F, D], [F, D], [D, F]
 }
 
 /** Weights stacked for fewer, larger matmuls; built once per forward call. */
@@ -38,18 +41,19 @@ export interface FusedLayerWeights {
   normBias: tf.Tensor1D;
   qkv: tf.Tensor2D; // [2A + D, D]
   o: tf.Tensor2D;
-  gateUp: tf.Tensor2D; // [2F, D]
-  down: tf.Tensor2D;
+  rotary: RotaryEmbedding;
+  mlp: { gateUp: tf.Tensor2D; down: tf.Tensor2D } | null; // [2F, D], [D, F]
 }
 
 export function fuseLayer(weights: LayerWeights): FusedLayerWeights {
+  const { mlp } = weights;
   return {
     normWeight: weights.normWeight,
     normBias: weights.normBias,
     qkv: tf.concat([weights.q, weights.k, weights.v], 0), // [2A + D, D]
     o: weights.o,
-    gateUp: tf.concat([weights.gate, weights.up], 0), // [2F, D]
-    down: weights.down,
+    rotary: weights.rotary,
+    mlp: mlp && { gateUp: tf.concat([mlp.gate, mlp.up], 0), down: mlp.down }, // [2F, D]
   };
 }
 
@@ -81,6 +85,9 @@ export function bakaLayer(
   length: number,
   context: AttentionContext,
 ): LayerOutput {
+  // Each layer rotates with its own frequencies (a thin layer's are scaled).
+  const layerContext =
+    weights.rotary === context.rotary ? context : { ...context, rotary: weights.rotary };
   const [y, k, v, keys, values] = tf.tidy((): tf.Tensor[] => {
     const h = layerNorm(x, weights.normWeight, weights.normBias); // [N, D]
     const { output, written, attended } = attention(
@@ -90,9 +97,11 @@ export function bakaLayer(
       state.attention,
       batch,
       length,
-      context,
+      layerContext,
     );
-    const sum = tf.add(tf.add(x, output), gatedMlp(h, weights.gateUp, weights.down)); // [N, D]
+    const withAttention = tf.add(x, output); // [N, D]
+    const { mlp } = weights;
+    const sum = mlp ? tf.add(withAttention, gatedMlp(h, mlp.gateUp, mlp.down)) : withAttention;
     const joined = attended === null ? [] : [attended.k, attended.v];
     return [sum, written.k, written.v, ...joined];
   }) as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D?, tf.Tensor4D?];

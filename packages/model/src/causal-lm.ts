@@ -52,18 +52,27 @@ export class BakaCausalLM {
   readonly config: BakaConfig;
   /** Every state_dict tensor by upstream name, in state_dict order. */
   readonly parameters: ReadonlyMap<string, tf.Variable>;
+  /** The rotary tables of standard layers (upstream's inverse frequencies). */
   readonly rotary: RotaryEmbedding;
+  /** The rotary tables of attention-only layers (frequencies x thin_rotary_scale), if any. */
+  readonly #thinRotary: RotaryEmbedding | null;
   readonly #masks = new AttentionMasks();
   #disposed = false;
 
   private constructor(config: BakaConfig, parameters: Map<string, tf.Variable>) {
     this.config = config;
     this.parameters = parameters;
-    this.rotary = new RotaryEmbedding({
-      dim: dimHead(config),
-      theta: config.rope_theta,
-      layout: config.rotary_layout,
-    });
+    const rotary = (frequencyScale: number) =>
+      new RotaryEmbedding({
+        dim: dimHead(config),
+        theta: config.rope_theta,
+        layout: config.rotary_layout,
+        frequencyScale,
+      });
+    this.rotary = rotary(1);
+    this.#thinRotary = config.layer_kinds.includes('attention-only')
+      ? rotary(config.thin_rotary_scale)
+      : null;
   }
 
   /** A freshly initialised model (PyTorch's default initialisers), deterministic for a seed. */
@@ -107,13 +116,14 @@ export class BakaCausalLM {
           `${source}: tensor '${spec.name}' has shape [${tensor.shape.join(', ')}], the config needs [${spec.shape.join(', ')}]`,
         );
       }
-      if (spec.init.kind === 'rotary') {
+      const { init } = spec;
+      if (init.kind === 'rotary') {
         const reference = initialValues(checked, spec, 0, 0);
         tensor.data.forEach((value, index) => {
           const want = reference[index] as number;
           if (Math.abs(value - want) > 1e-6 * Math.abs(want)) {
             throw new ModelError(
-              `${source}: '${spec.name}' does not match the inverse frequencies of rope_theta ${checked.rope_theta} and dim_head ${dimHead(checked)}`,
+              `${source}: '${spec.name}' does not match the inverse frequencies of rope_theta ${checked.rope_theta} and dim_head ${dimHead(checked)}${init.scale === undefined ? '' : ` times thin_rotary_scale ${init.scale}`}`,
             );
           }
         });
@@ -141,6 +151,7 @@ export class BakaCausalLM {
   /** Layer i's weights as named tensors. */
   layerWeights(index: number): LayerWeights {
     const prefix = `model.layers.${index}`;
+    const thin = this.config.layer_kinds[index] === 'attention-only';
     return {
       normWeight: this.#get(`${prefix}.norm_in.weight`) as tf.Tensor as tf.Tensor1D,
       normBias: this.#get(`${prefix}.norm_in.bias`) as tf.Tensor as tf.Tensor1D,
@@ -148,9 +159,14 @@ export class BakaCausalLM {
       k: this.#get(`${prefix}.attn.k.weight`) as tf.Tensor as tf.Tensor2D,
       v: this.#get(`${prefix}.attn.v.weight`) as tf.Tensor as tf.Tensor2D,
       o: this.#get(`${prefix}.attn.o.weight`) as tf.Tensor as tf.Tensor2D,
-      gate: this.#get(`${prefix}.mlp.fc_gate.weight`) as tf.Tensor as tf.Tensor2D,
-      up: this.#get(`${prefix}.mlp.fc_up.weight`) as tf.Tensor as tf.Tensor2D,
-      down: this.#get(`${prefix}.mlp.fc_down.weight`) as tf.Tensor as tf.Tensor2D,
+      rotary: thin ? (this.#thinRotary as RotaryEmbedding) : this.rotary,
+      mlp: thin
+        ? null
+        : {
+            gate: this.#get(`${prefix}.mlp.fc_gate.weight`) as tf.Tensor as tf.Tensor2D,
+            up: this.#get(`${prefix}.mlp.fc_up.weight`) as tf.Tensor as tf.Tensor2D,
+            down: this.#get(`${prefix}.mlp.fc_down.weight`) as tf.Tensor as tf.Tensor2D,
+          },
     };
   }
 
@@ -296,6 +312,7 @@ export class BakaCausalLM {
     if (this.#disposed) return;
     for (const variable of this.parameters.values()) variable.dispose();
     this.rotary.dispose();
+    this.#thinRotary?.dispose();
     this.#masks.dispose();
     this.#disposed = true;
   }

@@ -53,7 +53,7 @@ export class IncrementalDecoder {
     this.#layers = Array.from({ length: config.n_layers }, (_, index) => {
       const fused = fuseLayer(model.layerWeights(index));
       tf.keep(fused.qkv);
-      tf.keep(fused.gateUp);
+      if (fused.mlp) tf.keep(fused.mlp.gateUp);
       return fused;
     });
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
@@ -118,7 +118,8 @@ export class IncrementalDecoder {
 
   dispose(): void {
     this.#cache.dispose();
-    for (const layer of this.#layers) tf.dispose([layer.qkv, layer.gateUp]);
+    for (const layer of this.#layers)
+      tf.dispose([layer.qkv, ...(layer.mlp ? [layer.mlp.gateUp] : [])]);
   }
 }
 
