@@ -1,9 +1,10 @@
 """Checks that a checkpoint written by our TypeScript writer loads in PyTorch.
 
-Reads packages/model/__fixtures__/ours-checkpoint/ (config.json + model.safetensors, written by
+Reads packages/model/__fixtures__/ours-checkpoint/ and ours-thin-checkpoint/ (config.json +
+model.safetensors, written by
 packages/model/scripts/write-ours-checkpoint.ts), loads the tensors with a strict
 `load_state_dict` into the reference model, runs parity/inputs.json through it and writes
-ours-checkpoint/torch-result.safetensors (logits, loss) so the TypeScript test can compare
+<dir>/torch-result.safetensors (logits, loss) so the TypeScript test can compare
 without Python.
 """
 
@@ -23,7 +24,11 @@ FIXTURES = Path(__file__).resolve().parents[2] / "packages" / "model" / "__fixtu
 
 
 def main() -> None:
-    directory = FIXTURES / "ours-checkpoint"
+    for name in ("ours-checkpoint", "ours-thin-checkpoint"):
+        check(FIXTURES / name)
+
+
+def check(directory: Path) -> None:
     config = json.loads((directory / "config.json").read_text())
     assert config.pop("model_type") == "baka_xl"
     model = CausalLM(Config(**config))
@@ -38,7 +43,7 @@ def main() -> None:
         str(directory / "torch-result.safetensors"),
         metadata={"format": "pt", "tensors_loaded": str(len(state))},
     )
-    print(f"ours-checkpoint loads in PyTorch: {len(state)} tensors, loss {loss.item():.6f}")
+    print(f"{directory.name} loads in PyTorch: {len(state)} tensors, loss {loss.item():.6f}")
 
 
 if __name__ == "__main__":

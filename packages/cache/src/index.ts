@@ -1,5 +1,11 @@
 export { CacheError } from './cache-error';
-export { type AttentionInputs, KVCache, type KVCacheOptions } from './kv-cache';
+export {
+  type AttentionInputs,
+  KVCache,
+  type KVCacheOptions,
+  type KeyValues,
+  type LayerView,
+} from './kv-cache';
 export { type PositionPolicy, positions, type RotaryOffsets } from './positions';
 export {
   type LayerMemory,

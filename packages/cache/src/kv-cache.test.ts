@@ -74,7 +74,7 @@ interface Setup {
   maxMemoryLength?: number;
 }
 
-/** The reference: the whole sequence in chunks of chunkLength, XL memory per DESIGN §1.2. */
+/** The reference: the whole sequence in chunks of chunkLength with XL memory between chunks. */
 function fullPass(x: tf.Tensor3D, setup: Setup): tf.Tensor3D {
   return tf.tidy(() => {
     const memory = new XLMemory({
@@ -148,6 +148,65 @@ function incremental(
   return { output, cache };
 }
 
+/**
+ * The same feeding through the state-view API: every layer's view is taken first (state in), the
+ * layers run, then each appends its new k/v (state out), optionally handing over the joined
+ * [past ; new] it built.
+ */
+function incrementalByView(
+  x: tf.Tensor3D,
+  setup: Setup,
+  promptLength: number,
+  handOverJoined: boolean,
+): { output: tf.Tensor3D; cache: KVCache } {
+  const cache = new KVCache({
+    nLayers: LAYERS,
+    chunkLength: setup.chunkLength,
+    memory: setup.memory,
+    source: setup.source,
+    policy: setup.policy,
+    ...(setup.maxMemoryLength === undefined ? {} : { maxMemoryLength: setup.maxMemoryLength }),
+  });
+  const outputs: tf.Tensor3D[] = [];
+  const length = x.shape[1];
+  while (cache.position < length) {
+    const remainingPrompt = promptLength - cache.position;
+    const tokens = remainingPrompt > 0 ? Math.min(cache.room, remainingPrompt) : 1;
+    const start = cache.position;
+    outputs.push(
+      tf.tidy(() => {
+        const views = Array.from({ length: LAYERS }, (_, layer) => cache.view(layer));
+        const written: {
+          k: tf.Tensor4D;
+          v: tf.Tensor4D;
+          keys: tf.Tensor4D;
+          values: tf.Tensor4D;
+        }[] = [];
+        let y = tf.slice(x, [0, start, 0], [-1, tokens, -1]) as tf.Tensor3D; // [B, t, D]
+        views.forEach(({ past, keyOffset }, layer) => {
+          const [q, k, v] = projections(y, layer);
+          const pastLength = past === null ? 0 : past.k.shape[2];
+          const keys = past === null ? k : (tf.concat([past.k, k], 2) as tf.Tensor4D); // [B, H, L+t, K]
+          const values = past === null ? v : (tf.concat([past.v, v], 2) as tf.Tensor4D);
+          y = tf.add(
+            y,
+            attention(q, keys, values, keyOffset + pastLength, keyOffset, pastLength),
+          ) as tf.Tensor3D;
+          written.push({ k, v, keys, values });
+        });
+        written.forEach(({ k, v, keys, values }, layer) => {
+          cache.append(layer, k, v, handOverJoined ? { joined: { k: keys, v: values } } : {});
+        });
+        return y;
+      }),
+    );
+    expect(cache.position).toBe(start + tokens);
+  }
+  const output = tf.concat(outputs, 1) as tf.Tensor3D;
+  tf.dispose(outputs);
+  return { output, cache };
+}
+
 const setups: Setup[] = [
   { chunkLength: 4, memory: 'xl', source: 'previous-layer', policy: 'reset' },
   { chunkLength: 4, memory: 'xl', source: 'previous-layer', policy: 'absolute' },
@@ -177,6 +236,30 @@ describe('KVCache reproduces the chunked full pass', () => {
         expect(difference / scale, `prompt ${promptLength}`).toBeLessThan(1e-5);
         tf.dispose(output);
         cache.dispose();
+      }
+      tf.dispose([x, reference]);
+    });
+  }
+
+  for (const setup of [setups[0], setups[3], setups[4], setups[5]] as Setup[]) {
+    const name = `view + append: ${setup.memory} ${setup.source} ${setup.policy} n_ctx=${setup.chunkLength}${setup.maxMemoryLength === undefined ? '' : ` M=${setup.maxMemoryLength}`}`;
+    it(name, () => {
+      const x = tf.randomNormal([B, 14, D], 0, 1, 'float32', 7) as tf.Tensor3D; // [B, S, D]
+      const reference = fullPass(x, setup);
+      const scale = tf.tidy(() => tf.max(tf.abs(reference)).dataSync()[0] as number);
+      for (const handOverJoined of [false, true]) {
+        for (const promptLength of [1, 6, 14]) {
+          const before = tf.memory().numTensors;
+          const { output, cache } = incrementalByView(x, setup, promptLength, handOverJoined);
+          const difference = tf.tidy(
+            () => tf.max(tf.abs(tf.sub(output, reference))).dataSync()[0] as number,
+          );
+          worstRelative = Math.max(worstRelative, difference / scale);
+          expect(difference / scale, `prompt ${promptLength}`).toBeLessThan(1e-5);
+          tf.dispose(output);
+          cache.dispose();
+          expect(tf.memory().numTensors).toBe(before);
+        }
       }
       tf.dispose([x, reference]);
     });
@@ -265,6 +348,24 @@ describe('KVCache bookkeeping', () => {
       expect(() => cache.selectRows([0])).toThrow(/a step is in progress/);
       cache.attend(1, tokens(2), tokens(2));
       expect(cache.room).toBe(1);
+    });
+    cache.dispose();
+  });
+
+  it('views are taken before appending, and a joined pair must be [past ; new]', () => {
+    const cache = new KVCache({ nLayers: 2, chunkLength: 3 });
+    const tokens = (count: number) => tf.zeros([1, 1, count, 2]) as tf.Tensor4D;
+    tf.tidy(() => {
+      expect(cache.view(0)).toEqual({ past: null, keyOffset: 0 });
+      cache.append(0, tokens(2), tokens(2));
+      expect(() => cache.view(0)).toThrow(/already appended in this step/);
+      expect(cache.view(1).past).toBeNull();
+      cache.append(1, tokens(2), tokens(2));
+      expect(cache.view(0).past?.k.shape).toEqual([1, 1, 2, 2]);
+      expect(() =>
+        cache.append(0, tokens(1), tokens(1), { joined: { k: tokens(2), v: tokens(2) } }),
+      ).toThrow(/are not \[past ; new\] \(3 positions\)/);
+      expect(() => cache.view(3)).toThrow(/layer 3 is not in 0..1/);
     });
     cache.dispose();
   });

@@ -3,9 +3,9 @@
 // Shape legend: B batch rows, H heads, t new tokens in this step, F tokens of the current chunk
 // before this step, P memory length, K key dim, V value dim.
 //
-// Semantics (DESIGN §1.2, written down here because a full pass defines them): a full pass over a
-// sequence cuts it into chunks of `chunkLength` (n_ctx) tokens starting at position 0. Token s
-// belongs to chunk c = floor(s / n_ctx). In layer i its query sees
+// Semantics (a full pass defines them): a full pass over a sequence cuts it into chunks of
+// `chunkLength` (n_ctx) tokens starting at position 0. Token s belongs to chunk
+// c = floor(s / n_ctx). In layer i its query sees
 //   - the memory: the unrotated k/v of chunk c-1 from layer i-1 ('previous-layer', upstream 003;
 //     none for layer 0) or from layer i itself ('same-layer'), trimmed to `maxMemoryLength`;
 //   - layer i's own k/v of chunk c for tokens c·n_ctx .. s (causal).
@@ -17,14 +17,20 @@
 // of `room` tokens and then one token at a time reproduces the full pass's outputs for every
 // position (tested in kv-cache.test.ts against an XLMemory chunked pass).
 //
-// Usage per step: for each layer i in order, compute the new tokens' unrotated k, v and call
-// `attend(i, k, v)`; it returns the keys/values to attend to plus the rotary offsets and the
-// causal diagonal. After the last layer the step is complete and `position` advances.
+// Per layer the cache holds [memory ; current chunk so far] joined in one tensor pair, so a step
+// costs one concatenation per layer. Two ways to run a step, for each layer i in order:
+//   - `view(i)` -> the state view {past, keyOffset} the layer attends to in front of its new
+//     tokens; the layer computes its new unrotated k, v; `append(i, k, v)` records them. All
+//     views of a step may be taken before the first append (state in, then state out).
+//   - `attend(i, k, v)`: both at once; returns the keys/values including the new ones plus the
+//     rotary offsets and the causal diagonal.
+// After the last layer the step is complete and `position` advances.
 //
 // Ownership: the cache owns what it stores (tf.keep'd) and frees replaced tensors immediately, so
-// it is for inference only: do not call `attend` inside a gradient scope. `attend` never keeps
-// or disposes its inputs; the tensors it returns are new and belong to the caller (normally the
-// step's tf.tidy). `dispose()` frees everything the cache holds.
+// it is for inference only: do not use it inside a gradient scope. `append`/`attend` never keep
+// or dispose their inputs. A view's tensors belong to the cache and stay valid until that layer's
+// next `append` (or the cache's reset); `attend` returns new tensors that belong to the caller
+// (normally the step's tf.tidy). `dispose()` frees everything the cache holds.
 import * as tf from '@tensorflow/tfjs-core';
 import { CacheError } from './cache-error';
 import { type PositionPolicy, positions } from './positions';
@@ -42,6 +48,20 @@ export interface KVCacheOptions {
   maxMemoryLength?: number;
 }
 
+/** Keys and values of one layer, unrotated: k [B, H, L, K], v [B, H, L, V]. */
+export interface KeyValues {
+  k: tf.Tensor4D;
+  v: tf.Tensor4D;
+}
+
+/** What one layer attends to in front of the next step's new tokens. */
+export interface LayerView {
+  /** [memory ; current chunk so far] (L = P + F); null when both are empty. Owned by the cache. */
+  past: KeyValues | null;
+  /** Rotary position of the first key (the first past key, else the first new token). */
+  keyOffset: number;
+}
+
 export interface AttentionInputs {
   /** Unrotated keys [memory ; current chunk so far ; new tokens]: [B, H, P+F+t, K]. */
   keys: tf.Tensor4D;
@@ -57,11 +77,6 @@ export interface AttentionInputs {
   diagonal: number;
 }
 
-interface ChunkPart {
-  k: tf.Tensor4D; // [B, H, F, K]
-  v: tf.Tensor4D; // [B, H, F, V]
-}
-
 export class KVCache {
   readonly nLayers: number;
   readonly chunkLength: number;
@@ -71,10 +86,11 @@ export class KVCache {
   readonly maxMemoryLength: number | undefined;
 
   #position = 0; // tokens completed so far = position of the next token
-  #current: (ChunkPart | null)[];
+  // per layer [memory ; current chunk so far] (owned); null while the chunk is empty
+  #joined: (KeyValues | null)[];
   #memory: XLMemory;
   #stepLength = 0; // t of the step in progress (0 when none)
-  #stepLayers = 0; // layers already attended in the step in progress
+  #stepLayers = 0; // layers already appended in the step in progress
 
   constructor(options: KVCacheOptions) {
     const { nLayers, chunkLength } = options;
@@ -107,7 +123,7 @@ export class KVCache {
       ...(options.maxMemoryLength === undefined ? {} : { maxLength: options.maxMemoryLength }),
     });
     this.source = this.#memory.source;
-    this.#current = new Array(nLayers).fill(null);
+    this.#joined = new Array(nLayers).fill(null);
   }
 
   /** Tokens completed so far, i.e. the absolute position of the next token. */
@@ -136,66 +152,65 @@ export class KVCache {
   }
 
   /**
+   * The state view of `layer` for the step in progress (or the next one): the unrotated keys and
+   * values in front of the step's new tokens and the rotary position of the first of them. Take
+   * it before `append(layer, ...)` of the same step; its tensors stay valid until then.
+   */
+  view(layer: number): LayerView {
+    if (!Number.isInteger(layer) || layer < 0 || layer >= this.nLayers) {
+      throw new CacheError(`KVCache.view: layer ${layer} is not in 0..${this.nLayers - 1}`);
+    }
+    if (layer < this.#stepLayers) {
+      throw new CacheError(
+        `KVCache.view: layer ${layer} was already appended in this step (take views before appending)`,
+      );
+    }
+    const memory = this.#pastOf(layer);
+    const pastLength = memory === null ? 0 : memory.k.shape[2];
+    const chunkSoFar = this.#position % this.chunkLength; // F
+    const { keyOffset } = positions(this.policy, pastLength, chunkSoFar, this.chunkStart);
+    return { past: this.#joined[layer] ?? memory, keyOffset };
+  }
+
+  /**
+   * Records the new tokens' unrotated k, v [B, H, t, K] of `layer` (layers in order 0..n-1
+   * within a step, each once, all with the same t <= room). `joined`, when given, is
+   * [view(layer).past ; k] and [... ; v] as the caller already built them (attention does): the
+   * cache keeps those tensors instead of concatenating again. Only their shapes are checked.
+   */
+  append(
+    layer: number,
+    k: tf.Tensor4D,
+    v: tf.Tensor4D,
+    options: { joined?: KeyValues } = {},
+  ): void {
+    this.#check('append', layer, k, v);
+    this.#join(layer, k, v, options.joined);
+    this.#layerDone();
+  }
+
+  /**
    * Adds the new tokens' unrotated k, v [B, H, t, K] for `layer` (layers in order 0..n-1 within a
    * step, each once, all with the same t <= room) and returns what that layer attends to.
    */
   attend(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): AttentionInputs {
-    if (layer !== this.#stepLayers) {
-      throw new CacheError(
-        `KVCache.attend: expected layer ${this.#stepLayers} next in this step, got layer ${layer}`,
-      );
-    }
-    if (k.rank !== 4 || v.rank !== 4 || k.shape[2] !== v.shape[2] || k.shape[0] !== v.shape[0]) {
-      throw new CacheError(
-        `KVCache.attend: k and v must be [B, H, t, K] with the same B and t, got k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`,
-      );
-    }
-    const newTokens = k.shape[2];
-    if (layer === 0) {
-      if (newTokens < 1 || newTokens > this.room) {
-        throw new CacheError(
-          `KVCache.attend: a step holds 1..${this.room} tokens here (chunk of ${this.chunkLength} from position ${this.chunkStart}), got ${newTokens}`,
-        );
-      }
-      this.#stepLength = newTokens;
-    } else if (newTokens !== this.#stepLength) {
-      throw new CacheError(
-        `KVCache.attend: layer ${layer} got ${newTokens} tokens, layer 0 had ${this.#stepLength}`,
-      );
-    }
-
-    // Append to this layer's current chunk (owned by the cache).
-    const previous = this.#current[layer];
-    const current: ChunkPart =
-      previous === null || previous === undefined
-        ? { k: tf.keep(tf.clone(k)), v: tf.keep(tf.clone(v)) }
-        : {
-            k: tf.keep(tf.concat([previous.k, k], 2)), // [B, H, F+t, K]
-            v: tf.keep(tf.concat([previous.v, v], 2)), // [B, H, F+t, V]
-          };
-    if (previous !== null && previous !== undefined) tf.dispose([previous.k, previous.v]);
-    this.#current[layer] = current;
-
-    const past = this.memoryMode === 'xl' ? this.#memory.pastFor(layer) : null;
-    const pastLength = past === null ? 0 : past.k.shape[2];
-    const chunkSoFar = current.k.shape[2]; // F + t
-    const offsets = positions(this.policy, pastLength, chunkSoFar, this.chunkStart);
-    const keys =
-      past === null ? tf.clone(current.k) : (tf.concat([past.k, current.k], 2) as tf.Tensor4D); // [B, H, P+F+t, K]
-    const values =
-      past === null ? tf.clone(current.v) : (tf.concat([past.v, current.v], 2) as tf.Tensor4D); // [B, H, P+F+t, V]
-
-    this.#stepLayers += 1;
-    if (this.#stepLayers === this.nLayers) this.#finishStep();
-    return {
-      keys,
-      values,
-      // queries are the last t of the F+t current tokens
-      queryOffset: offsets.queryOffset + chunkSoFar - newTokens,
-      keyOffset: offsets.keyOffset,
+    this.#check('attend', layer, k, v);
+    const { keyOffset } = this.view(layer);
+    const memory = this.#pastOf(layer);
+    const pastLength = memory === null ? 0 : memory.k.shape[2];
+    const joined = this.#join(layer, k, v);
+    const diagonal = joined.k.shape[2] - k.shape[2]; // P + F
+    const result: AttentionInputs = {
+      keys: tf.clone(joined.k), // [B, H, P+F+t, K]
+      values: tf.clone(joined.v), // [B, H, P+F+t, V]
+      // queries follow the P + F keys in front of them
+      queryOffset: keyOffset + diagonal,
+      keyOffset,
       pastLength,
-      diagonal: pastLength + chunkSoFar - newTokens,
+      diagonal,
     };
+    this.#layerDone();
+    return result;
   }
 
   /** Keeps batch rows `rows` of everything cached (e.g. drop finished sequences). */
@@ -205,11 +220,11 @@ export class KVCache {
     this.#memory.dispose();
     this.#memory = memory;
     const indices = tf.tensor1d(Int32Array.from(rows), 'int32');
-    this.#current = this.#current.map((part) => {
+    this.#joined = this.#joined.map((part) => {
       if (part === null) return null;
       const selected = {
-        k: tf.keep(tf.gather(part.k, indices, 0)) as tf.Tensor4D, // [rows, H, F, K]
-        v: tf.keep(tf.gather(part.v, indices, 0)) as tf.Tensor4D, // [rows, H, F, V]
+        k: tf.keep(tf.gather(part.k, indices, 0)) as tf.Tensor4D, // [rows, H, P+F, K]
+        v: tf.keep(tf.gather(part.v, indices, 0)) as tf.Tensor4D, // [rows, H, P+F, V]
       };
       tf.dispose([part.k, part.v]);
       return selected;
@@ -219,8 +234,8 @@ export class KVCache {
 
   /** Frees everything the cache holds and starts over at position 0. */
   reset(): void {
-    for (const part of this.#current) if (part !== null) tf.dispose([part.k, part.v]);
-    this.#current = new Array(this.nLayers).fill(null);
+    for (const part of this.#joined) if (part !== null) tf.dispose([part.k, part.v]);
+    this.#joined = new Array(this.nLayers).fill(null);
     this.#memory.dispose();
     this.#memory = this.#memory.next();
     this.#position = 0;
@@ -233,24 +248,101 @@ export class KVCache {
     this.reset();
   }
 
+  // The memory entry `layer` attends to (null without one or with memory 'none').
+  #pastOf(layer: number): KeyValues | null {
+    if (this.memoryMode !== 'xl') return null;
+    const past = this.#memory.pastFor(layer);
+    return past === null ? null : { k: past.k, v: past.v };
+  }
+
+  // Appends k, v to the layer's [memory ; chunk so far] (owned), freeing the replaced pair;
+  // `given` is that concatenation already built by the caller.
+  #join(layer: number, k: tf.Tensor4D, v: tf.Tensor4D, given?: KeyValues): KeyValues {
+    const previous = this.#joined[layer] ?? null;
+    const base = previous ?? this.#pastOf(layer);
+    let joined: KeyValues;
+    if (given !== undefined) {
+      const expected = (base === null ? 0 : base.k.shape[2]) + k.shape[2];
+      if (
+        given.k.rank !== 4 ||
+        given.v.rank !== 4 ||
+        given.k.shape[2] !== expected ||
+        given.v.shape[2] !== expected ||
+        given.k.shape[0] !== k.shape[0] ||
+        given.k.shape[3] !== k.shape[3] ||
+        given.v.shape[3] !== v.shape[3]
+      ) {
+        throw new CacheError(
+          `KVCache.append: joined k [${given.k.shape.join(', ')}], v [${given.v.shape.join(', ')}] are not [past ; new] (${expected} positions) for layer ${layer}`,
+        );
+      }
+      joined = { k: tf.keep(given.k), v: tf.keep(given.v) };
+    } else if (base === null) {
+      joined = { k: tf.keep(tf.clone(k)), v: tf.keep(tf.clone(v)) };
+    } else {
+      joined = {
+        k: tf.keep(tf.concat([base.k, k], 2)), // [B, H, P+F+t, K]
+        v: tf.keep(tf.concat([base.v, v], 2)), // [B, H, P+F+t, V]
+      };
+    }
+    if (previous !== null) tf.dispose([previous.k, previous.v]);
+    this.#joined[layer] = joined;
+    return joined;
+  }
+
+  #check(what: string, layer: number, k: tf.Tensor4D, v: tf.Tensor4D): void {
+    if (layer !== this.#stepLayers) {
+      throw new CacheError(
+        `KVCache.${what}: expected layer ${this.#stepLayers} next in this step, got layer ${layer}`,
+      );
+    }
+    if (k.rank !== 4 || v.rank !== 4 || k.shape[2] !== v.shape[2] || k.shape[0] !== v.shape[0]) {
+      throw new CacheError(
+        `KVCache.${what}: k and v must be [B, H, t, K] with the same B and t, got k [${k.shape.join(', ')}], v [${v.shape.join(', ')}]`,
+      );
+    }
+    const newTokens = k.shape[2];
+    if (layer === 0) {
+      if (newTokens < 1 || newTokens > this.room) {
+        throw new CacheError(
+          `KVCache.${what}: a step holds 1..${this.room} tokens here (chunk of ${this.chunkLength} from position ${this.chunkStart}), got ${newTokens}`,
+        );
+      }
+      this.#stepLength = newTokens;
+    } else if (newTokens !== this.#stepLength) {
+      throw new CacheError(
+        `KVCache.${what}: layer ${layer} got ${newTokens} tokens, layer 0 had ${this.#stepLength}`,
+      );
+    }
+  }
+
+  #layerDone(): void {
+    this.#stepLayers += 1;
+    if (this.#stepLayers === this.nLayers) this.#finishStep();
+  }
+
   #finishStep(): void {
     this.#position += this.#stepLength;
     this.#stepLayers = 0;
     this.#stepLength = 0;
     if (this.#position % this.chunkLength !== 0) return;
-    // The chunk is full: its k/v become the memory for the next chunk (trimmed by XLMemory.owning
-    // to maxMemoryLength), the previous memory is freed.
+    // The chunk is full: each layer's chunk k/v (its joined pair without the memory in front)
+    // become the memory for the next chunk, trimmed to maxMemoryLength; the previous memory is
+    // freed.
     const start = this.#position - this.chunkLength;
-    const layers = this.#current.map((part) => {
+    const layers = this.#joined.map((part, index) => {
       if (part === null) return { k: null, v: null, start };
-      const length = part.k.shape[2];
+      const memory = this.#pastOf(index);
+      const total = part.k.shape[2];
+      const chunk = total - (memory === null ? 0 : memory.k.shape[2]);
       const keep =
-        this.maxMemoryLength === undefined ? length : Math.min(length, this.maxMemoryLength);
-      if (keep === length) return { k: part.k, v: part.v, start };
+        this.maxMemoryLength === undefined ? chunk : Math.min(chunk, this.maxMemoryLength);
+      if (keep === total) return { k: part.k, v: part.v, start };
+      const drop = total - keep;
       const trimmed = {
-        k: tf.slice(part.k, [0, 0, length - keep, 0], [-1, -1, keep, -1]) as tf.Tensor4D, // [B, H, M, K]
-        v: tf.slice(part.v, [0, 0, length - keep, 0], [-1, -1, keep, -1]) as tf.Tensor4D, // [B, H, M, V]
-        start: start + length - keep,
+        k: tf.slice(part.k, [0, 0, drop, 0], [-1, -1, keep, -1]) as tf.Tensor4D, // [B, H, M, K]
+        v: tf.slice(part.v, [0, 0, drop, 0], [-1, -1, keep, -1]) as tf.Tensor4D, // [B, H, M, V]
+        start: start + chunk - keep,
       };
       tf.dispose([part.k, part.v]);
       return trimmed;
@@ -265,7 +357,7 @@ export class KVCache {
     );
     this.#memory.dispose();
     this.#memory = memory;
-    this.#current = new Array(this.nLayers).fill(null);
+    this.#joined = new Array(this.nLayers).fill(null);
   }
 
   #checkBetweenSteps(what: string): void {

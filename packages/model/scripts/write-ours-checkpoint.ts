@@ -1,4 +1,4 @@
-// Writes __fixtures__/ours-checkpoint/ with our TypeScript checkpoint writer, for
+// Writes __fixtures__/ours-checkpoint/ and ours-thin-checkpoint/ with our TypeScript checkpoint writer, for
 // tools/reference/load_ours.py to load in PyTorch (strict load_state_dict).
 // Run from the repository root:
 //   node --conditions=@baka/source --import tsx packages/model/scripts/write-ours-checkpoint.ts
@@ -8,24 +8,37 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { BakaCausalLM, makeConfig, saveCheckpoint } from '../src/index';
 
-/** The model the fixture holds; ours-checkpoint.test.ts re-creates it to compare bytes. */
+const TINY = { dim_model: 32, dim_ff: 64, n_layers: 3, n_heads: 4, n_vocab: 80, n_ctx: 8 };
+
+/**
+ * The models the fixtures hold, by fixture directory; checkpoint.test.ts re-creates them to
+ * compare bytes. `ours-thin-checkpoint` has an attention-only layer and per-layer MLP widths.
+ */
+export const OURS_FIXTURES = {
+  'ours-checkpoint': () => BakaCausalLM.create(makeConfig(TINY), { seed: 42 }),
+  'ours-thin-checkpoint': () =>
+    BakaCausalLM.create(
+      makeConfig({
+        ...TINY,
+        layer_kinds: ['standard', 'attention-only', 'standard'],
+        layer_dim_ff: [96, 64, 48],
+      }),
+      { seed: 43 },
+    ),
+} as const;
+
+/** The model of the `ours-checkpoint` fixture. */
 export function oursFixtureModel(): BakaCausalLM {
-  const config = makeConfig({
-    dim_model: 32,
-    dim_ff: 64,
-    n_layers: 3,
-    n_heads: 4,
-    n_vocab: 80,
-    n_ctx: 8,
-  });
-  return BakaCausalLM.create(config, { seed: 42 });
+  return OURS_FIXTURES['ours-checkpoint']();
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await tf.setBackend('cpu');
-  const model = oursFixtureModel();
-  const dir = fileURLToPath(new URL('../__fixtures__/ours-checkpoint', import.meta.url));
-  await saveCheckpoint(dir, model);
-  model.dispose();
-  console.log(`wrote ${dir}`);
+  for (const [name, create] of Object.entries(OURS_FIXTURES)) {
+    const model = create();
+    const dir = fileURLToPath(new URL(`../__fixtures__/${name}`, import.meta.url));
+    await saveCheckpoint(dir, model);
+    model.dispose();
+    console.log(`wrote ${dir}`);
+  }
 }

@@ -1,7 +1,8 @@
-// Additive XL attention masks, built once per (chunk length, past length) and kept.
-// Query i of the chunk (0-based) sees every past key and current keys 0..i:
-// mask[i, j] = 0 for j < P + i + 1, else -1e9 (exp underflows to exactly 0 in fp32).
-// Shape legend: T chunk (query) length, P past length.
+// Additive XL attention masks, built once per (query count, past length, key width) and kept.
+// Query i of the new tokens (0-based) sees every past key and new keys 0..i:
+// mask[i, j] = 0 for j < P + i + 1, else -1e9 (exp underflows to exactly 0 in fp32); key
+// positions past P + T (padding up to the width W) are blocked too.
+// Shape legend: T query count, P past length, W key width (>= P + T).
 import * as tf from '@tensorflow/tfjs-core';
 
 const BLOCKED = -1e9;
@@ -9,17 +10,21 @@ const BLOCKED = -1e9;
 export class AttentionMasks {
   #masks = new Map<string, tf.Tensor2D>();
 
-  /** [T, P + T] additive mask; owned by this cache (do not dispose). */
-  get(length: number, pastLength: number): tf.Tensor2D {
-    const key = `${length}:${pastLength}`;
+  /** [T, W] additive mask (W defaults to P + T); owned by this cache (do not dispose). */
+  get(length: number, pastLength: number, width = pastLength + length): tf.Tensor2D {
+    if (width < pastLength + length) {
+      throw new Error(
+        `AttentionMasks.get: width ${width} is less than past ${pastLength} + length ${length}`,
+      );
+    }
+    const key = `${length}:${pastLength}:${width}`;
     let mask = this.#masks.get(key);
     if (mask === undefined) {
-      const width = pastLength + length;
       const values = new Float32Array(length * width);
       for (let i = 0; i < length; i++) {
         for (let j = pastLength + i + 1; j < width; j++) values[i * width + j] = BLOCKED;
       }
-      mask = tf.keep(tf.tensor2d(values, [length, width]));
+      mask = tf.keep(tf.tensor2d(values, [length, width])); // [T, W]
       this.#masks.set(key, mask);
     }
     return mask;

@@ -1,17 +1,19 @@
-// Attention over [memory ; current chunk] with rotary positions (DESIGN §1.2).
+// Attention over [past ; new tokens] with rotary positions: one function for the full pass (past
+// = the previous chunk's XL memory) and for generation (past = that memory plus the current
+// chunk's earlier tokens, from the KV cache).
 //
-// Shape legend: B batch, T chunk length, N = B*T rows, D dim_model, A dim_attn, H heads,
-// K dim_head (A / H), Kv value head dim (D / H), P past (memory) length.
+// Shape legend: B batch, T new tokens (the chunk, or a generation step), N = B*T rows,
+// D dim_model, A dim_attn, H heads, K dim_head (A / H), Kv value head dim (D / H), P past length,
+// W key width P+T rounded up to the context's key bucket.
 //
 //   q, k: N x D -> A, v: N x D -> D (one matmul with [q ; k ; v] stacked, PyTorch layout)
-//   keys/values = [past ; now] (past unrotated, as cached), then rotated:
-//     reset:    keys at 0..P+T-1, queries at P..P+T-1
-//     absolute: keys at S-P..S+T-1, queries at S..S+T-1 (S = document position of the chunk)
-//   softmax(q k^T / sqrt(K) + mask) v, mask: every past key plus the causal part of the chunk.
+//   keys/values = [past ; new] (past unrotated, as cached), then rotated: keys at
+//   keyOffset..keyOffset+P+T-1, queries at keyOffset+P..keyOffset+P+T-1 (the state says where
+//   the keys start: 0 with the 'reset' policy, the document position with 'absolute')
+//   softmax(q k^T / sqrt(K) + mask) v, mask: every past key plus the causal part of the new ones.
 import * as tf from '@tensorflow/tfjs-core';
 import type { RotaryEmbedding } from '@baka/rope';
-import { positions } from './memory';
-import type { PastMemory } from './memory';
+import type { KeyValues } from './memory';
 import type { PositionPolicy } from './config';
 import type { AttentionMasks } from './attention-mask';
 import { attentionCore } from './attention-core';
@@ -21,12 +23,32 @@ export interface AttentionContext {
   positionPolicy: PositionPolicy;
   rotary: RotaryEmbedding;
   masks: AttentionMasks;
+  /**
+   * Key widths are padded (masked out) to a multiple of this many positions; 1 = no padding.
+   * Generation uses a bucket so native kernels see few shapes (see generation.ts).
+   */
+  keyBucket: number;
+}
+
+/** State in: what the new tokens attend to in front of their own keys. */
+export interface AttentionState {
+  /** Unrotated keys/values before the new tokens: k [B, H, P, K], v [B, H, P, Kv]; null: none. */
+  past: KeyValues | null;
+  /** Rotary position of the first key (the first past key, else the first new token). */
+  keyOffset: number;
+  /**
+   * Also hand back [past ; new] as joined here (the KV cache keeps it instead of copying again;
+   * the full pass leaves it false so the joined keys are freed with the layer's scope).
+   */
+  returnJoined: boolean;
 }
 
 export interface AttentionResult {
   output: tf.Tensor2D; // [N, D]
-  k: tf.Tensor4D; // [B, H, T, K] unrotated, for the memory
-  v: tf.Tensor4D; // [B, H, T, Kv]
+  /** The new tokens' unrotated keys [B, H, T, K] and values [B, H, T, Kv]. */
+  written: KeyValues;
+  /** With state.returnJoined, [past ; written] unrotated: [B, H, P+T, K], [B, H, P+T, Kv]. */
+  attended: KeyValues | null;
 }
 
 /** Splits [N, H*X] into heads [B, H, T, X]. */
@@ -41,18 +63,26 @@ export function fromHeads(x: tf.Tensor4D): tf.Tensor2D {
   return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch * length, heads * width]); // [N, H*X]
 }
 
-/**
- * h [N, D] (normalised chunk input, N = batch * length); qkv [2A + D, D]; o [D, D].
- * `start` is the document position of the chunk's first token.
- */
+/** x [B, H, L, X] padded with zeros to [B, H, W, X] along the key axis. */
+function padKeys(x: tf.Tensor4D, width: number): tf.Tensor4D {
+  const padding = width - x.shape[2];
+  if (padding === 0) return x;
+  return tf.pad(x, [
+    [0, 0],
+    [0, 0],
+    [0, padding],
+    [0, 0],
+  ]); // [B, H, W, X]
+}
+
+/** h [N, D] (normalised input of N = batch * length new tokens); qkv [2A + D, D]; o [D, D]. */
 export function attention(
   h: tf.Tensor2D,
   qkv: tf.Tensor2D,
   o: tf.Tensor2D,
-  past: PastMemory | null,
+  state: AttentionState,
   batch: number,
   length: number,
-  start: number,
   context: AttentionContext,
 ): AttentionResult {
   const dimModel = o.shape[0];
@@ -68,20 +98,26 @@ export function attention(
   const q = toHeads(qFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
   const k = toHeads(kFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
   const v = toHeads(vFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, Kv]
+  const { past, keyOffset } = state;
   const pastLength = past === null ? 0 : past.k.shape[2];
-  const keys = past === null ? k : tf.concat([past.k, k], 2); // [B, H, P+T, K]
-  const values = past === null ? v : tf.concat([past.v, v], 2); // [B, H, P+T, Kv]
-  const { queryOffset, keyOffset } = positions(context.positionPolicy, pastLength, length, start);
-  const rotatedQueries = context.rotary.rotate(q, { offset: queryOffset }); // [B, H, T, K]
+  const keys = past === null ? k : (tf.concat([past.k, k], 2) as tf.Tensor4D); // [B, H, P+T, K]
+  const values = past === null ? v : (tf.concat([past.v, v], 2) as tf.Tensor4D); // [B, H, P+T, Kv]
+  const rotatedQueries = context.rotary.rotate(q, { offset: keyOffset + pastLength }); // [B, H, T, K]
   const rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K]
-  const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)); // [B, H, T, K]
-  // softmax(q k^T + mask) v, with a gradient that keeps few [B, H, T, P+T] tensors
+  const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D; // [B, H, T, K]
+  // Padded key positions are masked out (their weights are exactly 0), so padding changes no value.
+  const width = Math.ceil((pastLength + length) / context.keyBucket) * context.keyBucket; // W
+  // softmax(q k^T + mask) v, with a gradient that keeps few [B, H, T, W] tensors
   const mixed = attentionCore(
-    scaled as tf.Tensor4D,
-    rotatedKeys as tf.Tensor4D,
-    values,
-    context.masks.get(length, pastLength),
+    scaled,
+    padKeys(rotatedKeys, width), // [B, H, W, K]
+    padKeys(values, width), // [B, H, W, Kv]
+    context.masks.get(length, pastLength, width), // [T, W]
   ); // [B, H, T, Kv]
   const output = tf.matMul(fromHeads(mixed), o, false, true) as tf.Tensor2D; // [N, D]
-  return { output, k, v };
+  return {
+    output,
+    written: { k, v },
+    attended: state.returnJoined ? { k: keys, v: values } : null,
+  };
 }

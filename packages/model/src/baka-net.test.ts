@@ -87,9 +87,10 @@ function unchunkedLogits(model: BakaCausalLM, ids: number[][]): tf.Tensor3D {
         dimModel,
       ]) as tf.Tensor2D;
       const attention = tf.matMul(merged, w.o, false, true);
+      const { gate, up, down } = w.mlp!;
       const mlp = tf.matMul(
-        tf.mul(tf.matMul(h, w.up, false, true), elephant(tf.matMul(h, w.gate, false, true))),
-        w.down,
+        tf.mul(tf.matMul(h, up, false, true), elephant(tf.matMul(h, gate, false, true))),
+        down,
         false,
         true,
       );

@@ -52,18 +52,27 @@ export class BakaCausalLM {
   readonly config: BakaConfig;
   /** Every state_dict tensor by upstream name, in state_dict order. */
   readonly parameters: ReadonlyMap<string, tf.Variable>;
+  /** The rotary tables of standard layers (upstream's inverse frequencies). */
   readonly rotary: RotaryEmbedding;
+  /** The rotary tables of attention-only layers (frequencies x thin_rotary_scale), if any. */
+  readonly #thinRotary: RotaryEmbedding | null;
   readonly #masks = new AttentionMasks();
   #disposed = false;
 
   private constructor(config: BakaConfig, parameters: Map<string, tf.Variable>) {
     this.config = config;
     this.parameters = parameters;
-    this.rotary = new RotaryEmbedding({
-      dim: dimHead(config),
-      theta: config.rope_theta,
-      layout: config.rotary_layout,
-    });
+    const rotary = (frequencyScale: number) =>
+      new RotaryEmbedding({
+        dim: dimHead(config),
+        theta: config.rope_theta,
+        layout: config.rotary_layout,
+        frequencyScale,
+      });
+    this.rotary = rotary(1);
+    this.#thinRotary = config.layer_kinds.includes('attention-only')
+      ? rotary(config.thin_rotary_scale)
+      : null;
   }
 
   /** A freshly initialised model (PyTorch's default initialisers), deterministic for a seed. */
@@ -107,13 +116,14 @@ export class BakaCausalLM {
           `${source}: tensor '${spec.name}' has shape [${tensor.shape.join(', ')}], the config needs [${spec.shape.join(', ')}]`,
         );
       }
-      if (spec.init.kind === 'rotary') {
+      const { init } = spec;
+      if (init.kind === 'rotary') {
         const reference = initialValues(checked, spec, 0, 0);
         tensor.data.forEach((value, index) => {
           const want = reference[index] as number;
           if (Math.abs(value - want) > 1e-6 * Math.abs(want)) {
             throw new ModelError(
-              `${source}: '${spec.name}' does not match the inverse frequencies of rope_theta ${checked.rope_theta} and dim_head ${dimHead(checked)}`,
+              `${source}: '${spec.name}' does not match the inverse frequencies of rope_theta ${checked.rope_theta} and dim_head ${dimHead(checked)}${init.scale === undefined ? '' : ` times thin_rotary_scale ${init.scale}`}`,
             );
           }
         });
@@ -141,6 +151,7 @@ export class BakaCausalLM {
   /** Layer i's weights as named tensors. */
   layerWeights(index: number): LayerWeights {
     const prefix = `model.layers.${index}`;
+    const thin = this.config.layer_kinds[index] === 'attention-only';
     return {
       normWeight: this.#get(`${prefix}.norm_in.weight`) as tf.Tensor as tf.Tensor1D,
       normBias: this.#get(`${prefix}.norm_in.bias`) as tf.Tensor as tf.Tensor1D,
@@ -148,9 +159,14 @@ export class BakaCausalLM {
       k: this.#get(`${prefix}.attn.k.weight`) as tf.Tensor as tf.Tensor2D,
       v: this.#get(`${prefix}.attn.v.weight`) as tf.Tensor as tf.Tensor2D,
       o: this.#get(`${prefix}.attn.o.weight`) as tf.Tensor as tf.Tensor2D,
-      gate: this.#get(`${prefix}.mlp.fc_gate.weight`) as tf.Tensor as tf.Tensor2D,
-      up: this.#get(`${prefix}.mlp.fc_up.weight`) as tf.Tensor as tf.Tensor2D,
-      down: this.#get(`${prefix}.mlp.fc_down.weight`) as tf.Tensor as tf.Tensor2D,
+      rotary: thin ? (this.#thinRotary as RotaryEmbedding) : this.rotary,
+      mlp: thin
+        ? null
+        : {
+            gate: this.#get(`${prefix}.mlp.fc_gate.weight`) as tf.Tensor as tf.Tensor2D,
+            up: this.#get(`${prefix}.mlp.fc_up.weight`) as tf.Tensor as tf.Tensor2D,
+            down: this.#get(`${prefix}.mlp.fc_down.weight`) as tf.Tensor as tf.Tensor2D,
+          },
     };
   }
 
@@ -161,6 +177,7 @@ export class BakaCausalLM {
       positionPolicy: this.config.position_policy,
       rotary: this.rotary,
       masks: this.#masks,
+      keyBucket: 1,
     };
   }
 
@@ -184,21 +201,28 @@ export class BakaCausalLM {
     });
   }
 
+  /** The final LayerNorm: hidden [N, D] -> [N, D]. */
+  finalNorm(hidden: tf.Tensor2D): tf.Tensor2D {
+    return layerNorm(
+      hidden,
+      this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
+      this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
+    ); // [N, D]
+  }
+
+  /** The output projection: final-normalised hidden [N, D] -> logits [N, V]. */
+  project(normed: tf.Tensor2D): tf.Tensor2D {
+    return tf.matMul(
+      normed,
+      this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
+      false,
+      true,
+    ); // [N, V]
+  }
+
   /** Final LayerNorm + output projection: hidden [N, D] -> logits [N, V]. */
   head(hidden: tf.Tensor2D): tf.Tensor2D {
-    return tf.tidy(() => {
-      const normed = layerNorm(
-        hidden,
-        this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
-        this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
-      ); // [N, D]
-      return tf.matMul(
-        normed,
-        this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
-        false,
-        true,
-      ); // [N, V]
-    });
+    return tf.tidy(() => this.project(this.finalNorm(hidden)));
   }
 
   /**
@@ -223,10 +247,8 @@ export class BakaCausalLM {
         options.memory ?? null,
       );
       memory = net.memory;
-      const result = layerNorm(
+      const result = this.finalNorm(
         tf.reshape(net.hidden, [batch * length, this.config.dim_model]), // [B*S, D]
-        this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
-        this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
       ); // [B*S, D]
       // the memory's tensors leave this scope with the result
       const kept =
@@ -242,12 +264,7 @@ export class BakaCausalLM {
     const [batch, length] = inputIds.shape;
     const { normed, memory } = this.#normedHidden(inputIds, options);
     const logits = tf.tidy(() => {
-      const flat = tf.matMul(
-        normed,
-        this.#get('vocab_out.weight') as tf.Tensor as tf.Tensor2D,
-        false,
-        true,
-      ); // [B*S, V]
+      const flat = this.project(normed); // [B*S, V]
       return tf.reshape(flat, [batch, length, this.config.n_vocab]) as tf.Tensor3D; // [B, S, V]
     });
     normed.dispose();
@@ -295,6 +312,7 @@ export class BakaCausalLM {
     if (this.#disposed) return;
     for (const variable of this.parameters.values()) variable.dispose();
     this.rotary.dispose();
+    this.#thinRotary?.dispose();
     this.#masks.dispose();
     this.#disposed = true;
   }

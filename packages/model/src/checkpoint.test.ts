@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { oursFixtureModel } from '../scripts/write-ours-checkpoint';
+import { OURS_FIXTURES } from '../scripts/write-ours-checkpoint';
 import { BakaCausalLM } from './causal-lm';
 import {
   checkCheckpointTarget,
@@ -65,35 +65,38 @@ describe('a checkpoint written by PyTorch', () => {
 });
 
 describe('a checkpoint written by us', () => {
-  it('is byte-identical to the committed fixture that PyTorch loaded, and matches PyTorch’s logits', async () => {
-    const model = oursFixtureModel();
-    const out = join(dir, 'ours');
-    await saveCheckpoint(out, model);
-    const fixture = join(FIXTURES, 'ours-checkpoint');
-    expect(
-      Buffer.compare(
-        readFileSync(join(out, 'model.safetensors')),
-        readFileSync(join(fixture, 'model.safetensors')),
-      ),
-    ).toBe(0);
-    expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(
-      readFileSync(join(fixture, 'config.json'), 'utf8'),
-    );
-    model.dispose();
+  it.each(Object.keys(OURS_FIXTURES) as (keyof typeof OURS_FIXTURES)[])(
+    '%s is byte-identical to the committed fixture that PyTorch loaded, and matches PyTorch’s logits',
+    async (name) => {
+      const model = OURS_FIXTURES[name]();
+      const out = join(dir, name);
+      await saveCheckpoint(out, model);
+      const fixture = join(FIXTURES, name);
+      expect(
+        Buffer.compare(
+          readFileSync(join(out, 'model.safetensors')),
+          readFileSync(join(fixture, 'model.safetensors')),
+        ),
+      ).toBe(0);
+      expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(
+        readFileSync(join(fixture, 'config.json'), 'utf8'),
+      );
+      model.dispose();
 
-    // PyTorch's strict load_state_dict of the fixture gave these logits (tools/reference/load_ours.py)
-    const torch = fixtureTensors('ours-checkpoint/torch-result.safetensors');
-    const loaded = await loadCheckpoint(fixture);
-    const inputs = parityInputs();
-    const ids = int2d(inputs.inputIds);
-    const labels = int2d(inputs.labels);
-    const { logits } = loaded.forward(ids);
-    const { loss } = loaded.loss(ids, labels);
-    expect(maxAbsDifference(logits.dataSync(), torch.get('logits')!.data)).toBeLessThan(1e-4);
-    expect(Math.abs(loss.dataSync()[0]! - torch.get('loss')!.data[0]!)).toBeLessThan(1e-4);
-    tf.dispose([ids, labels, logits, loss]);
-    loaded.dispose();
-  });
+      // PyTorch's strict load_state_dict of the fixture gave these logits (tools/reference/load_ours.py)
+      const torch = fixtureTensors(`${name}/torch-result.safetensors`);
+      const loaded = await loadCheckpoint(fixture);
+      const inputs = parityInputs();
+      const ids = int2d(inputs.inputIds);
+      const labels = int2d(inputs.labels);
+      const { logits } = loaded.forward(ids);
+      const { loss } = loaded.loss(ids, labels);
+      expect(maxAbsDifference(logits.dataSync(), torch.get('logits')!.data)).toBeLessThan(1e-4);
+      expect(Math.abs(loss.dataSync()[0]! - torch.get('loss')!.data[0]!)).toBeLessThan(1e-4);
+      tf.dispose([ids, labels, logits, loss]);
+      loaded.dispose();
+    },
+  );
 
   it('save -> load round-trips bit-exactly, options and tokenizer included', async () => {
     const config = makeConfig({

@@ -15,7 +15,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { BakaCausalLM } from './causal-lm';
 import type { BakaConfig } from './config';
-import { makeConfig } from './config';
+import { isUniform, makeConfig } from './config';
 import { ModelError } from './errors';
 import { readSafetensors, writeSafetensors } from './safetensors';
 import type { SafetensorsTensor } from './safetensors';
@@ -80,9 +80,14 @@ export function modelTensors(model: BakaCausalLM): Map<string, SafetensorsTensor
   return tensors;
 }
 
-/** config.json text: every field, ours included, model_type first. */
+/**
+ * config.json text: every field, ours included, model_type first. A uniform model (no thin
+ * layers, one MLP width) leaves out the per-layer fields, so it writes the 003 config.
+ */
 export function configJson(config: BakaConfig): string {
-  return `${JSON.stringify(config, null, 2)}\n`;
+  if (!isUniform(config)) return `${JSON.stringify(config, null, 2)}\n`;
+  const { layer_kinds, layer_dim_ff, thin_rotary_scale, ...uniform } = config;
+  return `${JSON.stringify(uniform, null, 2)}\n`;
 }
 
 /** The files a model checkpoint directory may hold besides those a caller adds. */

@@ -8,6 +8,8 @@ export type MemoryMode = 'xl' | 'none';
 export type MemorySource = 'previous-layer' | 'same-layer';
 export type PositionPolicy = 'reset' | 'absolute';
 export type RotaryLayout = 'interleaved' | 'half';
+/** What one layer computes: 'standard' = attention + MLP in parallel; 'attention-only' = a thin layer. */
+export type LayerKind = 'standard' | 'attention-only';
 
 export interface BakaConfig {
   model_type: 'baka_xl';
@@ -36,7 +38,22 @@ export interface BakaConfig {
   rotary_layout: RotaryLayout;
   /** Rotary frequency base. */
   rope_theta: number;
+  /**
+   * Per-layer kind (upstream 00x_thin): 'standard' or 'attention-only' (no MLP, no MLP tensors).
+   * Given as [] or omitted: every layer is 'standard'.
+   */
+  layer_kinds: LayerKind[];
+  /** Per-layer MLP width (upstream's "hourglass"); [] or omitted: dim_ff everywhere. */
+  layer_dim_ff: number[];
+  /**
+   * Rotary frequency scale of attention-only layers. Upstream's init multiplied every attention
+   * parameter of a thin layer by 1e-4, the (untrained) rotary frequencies included; 1 = ordinary.
+   */
+  thin_rotary_scale: number;
 }
+
+/** The upstream init factor of a thin layer's attention weights. */
+export const THIN_ATTENTION_INIT_SCALE = 1e-4;
 
 const positiveInt = z.number().int().positive();
 
@@ -58,6 +75,9 @@ const configSchema = z
     carry_memory: z.boolean().default(false),
     rotary_layout: z.enum(['interleaved', 'half']).default('interleaved'),
     rope_theta: z.number().positive().default(10000),
+    layer_kinds: z.array(z.enum(['standard', 'attention-only'])).default([]),
+    layer_dim_ff: z.array(positiveInt).default([]),
+    thin_rotary_scale: z.number().positive().default(THIN_ATTENTION_INIT_SCALE),
   })
   .passthrough();
 
@@ -119,7 +139,17 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     carry_memory: raw.carry_memory,
     rotary_layout: raw.rotary_layout,
     rope_theta: raw.rope_theta,
+    layer_kinds:
+      raw.layer_kinds.length > 0
+        ? raw.layer_kinds
+        : Array.from({ length: raw.n_layers }, () => 'standard' as const),
+    layer_dim_ff: [],
+    thin_rotary_scale: raw.thin_rotary_scale,
   };
+  config.layer_dim_ff =
+    raw.layer_dim_ff.length > 0
+      ? raw.layer_dim_ff
+      : Array.from({ length: raw.n_layers }, () => config.dim_ff);
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
   };
@@ -136,7 +166,22 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
       `dim_head = dim_attn / n_heads (${config.dim_attn / config.n_heads}) must be even for rotary pairs`,
     );
   }
+  for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
+    if (config[field].length !== config.n_layers) {
+      fail(
+        `${field} has ${config[field].length} entries, expected one per layer (n_layers ${config.n_layers})`,
+      );
+    }
+  }
   return config;
+}
+
+/** Whether every layer is a standard layer of width dim_ff (the 003 model: no per-layer fields). */
+export function isUniform(config: BakaConfig): boolean {
+  return (
+    config.layer_kinds.every((kind) => kind === 'standard') &&
+    config.layer_dim_ff.every((width) => width === config.dim_ff)
+  );
 }
 
 /** dim_head K = dim_attn / n_heads. */

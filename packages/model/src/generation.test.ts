@@ -107,6 +107,27 @@ describe('sampling', () => {
     model.dispose();
   });
 
+  it('holds the same number of tensors at the same place of every chunk, none after dispose', () => {
+    const model = BakaCausalLM.create(base, { seed: 2 });
+    const ids = Array.from({ length: 4 * base.n_ctx }, (_, index) => (7 * index) % base.n_vocab);
+    const warm = new IncrementalDecoder(model); // builds the masks and rotary tables
+    for (const id of ids) warm.append([id]);
+    warm.dispose();
+    const before = tf.memory().numTensors;
+    const decoder = new IncrementalDecoder(model);
+    const counts = ids.map((id) => {
+      decoder.append([id]);
+      return tf.memory().numTensors;
+    });
+    // from the second chunk on (memory present), every chunk repeats the first one's counts
+    for (let step = 2 * base.n_ctx; step < ids.length; step++) {
+      expect(counts[step], `step ${step}`).toBe(counts[step - base.n_ctx]);
+    }
+    decoder.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
   it('leaves no tensors behind', () => {
     const model = BakaCausalLM.create(base, { seed: 2 });
     model.generate([1, 2, 3], { maxNewTokens: 9, temperature: 0 }); // builds tables and masks

@@ -1,32 +1,28 @@
 // Incremental generation: a KV cache inside the current chunk and XL memory beyond it
 // (@baka/cache's KVCache), so each new token costs one position per layer while the numbers
-// equal a full recomputation (BakaCausalLM.forward over the whole sequence).
+// equal a full recomputation (BakaCausalLM.forward over the whole sequence). The layers are the
+// full pass's (layerStack): each layer gets the cache's view [memory ; chunk so far] as its
+// state in and hands back the new tokens' k/v joined behind it, which the cache keeps.
 //
-// Shape legend: H heads, K dim_head, Kv value head dim, D dim_model, V vocab, n new tokens,
-// t tokens already in the current chunk, P memory length, W padded key width.
+// Shape legend: D dim_model, V vocab, n new tokens.
 import * as tf from '@tensorflow/tfjs-core';
-import { fromHeads, toHeads } from './attention';
 import type { AttentionContext } from './attention';
-import { fuseLayer } from './baka-net';
-import type { FusedLayerWeights } from './baka-net';
+import { fuseLayer, layerStack } from './baka-net';
+import type { FusedLayerWeights, LayerStateIn } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
-import { layerNorm } from './layer-norm';
 import { KVCache } from './memory';
-import { gatedMlp } from './mlp';
 import { mulberry32 } from './random';
 import { checkSamplingOptions, sampleToken } from './sampling';
 import type { SamplingOptions } from './sampling';
 
-/** Attention widths during generation are rounded up to a multiple of this many positions. */
+/**
+ * Attention key widths during generation are rounded up to a multiple of this many positions
+ * (the padding is masked out): the attention matmuls then see a new shape only every KEY_BUCKET
+ * tokens. Native TensorFlow's oneDNN kernels compile and cache code per shape, which at one new
+ * shape per token made each token slower and the process grow by ~0.7 MB per token.
+ */
 export const KEY_BUCKET = 64;
-
-/** Additive mask value of a padded key position (exp underflows to exactly 0). */
-const BLOCKED = -1e9;
-
-function paddedWidth(width: number): number {
-  return Math.ceil(width / KEY_BUCKET) * KEY_BUCKET;
-}
 
 export interface GenerateOptions extends SamplingOptions {
   /** How many tokens to generate. */
@@ -57,10 +53,10 @@ export class IncrementalDecoder {
     this.#layers = Array.from({ length: config.n_layers }, (_, index) => {
       const fused = fuseLayer(model.layerWeights(index));
       tf.keep(fused.qkv);
-      tf.keep(fused.gateUp);
+      if (fused.mlp) tf.keep(fused.mlp.gateUp);
       return fused;
     });
-    this.#context = model.attentionContext();
+    this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
     this.#cache = new KVCache({
       nLayers: config.n_layers,
       chunkLength: config.n_ctx,
@@ -99,15 +95,20 @@ export class IncrementalDecoder {
     const model = this.#model;
     const { dim_model: dimModel } = model.config;
     const count = ids.length;
+    const cache = this.#cache;
     const logits = tf.tidy(() => {
       const idTensor = tf.tensor2d([Array.from(ids)], [1, count], 'int32');
-      let x = tf.reshape(model.embed(idTensor), [count, dimModel]) as tf.Tensor2D; // [n, D]
-      this.#layers.forEach((weights, index) => {
-        const h = layerNorm(x, weights.normWeight, weights.normBias); // [n, D]
-        const output = this.#attend(h, weights, index, count);
-        x = tf.add(tf.add(x, output), gatedMlp(h, weights.gateUp, weights.down)) as tf.Tensor2D; // [n, D]
+      const x = tf.reshape(model.embed(idTensor), [count, dimModel]) as tf.Tensor2D; // [n, D]
+      // state in: every view is taken before the first append (they stay valid until then)
+      const states: LayerStateIn[] = this.#layers.map((_, index) => ({
+        attention: { ...cache.view(index), returnJoined: true },
+      }));
+      const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
+      // state out: the cache keeps attention's [past ; new] instead of concatenating again
+      out.forEach(({ written, attended }, index) => {
+        cache.append(index, written.k, written.v, attended === null ? {} : { joined: attended });
       });
-      return wantLogits ? [model.head(tf.slice(x, [count - 1, 0], [1, dimModel]))] : []; // [1, V]
+      return wantLogits ? [model.head(tf.slice(y, [count - 1, 0], [1, dimModel]))] : []; // [1, V]
     })[0];
     if (logits === undefined) return null;
     const values = logits.dataSync() as Float32Array;
@@ -115,69 +116,10 @@ export class IncrementalDecoder {
     return values;
   }
 
-  // Attention of n new queries over [memory ; chunk so far ; new] as the cache hands them out.
-  #attend(h: tf.Tensor2D, weights: FusedLayerWeights, index: number, count: number): tf.Tensor2D {
-    const context = this.#context;
-    const dimModel = weights.o.shape[0];
-    const dimAttn = (weights.qkv.shape[0] - dimModel) / 2;
-    const heads = context.nHeads;
-    const projected = tf.matMul(h, weights.qkv, false, true); // [n, 2A + D]
-    const [qFlat, kFlat, vFlat] = tf.split(
-      projected,
-      [dimAttn, dimAttn, dimModel],
-      1,
-    ) as tf.Tensor2D[];
-    const q = toHeads(qFlat as tf.Tensor2D, 1, count, heads); // [1, H, n, K]
-    const k = toHeads(kFlat as tf.Tensor2D, 1, count, heads); // [1, H, n, K]
-    const v = toHeads(vFlat as tf.Tensor2D, 1, count, heads); // [1, H, n, Kv]
-    const inputs = this.#cache.attend(index, k, v); // keys/values [1, H, P+F+n, *]
-    const rotatedQueries = context.rotary.rotate(q, { offset: inputs.queryOffset }); // [1, H, n, K]
-    const rotatedKeys = context.rotary.rotate(inputs.keys, { offset: inputs.keyOffset }); // [1, H, P+F+n, K]
-    const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimAttn / heads));
-    // Keys, values and mask padded to a multiple of KEY_BUCKET positions (padding masked out):
-    // the attention matmuls then see a new shape only every KEY_BUCKET tokens. Native
-    // TensorFlow's oneDNN kernels compile and cache code per shape, which at one new shape per
-    // token made each token slower and the process grow by ~0.7 MB per token.
-    const width = inputs.keys.shape[2];
-    const padding = paddedWidth(width) - width;
-    const keys =
-      padding === 0
-        ? rotatedKeys
-        : tf.pad(rotatedKeys, [
-            [0, 0],
-            [0, 0],
-            [0, padding],
-            [0, 0],
-          ]); // [1, H, W, K]
-    const values =
-      padding === 0
-        ? inputs.values
-        : tf.pad(inputs.values, [
-            [0, 0],
-            [0, 0],
-            [0, padding],
-            [0, 0],
-          ]); // [1, H, W, Kv]
-    const causal = context.masks.get(count, inputs.diagonal); // [n, P+F+n]
-    const mask =
-      padding === 0
-        ? causal
-        : tf.pad(
-            causal,
-            [
-              [0, 0],
-              [0, padding],
-            ],
-            BLOCKED,
-          ); // [n, W]
-    const scores = tf.add(tf.matMul(scaled, keys, false, true), mask); // [1, H, n, W]
-    const mixed = tf.matMul(tf.softmax(scores), values) as tf.Tensor4D; // [1, H, n, Kv]
-    return tf.matMul(fromHeads(mixed), weights.o, false, true) as tf.Tensor2D; // [n, D]
-  }
-
   dispose(): void {
     this.#cache.dispose();
-    for (const layer of this.#layers) tf.dispose([layer.qkv, layer.gateUp]);
+    for (const layer of this.#layers)
+      tf.dispose([layer.qkv, ...(layer.mlp ? [layer.mlp.gateUp] : [])]);
   }
 }
 

@@ -4,6 +4,7 @@ export {
   toHeads,
   type AttentionContext,
   type AttentionResult,
+  type AttentionState,
 } from './attention';
 export { AttentionMasks } from './attention-mask';
 export {
@@ -12,8 +13,13 @@ export {
   fuseLayer,
   type FusedLayerWeights,
   type LayerOutput,
+  type LayerStateIn,
+  type LayerStateOut,
   type LayerWeights,
+  layerStack,
+  memoryState,
   type NetResult,
+  type StackOutput,
 } from './baka-net';
 export {
   BakaCausalLM,
@@ -48,7 +54,7 @@ export {
 export { countParameters } from './count-parameters';
 export { ModelError } from './errors';
 export { evaluateLoss, type EvaluateLossOptions } from './evaluate-loss';
-export { generate, type GenerateOptions, IncrementalDecoder } from './generation';
+export { generate, type GenerateOptions, IncrementalDecoder, KEY_BUCKET } from './generation';
 export { blockRows, projectedCrossEntropy } from './head-loss';
 export { LAYER_NORM_EPSILON, layerNorm } from './layer-norm';
 export {

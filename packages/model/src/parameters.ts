@@ -2,16 +2,17 @@
 // (Linear weight = [out, in]). Shape legend: D dim_model, A dim_attn, F dim_ff, V n_vocab,
 // K dim_head.
 import type { BakaConfig } from './config';
-import { dimHead } from './config';
+import { dimHead, THIN_ATTENTION_INIT_SCALE } from './config';
 import { deriveSeed, fillNormal, fillUniform } from './random';
 import { inverseFrequencies } from '@baka/rope';
 
 export type Initialiser =
-  | { kind: 'linear'; fanIn: number } // torch nn.Linear: U(-1/sqrt(fanIn), 1/sqrt(fanIn))
+  // torch nn.Linear: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), times `scale` (thin layers: 1e-4)
+  | { kind: 'linear'; fanIn: number; scale?: number }
   | { kind: 'normal' } // torch nn.Embedding: N(0, 1)
   | { kind: 'ones' }
   | { kind: 'zeros' }
-  | { kind: 'rotary' }; // the rotary inverse frequencies (not trained)
+  | { kind: 'rotary'; scale?: number }; // the rotary inverse frequencies x scale (not trained)
 
 export interface ParameterSpec {
   name: string;
@@ -22,19 +23,34 @@ export interface ParameterSpec {
 
 /** Every tensor of the state_dict, in PyTorch's order. */
 export function parameterSpecs(config: BakaConfig): ParameterSpec[] {
-  const { dim_model: D, dim_attn: A, dim_ff: F, n_vocab: V } = config;
+  const { dim_model: D, dim_attn: A, n_vocab: V } = config;
   const specs: ParameterSpec[] = [];
   const add = (name: string, shape: number[], init: Initialiser, trainable = true) =>
     specs.push({ name, shape, init, trainable });
   for (let i = 0; i < config.n_layers; i++) {
     const prefix = `model.layers.${i}`;
+    // A thin (attention-only) layer: upstream scales its attention parameters by 1e-4 at init,
+    // the rotary frequencies included (config.thin_rotary_scale), and it has no MLP.
+    const thin = config.layer_kinds[i] === 'attention-only';
+    const attention = {
+      kind: 'linear',
+      fanIn: D,
+      ...(thin ? { scale: THIN_ATTENTION_INIT_SCALE } : {}),
+    } as const;
     add(`${prefix}.norm_in.weight`, [D], { kind: 'ones' });
     add(`${prefix}.norm_in.bias`, [D], { kind: 'zeros' });
-    add(`${prefix}.attn.q.weight`, [A, D], { kind: 'linear', fanIn: D });
-    add(`${prefix}.attn.k.weight`, [A, D], { kind: 'linear', fanIn: D });
-    add(`${prefix}.attn.v.weight`, [D, D], { kind: 'linear', fanIn: D });
-    add(`${prefix}.attn.o.weight`, [D, D], { kind: 'linear', fanIn: D });
-    add(`${prefix}.attn.rot.freqs`, [dimHead(config) / 2], { kind: 'rotary' }, false);
+    add(`${prefix}.attn.q.weight`, [A, D], attention);
+    add(`${prefix}.attn.k.weight`, [A, D], attention);
+    add(`${prefix}.attn.v.weight`, [D, D], attention);
+    add(`${prefix}.attn.o.weight`, [D, D], attention);
+    add(
+      `${prefix}.attn.rot.freqs`,
+      [dimHead(config) / 2],
+      { kind: 'rotary', ...(thin ? { scale: config.thin_rotary_scale } : {}) },
+      false,
+    );
+    if (thin) continue;
+    const F = config.layer_dim_ff[i] as number;
     add(`${prefix}.mlp.fc_gate.weight`, [F, D], { kind: 'linear', fanIn: D });
     add(`${prefix}.mlp.fc_up.weight`, [F, D], { kind: 'linear', fanIn: D });
     add(`${prefix}.mlp.fc_down.weight`, [D, F], { kind: 'linear', fanIn: F });
@@ -58,7 +74,9 @@ export function initialValues(
   switch (spec.init.kind) {
     case 'linear': {
       const bound = 1 / Math.sqrt(spec.init.fanIn);
-      return fillUniform(out, -bound, bound, deriveSeed(seed, index));
+      fillUniform(out, -bound, bound, deriveSeed(seed, index));
+      const scale = spec.init.scale;
+      return scale === undefined ? out : out.map((value) => value * scale);
     }
     case 'normal':
       return fillNormal(out, 1, deriveSeed(seed, index));
@@ -67,6 +85,14 @@ export function initialValues(
     case 'zeros':
       return out;
     case 'rotary':
-      return inverseFrequencies(dimHead(config), config.rope_theta);
+      return rotaryFrequencies(config, spec.init.scale ?? 1);
   }
+}
+
+/** A layer's rotary inverse frequencies [K/2] times `scale`, rounded to fp32 like torch's mul_. */
+export function rotaryFrequencies(config: BakaConfig, scale: number): Float32Array {
+  const frequencies = inverseFrequencies(dimHead(config), config.rope_theta);
+  if (scale === 1) return frequencies;
+  const factor = Math.fround(scale);
+  return frequencies.map((value) => Math.fround(value * factor));
 }

@@ -31,6 +31,11 @@ export interface RotaryEmbeddingOptions {
   interpolationFactor?: number;
   /** Length-extrapolatable scaling (xpos). Queries and keys must then be rotated with a role. */
   xpos?: { scaleBase: number };
+  /**
+   * Multiplies the inverse frequencies (in fp32, like `freqs.mul_(scale)` on
+   * rotary-embedding-torch's `freqs`), default 1. A positive finite number.
+   */
+  frequencyScale?: number;
 }
 
 export interface XposRole {
@@ -134,7 +139,17 @@ export class RotaryEmbedding {
     this.layout = layout;
     this.interpolationFactor = interpolationFactor;
     this.xpos = options.xpos === undefined ? undefined : { scaleBase: options.xpos.scaleBase };
+    const frequencyScale = options.frequencyScale ?? 1;
+    if (!(frequencyScale > 0) || !Number.isFinite(frequencyScale)) {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding: frequencyScale must be a positive finite number, got ${frequencyScale}`,
+      );
+    }
     this.invFreq = inverseFrequencies(dim, theta);
+    if (frequencyScale !== 1) {
+      const scale = Math.fround(frequencyScale);
+      this.invFreq = this.invFreq.map((value) => Math.fround(value * scale));
+    }
   }
 
   /** Number of positions the cached tables cover. */
