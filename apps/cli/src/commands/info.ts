@@ -53,8 +53,9 @@ export function register(program: Command): void {
           return;
         }
         const lines = [`checkpoint ${flags.checkpoint}`, 'config:'];
+        const width = Math.max(16, ...Object.keys(info.config).map((key) => key.length + 1));
         for (const [key, value] of Object.entries(info.config))
-          lines.push(`  ${key.padEnd(16)}${value}`);
+          lines.push(`  ${key.padEnd(width)}${value}`);
         const { total, inputEmbedding, withoutInputEmbedding } = info.parameters;
         lines.push(
           'parameters:',
