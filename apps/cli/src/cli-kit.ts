@@ -12,6 +12,14 @@ export class UserError extends Error {
   override name = 'UserError';
 }
 
+/**
+ * A command that ran but failed (a NaN evaluation, a full disk): printed as one message, exit
+ * code 1. `isUserError` marks the library errors that are user mistakes (exit 2).
+ */
+export class CommandFailure extends Error {
+  override name = 'CommandFailure';
+}
+
 // Paths the user typed resolve against the directory they typed the command in (INIT_CWD under
 // pnpm); one implementation, shared with the metrics viewer.
 export { resolveUserPath };
@@ -25,7 +33,10 @@ export function defaultRunsDir(): string {
   return join(findRepoRoot() ?? userCwd(), 'runs');
 }
 
-/** Wraps a command action: user errors print `baka: message` and exit 2; bugs keep their stack. */
+/**
+ * Wraps a command action: user errors print `baka: message` and exit 2, failures
+ * (`CommandFailure`) exit 1 the same way; bugs keep their stack.
+ */
 export function action<Args extends unknown[]>(
   run: (...args: Args) => Promise<void> | void,
 ): (...args: Args) => Promise<void> {
@@ -36,6 +47,10 @@ export function action<Args extends unknown[]>(
       if (error instanceof UserError || (error as { isUserError?: boolean })?.isUserError) {
         process.stderr.write(`baka: ${(error as Error).message}\n`);
         process.exit(2);
+      }
+      if (error instanceof CommandFailure) {
+        process.stderr.write(`baka: ${error.message}\n`);
+        process.exit(1);
       }
       throw error;
     }

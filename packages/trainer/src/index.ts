@@ -70,6 +70,7 @@ export {
   TrainingSession,
 } from './training-session';
 export {
+  checkTrainingData,
   plannedUnits,
   startPosition,
   type TrainingMode,

@@ -27,7 +27,7 @@ import {
 import { Trainable } from './train-step';
 import { TRAINER_STATE_FORMAT, TrainerError, type TrainerState } from './trainer-state';
 import type { TrainingOptions } from './training-options';
-import { startPosition } from './training-units';
+import { checkTrainingData, startPosition, type UnitOptions } from './training-units';
 
 export interface SessionSetup {
   model: BakaCausalLM;
@@ -162,6 +162,18 @@ export class TrainingSession {
     return dir;
   }
 
+  /** What the loop trains on, in order. */
+  private get unitOptions(): UnitOptions {
+    return {
+      mode: this.options.mode,
+      window: this.options.window,
+      batchSize: this.options.batchSize,
+      epochs: this.options.epochs,
+      seed: this.options.seed,
+      batch: this.setup.batch ?? null,
+    };
+  }
+
   /** True when the documents have a validation split to evaluate on. */
   get canEvaluate(): boolean {
     const valid = this.setup.documents.splits.valid;
@@ -215,6 +227,7 @@ export class TrainingSession {
   /** Trains until the steps, epochs or time run out, or a stop is requested. */
   async run(hooks: SessionHooks = {}): Promise<SessionSummary> {
     const store = this.setup.store ?? null;
+    checkTrainingData(this.setup.documents, this.unitOptions, this.options.corpus);
     this.startRun();
     const startStep = this.state.step;
     const startTokens = this.state.tokens;
@@ -266,14 +279,7 @@ export class TrainingSession {
       reason = await trainLoop(
         this.loop,
         {
-          units: {
-            mode: this.options.mode,
-            window: this.options.window,
-            batchSize: this.options.batchSize,
-            epochs: this.options.epochs,
-            seed: this.options.seed,
-            batch: this.setup.batch ?? null,
-          },
+          units: this.unitOptions,
           schedule: this.state.schedule,
           maxSteps: this.options.maxSteps,
           maxSeconds: this.options.maxMinutes === null ? null : this.options.maxMinutes * 60,

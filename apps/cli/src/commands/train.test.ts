@@ -154,6 +154,30 @@ describe('baka train flags', { timeout: 120_000 }, () => {
   });
 });
 
+describe('baka train refuses data too small for one window', { timeout: 120_000 }, () => {
+  it('exits 2 naming the corpus and what one window needs, saving nothing', async () => {
+    const { dir, common } = smallSetup();
+    const tiny = join(dir, 'tiny.txt');
+    writeFileSync(tiny, 'a');
+    const args = [...common, '--corpus', tiny, '--steps', '3', '--no-sample'];
+    const upstream = await runCli(['train', ...args, '--run', 'u']);
+    expect(upstream.status, upstream.stderr).toBe(2);
+    expect(upstream.stderr).toMatch(
+      /^baka: corpus .*tiny\.txt is too small to form one training window: its training split has \d tokens? in 1 document; upstream mode needs a training document of at least 3 tokens$/m,
+    );
+    expect(upstream.stderr).not.toMatch(/\n\s+at /);
+    const packed = await runCli(['train', ...args, '--run', 'p', '--mode', 'packed']);
+    expect(packed.status, packed.stderr).toBe(2);
+    expect(packed.stderr).toMatch(
+      /^baka: corpus .*tiny\.txt is too small .*; packed mode needs at least --window 16 tokens$/m,
+    );
+    for (const run of ['u', 'p']) expect(existsSync(join(dir, 'runs', run))).toBe(false);
+    const store = new MetricsStore(join(dir, 'runs', 'metrics.sqlite'), { readonly: true });
+    expect(store.hasRun('u') || store.hasRun('p')).toBe(false);
+    store.close();
+  });
+});
+
 describe('baka train parity with the PyTorch reference', { timeout: 180_000 }, () => {
   it('--init --input-ids --window --epochs --out: per-step losses and final weights match (1e-4)', async () => {
     const dir = tempDir();
