@@ -70,6 +70,12 @@ export {
   TrainingSession,
 } from './training-session';
 export {
+  databaseError,
+  describeSystemError,
+  isSystemError,
+  StorageError,
+} from './storage-errors';
+export {
   checkTrainingData,
   plannedUnits,
   startPosition,

@@ -16,6 +16,7 @@ import {
 } from './checkpoint';
 import { type EvaluationResult, evaluate } from './evaluate';
 import type { MetricsStore } from './metrics-store';
+import { describeSystemError, StorageError } from './storage-errors';
 import {
   type LoopContext,
   type LoopHooks,
@@ -149,17 +150,57 @@ export class TrainingSession {
   async saveCheckpoint(): Promise<string> {
     const dir = join(this.checkpointsDir, checkpointName(this.state.step));
     this.state.savedAt = new Date().toISOString();
-    await saveTrainingCheckpoint(dir, {
-      model: this.model,
-      optimizer: this.optimizer,
-      state: this.state,
-      memory: this.loop?.memory ?? this.memory,
-      training: this.options,
-      tokenizerJson: this.setup.tokenizerJson ?? null,
-    });
-    pruneCheckpoints(this.checkpointsDir, this.options.keep);
+    try {
+      await saveTrainingCheckpoint(dir, {
+        model: this.model,
+        optimizer: this.optimizer,
+        state: this.state,
+        memory: this.loop?.memory ?? this.memory,
+        training: this.options,
+        tokenizerJson: this.setup.tokenizerJson ?? null,
+      });
+    } catch (error) {
+      const problem = describeSystemError(error);
+      if (problem === null) throw error;
+      throw new StorageError(
+        `cannot save checkpoint ${dir}: ${problem}; ${this.previousCheckpoint()}`,
+      );
+    }
     this.lastCheckpoint = dir;
+    try {
+      pruneCheckpoints(this.checkpointsDir, this.options.keep);
+    } catch (error) {
+      const problem = describeSystemError(error);
+      if (problem === null) throw error;
+      throw new StorageError(
+        `checkpoint ${dir} is saved, but pruning older checkpoints failed: ${problem}`,
+      );
+    }
     return dir;
+  }
+
+  /** Where the run can be picked up after a failure, for error messages. */
+  private previousCheckpoint(): string {
+    return this.lastCheckpoint
+      ? `the previous checkpoint ${this.lastCheckpoint} is intact`
+      : 'the run has no earlier checkpoint';
+  }
+
+  /** A storage error (e.g. the database on a full disk) completed with where the run stands. */
+  private namingCheckpoint(error: unknown): unknown {
+    if (!(error instanceof StorageError) || error.message.includes('checkpoint')) return error;
+    return new StorageError(`${error.message}; ${this.previousCheckpoint()}`);
+  }
+
+  /** Marks the run failed where the database can still be written (a failure is on its way). */
+  private markFailed(): void {
+    const store = this.setup.store;
+    if (!store || this.runId === null) return;
+    try {
+      store.endRun(this.runId, 'failed', this.lastCheckpoint ?? undefined);
+    } catch {
+      // The database itself failed (full disk, removed file): the error being raised says so.
+    }
   }
 
   /** What the loop trains on, in order. */
@@ -226,8 +267,8 @@ export class TrainingSession {
 
   /** Trains until the steps, epochs or time run out, or a stop is requested. */
   async run(hooks: SessionHooks = {}): Promise<SessionSummary> {
-    const store = this.setup.store ?? null;
     checkTrainingData(this.setup.documents, this.unitOptions, this.options.corpus);
+    const store = this.setup.store ?? null;
     this.startRun();
     const startStep = this.state.step;
     const startTokens = this.state.tokens;
@@ -291,29 +332,34 @@ export class TrainingSession {
         loopHooks,
       );
     } catch (error) {
-      if (store && this.runId !== null) store.endRun(this.runId, 'failed');
-      throw error;
+      this.markFailed();
+      throw this.namingCheckpoint(error);
     }
-    const wantFinalEval = this.options.evalEvery > 0 || this.options.evalAtEnd;
-    if (
-      reason !== 'non-finite' &&
-      reason !== 'interrupted' &&
-      wantFinalEval &&
-      lastEvaluated !== this.state.step &&
-      this.state.step > 0
-    ) {
-      await runEvaluation();
-    }
-    // The final checkpoint (also the "last good" one after a NaN stop: skipped steps change nothing).
-    const lastSavedStep = this.lastCheckpoint?.endsWith(checkpointName(this.state.step));
-    if (!lastSavedStep || this.state.step !== startStep) {
-      const dir = await this.saveCheckpoint();
-      await hooks.onCheckpoint?.(dir, this.state.step);
-    }
-    if (store && this.runId !== null) {
-      const status =
-        reason === 'non-finite' ? 'failed' : reason === 'interrupted' ? 'stopped' : 'finished';
-      store.endRun(this.runId, status, this.lastCheckpoint ?? undefined);
+    try {
+      const wantFinalEval = this.options.evalEvery > 0 || this.options.evalAtEnd;
+      if (
+        reason !== 'non-finite' &&
+        reason !== 'interrupted' &&
+        wantFinalEval &&
+        lastEvaluated !== this.state.step &&
+        this.state.step > 0
+      ) {
+        await runEvaluation();
+      }
+      // The final checkpoint (also the "last good" one after a NaN stop: skipped steps change nothing).
+      const lastSavedStep = this.lastCheckpoint?.endsWith(checkpointName(this.state.step));
+      if (!lastSavedStep || this.state.step !== startStep) {
+        const dir = await this.saveCheckpoint();
+        await hooks.onCheckpoint?.(dir, this.state.step);
+      }
+      if (store && this.runId !== null) {
+        const status =
+          reason === 'non-finite' ? 'failed' : reason === 'interrupted' ? 'stopped' : 'finished';
+        store.endRun(this.runId, status, this.lastCheckpoint ?? undefined);
+      }
+    } catch (error) {
+      this.markFailed();
+      throw this.namingCheckpoint(error);
     }
     if (reason === 'non-finite') {
       throw new NonFiniteTrainingError(

@@ -1,6 +1,6 @@
 // `baka train` end to end, as a user runs it: real processes, real files, real SQLite.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -176,6 +176,134 @@ describe('baka train refuses data too small for one window', { timeout: 120_000 
     expect(store.hasRun('u') || store.hasRun('p')).toBe(false);
     store.close();
   });
+});
+
+/** Mounts a tmpfs of `size` at `dir` (needs root); false when this machine does not allow it. */
+function mountTmpfs(dir: string, options: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  return spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]).status === 0;
+}
+const mounts: string[] = [];
+afterEach(() => {
+  for (const dir of mounts.splice(0)) spawnSync('umount', [dir]);
+});
+const probe = mkdtempSync(join(tmpdir(), 'baka-mount-probe-'));
+const canMount = mountTmpfs(probe, 'size=64k') && spawnSync('umount', [probe]).status === 0;
+
+/** The one `baka:` line of a failed run, checked to have no stack trace. */
+function failureLine(result: { stderr: string }): string {
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  const lines = result.stderr.split('\n').filter((line) => line.startsWith('baka: '));
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+}
+
+describe('baka train: disk and database failures are one line, exit 1', {
+  timeout: 180_000,
+}, () => {
+  it('a file where a directory is needed, a directory where the database is, a corrupt database', async () => {
+    const { dir, common } = smallSetup();
+    const args = [...common, '--steps', '2', '--no-sample'];
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const fileRuns = await runCli(['train', ...args, '--runs-dir', file]);
+    expect(fileRuns.status).toBe(1);
+    expect(failureLine(fileRuns)).toBe(`baka: ${file} is a file where a directory is needed`);
+    const under = await runCli(['train', ...args, '--runs-dir', join(file, 'runs')]);
+    expect(under.status).toBe(1);
+    expect(failureLine(under)).toBe(`baka: ${file} is a file where a directory is needed`);
+
+    const directoryDatabase = join(dir, 'runs-1');
+    mkdirSync(join(directoryDatabase, 'metrics.sqlite'), { recursive: true });
+    const isDirectory = await runCli(['train', ...args, '--runs-dir', directoryDatabase]);
+    expect(isDirectory.status).toBe(1);
+    expect(failureLine(isDirectory)).toMatch(
+      /^baka: metrics database .*runs-1\/metrics\.sqlite: it is a directory where the database file is needed/,
+    );
+
+    const corrupt = join(dir, 'runs-2');
+    mkdirSync(corrupt);
+    writeFileSync(join(corrupt, 'metrics.sqlite'), Buffer.alloc(8192, 0x5a));
+    const garbage = await runCli(['train', ...args, '--runs-dir', corrupt]);
+    expect(garbage.status).toBe(1);
+    expect(failureLine(garbage)).toMatch(
+      /^baka: metrics database .*runs-2\/metrics\.sqlite: not a SQLite database .*move it aside/,
+    );
+  });
+
+  it.skipIf(!canMount)(
+    'a read-only runs directory (a read-only tmpfs; skipped where mount is not permitted)',
+    async () => {
+      const { dir, common } = smallSetup();
+      const runs = join(dir, 'read-only');
+      expect(mountTmpfs(runs, 'size=1m,ro')).toBe(true);
+      mounts.push(runs);
+      const result = await runCli([
+        'train',
+        ...common,
+        '--steps',
+        '2',
+        '--no-sample',
+        '--runs-dir',
+        runs,
+      ]);
+      expect(result.status).toBe(1);
+      expect(failureLine(result)).toMatch(
+        new RegExp(
+          `^baka: cannot create directory ${runs}/\\.shards/.*: ${runs} is not writable: the file system is read-only \\(EROFS\\)$`,
+        ),
+      );
+    },
+  );
+
+  it.skipIf(!canMount)(
+    'a full disk at a checkpoint (a 1 MB tmpfs; skipped where mount is not permitted): the run is failed, the previous checkpoint intact and named',
+    async () => {
+      const { dir, common } = smallSetup();
+      const runs = join(dir, 'runs');
+      const checkpoints = join(runs, 'full', 'checkpoints');
+      expect(mountTmpfs(checkpoints, 'size=1m')).toBe(true);
+      mounts.push(checkpoints);
+      const result = await runCli([
+        'train',
+        ...common,
+        '--run',
+        'full',
+        '--steps',
+        '1000',
+        '--epochs',
+        '100',
+        '--save-every',
+        '1',
+        '--keep',
+        '100',
+        '--no-sample',
+      ]);
+      expect(result.status).toBe(1);
+      const line = failureLine(result);
+      const match =
+        /^baka: cannot save checkpoint (\S+)\/step-(\d+): .*no space left on the device \(ENOSPC\); the previous checkpoint (\S+) is intact$/.exec(
+          line,
+        );
+      expect(match, line).not.toBeNull();
+      const previous = match![3]!;
+      expect(previous).toBe(latestCheckpoint(checkpoints));
+      expect(previous.endsWith(`step-${String(Number(match![2]) - 1).padStart(8, '0')}`)).toBe(
+        true,
+      );
+      const loaded = await loadTrainingCheckpoint(previous);
+      expect(loaded.state.step).toBe(Number(match![2]) - 1);
+      loaded.model.dispose();
+      const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+      expect(
+        store.db.prepare('SELECT status, checkpoint_dir FROM runs WHERE name = ?').get('full'),
+      ).toEqual({
+        status: 'failed',
+        checkpoint_dir: previous,
+      });
+      store.close();
+    },
+  );
 });
 
 describe('baka train parity with the PyTorch reference', { timeout: 180_000 }, () => {
