@@ -69,6 +69,7 @@ export {
   type SessionSummary,
   TrainingSession,
 } from './training-session';
+export { isProcessAlive, LOCK_FILE, RunLock } from './run-lock';
 export {
   databaseError,
   describeSystemError,

@@ -9,6 +9,7 @@ import { type BakaCausalLM, countParameters } from '@baka/model';
 import { AdamW } from './adamw';
 import {
   checkpointName,
+  listCheckpoints,
   pruneCheckpoints,
   restoreMemory,
   restoreOptimizer,
@@ -16,6 +17,7 @@ import {
 } from './checkpoint';
 import { type EvaluationResult, evaluate } from './evaluate';
 import type { MetricsStore } from './metrics-store';
+import { RunLock } from './run-lock';
 import { describeSystemError, StorageError } from './storage-errors';
 import {
   type LoopContext,
@@ -51,6 +53,8 @@ export interface SessionHooks {
   onSkip?: (report: SkipReport) => void | Promise<void>;
   onEvaluate?: (result: EvaluationResult, step: number) => void | Promise<void>;
   onCheckpoint?: (dir: string, step: number) => void | Promise<void>;
+  /** One-line notes for the user (e.g. a stale lock taken over). */
+  onNote?: (message: string) => void;
 }
 
 export interface SessionSummary {
@@ -268,7 +272,33 @@ export class TrainingSession {
   /** Trains until the steps, epochs or time run out, or a stop is requested. */
   async run(hooks: SessionHooks = {}): Promise<SessionSummary> {
     checkTrainingData(this.setup.documents, this.unitOptions, this.options.corpus);
+    const lock = RunLock.acquire(this.setup.runDir, this.options.runName);
+    try {
+      if (lock.tookOverFrom !== null)
+        hooks.onNote?.(`took over the stale lock of process ${lock.tookOverFrom} (${lock.path})`);
+      return await this.runLocked(hooks);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Refuses to resume from a checkpoint older than the run's newest (it would prune them). */
+  private checkResumeIsNewest(): void {
+    if (!this.setup.resume) return;
+    const newer = listCheckpoints(this.checkpointsDir).filter(
+      (checkpoint) => checkpoint.step > this.state.step,
+    );
+    if (newer.length === 0) return;
+    throw new TrainerError(
+      `cannot resume run '${this.options.runName}' from ${this.setup.resume.dir} (step ${this.state.step}): ` +
+        `the run has newer checkpoints (${newer.map((checkpoint) => checkpoint.dir).join(', ')}) that continuing would overwrite and prune; ` +
+        `resume the newest (--resume ${this.options.runName}), or start a new run from this checkpoint with --init`,
+    );
+  }
+
+  private async runLocked(hooks: SessionHooks): Promise<SessionSummary> {
     const store = this.setup.store ?? null;
+    this.checkResumeIsNewest();
     this.startRun();
     const startStep = this.state.step;
     const startTokens = this.state.tokens;

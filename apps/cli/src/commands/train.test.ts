@@ -1,6 +1,13 @@
 // `baka train` end to end, as a user runs it: real processes, real files, real SQLite.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -509,6 +516,83 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     ]);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/done: 1 step this session/);
+    // the killed trainer's lock was stale and taken over
+    expect(resumed.stderr).toMatch(
+      /note: took over the stale lock of process \d+ \(.*k\/train\.lock\)/,
+    );
+    expect(existsSync(join(runs, 'k', 'train.lock'))).toBe(false);
+  });
+
+  it('one trainer per run: a second live trainer is refused with one line; resuming an older checkpoint is refused', async () => {
+    const { dir, common } = smallSetup();
+    const runs = join(dir, 'runs');
+    const checkpoints = join(runs, 'l', 'checkpoints');
+    const child = startCli(
+      [
+        'train',
+        ...common,
+        '--run',
+        'l',
+        '--steps',
+        '100000',
+        '--epochs',
+        '1000',
+        '--save-every',
+        '1',
+        '--keep',
+        '100',
+        '--no-sample',
+      ],
+      'ignore',
+    );
+    await waitFor(
+      () => (latestCheckpoint(checkpoints) ?? '').endsWith('step-00000003'),
+      child,
+      90_000,
+    );
+    const lock = JSON.parse(readFileSync(join(runs, 'l', 'train.lock'), 'utf8')) as { pid: number };
+    expect(lock.pid).toBe(child.pid);
+    const second = await runCli([
+      'train',
+      '--resume',
+      'l',
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--steps',
+      '100',
+      '--no-sample',
+    ]);
+    expect(second.status).toBe(2);
+    expect(second.stderr.trim().split('\n').at(-1)).toMatch(
+      new RegExp(
+        `^baka: run 'l' is being trained by process ${child.pid} on .*; wait for it to finish or stop it$`,
+      ),
+    );
+    child.kill('SIGINT');
+    expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+    expect(existsSync(join(runs, 'l', 'train.lock'))).toBe(false);
+
+    const before = readdirSync(checkpoints).sort();
+    const older = join(checkpoints, 'step-00000002');
+    const resumeOlder = await runCli([
+      'train',
+      '--resume',
+      older,
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--steps',
+      '100',
+      '--no-sample',
+    ]);
+    expect(resumeOlder.status).toBe(2);
+    expect(resumeOlder.stderr.trim().split('\n').at(-1)).toMatch(
+      /^baka: cannot resume run 'l' from .*step-00000002 \(step 2\): the run has newer checkpoints \(.*step-00000003.*\) that continuing would overwrite and prune; resume the newest \(--resume l\), or start a new run from this checkpoint with --init$/,
+    );
+    expect(readdirSync(checkpoints).sort()).toEqual(before);
   });
 });
 
