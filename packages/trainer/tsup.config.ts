@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: ['src/index.ts', 'src/metrics-store.ts'],
+  entry: ['src/index.ts', 'src/metrics-store.ts', 'src/storage-errors.ts'],
   format: ['esm'],
   dts: true,
   sourcemap: true,

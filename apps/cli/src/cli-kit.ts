@@ -1,6 +1,7 @@
 // Small helpers every command shares: user errors without stack traces, paths relative to where
 // the user typed the command, and a wrapper that turns thrown errors into exit codes.
 import { join } from 'node:path';
+import { describeSystemError } from '@baka/trainer/storage-errors';
 import {
   findRepositoryRoot,
   resolveUserPath,
@@ -10,6 +11,14 @@ import {
 /** A mistake of the user's (bad flag, missing file): printed as one message, exit code 2. */
 export class UserError extends Error {
   override name = 'UserError';
+}
+
+/**
+ * A command that ran but failed (a NaN evaluation, a full disk): printed as one message, exit
+ * code 1. `isUserError` marks the library errors that are user mistakes (exit 2).
+ */
+export class CommandFailure extends Error {
+  override name = 'CommandFailure';
 }
 
 // Paths the user typed resolve against the directory they typed the command in (INIT_CWD under
@@ -25,7 +34,12 @@ export function defaultRunsDir(): string {
   return join(findRepoRoot() ?? userCwd(), 'runs');
 }
 
-/** Wraps a command action: user errors print `baka: message` and exit 2; bugs keep their stack. */
+/**
+ * Wraps a command action: user errors print `baka: message` and exit 2; failures
+ * (`CommandFailure`, library errors with `exitCode`, operating-system errors such as a full disk
+ * or a read-only directory, named by path) print one line the same way and exit 1; bugs keep
+ * their stack.
+ */
 export function action<Args extends unknown[]>(
   run: (...args: Args) => Promise<void> | void,
 ): (...args: Args) => Promise<void> {
@@ -33,10 +47,17 @@ export function action<Args extends unknown[]>(
     try {
       await run(...args);
     } catch (error) {
+      const exit = (message: string, code: number): never => {
+        process.stderr.write(`baka: ${message}\n`);
+        process.exit(code);
+      };
       if (error instanceof UserError || (error as { isUserError?: boolean })?.isUserError) {
-        process.stderr.write(`baka: ${(error as Error).message}\n`);
-        process.exit(2);
+        const code = (error as { exitCode?: unknown }).exitCode;
+        exit((error as Error).message, typeof code === 'number' ? code : 2);
       }
+      if (error instanceof CommandFailure) exit(error.message, 1);
+      const system = describeSystemError(error);
+      if (system !== null) exit(system, 1);
       throw error;
     }
   };

@@ -51,6 +51,6 @@ export { dtypeForVocabulary, readManifest, SHARD_FORMAT_VERSION } from './shard-
 export type { PreparedShards, PrepareOptions, PrepareProgress } from './prepare-shards';
 export { prepareShards } from './prepare-shards';
 export type { ShardReader } from './shard-reader';
-export { openShards } from './shard-reader';
+export { type OpenShardsOptions, openShards } from './shard-reader';
 export type { Encoder, EncoderPool } from './encoder-pool';
 export { createEncoderPool } from './encoder-pool';

@@ -1,6 +1,8 @@
 // Random access to prepared shards: any document or token range is read with positioned reads
 // (fs.readSync at an offset), so opening a 100M-token corpus reads only the manifest and the
-// document index. Every file's size is checked against the manifest when opening.
+// document index and scans the token files once in 4 MB chunks. Every file's size is checked
+// against the manifest when opening, and every id against the vocabulary (an id the model cannot
+// embed would otherwise surface as a GatherV2 failure in the middle of training).
 import { closeSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataError } from './errors';
@@ -33,7 +35,52 @@ function checkSize(path: string, expected: number): void {
   }
 }
 
-export function openShards(dir: string): ShardReader {
+/** Reads a shard file in chunks; the first id >= vocabSize is an error naming the file. */
+function checkVocabulary(
+  path: string,
+  width: number,
+  tokens: number,
+  vocabSize: number,
+  source: string,
+): void {
+  const chunkTokens = 1 << 21;
+  const buffer = Buffer.allocUnsafe(Math.min(tokens, chunkTokens) * width);
+  const fd = openSync(path, 'r');
+  try {
+    for (let start = 0; start < tokens; start += chunkTokens) {
+      const count = Math.min(chunkTokens, tokens - start);
+      let got = 0;
+      while (got < count * width) {
+        const n = readSync(fd, buffer, got, count * width - got, start * width + got);
+        if (n === 0) throw new DataError(`${path} is truncated; prepare the shards again`);
+        got += n;
+      }
+      const ids =
+        width === 2
+          ? new Uint16Array(buffer.buffer, buffer.byteOffset, count)
+          : new Uint32Array(buffer.buffer, buffer.byteOffset, count);
+      for (let i = 0; i < count; i++) {
+        if ((ids[i] as number) >= vocabSize) {
+          throw new DataError(
+            `${path}: token id ${ids[i]} (token ${start + i} of the file) is outside the vocabulary 0..${vocabSize - 1} of ${source}; prepare the shards again with the right tokenizer`,
+          );
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface OpenShardsOptions {
+  /**
+   * Ids must be below this (e.g. the model's n_vocab); default and upper bound: the vocabulary
+   * size of the tokenizer the manifest names.
+   */
+  vocabSize?: number;
+}
+
+export function openShards(dir: string, options: OpenShardsOptions = {}): ShardReader {
   const manifest = readManifest(dir);
   if (!manifest)
     throw new DataError(`no shards in ${dir} (no manifest.json); run \`baka data prepare\` first`);
@@ -41,6 +88,20 @@ export function openShards(dir: string): ShardReader {
   const indexPath = join(dir, manifest.index.file);
   checkSize(indexPath, (manifest.numDocuments + 1) * 8);
   for (const shard of manifest.shards) checkSize(join(dir, shard.file), shard.tokens * width);
+  const manifestVocabulary = manifest.tokenizer?.vocabSize;
+  if (!Number.isInteger(manifestVocabulary) || manifestVocabulary < 1) {
+    throw new DataError(
+      `${join(dir, 'manifest.json')}: tokenizer.vocabSize must be a positive integer, got ${JSON.stringify(manifestVocabulary)}`,
+    );
+  }
+  const limit = Math.min(manifestVocabulary, options.vocabSize ?? manifestVocabulary);
+  const source =
+    limit === manifestVocabulary
+      ? `the tokenizer in manifest.json (${manifestVocabulary} tokens)`
+      : `the model (${limit} tokens)`;
+  for (const shard of manifest.shards) {
+    checkVocabulary(join(dir, shard.file), width, shard.tokens, limit, source);
+  }
 
   const raw = readFileSync(indexPath);
   const index = new BigUint64Array(raw.buffer, raw.byteOffset, manifest.numDocuments + 1);

@@ -37,6 +37,21 @@ describe('prepareShards + openShards', () => {
     });
   });
 
+  it('opening checks every id against a smaller vocabulary (a model n_vocab) too', () => {
+    const reader = openShards(tinyDir);
+    let largest = 0;
+    for (let i = 0; i < reader.numDocuments; i++) {
+      for (const id of reader.document(i)) largest = Math.max(largest, id);
+    }
+    reader.close();
+    openShards(tinyDir, { vocabSize: largest + 1 }).close();
+    expect(() => openShards(tinyDir, { vocabSize: largest })).toThrow(
+      new RegExp(
+        `tokens-\\d+\\.bin: token id ${largest} \\(token \\d+ of the file\\) is outside the vocabulary 0\\.\\.${largest - 1} of the model \\(${largest} tokens\\)`,
+      ),
+    );
+  });
+
   it('tinyshakespeare: decoded documents equal the corpus documents and the file', async () => {
     const reader = openShards(tinyDir);
     const { manifest } = reader;

@@ -22,6 +22,7 @@ import { projectedCrossEntropy } from './head-loss';
 import { shiftLabels } from './loss';
 import type { XLMemory } from './memory';
 import { initialValues, parameterSpecs } from './parameters';
+import { type FloatDtype, roundToDtype, unitInLastPlace } from './safetensors';
 
 export interface ForwardOptions {
   /** Memory from an earlier call (continues the sequence); null or absent = start fresh. */
@@ -89,11 +90,13 @@ export class BakaCausalLM {
 
   /**
    * A model from named float32 values (e.g. a safetensors file). Every state_dict name must be
-   * present with its shape; `source` names the origin in errors.
+   * present with its shape; `source` names the origin in errors. `dtype` is the precision the
+   * values were stored at (default F32): the rotary frequencies are checked at it, i.e. against
+   * the expected inverse frequencies rounded to F16/BF16 (within one unit in the last place).
    */
   static fromTensors(
     config: BakaConfig,
-    tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array }>,
+    tensors: ReadonlyMap<string, { shape: number[]; data: Float32Array; dtype?: FloatDtype }>,
     source = 'tensors',
   ): BakaCausalLM {
     const checked = makeConfig(config);
@@ -119,11 +122,16 @@ export class BakaCausalLM {
       const { init } = spec;
       if (init.kind === 'rotary') {
         const reference = initialValues(checked, spec, 0, 0);
+        const dtype = tensor.dtype ?? 'F32';
+        const halfPrecision = dtype === 'F16' || dtype === 'BF16';
         tensor.data.forEach((value, index) => {
-          const want = reference[index] as number;
-          if (Math.abs(value - want) > 1e-6 * Math.abs(want)) {
+          const exact = reference[index] as number;
+          const want = halfPrecision ? roundToDtype(exact, dtype) : exact;
+          const tolerance = halfPrecision ? unitInLastPlace(want, dtype) : 1e-6 * Math.abs(want);
+          if (!(Math.abs(value - want) <= tolerance)) {
             throw new ModelError(
-              `${source}: '${spec.name}' does not match the inverse frequencies of rope_theta ${checked.rope_theta} and dim_head ${dimHead(checked)}${init.scale === undefined ? '' : ` times thin_rotary_scale ${init.scale}`}`,
+              `${source}: '${spec.name}' does not match the inverse frequencies of rope_theta ${checked.rope_theta} and dim_head ${dimHead(checked)}${init.scale === undefined ? '' : ` times thin_rotary_scale ${init.scale}`} ` +
+                `at ${dtype} precision (index ${index}: stored ${value}, expected ${want})`,
             );
           }
         });

@@ -21,7 +21,7 @@ import {
   saveCheckpoint,
 } from './checkpoint';
 import { makeConfig } from './config';
-import { readSafetensors, writeSafetensors } from './safetensors';
+import { readSafetensors, roundToDtype, writeSafetensors } from './safetensors';
 import { FIXTURES, fixtureTensors, int2d, maxAbsDifference, parityInputs } from './test-fixtures';
 
 const dir = mkdtempSync(join(tmpdir(), 'baka-checkpoint-'));
@@ -275,4 +275,70 @@ describe('bad checkpoints are rejected with clear messages', () => {
       /model\.safetensors: not a valid safetensors file: .*truncated/,
     );
   });
+});
+
+describe('F16 and BF16 checkpoints', () => {
+  /** The PyTorch fixture saved at `dtype` (as `model.half()` / `model.bfloat16()` would). */
+  function halfCheckpoint(dtype: 'F16' | 'BF16'): string {
+    const source = join(FIXTURES, 'tiny-torch');
+    const target = join(dir, `tiny-${dtype}`);
+    cpSync(source, target, { recursive: true });
+    const tensors = readSafetensors(join(source, 'model.safetensors'));
+    const half = new Map(
+      [...tensors].map(([name, tensor]) => [name, { ...tensor, dtype }] as const),
+    );
+    writeSafetensors(join(target, 'model.safetensors'), half, { format: 'pt' });
+    return target;
+  }
+
+  for (const dtype of ['F16', 'BF16'] as const) {
+    it(`${dtype}: loads as the float32 of the stored values and gives about the PyTorch loss`, async () => {
+      const target = halfCheckpoint(dtype);
+      // Real 16-bit bytes: 2 per value, and inv_freq[0] = 1 is 0x3c00 (F16) / 0x3f80 (BF16).
+      const bytes = readFileSync(join(target, 'model.safetensors'));
+      const headerLength = Number(bytes.readBigUInt64LE(0));
+      const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
+      const freqs = header['model.layers.0.attn.rot.freqs'];
+      expect(freqs.dtype).toBe(dtype);
+      const [begin, end] = freqs.data_offsets as [number, number];
+      expect(end - begin).toBe(2 * freqs.shape[0]);
+      expect(bytes.readUInt16LE(8 + headerLength + begin)).toBe(dtype === 'F16' ? 0x3c00 : 0x3f80);
+
+      const model = await loadCheckpoint(target);
+      const original = readSafetensors(join(FIXTURES, 'tiny-torch', 'model.safetensors'));
+      for (const [name, variable] of model.parameters) {
+        const stored = Array.from(original.get(name)!.data as Float32Array, (value) =>
+          roundToDtype(value, dtype),
+        );
+        expect(Array.from(variable.dataSync()), name).toEqual(stored);
+      }
+      const source = join(FIXTURES, 'tiny-torch');
+      const ids = JSON.parse(readFileSync(join(source, 'input-ids.json'), 'utf8')) as number[][];
+      const expected = JSON.parse(readFileSync(join(source, 'expected.json'), 'utf8'));
+      const input = int2d(ids);
+      const { loss } = model.loss(input, input);
+      // Rounding every weight to 16 bits moves the loss a little (BF16 keeps 8 bits of mantissa).
+      expect(Math.abs(loss.dataSync()[0]! - expected.loss)).toBeLessThan(
+        dtype === 'F16' ? 1e-2 : 5e-2,
+      );
+      tf.dispose([input, loss]);
+      model.dispose();
+    });
+
+    it(`${dtype}: rotary frequencies are still checked, at ${dtype} precision`, async () => {
+      const target = halfCheckpoint(dtype);
+      const weights = join(target, 'model.safetensors');
+      const tensors = readSafetensors(weights);
+      const freqs = tensors.get('model.layers.1.attn.rot.freqs')!;
+      const wrong = Float32Array.from(freqs.data as Float32Array);
+      wrong[2] = wrong[2]! * 1.05; // 5%: several 16-bit steps away
+      tensors.set('model.layers.1.attn.rot.freqs', { ...freqs, data: wrong });
+      writeSafetensors(weights, tensors);
+      await expect(loadCheckpoint(target)).rejects.toThrow(
+        new RegExp(
+          `'model\\.layers\\.1\\.attn\\.rot\\.freqs' does not match the inverse frequencies of rope_theta \\d+ and dim_head 8 at ${dtype} precision \\(index 2: `,
+        ),
+      );
+    });
+  }
 });

@@ -18,7 +18,7 @@ import type { BakaConfig } from './config';
 import { isUniform, makeConfig } from './config';
 import { ModelError } from './errors';
 import { readSafetensors, writeSafetensors } from './safetensors';
-import type { SafetensorsTensor } from './safetensors';
+import type { FloatDtype, SafetensorsTensor } from './safetensors';
 
 export const CONFIG_FILE = 'config.json';
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -38,14 +38,17 @@ export function readCheckpointConfig(dir: string): BakaConfig {
   return makeConfig(json, path);
 }
 
-/** Reads DIR/model.safetensors as float32 tensors (F16/BF16/F64 are widened/narrowed). */
+/**
+ * Reads DIR/model.safetensors as float32 tensors (F16/BF16/F64 are widened/narrowed); each keeps
+ * the dtype it was stored in, at whose precision the model checks its rotary frequencies.
+ */
 export function readCheckpointTensors(
   dir: string,
-): Map<string, { shape: number[]; data: Float32Array }> {
+): Map<string, { shape: number[]; data: Float32Array; dtype: FloatDtype }> {
   const path = join(dir, WEIGHTS_FILE);
   if (!existsSync(path))
     throw new ModelError(`${dir}: no ${WEIGHTS_FILE} in the checkpoint directory`);
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  const out = new Map<string, { shape: number[]; data: Float32Array; dtype: FloatDtype }>();
   for (const [name, tensor] of readSafetensors(path)) {
     if (!['F32', 'F16', 'BF16', 'F64'].includes(tensor.dtype)) {
       throw new ModelError(
@@ -56,7 +59,7 @@ export function readCheckpointTensors(
       tensor.data instanceof Float32Array
         ? tensor.data
         : Float32Array.from(tensor.data as Float64Array);
-    out.set(name, { shape: tensor.shape, data });
+    out.set(name, { shape: tensor.shape, data, dtype: tensor.dtype as FloatDtype });
   }
   return out;
 }

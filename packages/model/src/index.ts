@@ -67,14 +67,17 @@ export {
 export { elephant, gatedMlp } from './mlp';
 export { type ParameterSpec, parameterSpecs } from './parameters';
 export {
+  type FloatDtype,
   parseSafetensors,
   readSafetensors,
   readSafetensorsMetadata,
+  roundToDtype,
   SafetensorsError,
   type SafetensorsDtype,
   type SafetensorsTensor,
   serializeSafetensors,
   type TensorData,
+  unitInLastPlace,
   writeSafetensors,
 } from './safetensors';
 export { argmax, sampleToken, type SamplingOptions } from './sampling';

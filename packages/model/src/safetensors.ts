@@ -20,6 +20,9 @@ export type SafetensorsDtype =
   | 'U8'
   | 'BOOL';
 
+/** The float dtypes a checkpoint's weights may be stored in (all read as float32). */
+export type FloatDtype = 'F16' | 'BF16' | 'F32' | 'F64';
+
 export type TensorData =
   | Float32Array
   | Float64Array
@@ -251,6 +254,38 @@ function halfToFloat(half: number): number {
   if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
   if (exponent === 0x1f) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
   return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+/**
+ * `value` rounded to the precision of a float dtype as the writer stores it (F16/BF16 round to
+ * nearest even, F32 to float32; F64 unchanged), read back as a number.
+ */
+export function roundToDtype(value: number, dtype: FloatDtype): number {
+  switch (dtype) {
+    case 'F16':
+      return halfToFloat(floatToHalf(value));
+    case 'BF16':
+      floatScratch[0] = 0;
+      wordScratch[0] = floatToBfloat16(value) << 16;
+      return floatScratch[0] as number;
+    case 'F32':
+      return Math.fround(value);
+    case 'F64':
+      return value;
+  }
+}
+
+/** The spacing of `dtype` values at `value` (one unit in the last place; subnormals included). */
+export function unitInLastPlace(value: number, dtype: FloatDtype): number {
+  const { mantissaBits, minExponent } = {
+    F16: { mantissaBits: 10, minExponent: -14 },
+    BF16: { mantissaBits: 7, minExponent: -126 },
+    F32: { mantissaBits: 23, minExponent: -126 },
+    F64: { mantissaBits: 52, minExponent: -1022 },
+  }[dtype];
+  const exponent =
+    value === 0 ? minExponent : Math.max(minExponent, Math.floor(Math.log2(Math.abs(value))));
+  return 2 ** (exponent - mantissaBits);
 }
 
 const floatScratch = new Float32Array(1);

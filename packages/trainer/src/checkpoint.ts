@@ -18,6 +18,7 @@ import {
 import type { XLMemory } from '@baka/cache';
 import type { AdamW, AdamWState } from './adamw';
 import { MEMORY_FILE, readMemory, serializeMemory } from './memory-state';
+import { isProcessAlive } from './run-lock';
 import { CheckpointError, parseTrainerState, type TrainerState } from './trainer-state';
 
 const OPTIMIZER_FILE = 'optimizer.safetensors';
@@ -191,14 +192,18 @@ export function latestCheckpoint(checkpointsDir: string): string | undefined {
   return listCheckpoints(checkpointsDir).at(-1)?.dir;
 }
 
-/** Deletes all but the newest `keep` checkpoints, and staging leftovers of killed runs. */
+/**
+ * Deletes all but the newest `keep` checkpoints, and staging leftovers of processes that no
+ * longer exist (never another live process's files, nor this process's own).
+ */
 export function pruneCheckpoints(checkpointsDir: string, keep: number): string[] {
   if (!existsSync(checkpointsDir)) return [];
   const removed: string[] = [];
   for (const entry of readdirSync(checkpointsDir, { withFileTypes: true })) {
     // The model package's temporaries: `.step-N.tmp-<pid>-...` and `.step-N.old-<pid>-...`.
+    // Only those of processes that are gone: a live process may be writing its own right now.
     const leftover = /^\.step-\d+\.(tmp|old)-(\d+)-/.exec(entry.name);
-    if (entry.isDirectory() && leftover && Number(leftover[2]) !== process.pid) {
+    if (entry.isDirectory() && leftover && !isProcessAlive(Number(leftover[2]))) {
       rmSync(join(checkpointsDir, entry.name), { recursive: true, force: true });
     }
   }

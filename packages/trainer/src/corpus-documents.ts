@@ -12,6 +12,8 @@ export interface CorpusDocumentsOptions {
   tokenizerPath: string;
   /** Where cached shards live (the CLI uses `<runs-dir>/.shards`). */
   cacheDir: string;
+  /** Ids must be below this (the model's n_vocab); checked when the shards are opened. */
+  vocabSize?: number;
   /** Progress messages (one line each) while tokenizing. */
   onProgress?: (message: string) => void;
 }
@@ -63,5 +65,8 @@ export async function openCorpusDocuments(
     prepared = await prepare(true);
   }
   if (!prepared.reused) options.onProgress?.(`tokenized ${options.corpus} into ${outDir}`);
-  return openShards(outDir);
+  return openShards(
+    outDir,
+    options.vocabSize !== undefined ? { vocabSize: options.vocabSize } : {},
+  );
 }

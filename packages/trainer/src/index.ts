@@ -70,7 +70,15 @@ export {
   type SessionSummary,
   TrainingSession,
 } from './training-session';
+export { isProcessAlive, LOCK_FILE, RunLock } from './run-lock';
 export {
+  databaseError,
+  describeSystemError,
+  isSystemError,
+  StorageError,
+} from './storage-errors';
+export {
+  checkTrainingData,
   plannedUnits,
   startPosition,
   type TrainingMode,

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MetricsStore } from './metrics-store';
+import { StorageError } from './storage-errors';
 
 const dirs: string[] = [];
 function tempDb(): string {
@@ -94,5 +95,46 @@ describe('MetricsStore', () => {
     store.logMetrics(id, { step: 5, tokens: 50, elapsed: 1, loss: 2 });
     expect(store.db.prepare('SELECT loss FROM metrics').all()).toEqual([{ loss: 2 }]);
     store.close();
+  });
+});
+
+describe('MetricsStore failures name the database and the problem', () => {
+  test('missing, a directory, not a database, corrupted after use', () => {
+    const missing = tempDb();
+    expect(() => new MetricsStore(missing, { readonly: true })).toThrow(
+      `metrics database ${missing}: its directory does not exist`,
+    );
+    mkdirSync(join(missing, '..'));
+    expect(() => new MetricsStore(missing, { readonly: true })).toThrow(
+      `metrics database ${missing}: the file or its directory does not exist (SQLITE_CANTOPEN)`,
+    );
+    const directory = tempDb();
+    mkdirSync(directory, { recursive: true });
+    expect(() => new MetricsStore(directory)).toThrow(
+      /: it is a directory where the database file is needed \(SQLITE_CANTOPEN\)$/,
+    );
+    const garbage = tempDb();
+    mkdirSync(join(garbage, '..'), { recursive: true });
+    writeFileSync(garbage, Buffer.alloc(4096, 7));
+    for (const readonly of [false, true]) {
+      expect(() => new MetricsStore(garbage, { readonly })).toThrow(
+        /: not a SQLite database \(corrupt, or another kind of file\); move it aside to start a new one \(SQLITE_NOTADB\)$/,
+      );
+    }
+    // A database used, then damaged: the next open names it (the run can be marked nowhere).
+    const damaged = tempDb();
+    const store = new MetricsStore(damaged);
+    store.startRun({ name: 'r', config: {} });
+    store.close();
+    writeFileSync(damaged, Buffer.alloc(8192, 7));
+    let thrown: unknown;
+    try {
+      new MetricsStore(damaged).close();
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(StorageError);
+    expect((thrown as StorageError).exitCode).toBe(1);
+    expect((thrown as Error).message).toMatch(new RegExp(`^metrics database ${damaged}: `));
   });
 });

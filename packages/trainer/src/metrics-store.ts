@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { databaseError } from './storage-errors';
 
 export const METRICS_SCHEMA_VERSION = 1;
 
@@ -139,151 +140,184 @@ export class MetricsStore {
     readonly path: string,
     options: { readonly?: boolean } = {},
   ) {
-    if (!options.readonly) mkdirSync(dirname(path), { recursive: true });
-    this.db = new Database(path, {
-      readonly: options.readonly ?? false,
-      fileMustExist: options.readonly ?? false,
-    });
-    if (!options.readonly) {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
-      this.db.pragma('foreign_keys = ON');
-      this.db.exec(METRICS_SCHEMA);
-      this.db
-        .prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)')
-        .run('schema_version', String(METRICS_SCHEMA_VERSION));
+    let db: Database.Database | null = null;
+    try {
+      if (!options.readonly) mkdirSync(dirname(path), { recursive: true });
+      db = new Database(path, {
+        readonly: options.readonly ?? false,
+        fileMustExist: options.readonly ?? false,
+      });
+      if (!options.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+        db.pragma('busy_timeout = 5000');
+        db.pragma('foreign_keys = ON');
+        db.exec(METRICS_SCHEMA);
+        db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(
+          'schema_version',
+          String(METRICS_SCHEMA_VERSION),
+        );
+      } else {
+        db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get(); // a corrupt file fails here
+      }
+    } catch (error) {
+      db?.close();
+      throw databaseError(path, error);
+    }
+    this.db = db;
+  }
+
+  /** Runs a statement; SQLite and system errors become one line naming the database. */
+  private guard<T>(run: () => T): T {
+    try {
+      return run();
+    } catch (error) {
+      throw databaseError(this.path, error);
     }
   }
 
   /** Starts a run (or re-opens one of the same name when resuming) and returns its id. */
   startRun(info: RunInfo, { resume = false } = {}): number {
-    const now = Date.now();
-    const existing = this.db.prepare('SELECT id FROM runs WHERE name = ?').get(info.name) as
-      | { id: number }
-      | undefined;
-    if (existing) {
-      if (!resume) throw new Error(`a run named '${info.name}' already exists in ${this.path}`);
-      this.db
+    return this.guard(() => {
+      const now = Date.now();
+      const existing = this.db.prepare('SELECT id FROM runs WHERE name = ?').get(info.name) as
+        | { id: number }
+        | undefined;
+      if (existing) {
+        if (!resume) throw new Error(`a run named '${info.name}' already exists in ${this.path}`);
+        this.db
+          .prepare(
+            "UPDATE runs SET status = 'running', ended_at = NULL, heartbeat_at = ?, backend = ?, host = ? WHERE id = ?",
+          )
+          .run(now, info.backend ?? null, info.host ?? null, existing.id);
+        return existing.id;
+      }
+      const result = this.db
         .prepare(
-          "UPDATE runs SET status = 'running', ended_at = NULL, heartbeat_at = ?, backend = ?, host = ? WHERE id = ?",
+          `INSERT INTO runs (name, status, preset, config, n_params, host, backend, started_at, heartbeat_at, checkpoint_dir, note)
+           VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
-        .run(now, info.backend ?? null, info.host ?? null, existing.id);
-      return existing.id;
-    }
-    const result = this.db
-      .prepare(
-        `INSERT INTO runs (name, status, preset, config, n_params, host, backend, started_at, heartbeat_at, checkpoint_dir, note)
-         VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        info.name,
-        info.preset ?? null,
-        JSON.stringify(info.config),
-        info.nParams ?? null,
-        info.host ?? null,
-        info.backend ?? null,
-        now,
-        now,
-        info.checkpointDir ?? null,
-        info.note ?? null,
-      );
-    return Number(result.lastInsertRowid);
+        .run(
+          info.name,
+          info.preset ?? null,
+          JSON.stringify(info.config),
+          info.nParams ?? null,
+          info.host ?? null,
+          info.backend ?? null,
+          now,
+          now,
+          info.checkpointDir ?? null,
+          info.note ?? null,
+        );
+      return Number(result.lastInsertRowid);
+    });
   }
 
   /** The id of the run named `name`, if it exists. */
   runId(name: string): number | undefined {
-    const row = this.db.prepare('SELECT id FROM runs WHERE name = ?').get(name) as
-      | { id: number }
-      | undefined;
-    return row?.id;
+    return this.guard(() => {
+      const row = this.db.prepare('SELECT id FROM runs WHERE name = ?').get(name) as
+        | { id: number }
+        | undefined;
+      return row?.id;
+    });
   }
 
   hasRun(name: string): boolean {
-    return this.db.prepare('SELECT 1 FROM runs WHERE name = ?').get(name) !== undefined;
+    return this.guard(
+      () => this.db.prepare('SELECT 1 FROM runs WHERE name = ?').get(name) !== undefined,
+    );
   }
 
   /** Records training metrics; a step logged again (after a resume) replaces the old row. */
   logMetrics(runId: number, rows: MetricRow | MetricRow[]): void {
-    const list = Array.isArray(rows) ? rows : [rows];
-    const insert = this.db.prepare(
-      `INSERT OR REPLACE INTO metrics (run_id, step, tokens, elapsed, time, loss, lr, grad_norm, tokens_per_second)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const heartbeat = this.db.prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ?');
-    this.db.transaction(() => {
-      const now = Date.now();
-      for (const row of list) {
-        insert.run(
+    this.guard(() => {
+      const list = Array.isArray(rows) ? rows : [rows];
+      const insert = this.db.prepare(
+        `INSERT OR REPLACE INTO metrics (run_id, step, tokens, elapsed, time, loss, lr, grad_norm, tokens_per_second)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const heartbeat = this.db.prepare('UPDATE runs SET heartbeat_at = ? WHERE id = ?');
+      this.db.transaction(() => {
+        const now = Date.now();
+        for (const row of list) {
+          insert.run(
+            runId,
+            row.step,
+            row.tokens,
+            row.elapsed,
+            row.time ?? now,
+            finiteOrNull(row.loss),
+            finiteOrNull(row.lr),
+            finiteOrNull(row.gradNorm),
+            finiteOrNull(row.tokensPerSecond),
+          );
+        }
+        heartbeat.run(now, runId);
+      })();
+    });
+  }
+
+  logEval(runId: number, row: EvalRow): void {
+    this.guard(() => {
+      this.db
+        .prepare(
+          `INSERT OR REPLACE INTO evals (run_id, step, tokens, elapsed, time, split, loss, token_loss, ppl, nans)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
           runId,
           row.step,
           row.tokens,
           row.elapsed,
-          row.time ?? now,
+          row.time ?? Date.now(),
+          row.split,
           finiteOrNull(row.loss),
-          finiteOrNull(row.lr),
-          finiteOrNull(row.gradNorm),
-          finiteOrNull(row.tokensPerSecond),
+          finiteOrNull(row.tokenLoss),
+          finiteOrNull(row.ppl),
+          row.nans,
         );
-      }
-      heartbeat.run(now, runId);
-    })();
-  }
-
-  logEval(runId: number, row: EvalRow): void {
-    this.db
-      .prepare(
-        `INSERT OR REPLACE INTO evals (run_id, step, tokens, elapsed, time, split, loss, token_loss, ppl, nans)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        runId,
-        row.step,
-        row.tokens,
-        row.elapsed,
-        row.time ?? Date.now(),
-        row.split,
-        finiteOrNull(row.loss),
-        finiteOrNull(row.tokenLoss),
-        finiteOrNull(row.ppl),
-        row.nans,
-      );
+    });
   }
 
   logResult(row: ResultRow): number {
-    const result = this.db
-      .prepare(
-        `INSERT INTO results (run_id, config_id, model_type, n_params, n_input_emb_params, benchmark, split, n_ctx,
-           nans, loss, ppl, token_loss, tokens, architecture, note, time)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        row.runId ?? null,
-        row.configId ?? null,
-        row.modelType,
-        row.nParams,
-        row.nInputEmbParams,
-        row.benchmark,
-        row.split,
-        row.nCtx,
-        row.nans,
-        finiteOrNull(row.loss),
-        finiteOrNull(row.ppl),
-        finiteOrNull(row.tokenLoss),
-        row.tokens ?? null,
-        row.architecture ?? null,
-        row.note ?? null,
-        row.time ?? Date.now(),
-      );
-    return Number(result.lastInsertRowid);
+    return this.guard(() => {
+      const result = this.db
+        .prepare(
+          `INSERT INTO results (run_id, config_id, model_type, n_params, n_input_emb_params, benchmark, split, n_ctx,
+             nans, loss, ppl, token_loss, tokens, architecture, note, time)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          row.runId ?? null,
+          row.configId ?? null,
+          row.modelType,
+          row.nParams,
+          row.nInputEmbParams,
+          row.benchmark,
+          row.split,
+          row.nCtx,
+          row.nans,
+          finiteOrNull(row.loss),
+          finiteOrNull(row.ppl),
+          finiteOrNull(row.tokenLoss),
+          row.tokens ?? null,
+          row.architecture ?? null,
+          row.note ?? null,
+          row.time ?? Date.now(),
+        );
+      return Number(result.lastInsertRowid);
+    });
   }
 
   endRun(runId: number, status: Exclude<RunStatus, 'running'>, checkpointDir?: string): void {
-    this.db
-      .prepare(
-        'UPDATE runs SET status = ?, ended_at = ?, checkpoint_dir = COALESCE(?, checkpoint_dir) WHERE id = ?',
-      )
-      .run(status, Date.now(), checkpointDir ?? null, runId);
+    this.guard(() => {
+      this.db
+        .prepare(
+          'UPDATE runs SET status = ?, ended_at = ?, checkpoint_dir = COALESCE(?, checkpoint_dir) WHERE id = ?',
+        )
+        .run(status, Date.now(), checkpointDir ?? null, runId);
+    });
   }
 
   close(): void {

@@ -9,6 +9,7 @@ import { type BakaCausalLM, countParameters } from '@baka/model';
 import { AdamW } from './adamw';
 import {
   checkpointName,
+  listCheckpoints,
   pruneCheckpoints,
   restoreMemory,
   restoreOptimizer,
@@ -16,6 +17,8 @@ import {
 } from './checkpoint';
 import { type EvaluationResult, evaluate } from './evaluate';
 import type { MetricsStore } from './metrics-store';
+import { RunLock } from './run-lock';
+import { describeSystemError, StorageError } from './storage-errors';
 import {
   type LoopContext,
   type LoopHooks,
@@ -27,7 +30,7 @@ import {
 import { Trainable } from './train-step';
 import { TRAINER_STATE_FORMAT, TrainerError, type TrainerState } from './trainer-state';
 import type { TrainingOptions } from './training-options';
-import { startPosition } from './training-units';
+import { checkTrainingData, startPosition, type UnitOptions } from './training-units';
 
 export interface SessionSetup {
   model: BakaCausalLM;
@@ -50,6 +53,8 @@ export interface SessionHooks {
   onSkip?: (report: SkipReport) => void | Promise<void>;
   onEvaluate?: (result: EvaluationResult, step: number) => void | Promise<void>;
   onCheckpoint?: (dir: string, step: number) => void | Promise<void>;
+  /** One-line notes for the user (e.g. a stale lock taken over). */
+  onNote?: (message: string) => void;
 }
 
 export interface SessionSummary {
@@ -149,17 +154,69 @@ export class TrainingSession {
   async saveCheckpoint(): Promise<string> {
     const dir = join(this.checkpointsDir, checkpointName(this.state.step));
     this.state.savedAt = new Date().toISOString();
-    await saveTrainingCheckpoint(dir, {
-      model: this.model,
-      optimizer: this.optimizer,
-      state: this.state,
-      memory: this.loop?.memory ?? this.memory,
-      training: this.options,
-      tokenizerJson: this.setup.tokenizerJson ?? null,
-    });
-    pruneCheckpoints(this.checkpointsDir, this.options.keep);
+    try {
+      await saveTrainingCheckpoint(dir, {
+        model: this.model,
+        optimizer: this.optimizer,
+        state: this.state,
+        memory: this.loop?.memory ?? this.memory,
+        training: this.options,
+        tokenizerJson: this.setup.tokenizerJson ?? null,
+      });
+    } catch (error) {
+      const problem = describeSystemError(error);
+      if (problem === null) throw error;
+      throw new StorageError(
+        `cannot save checkpoint ${dir}: ${problem}; ${this.previousCheckpoint()}`,
+      );
+    }
     this.lastCheckpoint = dir;
+    try {
+      pruneCheckpoints(this.checkpointsDir, this.options.keep);
+    } catch (error) {
+      const problem = describeSystemError(error);
+      if (problem === null) throw error;
+      throw new StorageError(
+        `checkpoint ${dir} is saved, but pruning older checkpoints failed: ${problem}`,
+      );
+    }
     return dir;
+  }
+
+  /** Where the run can be picked up after a failure, for error messages. */
+  private previousCheckpoint(): string {
+    return this.lastCheckpoint
+      ? `the previous checkpoint ${this.lastCheckpoint} is intact`
+      : 'the run has no earlier checkpoint';
+  }
+
+  /** A storage error (e.g. the database on a full disk) completed with where the run stands. */
+  private namingCheckpoint(error: unknown): unknown {
+    if (!(error instanceof StorageError) || error.message.includes('checkpoint')) return error;
+    return new StorageError(`${error.message}; ${this.previousCheckpoint()}`);
+  }
+
+  /** Marks the run failed where the database can still be written (a failure is on its way). */
+  private markFailed(): void {
+    const store = this.setup.store;
+    if (!store || this.runId === null) return;
+    try {
+      store.endRun(this.runId, 'failed', this.lastCheckpoint ?? undefined);
+    } catch {
+      // The database itself failed (full disk, removed file): the error being raised says so.
+    }
+  }
+
+  /** What the loop trains on, in order. */
+  private get unitOptions(): UnitOptions {
+    return {
+      mode: this.options.mode,
+      window: this.options.window,
+      batchSize: this.options.batchSize,
+      epochs: this.options.epochs,
+      seed: this.options.seed,
+      batch: this.setup.batch ?? null,
+    };
   }
 
   /** True when the documents have a validation split to evaluate on. */
@@ -214,7 +271,34 @@ export class TrainingSession {
 
   /** Trains until the steps, epochs or time run out, or a stop is requested. */
   async run(hooks: SessionHooks = {}): Promise<SessionSummary> {
+    checkTrainingData(this.setup.documents, this.unitOptions, this.options.corpus);
+    const lock = RunLock.acquire(this.setup.runDir, this.options.runName);
+    try {
+      if (lock.tookOverFrom !== null)
+        hooks.onNote?.(`took over the stale lock of process ${lock.tookOverFrom} (${lock.path})`);
+      return await this.runLocked(hooks);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Refuses to resume from a checkpoint older than the run's newest (it would prune them). */
+  private checkResumeIsNewest(): void {
+    if (!this.setup.resume) return;
+    const newer = listCheckpoints(this.checkpointsDir).filter(
+      (checkpoint) => checkpoint.step > this.state.step,
+    );
+    if (newer.length === 0) return;
+    throw new TrainerError(
+      `cannot resume run '${this.options.runName}' from ${this.setup.resume.dir} (step ${this.state.step}): ` +
+        `the run has newer checkpoints (${newer.map((checkpoint) => checkpoint.dir).join(', ')}) that continuing would overwrite and prune; ` +
+        `resume the newest (--resume ${this.options.runName}), or start a new run from this checkpoint with --init`,
+    );
+  }
+
+  private async runLocked(hooks: SessionHooks): Promise<SessionSummary> {
     const store = this.setup.store ?? null;
+    this.checkResumeIsNewest();
     this.startRun();
     const startStep = this.state.step;
     const startTokens = this.state.tokens;
@@ -266,14 +350,7 @@ export class TrainingSession {
       reason = await trainLoop(
         this.loop,
         {
-          units: {
-            mode: this.options.mode,
-            window: this.options.window,
-            batchSize: this.options.batchSize,
-            epochs: this.options.epochs,
-            seed: this.options.seed,
-            batch: this.setup.batch ?? null,
-          },
+          units: this.unitOptions,
           schedule: this.state.schedule,
           maxSteps: this.options.maxSteps,
           maxSeconds: this.options.maxMinutes === null ? null : this.options.maxMinutes * 60,
@@ -285,29 +362,34 @@ export class TrainingSession {
         loopHooks,
       );
     } catch (error) {
-      if (store && this.runId !== null) store.endRun(this.runId, 'failed');
-      throw error;
+      this.markFailed();
+      throw this.namingCheckpoint(error);
     }
-    const wantFinalEval = this.options.evalEvery > 0 || this.options.evalAtEnd;
-    if (
-      reason !== 'non-finite' &&
-      reason !== 'interrupted' &&
-      wantFinalEval &&
-      lastEvaluated !== this.state.step &&
-      this.state.step > 0
-    ) {
-      await runEvaluation();
-    }
-    // The final checkpoint (also the "last good" one after a NaN stop: skipped steps change nothing).
-    const lastSavedStep = this.lastCheckpoint?.endsWith(checkpointName(this.state.step));
-    if (!lastSavedStep || this.state.step !== startStep) {
-      const dir = await this.saveCheckpoint();
-      await hooks.onCheckpoint?.(dir, this.state.step);
-    }
-    if (store && this.runId !== null) {
-      const status =
-        reason === 'non-finite' ? 'failed' : reason === 'interrupted' ? 'stopped' : 'finished';
-      store.endRun(this.runId, status, this.lastCheckpoint ?? undefined);
+    try {
+      const wantFinalEval = this.options.evalEvery > 0 || this.options.evalAtEnd;
+      if (
+        reason !== 'non-finite' &&
+        reason !== 'interrupted' &&
+        wantFinalEval &&
+        lastEvaluated !== this.state.step &&
+        this.state.step > 0
+      ) {
+        await runEvaluation();
+      }
+      // The final checkpoint (also the "last good" one after a NaN stop: skipped steps change nothing).
+      const lastSavedStep = this.lastCheckpoint?.endsWith(checkpointName(this.state.step));
+      if (!lastSavedStep || this.state.step !== startStep) {
+        const dir = await this.saveCheckpoint();
+        await hooks.onCheckpoint?.(dir, this.state.step);
+      }
+      if (store && this.runId !== null) {
+        const status =
+          reason === 'non-finite' ? 'failed' : reason === 'interrupted' ? 'stopped' : 'finished';
+        store.endRun(this.runId, status, this.lastCheckpoint ?? undefined);
+      }
+    } catch (error) {
+      this.markFailed();
+      throw this.namingCheckpoint(error);
     }
     if (reason === 'non-finite') {
       throw new NonFiniteTrainingError(

@@ -15,7 +15,7 @@ import {
   type TokenDocuments,
   windows,
 } from '@baka/data';
-import type { TrainingPosition } from './trainer-state';
+import { TrainerError, type TrainingPosition } from './trainer-state';
 
 export type TrainingMode = 'upstream' | 'packed';
 
@@ -243,4 +243,38 @@ export function plannedUnits(documents: TokenDocuments, options: UnitOptions): n
     }
   }
   return total;
+}
+
+/**
+ * Refuses data too small to form one training unit (a 0-step run would save untrained weights
+ * and exit 0): upstream mode needs a training document of at least 3 tokens, packed mode at
+ * least `window` tokens in the training split, `--input-ids` a row of at least 3 tokens.
+ */
+export function checkTrainingData(
+  documents: TokenDocuments,
+  options: UnitOptions,
+  corpus: string | null,
+): void {
+  if (options.batch) {
+    if (plannedUnits(documents, options) > 0) return;
+    throw new TrainerError(
+      `the --input-ids batch is too short to train on: rows of ${options.batch.length} tokens, one window needs at least 3`,
+    );
+  }
+  const name = corpus === null ? 'the training documents' : `corpus ${corpus}`;
+  const range = documents.splits.train ?? { start: 0, end: 0 };
+  const trainDocuments = Math.max(0, range.end - range.start);
+  const stream = trainDocuments > 0 ? splitTokenRange(documents, 'train') : { start: 0, end: 0 };
+  const tokens = stream.end - stream.start;
+  const has = `its training split has ${tokens} token${tokens === 1 ? '' : 's'} in ${trainDocuments} document${trainDocuments === 1 ? '' : 's'}`;
+  if (options.mode === 'packed') {
+    if (tokens >= options.window) return;
+    throw new TrainerError(
+      `${name} is too small to form one training window: ${has}; packed mode needs at least --window ${options.window} tokens`,
+    );
+  }
+  if (trainDocuments > 0 && plannedUnits(documents, options) > 0) return;
+  throw new TrainerError(
+    `${name} is too small to form one training window: ${has}; upstream mode needs a training document of at least 3 tokens`,
+  );
 }

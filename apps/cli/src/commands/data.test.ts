@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -105,5 +105,21 @@ describe('baka data', () => {
     ).rejects.toThrow(
       /^cannot reach http:\/\/127.0.0.1:9\/api\/datasets\/Salesforce\/wikitext\/tree\//,
     );
+  });
+
+  it('a shard whose ids are outside the vocabulary is refused when opened (one line, exit 2)', () => {
+    const shards = join(mkdtempSync(join(tmpdir(), 'baka-cli-data-')), 'shards');
+    const prepared = baka('prepare', '--corpus', sample, '--out', shards, '--threads', '1');
+    expect(prepared.status, prepared.stderr).toBe(0);
+    // Token 5 of the file becomes 65535, past the bundled tokenizer's 50277 ids.
+    const fd = openSync(join(shards, 'tokens-00000.bin'), 'r+');
+    writeSync(fd, Buffer.from([0xff, 0xff]), 0, 2, 5 * 2);
+    closeSync(fd);
+    const info = baka('info', '--shards', shards);
+    expect(info.status).toBe(2);
+    expect(info.stderr).toMatch(
+      /^baka: .*tokens-00000\.bin: token id 65535 \(token 5 of the file\) is outside the vocabulary 0\.\.50276 of the tokenizer in manifest\.json \(50277 tokens\); prepare the shards again/,
+    );
+    expect(info.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

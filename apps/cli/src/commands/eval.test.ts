@@ -1,10 +1,18 @@
 // `baka eval` as a user runs it (a real process): a checkpoint written by a plain PyTorch script
 // evaluates to the loss PyTorch computed.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  BakaCausalLM,
+  makeConfig,
+  readSafetensors,
+  saveCheckpoint,
+  writeSafetensors,
+} from '@baka/model';
+import { trainBpe } from '@baka/tokenizer';
 import { describe, expect, it } from 'vitest';
 
 const bin = fileURLToPath(new URL('../../bin/baka.js', import.meta.url));
@@ -65,5 +73,62 @@ describe('baka eval', () => {
     ]);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/--checkpoint: directory not found/);
+  });
+});
+
+/** Sets every weight of DIR/model.safetensors but the rotary frequencies to NaN. */
+function poisonWeights(dir: string): void {
+  const path = join(dir, 'model.safetensors');
+  const tensors = readSafetensors(path);
+  for (const [name, tensor] of tensors) {
+    if (!name.endsWith('rot.freqs')) (tensor.data as Float32Array).fill(Number.NaN);
+  }
+  writeSafetensors(path, tensors, { format: 'pt' });
+}
+
+describe('baka eval with a NaN loss', () => {
+  it('--input-ids: prints the result, then one line and exit 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baka-eval-nan-'));
+    const checkpoint = join(dir, 'nan');
+    cpSync(torchCheckpoint, checkpoint, { recursive: true });
+    poisonWeights(checkpoint);
+    const run = baka([
+      'eval',
+      '--checkpoint',
+      checkpoint,
+      '--input-ids',
+      join(torchCheckpoint, 'input-ids.json'),
+      '--backend',
+      'cpu',
+    ]);
+    expect(run.status, run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/loss NaN/);
+    expect(run.stderr).toMatch(/^baka: the loss of .*nan on .*input-ids\.json is NaN: /m);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('--corpus: logs the result row, then one line and exit 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baka-eval-nan-'));
+    const texts = Array.from({ length: 12 }, (_, i) => `line ${i}: the ghost walks at night.`);
+    const corpus = join(dir, 'corpus.jsonl');
+    writeFileSync(corpus, texts.map((text) => JSON.stringify({ text })).join('\n'));
+    const tokenizer = trainBpe(texts, { vocabSize: 300, specialTokens: ['<|endoftext|>'] });
+    const model = BakaCausalLM.create(
+      makeConfig({ dim_model: 16, dim_ff: 32, n_layers: 2, n_heads: 2, n_ctx: 8, n_vocab: 300 }),
+      { seed: 0 },
+    );
+    const checkpoint = join(dir, 'nan');
+    await saveCheckpoint(checkpoint, model, { tokenizerJson: JSON.stringify(tokenizer) });
+    model.dispose();
+    poisonWeights(checkpoint);
+    const runs = join(dir, 'runs');
+    const args = ['eval', '--checkpoint', checkpoint, '--corpus', corpus, '--runs-dir', runs];
+    const run = baka([...args, '--split', 'train', '--backend', 'cpu']);
+    expect(run.status, run.stderr).toBe(1);
+    expect(run.stdout).toMatch(/result #1 saved/);
+    expect(run.stderr).toMatch(
+      /^baka: the loss of .*nan on .*corpus\.jsonl train is NaN: all \d+ windows had a NaN\/Inf loss$/m,
+    );
+    expect(run.stderr).not.toMatch(/\n\s+at /);
   });
 });

@@ -17,7 +17,7 @@ import {
 } from '@baka/trainer';
 import type { Command } from 'commander';
 import { backendOption, describeBackend, initBackend, type BackendChoice } from '../backend';
-import { UserError, action, defaultRunsDir, resolveUserPath } from '../cli-kit';
+import { CommandFailure, UserError, action, defaultRunsDir, resolveUserPath } from '../cli-kit';
 
 export interface EvalResult {
   loss: number;
@@ -94,6 +94,7 @@ export async function evaluateCorpus(
     corpus,
     tokenizerPath,
     cacheDir: join(runsDir, '.shards'),
+    vocabSize: model.config.n_vocab,
     onProgress: (message) => process.stderr.write(`${message}\n`),
   });
   const result = evaluate(model, documents, {
@@ -118,6 +119,23 @@ export async function evaluateCorpus(
     return { ...result, resultId, database };
   } finally {
     store.close();
+  }
+}
+
+/** A corpus evaluation with a NaN loss, or NaN windows left out of the mean, is a failure. */
+function checkCorpusResult(checkpoint: string, what: string, result: EvaluationResult): void {
+  const windows = result.windows + result.nans;
+  if (!Number.isFinite(result.loss)) {
+    throw new CommandFailure(
+      windows === 0
+        ? `the loss of ${checkpoint} on ${what} is NaN: the split has no article of 2 or more tokens`
+        : `the loss of ${checkpoint} on ${what} is NaN: all ${windows} windows had a NaN/Inf loss`,
+    );
+  }
+  if (result.nans > 0) {
+    throw new CommandFailure(
+      `${result.nans} of ${windows} windows of ${what} had a NaN/Inf loss (left out of the loss ${result.loss.toFixed(4)}); the weights of ${checkpoint} are not finite everywhere`,
+    );
   }
 }
 
@@ -186,6 +204,7 @@ export function register(program: Command): void {
                   ? `${JSON.stringify(line)}\n`
                   : `${flags.corpus} ${result.split}: loss ${result.loss.toFixed(4)}  ppl ${result.ppl.toFixed(2)}  token-weighted ${result.tokenLoss.toFixed(4)}  NaN ${result.nans}  (${result.documents} articles, ${result.tokens} tokens, ${result.seconds.toFixed(1)} s)\nresult #${result.resultId} saved in ${result.database}\n`,
               );
+              checkCorpusResult(flags.checkpoint, `${flags.corpus} ${result.split}`, result);
               return;
             }
             if (flags.inputIds === undefined) return;
@@ -197,6 +216,11 @@ export function register(program: Command): void {
             } else {
               process.stdout.write(
                 `loss ${result.loss.toFixed(4)}  perplexity ${result.perplexity.toFixed(2)}  tokens ${result.tokens}  (${result.rows} x ${result.length}, ${result.seconds.toFixed(2)} s)\n`,
+              );
+            }
+            if (!Number.isFinite(result.loss)) {
+              throw new CommandFailure(
+                `the loss of ${flags.checkpoint} on ${flags.inputIds} is ${result.loss}: its weights or logits are not finite`,
               );
             }
           } finally {

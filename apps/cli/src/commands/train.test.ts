@@ -1,5 +1,5 @@
 // `baka train` end to end, as a user runs it: real processes, real files, real SQLite.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -189,6 +189,158 @@ describe('baka train --out never destroys what is there', { timeout: 120_000 }, 
     expect(readdirSync(runs)).toEqual(['metrics.sqlite']);
     expect(readFileSync(file, 'utf8')).toBe('a file');
   });
+});
+
+describe('baka train refuses data too small for one window', { timeout: 120_000 }, () => {
+  it('exits 2 naming the corpus and what one window needs, saving nothing', async () => {
+    const { dir, common } = smallSetup();
+    const tiny = join(dir, 'tiny.txt');
+    writeFileSync(tiny, 'a');
+    const args = [...common, '--corpus', tiny, '--steps', '3', '--no-sample'];
+    const upstream = await runCli(['train', ...args, '--run', 'u']);
+    expect(upstream.status, upstream.stderr).toBe(2);
+    expect(upstream.stderr).toMatch(
+      /^baka: corpus .*tiny\.txt is too small to form one training window: its training split has \d tokens? in 1 document; upstream mode needs a training document of at least 3 tokens$/m,
+    );
+    expect(upstream.stderr).not.toMatch(/\n\s+at /);
+    const packed = await runCli(['train', ...args, '--run', 'p', '--mode', 'packed']);
+    expect(packed.status, packed.stderr).toBe(2);
+    expect(packed.stderr).toMatch(
+      /^baka: corpus .*tiny\.txt is too small .*; packed mode needs at least --window 16 tokens$/m,
+    );
+    for (const run of ['u', 'p']) expect(existsSync(join(dir, 'runs', run))).toBe(false);
+    const store = new MetricsStore(join(dir, 'runs', 'metrics.sqlite'), { readonly: true });
+    expect(store.hasRun('u') || store.hasRun('p')).toBe(false);
+    store.close();
+  });
+});
+
+/** Mounts a tmpfs of `size` at `dir` (needs root); false when this machine does not allow it. */
+function mountTmpfs(dir: string, options: string): boolean {
+  mkdirSync(dir, { recursive: true });
+  return spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]).status === 0;
+}
+const mounts: string[] = [];
+afterEach(() => {
+  for (const dir of mounts.splice(0)) spawnSync('umount', [dir]);
+});
+const probe = mkdtempSync(join(tmpdir(), 'baka-mount-probe-'));
+const canMount = mountTmpfs(probe, 'size=64k') && spawnSync('umount', [probe]).status === 0;
+
+/** The one `baka:` line of a failed run, checked to have no stack trace. */
+function failureLine(result: { stderr: string }): string {
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  const lines = result.stderr.split('\n').filter((line) => line.startsWith('baka: '));
+  expect(lines).toHaveLength(1);
+  return lines[0]!;
+}
+
+describe('baka train: disk and database failures are one line, exit 1', {
+  timeout: 180_000,
+}, () => {
+  it('a file where a directory is needed, a directory where the database is, a corrupt database', async () => {
+    const { dir, common } = smallSetup();
+    const args = [...common, '--steps', '2', '--no-sample'];
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const fileRuns = await runCli(['train', ...args, '--runs-dir', file]);
+    expect(fileRuns.status).toBe(1);
+    expect(failureLine(fileRuns)).toBe(`baka: ${file} is a file where a directory is needed`);
+    const under = await runCli(['train', ...args, '--runs-dir', join(file, 'runs')]);
+    expect(under.status).toBe(1);
+    expect(failureLine(under)).toBe(`baka: ${file} is a file where a directory is needed`);
+
+    const directoryDatabase = join(dir, 'runs-1');
+    mkdirSync(join(directoryDatabase, 'metrics.sqlite'), { recursive: true });
+    const isDirectory = await runCli(['train', ...args, '--runs-dir', directoryDatabase]);
+    expect(isDirectory.status).toBe(1);
+    expect(failureLine(isDirectory)).toMatch(
+      /^baka: metrics database .*runs-1\/metrics\.sqlite: it is a directory where the database file is needed/,
+    );
+
+    const corrupt = join(dir, 'runs-2');
+    mkdirSync(corrupt);
+    writeFileSync(join(corrupt, 'metrics.sqlite'), Buffer.alloc(8192, 0x5a));
+    const garbage = await runCli(['train', ...args, '--runs-dir', corrupt]);
+    expect(garbage.status).toBe(1);
+    expect(failureLine(garbage)).toMatch(
+      /^baka: metrics database .*runs-2\/metrics\.sqlite: not a SQLite database .*move it aside/,
+    );
+  });
+
+  it.skipIf(!canMount)(
+    'a read-only runs directory (a read-only tmpfs; skipped where mount is not permitted)',
+    async () => {
+      const { dir, common } = smallSetup();
+      const runs = join(dir, 'read-only');
+      expect(mountTmpfs(runs, 'size=1m,ro')).toBe(true);
+      mounts.push(runs);
+      const result = await runCli([
+        'train',
+        ...common,
+        '--steps',
+        '2',
+        '--no-sample',
+        '--runs-dir',
+        runs,
+      ]);
+      expect(result.status).toBe(1);
+      expect(failureLine(result)).toMatch(
+        new RegExp(
+          `^baka: cannot create directory ${runs}/\\.shards/.*: ${runs} is not writable: the file system is read-only \\(EROFS\\)$`,
+        ),
+      );
+    },
+  );
+
+  it.skipIf(!canMount)(
+    'a full disk at a checkpoint (a 1 MB tmpfs; skipped where mount is not permitted): the run is failed, the previous checkpoint intact and named',
+    async () => {
+      const { dir, common } = smallSetup();
+      const runs = join(dir, 'runs');
+      const checkpoints = join(runs, 'full', 'checkpoints');
+      expect(mountTmpfs(checkpoints, 'size=1m')).toBe(true);
+      mounts.push(checkpoints);
+      const result = await runCli([
+        'train',
+        ...common,
+        '--run',
+        'full',
+        '--steps',
+        '1000',
+        '--epochs',
+        '100',
+        '--save-every',
+        '1',
+        '--keep',
+        '100',
+        '--no-sample',
+      ]);
+      expect(result.status).toBe(1);
+      const line = failureLine(result);
+      const match =
+        /^baka: cannot save checkpoint (\S+)\/step-(\d+): .*no space left on the device \(ENOSPC\); the previous checkpoint (\S+) is intact$/.exec(
+          line,
+        );
+      expect(match, line).not.toBeNull();
+      const previous = match![3]!;
+      expect(previous).toBe(latestCheckpoint(checkpoints));
+      expect(previous.endsWith(`step-${String(Number(match![2]) - 1).padStart(8, '0')}`)).toBe(
+        true,
+      );
+      const loaded = await loadTrainingCheckpoint(previous);
+      expect(loaded.state.step).toBe(Number(match![2]) - 1);
+      loaded.model.dispose();
+      const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+      expect(
+        store.db.prepare('SELECT status, checkpoint_dir FROM runs WHERE name = ?').get('full'),
+      ).toEqual({
+        status: 'failed',
+        checkpoint_dir: previous,
+      });
+      store.close();
+    },
+  );
 });
 
 describe('baka train parity with the PyTorch reference', { timeout: 180_000 }, () => {
@@ -395,6 +547,83 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     ]);
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/done: 1 step this session/);
+    // the killed trainer's lock was stale and taken over
+    expect(resumed.stderr).toMatch(
+      /note: took over the stale lock of process \d+ \(.*k\/train\.lock\)/,
+    );
+    expect(existsSync(join(runs, 'k', 'train.lock'))).toBe(false);
+  });
+
+  it('one trainer per run: a second live trainer is refused with one line; resuming an older checkpoint is refused', async () => {
+    const { dir, common } = smallSetup();
+    const runs = join(dir, 'runs');
+    const checkpoints = join(runs, 'l', 'checkpoints');
+    const child = startCli(
+      [
+        'train',
+        ...common,
+        '--run',
+        'l',
+        '--steps',
+        '100000',
+        '--epochs',
+        '1000',
+        '--save-every',
+        '1',
+        '--keep',
+        '100',
+        '--no-sample',
+      ],
+      'ignore',
+    );
+    await waitFor(
+      () => (latestCheckpoint(checkpoints) ?? '').endsWith('step-00000003'),
+      child,
+      90_000,
+    );
+    const lock = JSON.parse(readFileSync(join(runs, 'l', 'train.lock'), 'utf8')) as { pid: number };
+    expect(lock.pid).toBe(child.pid);
+    const second = await runCli([
+      'train',
+      '--resume',
+      'l',
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--steps',
+      '100',
+      '--no-sample',
+    ]);
+    expect(second.status).toBe(2);
+    expect(second.stderr.trim().split('\n').at(-1)).toMatch(
+      new RegExp(
+        `^baka: run 'l' is being trained by process ${child.pid} on .*; wait for it to finish or stop it$`,
+      ),
+    );
+    child.kill('SIGINT');
+    expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+    expect(existsSync(join(runs, 'l', 'train.lock'))).toBe(false);
+
+    const before = readdirSync(checkpoints).sort();
+    const older = join(checkpoints, 'step-00000002');
+    const resumeOlder = await runCli([
+      'train',
+      '--resume',
+      older,
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--steps',
+      '100',
+      '--no-sample',
+    ]);
+    expect(resumeOlder.status).toBe(2);
+    expect(resumeOlder.stderr.trim().split('\n').at(-1)).toMatch(
+      /^baka: cannot resume run 'l' from .*step-00000002 \(step 2\): the run has newer checkpoints \(.*step-00000003.*\) that continuing would overwrite and prune; resume the newest \(--resume l\), or start a new run from this checkpoint with --init$/,
+    );
+    expect(readdirSync(checkpoints).sort()).toEqual(before);
   });
 });
 

@@ -497,6 +497,7 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
           `\nstep ${skip.step + 1} skipped: loss ${skip.loss}, grad norm ${skip.gradNorm} (${skip.consecutive} in a row)\n`,
         );
       },
+      onNote: (message) => process.stderr.write(`note: ${message}\n`),
       onEvaluate: (result, step) => {
         process.stderr.write(
           `\neval @ step ${step}: valid loss ${formatLoss(result.loss)} (ppl ${result.ppl.toFixed(1)}, token-weighted ${formatLoss(result.tokenLoss)}, ${result.documents} articles, ${result.nans} NaN)\n`,
