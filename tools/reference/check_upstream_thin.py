@@ -21,22 +21,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baka_reference import CausalLM, Config, perturb_norms  # noqa: E402
+from make_fixtures import parity_inputs  # noqa: E402
 from upstream import load_upstream  # noqa: E402
 
 TINY = dict(dim_model=32, dim_ff=64, n_heads=4, n_vocab=80, n_ctx=8)
 
 
-def inputs() -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(2024)
-    ids = torch.randint(1, TINY["n_vocab"], (3, 22), generator=generator)
-    ids[2, 13:] = 0
-    labels = ids.clone()
-    labels[2, 13:] = -100
-    return ids, labels
-
-
 def compare(upstream_model, ours: CausalLM, label: str) -> float:
-    ids, labels = inputs()
+    ids, labels = parity_inputs()
     state = {k: v for k, v in upstream_model.state_dict().items() if k != "model.pause_emb"}
     # Our config alone (before loading anything) gives upstream's rotary frequencies per layer,
     # the thin layers' scaled ones included.

@@ -8,10 +8,10 @@ import { causalLmLossWithCount } from './loss';
 import type { XLMemory } from './memory';
 import {
   COMBOS,
+  expectGradientParity,
   fixtureTensors,
   int2d,
   loadTinyTorch,
-  maxAbs,
   maxAbsDifference,
   parityInputs,
 } from './test-fixtures';
@@ -45,29 +45,8 @@ describe.each(COMBOS)('parity with PyTorch: $name', (combo) => {
 
   it('every parameter gradient matches to 1e-4 (relative to the largest entry)', () => {
     const model = loadTinyTorch(combo);
-    const ids = int2d(inputs.inputIds);
-    const labels = int2d(inputs.labels);
-    const trainable = model.trainableParameters();
-    const { value, grads } = tf.variableGrads(
-      () => model.loss(ids, labels).loss,
-      [...trainable.values()],
-    );
-    const names = [...expected.keys()].filter((name) => name.startsWith('grad.'));
-    expect(names.length).toBe(trainable.size);
-    let worst = 0;
-    for (const [name, variable] of trainable) {
-      const reference = expected.get(`grad.${name}`);
-      expect(reference, name).toBeDefined();
-      const gradient = grads[variable.name];
-      expect(gradient, name).toBeDefined();
-      const relative =
-        maxAbsDifference(gradient!.dataSync(), reference!.data) /
-        Math.max(maxAbs(reference!.data), 1e-12);
-      worst = Math.max(worst, relative);
-      expect(relative, name).toBeLessThan(1e-4);
-    }
+    const worst = expectGradientParity(model, expected);
     console.log(`${combo.name}: gradients worst relative error ${worst.toExponential(2)}`);
-    tf.dispose([ids, labels, value, ...Object.values(grads)]);
     model.dispose();
   });
 });

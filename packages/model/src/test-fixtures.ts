@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
+import { expect } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
 import { readCheckpointConfig, readCheckpointTensors } from './checkpoint';
 import type { BakaConfig } from './config';
@@ -93,4 +94,39 @@ export function maxAbs(values: ArrayLike<number>): number {
 
 export function int2d(rows: number[][]): tf.Tensor2D {
   return tf.tensor2d(rows, [rows.length, rows[0]?.length ?? 0], 'int32');
+}
+
+/**
+ * Asserts that every trainable parameter's gradient of `model.loss` on the parity inputs matches
+ * the fixture's `grad.<name>` within 1e-4 relative to the largest entry, and that the fixture has
+ * exactly one gradient per trainable parameter. Returns the worst relative error.
+ */
+export function expectGradientParity(
+  model: BakaCausalLM,
+  expected: ReadonlyMap<string, { shape: number[]; data: Float32Array }>,
+): number {
+  const inputs = parityInputs();
+  const ids = int2d(inputs.inputIds);
+  const labels = int2d(inputs.labels);
+  const trainable = model.trainableParameters();
+  const { value, grads } = tf.variableGrads(
+    () => model.loss(ids, labels).loss,
+    [...trainable.values()],
+  );
+  const names = [...expected.keys()].filter((name) => name.startsWith('grad.'));
+  expect(names.length).toBe(trainable.size);
+  let worst = 0;
+  for (const [name, variable] of trainable) {
+    const reference = expected.get(`grad.${name}`);
+    expect(reference, name).toBeDefined();
+    const gradient = grads[variable.name];
+    expect(gradient, name).toBeDefined();
+    const relative =
+      maxAbsDifference(gradient!.dataSync(), reference!.data) /
+      Math.max(maxAbs(reference!.data), 1e-12);
+    worst = Math.max(worst, relative);
+    expect(relative, name).toBeLessThan(1e-4);
+  }
+  tf.dispose([ids, labels, value, ...Object.values(grads)]);
+  return worst;
 }

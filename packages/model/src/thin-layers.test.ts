@@ -17,6 +17,7 @@ import type { XLMemory } from './memory';
 import { readSafetensors } from './safetensors';
 import { argmax } from './sampling';
 import {
+  expectGradientParity,
   FIXTURES,
   fixtureTensors,
   int2d,
@@ -62,28 +63,8 @@ describe('thin layers: parity with the PyTorch reference', () => {
 
   it('every parameter gradient matches to 1e-4 (relative to the largest entry)', async () => {
     const model = await loadCheckpoint(dir);
-    const ids = int2d(inputs.inputIds);
-    const labels = int2d(inputs.labels);
-    const trainable = model.trainableParameters();
-    const { value, grads } = tf.variableGrads(
-      () => model.loss(ids, labels).loss,
-      [...trainable.values()],
-    );
-    expect([...expected.keys()].filter((name) => name.startsWith('grad.')).length).toBe(
-      trainable.size,
-    );
-    let worst = 0;
-    for (const [name, variable] of trainable) {
-      const reference = expected.get(`grad.${name}`);
-      expect(reference, name).toBeDefined();
-      const relative =
-        maxAbsDifference(grads[variable.name]!.dataSync(), reference!.data) /
-        Math.max(maxAbs(reference!.data), 1e-12);
-      worst = Math.max(worst, relative);
-      expect(relative, name).toBeLessThan(1e-4);
-    }
+    const worst = expectGradientParity(model, expected);
     console.log(`thin-layers: gradients worst relative error ${worst.toExponential(2)}`);
-    tf.dispose([ids, labels, value, ...Object.values(grads)]);
     model.dispose();
   });
 
