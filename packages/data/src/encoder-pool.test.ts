@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
@@ -13,6 +14,19 @@ const fixtures = fileURLToPath(new URL('./__fixtures__/', import.meta.url));
 const wikitextSample = join(fixtures, 'wikitext-sample.raw');
 
 describe('createEncoderPool', () => {
+  it('starts at most one worker per core, whatever is asked', async () => {
+    const pool = await createEncoderPool(defaultTokenizerPath(), { threads: 64 });
+    try {
+      expect(pool.threads).toBe(availableParallelism());
+      const [ids] = await pool.encode(['capped']);
+      expect(Array.from(ids!)).toEqual(
+        Array.from(tokenizer.encode('capped', { addSpecialTokens: false })),
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('worker threads encode exactly like the tokenizer, in request order', async () => {
     const pool = await createEncoderPool(defaultTokenizerPath(), { threads: 2 });
     try {

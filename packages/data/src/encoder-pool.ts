@@ -56,7 +56,10 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
-/** A pool of `threads` workers (default: all cores); 1 thread encodes in-process. */
+/**
+ * A pool of `threads` workers (default, and at most: the cores; more would only cost memory,
+ * each worker holds its own tokenizer); 1 thread encodes in-process.
+ */
 export async function createEncoderPool(
   tokenizerPath: string,
   options: {
@@ -65,7 +68,7 @@ export async function createEncoderPool(
     tokenizer?: Tokenizer;
   } = {},
 ): Promise<EncoderPool> {
-  const threads = Math.max(1, options.threads ?? availableParallelism());
+  const threads = Math.max(1, Math.min(options.threads ?? Infinity, availableParallelism()));
   if (threads === 1) return inThreadPool(options.tokenizer ?? Tokenizer.fromFile(tokenizerPath));
   const entry = workerEntry();
   const idle: Worker[] = [];

@@ -6,6 +6,7 @@
 // and stored in PyTorch layout (Linear weight [out, in]; matmuls use transposeB).
 // `model.layers.{i}.attn.rot.freqs` is a non-trainable variable kept for checkpoints; the
 // rotary tables come from the same frequencies.
+import { totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { RotaryEmbedding } from '@baka/rope';
 import { AttentionMasks } from './attention-mask';
@@ -21,6 +22,7 @@ import { layerNorm } from './layer-norm';
 import { projectedCrossEntropy } from './head-loss';
 import { shiftLabels } from './loss';
 import type { XLMemory } from './memory';
+import { checkFitsInMemory } from './memory-estimate';
 import { initialValues, parameterSpecs } from './parameters';
 import { type FloatDtype, roundToDtype, unitInLastPlace } from './safetensors';
 
@@ -77,8 +79,16 @@ export class BakaCausalLM {
   }
 
   /** A freshly initialised model (PyTorch's default initialisers), deterministic for a seed. */
-  static create(config: BakaConfig, options: { seed?: number } = {}): BakaCausalLM {
+  static create(
+    config: BakaConfig,
+    options: {
+      seed?: number;
+      /** Bytes the model may need to train (default: os.totalmem()); larger is refused. */
+      memoryLimit?: number;
+    } = {},
+  ): BakaCausalLM {
     const checked = makeConfig(config);
+    checkFitsInMemory(checked, options.memoryLimit ?? totalmem());
     const seed = options.seed ?? 0;
     const parameters = new Map<string, tf.Variable>();
     parameterSpecs(checked).forEach((spec, index) => {

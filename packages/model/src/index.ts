@@ -52,6 +52,13 @@ export {
   type RotaryLayout,
 } from './config';
 export { countParameters } from './count-parameters';
+export {
+  checkFitsInMemory,
+  estimatedTrainingBytes,
+  formatBytes,
+  parameterCount,
+  TRAINING_COPIES,
+} from './memory-estimate';
 export { ModelError } from './errors';
 export { evaluateLoss, type EvaluateLossOptions } from './evaluate-loss';
 export { generate, type GenerateOptions, IncrementalDecoder, KEY_BUCKET } from './generation';

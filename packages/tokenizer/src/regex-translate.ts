@@ -3,7 +3,7 @@
 // whitespace (U+0085 included, U+FEFF excluded — unlike JavaScript's `\s`), and `\p{L}`, `\p{N}`
 // use HF's (older) Unicode tables rather than Node's. Constructs JavaScript cannot express throw,
 // naming `component`.
-import { UnsupportedComponentError } from './errors.js';
+import { TokenizerError, UnsupportedComponentError } from './errors.js';
 import { HF_LETTER, HF_NUMBER, HF_WHITESPACE, HF_WORD } from './unicode-tables.js';
 
 /** HF's whitespace class (Oniguruma `\s`), as a class body. */
@@ -43,6 +43,20 @@ export function translateRegex(pattern: string, component: string): string {
   // Stack of open groups; true when the group is a case-insensitive `(?i:` group.
   const groups: boolean[] = [];
   const caseInsensitive = (): boolean => groups.includes(true);
+  // Per open group: whether a quantifier occurs inside it. Repeating such a group without bound
+  // (`(a+)+`, `(?:\s*x?)*`) can backtrack exponentially on a string that almost matches, which
+  // would hang encoding; JavaScript has no time limit for a match, so it is refused at load.
+  const repeatsInside: boolean[] = [];
+  let closedGroupRepeats = false;
+  let quantifierAt = 0;
+  const checkRepeatedGroup = (quantifier: string): void => {
+    if (!closedGroupRepeats) return;
+    throw new TokenizerError(
+      `${component}: the regex /${pattern}/ repeats a group that itself contains a quantifier ` +
+        `(a nested quantifier, ')${quantifier}' at offset ${quantifierAt}), which can backtrack catastrophically and hang; ` +
+        'rewrite it so that no repeated group contains a repetition',
+    );
+  };
   const fail = (what: string): never => {
     throw new UnsupportedComponentError(component, `regex construct ${what} in /${pattern}/`);
   };
@@ -134,6 +148,7 @@ export function translateRegex(pattern: string, component: string): string {
         out += char;
         break;
       case '(':
+        repeatsInside.push(false);
         if (pattern[i + 1] === '?') {
           const rest = pattern.slice(i + 2);
           if (rest.startsWith('i:')) {
@@ -158,13 +173,28 @@ export function translateRegex(pattern: string, component: string): string {
         break;
       case ')':
         groups.pop();
+        closedGroupRepeats = repeatsInside.pop() ?? false;
         out += char;
-        break;
+        if (closedGroupRepeats) {
+          const next = pattern[i + 1];
+          quantifierAt = i + 1;
+          const bound = /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i + 1));
+          if (next === '+' || next === '*') checkRepeatedGroup(next);
+          if (bound && bound[2] !== undefined && (bound[3] === '' || Number(bound[3]) > 1)) {
+            checkRepeatedGroup(bound[0]);
+          }
+        }
+        continue;
       case '+':
       case '*':
       case '?':
+      case '{':
       case '}':
-        if (pattern[i + 1] === '+') fail(`possessive quantifier ${char}+`);
+        if (char === '}' && pattern[i + 1] === '+') fail(`possessive quantifier ${char}+`);
+        if (char !== '{' && char !== '}' && pattern[i + 1] === '+') {
+          fail(`possessive quantifier ${char}+`);
+        }
+        repeatsInside.fill(true);
         out += char;
         break;
       default:

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openShards } from '@baka/data';
@@ -121,5 +121,14 @@ describe('baka data', () => {
       /^baka: .*tokens-00000\.bin: token id 65535 \(token 5 of the file\) is outside the vocabulary 0\.\.50276 of the tokenizer in manifest\.json \(50277 tokens\); prepare the shards again/,
     );
     expect(info.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('--threads above the cores is capped at them, with a note', () => {
+    const shards = join(mkdtempSync(join(tmpdir(), 'baka-cli-data-')), 'shards');
+    const result = baka('prepare', '--corpus', sample, '--out', shards, '--threads', '64');
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toContain(
+      `note: --threads 64 capped at ${availableParallelism()}, the cores of this machine\n`,
+    );
   });
 });

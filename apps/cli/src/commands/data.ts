@@ -2,6 +2,7 @@
 //   baka data fetch NAME [--cache-dir DIR] [--endpoint URL]
 //   baka data prepare --corpus NAME|PATH --out DIR [--tokenizer FILE] [--format F] [--text-field F] ...
 //   baka data info --shards DIR [--json]
+import { availableParallelism } from 'node:os';
 import {
   CORPUS_FORMATS,
   CORPUS_NAMES,
@@ -74,7 +75,7 @@ export async function runPrepare(flags: PrepareFlags): Promise<void> {
         }
       : {}),
     ...(validFraction !== undefined ? { validFraction } : {}),
-    ...(flags.threads ? { threads: parseIntFlag('--threads', flags.threads, { min: 1 }) } : {}),
+    ...(flags.threads ? { threads: threadsFlag(flags.threads) } : {}),
     ...(flags.cacheDir ? { cacheDir: resolveUserPath(flags.cacheDir) } : {}),
     overwrite: Boolean(flags.force),
     onProgress: (progress) => {
@@ -169,6 +170,17 @@ export function describeShards(reader: ShardReader): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** `--threads N`, capped at the cores (each worker holds its own tokenizer and buffers). */
+function threadsFlag(value: string): number {
+  const threads = parseIntFlag('--threads', value, { min: 1 });
+  const cores = availableParallelism();
+  if (threads <= cores) return threads;
+  process.stderr.write(
+    `note: --threads ${threads} capped at ${cores}, the cores of this machine\n`,
+  );
+  return cores;
+}
+
 export function register(program: Command): void {
   const data = program.command('data').description('Corpora and tokenized shards');
 
@@ -205,7 +217,7 @@ export function register(program: Command): void {
       '--valid-fraction <f>',
       'last fraction of documents held out as valid, when the corpus has no valid files (default 0.1)',
     )
-    .option('--threads <n>', 'tokenizer worker threads (default: all cores)')
+    .option('--threads <n>', 'tokenizer worker threads (default and at most: the cores)')
     .option('--cache-dir <dir>', 'dataset cache for named corpora')
     .option('--force', 'replace shards of another corpus or tokenizer in --out')
     .action(action(runPrepare));

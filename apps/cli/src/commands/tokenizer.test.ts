@@ -121,4 +121,33 @@ describe('baka tokenizer', () => {
     expect(small.status).toBe(2);
     expect(small.stderr).toMatch(/--vocab-size must be at least 256/);
   });
+
+  it('a pre-tokenizer regex that backtracks catastrophically is refused at load, not a hang', () => {
+    const json = JSON.parse(readFileSync(defaultTokenizerPath(), 'utf8'));
+    json.pre_tokenizer = {
+      type: 'Sequence',
+      pretokenizers: [
+        {
+          type: 'Split',
+          pattern: { Regex: '(?:\\s*\\w+)+$' },
+          behavior: 'Isolated',
+          invert: false,
+        },
+        json.pre_tokenizer,
+      ],
+    };
+    const evil = join(work, 'evil-tokenizer.json');
+    writeFileSync(evil, JSON.stringify(json));
+    const started = Date.now();
+    const result = spawnSync(process.execPath, [bin, 'tokenizer', 'encode', '--tokenizer', evil], {
+      encoding: 'utf8',
+      input: `${'a'.repeat(40)}!`,
+      timeout: 30_000,
+      env: { ...process.env, INIT_CWD: work },
+    });
+    expect(result.status, `${result.error ?? ''} after ${Date.now() - started} ms`).toBe(2);
+    expect(result.stderr.trim()).toMatch(
+      /^baka: .*Split.*: the regex \/\(\?:\\s\*\\w\+\)\+\$\/ repeats a group that itself contains a quantifier \(a nested quantifier, '\)\+' at offset \d+\), which can backtrack catastrophically and hang; rewrite it/,
+    );
+  });
 });

@@ -343,6 +343,39 @@ describe('baka train: disk and database failures are one line, exit 1', {
   );
 });
 
+describe('baka train refuses a model that cannot fit in memory', { timeout: 60_000 }, () => {
+  it('exits 2 with the estimated size, before allocating anything', async () => {
+    const { dir, common } = smallSetup();
+    const config = join(dir, 'huge.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        dim_model: 8192,
+        dim_attn: 8192,
+        dim_ff: 32768,
+        n_layers: 120,
+        n_heads: 64,
+        n_vocab: 1_000_000,
+        n_ctx: 8,
+      }),
+    );
+    const result = await runCli([
+      'train',
+      ...common,
+      '--config',
+      config,
+      '--steps',
+      '1',
+      '--no-sample',
+    ]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(
+      /^baka: the model config needs an estimated \d+\.\d TB to train \(.* parameters x 4 bytes x 4 for weights, gradients and AdamW moments\), more than the \d+\.\d GB of memory here; make dim_model \(8192\)/m,
+    );
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
 describe('baka train parity with the PyTorch reference', { timeout: 180_000 }, () => {
   it('--init --input-ids --window --epochs --out: per-step losses and final weights match (1e-4)', async () => {
     const dir = tempDir();
