@@ -14,7 +14,7 @@ import type { AttentionContext } from './attention';
 import { bakaNet, fuseLayer } from './baka-net';
 import type { LayerWeights } from './baka-net';
 import type { BakaConfig } from './config';
-import { dimHead, makeConfig } from './config';
+import { dimHead, layerKind, makeConfig } from './config';
 import { ModelError } from './errors';
 import { generate } from './generation';
 import type { GenerateOptions } from './generation';
@@ -169,7 +169,7 @@ export class BakaCausalLM {
   /** Layer i's weights as named tensors. */
   layerWeights(index: number): LayerWeights {
     const prefix = `model.layers.${index}`;
-    const thin = this.config.layer_kinds[index] === 'attention-only';
+    const thin = layerKind(this.config, index) === 'attention-only';
     return {
       normWeight: this.#get(`${prefix}.norm_in.weight`) as tf.Tensor as tf.Tensor1D,
       normBias: this.#get(`${prefix}.norm_in.bias`) as tf.Tensor as tf.Tensor1D,

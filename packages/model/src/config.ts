@@ -40,10 +40,10 @@ export interface BakaConfig {
   rope_theta: number;
   /**
    * Per-layer kind (upstream 00x_thin): 'standard' or 'attention-only' (no MLP, no MLP tensors).
-   * Given as [] or omitted: every layer is 'standard'.
+   * [] (the default): every layer is 'standard'. Read it through layerKind().
    */
   layer_kinds: LayerKind[];
-  /** Per-layer MLP width (upstream's "hourglass"); [] or omitted: dim_ff everywhere. */
+  /** Per-layer MLP width (upstream's "hourglass"); [] (the default): dim_ff everywhere (layerDimFf()). */
   layer_dim_ff: number[];
   /**
    * Rotary frequency scale of attention-only layers. Upstream's init multiplied every attention
@@ -139,17 +139,10 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     carry_memory: raw.carry_memory,
     rotary_layout: raw.rotary_layout,
     rope_theta: raw.rope_theta,
-    layer_kinds:
-      raw.layer_kinds.length > 0
-        ? raw.layer_kinds
-        : Array.from({ length: raw.n_layers }, () => 'standard' as const),
-    layer_dim_ff: [],
+    layer_kinds: raw.layer_kinds,
+    layer_dim_ff: raw.layer_dim_ff,
     thin_rotary_scale: raw.thin_rotary_scale,
   };
-  config.layer_dim_ff =
-    raw.layer_dim_ff.length > 0
-      ? raw.layer_dim_ff
-      : Array.from({ length: raw.n_layers }, () => config.dim_ff);
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
   };
@@ -167,7 +160,7 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     );
   }
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
-    if (config[field].length !== config.n_layers) {
+    if (config[field].length > 0 && config[field].length !== config.n_layers) {
       fail(
         `${field} has ${config[field].length} entries, expected one per layer (n_layers ${config.n_layers})`,
       );
@@ -178,10 +171,21 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
 
 /** Whether every layer is a standard layer of width dim_ff (the 003 model: no per-layer fields). */
 export function isUniform(config: BakaConfig): boolean {
-  return (
-    config.layer_kinds.every((kind) => kind === 'standard') &&
-    config.layer_dim_ff.every((width) => width === config.dim_ff)
-  );
+  return Array.from(
+    { length: config.n_layers },
+    (_, layer) =>
+      layerKind(config, layer) === 'standard' && layerDimFf(config, layer) === config.dim_ff,
+  ).every(Boolean);
+}
+
+/** Layer i's kind ('standard' unless layer_kinds says otherwise). */
+export function layerKind(config: BakaConfig, layer: number): LayerKind {
+  return config.layer_kinds[layer] ?? 'standard';
+}
+
+/** Layer i's MLP width (dim_ff unless layer_dim_ff says otherwise). */
+export function layerDimFf(config: BakaConfig, layer: number): number {
+  return config.layer_dim_ff[layer] ?? config.dim_ff;
 }
 
 /** dim_head K = dim_attn / n_heads. */

@@ -43,6 +43,10 @@ export {
 export {
   type BakaConfig,
   dimHead,
+  isUniform,
+  type LayerKind,
+  layerDimFf,
+  layerKind,
   makeConfig,
   type MemoryMode,
   type MemorySource,

@@ -2,7 +2,7 @@
 // (Linear weight = [out, in]). Shape legend: D dim_model, A dim_attn, F dim_ff, V n_vocab,
 // K dim_head.
 import type { BakaConfig } from './config';
-import { dimHead, THIN_ATTENTION_INIT_SCALE } from './config';
+import { dimHead, layerDimFf, layerKind, THIN_ATTENTION_INIT_SCALE } from './config';
 import { deriveSeed, fillNormal, fillUniform } from './random';
 import { inverseFrequencies } from '@baka/rope';
 
@@ -31,7 +31,7 @@ export function parameterSpecs(config: BakaConfig): ParameterSpec[] {
     const prefix = `model.layers.${i}`;
     // A thin (attention-only) layer: upstream scales its attention parameters by 1e-4 at init,
     // the rotary frequencies included (config.thin_rotary_scale), and it has no MLP.
-    const thin = config.layer_kinds[i] === 'attention-only';
+    const thin = layerKind(config, i) === 'attention-only';
     const attention = {
       kind: 'linear',
       fanIn: D,
@@ -50,7 +50,7 @@ export function parameterSpecs(config: BakaConfig): ParameterSpec[] {
       false,
     );
     if (thin) continue;
-    const F = config.layer_dim_ff[i] as number;
+    const F = layerDimFf(config, i);
     add(`${prefix}.mlp.fc_gate.weight`, [F, D], { kind: 'linear', fanIn: D });
     add(`${prefix}.mlp.fc_up.weight`, [F, D], { kind: 'linear', fanIn: D });
     add(`${prefix}.mlp.fc_down.weight`, [D, F], { kind: 'linear', fanIn: F });

@@ -11,7 +11,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
 import { loadCheckpoint, readCheckpointTensors, saveCheckpoint } from './checkpoint';
-import { makeConfig } from './config';
+import { isUniform, layerDimFf, layerKind, makeConfig } from './config';
 import { IncrementalDecoder } from './generation';
 import type { XLMemory } from './memory';
 import { readSafetensors } from './safetensors';
@@ -210,6 +210,17 @@ describe('thin layers: init, checkpoints and generation', () => {
     expect(worst).toBeLessThan(1e-5);
     decoder.dispose();
     model.dispose();
+  });
+
+  it('a uniform config keeps no per-layer lists, so changing n_layers or dim_ff applies everywhere', () => {
+    const uniform = makeConfig({ ...config, layer_kinds: [], layer_dim_ff: [] });
+    const deeper = makeConfig({ ...uniform, n_layers: 6, dim_ff: 40 });
+    expect(deeper.layer_kinds).toEqual([]);
+    expect(
+      Array.from({ length: 6 }, (_, i) => [layerKind(deeper, i), layerDimFf(deeper, i)]),
+    ).toEqual(Array.from({ length: 6 }, () => ['standard', 40]));
+    expect(isUniform(deeper)).toBe(true);
+    expect(isUniform(config)).toBe(false);
   });
 
   it('names the field when the per-layer lists do not fit the model', () => {
