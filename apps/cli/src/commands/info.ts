@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  configJson,
   countParameters,
   readCheckpointConfig,
   readSafetensorsMetadata,
@@ -53,9 +54,12 @@ export function register(program: Command): void {
           return;
         }
         const lines = [`checkpoint ${flags.checkpoint}`, 'config:'];
-        const width = Math.max(16, ...Object.keys(info.config).map((key) => key.length + 1));
-        for (const [key, value] of Object.entries(info.config))
-          lines.push(`  ${key.padEnd(width)}${value}`);
+        // the fields config.json holds (a uniform model has no per-layer fields)
+        const shown = Object.entries(
+          JSON.parse(configJson(info.config)) as Record<string, unknown>,
+        );
+        const width = Math.max(16, ...shown.map(([key]) => key.length + 1));
+        for (const [key, value] of shown) lines.push(`  ${key.padEnd(width)}${value}`);
         const { total, inputEmbedding, withoutInputEmbedding } = info.parameters;
         lines.push(
           'parameters:',
