@@ -96,6 +96,66 @@ describe('MetricsStore', () => {
     expect(store.db.prepare('SELECT loss FROM metrics').all()).toEqual([{ loss: 2 }]);
     store.close();
   });
+
+  test('lists, renames and deletes runs; results survive their run', () => {
+    const path = tempDb();
+    const store = new MetricsStore(path);
+    const a = store.startRun({ name: 'a', config: {}, checkpointDir: '/runs/a/checkpoints/x' });
+    store.logMetrics(a, [
+      { step: 1, tokens: 10, elapsed: 1, loss: 5 },
+      { step: 2, tokens: 20, elapsed: 2, loss: 4 },
+    ]);
+    store.logEval(a, {
+      step: 2,
+      tokens: 20,
+      elapsed: 2,
+      split: 'valid',
+      loss: 4.5,
+      tokenLoss: 4.5,
+      ppl: 90,
+      nans: 0,
+    });
+    store.endRun(a, 'finished');
+    const b = store.startRun({ name: 'b', config: {} });
+    const result = store.logResult({
+      runId: a,
+      modelType: 'baka',
+      nParams: 1,
+      nInputEmbParams: 1,
+      benchmark: 'x',
+      split: 'valid',
+      nCtx: 8,
+      nans: 0,
+      loss: 4.5,
+      ppl: 90,
+    });
+    expect(
+      store.listRuns().map((run) => [run.name, run.status, run.lastStep, run.lastLoss]),
+    ).toEqual([
+      ['a', 'finished', 2, 4],
+      ['b', 'running', null, null],
+    ]);
+
+    expect(() => store.renameRun('a', 'b')).toThrow(/already exists/);
+    expect(store.renameRun('missing', 'c')).toBe(false);
+    expect(store.renameRun('a', 'c', { from: '/runs/a', to: '/runs/c' })).toBe(true);
+    expect(store.runId('c')).toBe(a);
+    expect(store.hasRun('a')).toBe(false);
+    expect(store.listRuns()[0]).toMatchObject({
+      name: 'c',
+      checkpointDir: '/runs/c/checkpoints/x',
+    });
+
+    expect(store.deleteRun('c')).toBe(true);
+    expect(store.deleteRun('c')).toBe(false);
+    expect(store.listRuns().map((run) => run.id)).toEqual([b]);
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM metrics').get()).toEqual({ n: 0 });
+    expect(store.db.prepare('SELECT COUNT(*) AS n FROM evals').get()).toEqual({ n: 0 });
+    expect(store.db.prepare('SELECT run_id FROM results WHERE id = ?').get(result)).toEqual({
+      run_id: null,
+    });
+    store.close();
+  });
 });
 
 describe('MetricsStore failures name the database and the problem', () => {

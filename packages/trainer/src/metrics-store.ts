@@ -128,6 +128,24 @@ export interface ResultRow {
   time?: number;
 }
 
+/** A run as `baka runs list` shows it: its row plus the last logged step. */
+export interface RunSummary {
+  id: number;
+  name: string;
+  status: RunStatus;
+  preset: string | null;
+  nParams: number | null;
+  backend: string | null;
+  startedAt: number;
+  endedAt: number | null;
+  heartbeatAt: number | null;
+  checkpointDir: string | null;
+  /** The last logged training step, its token count and loss (null before the first step). */
+  lastStep: number | null;
+  lastTokens: number | null;
+  lastLoss: number | null;
+}
+
 /** SQLite stores NaN as NULL; keep finite numbers only. */
 function finiteOrNull(value: number | null | undefined): number | null {
   return value === undefined || value === null || !Number.isFinite(value) ? null : value;
@@ -318,6 +336,63 @@ export class MetricsStore {
         )
         .run(status, Date.now(), checkpointDir ?? null, runId);
     });
+  }
+
+  /** Every run, oldest first, with its last logged step. */
+  listRuns(): RunSummary[] {
+    return this.db
+      .prepare(
+        `SELECT r.id, r.name, r.status, r.preset, r.n_params AS nParams, r.backend,
+           r.started_at AS startedAt, r.ended_at AS endedAt, r.heartbeat_at AS heartbeatAt,
+           r.checkpoint_dir AS checkpointDir, m.step AS lastStep, m.tokens AS lastTokens,
+           m.loss AS lastLoss
+         FROM runs r
+         LEFT JOIN metrics m
+           ON m.run_id = r.id AND m.step = (SELECT MAX(step) FROM metrics WHERE run_id = r.id)
+         ORDER BY r.started_at, r.id`,
+      )
+      .all() as RunSummary[];
+  }
+
+  /**
+   * Renames run `from` to `to`; checkpoint_dir paths under `from`'s directory follow when
+   * `directories` gives the old and new run directory. Returns false when there is no such run.
+   */
+  renameRun(from: string, to: string, directories?: { from: string; to: string }): boolean {
+    return this.db.transaction(() => {
+      const id = this.runId(from);
+      if (id === undefined) return false;
+      if (this.hasRun(to)) throw new Error(`a run named '${to}' already exists in ${this.path}`);
+      this.db.prepare('UPDATE runs SET name = ? WHERE id = ?').run(to, id);
+      if (directories) {
+        const row = this.db.prepare('SELECT checkpoint_dir FROM runs WHERE id = ?').get(id) as {
+          checkpoint_dir: string | null;
+        };
+        const dir = row.checkpoint_dir;
+        if (dir !== null && (dir === directories.from || dir.startsWith(`${directories.from}/`))) {
+          this.db
+            .prepare('UPDATE runs SET checkpoint_dir = ? WHERE id = ?')
+            .run(directories.to + dir.slice(directories.from.length), id);
+        }
+      }
+      return true;
+    })();
+  }
+
+  /**
+   * Deletes run `name` with its metrics and evaluations; result rows stay, detached from it.
+   * Returns false when there is no such run.
+   */
+  deleteRun(name: string): boolean {
+    return this.db.transaction(() => {
+      const id = this.runId(name);
+      if (id === undefined) return false;
+      this.db.prepare('UPDATE results SET run_id = NULL WHERE run_id = ?').run(id);
+      this.db.prepare('DELETE FROM evals WHERE run_id = ?').run(id);
+      this.db.prepare('DELETE FROM metrics WHERE run_id = ?').run(id);
+      this.db.prepare('DELETE FROM runs WHERE id = ?').run(id);
+      return true;
+    })();
   }
 
   close(): void {

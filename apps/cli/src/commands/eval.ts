@@ -18,6 +18,7 @@ import {
 import type { Command } from 'commander';
 import { backendOption, describeBackend, initBackend, type BackendChoice } from '../backend';
 import { CommandFailure, UserError, action, defaultRunsDir, resolveUserPath } from '../cli-kit';
+import { resolveCheckpointArgument, runsDirectory } from '../run-directory';
 
 export interface EvalResult {
   loss: number;
@@ -143,7 +144,10 @@ export function register(program: Command): void {
   program
     .command('eval')
     .description("evaluate a checkpoint: upstream's loss (labels = input ids)")
-    .requiredOption('--checkpoint <dir>', 'checkpoint directory (config.json + model.safetensors)')
+    .requiredOption(
+      '--checkpoint <dir|run>',
+      'checkpoint directory, run directory or run name (its newest checkpoint)',
+    )
     .option('--input-ids <file>', 'JSON array of equal-length rows of token ids (one batch)')
     .option(
       '--corpus <name|path>',
@@ -178,6 +182,10 @@ export function register(program: Command): void {
           if (flags.inputIds !== undefined && flags.corpus !== undefined) {
             throw new UserError('--input-ids and --corpus cannot be used together');
           }
+          flags.checkpoint = resolveCheckpointArgument(
+            flags.checkpoint,
+            runsDirectory(flags.runsDir),
+          );
           const report = await initBackend(flags.backend);
           process.stderr.write(`${describeBackend(report)}\n`);
           const model = await loadCheckpointFlag(flags.checkpoint);

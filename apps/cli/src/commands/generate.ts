@@ -9,10 +9,12 @@ import { TOKENIZER_FILE } from '@baka/model';
 import type { Command } from 'commander';
 import { backendOption, describeBackend, initBackend, type BackendChoice } from '../backend';
 import { UserError, action, parseIntFlag, parseNumberFlag, resolveUserPath } from '../cli-kit';
+import { resolveCheckpointArgument, runsDirectory } from '../run-directory';
 import { loadCheckpointFlag } from './eval';
 
 interface GenerateFlags {
   checkpoint: string;
+  runsDir?: string;
   prompt?: string;
   maxNewTokens: string;
   temperature: string;
@@ -55,7 +57,11 @@ export function register(program: Command): void {
   program
     .command('generate')
     .description('generate text from a checkpoint (streams tokens as they are sampled)')
-    .requiredOption('--checkpoint <dir>', 'checkpoint directory')
+    .requiredOption(
+      '--checkpoint <dir|run>',
+      'checkpoint directory, run directory or run name (its newest checkpoint)',
+    )
+    .option('--runs-dir <dir>', 'where run names are looked up (default: <repo root>/runs)')
     .option('--prompt <text>', 'the text to continue')
     .option('--max-new-tokens <n>', 'tokens to generate', '100')
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', '0.8')
@@ -78,6 +84,10 @@ export function register(program: Command): void {
           throw new UserError(`--top-p expects a number in (0, 1], got '${flags.topP}'`);
         }
         const seed = parseIntFlag('--seed', flags.seed, { min: 0 });
+        flags.checkpoint = resolveCheckpointArgument(
+          flags.checkpoint,
+          runsDirectory(flags.runsDir),
+        );
         const report = await initBackend(flags.backend);
         process.stderr.write(`${describeBackend(report)}\n`);
         const dir = resolveUserPath(flags.checkpoint);

@@ -5,6 +5,7 @@ import { register as registerInfo } from './info';
 import { register as registerData } from './data';
 import { register as registerDoctor } from './doctor';
 import { register as registerTokenizer } from './tokenizer';
+import { register as registerRuns } from './runs';
 import { register as registerTrain } from './train';
 import { register as registerViewer } from './viewer';
 
@@ -18,5 +19,6 @@ export function registerCommands(program: Command): void {
   registerData(program);
   registerTokenizer(program);
   registerTrain(program);
+  registerRuns(program);
   registerViewer(program);
 }

@@ -1,6 +1,7 @@
-// `baka info`: a checkpoint's config and parameter counts.
-//   baka info --checkpoint DIR [--json]
-import { existsSync } from 'node:fs';
+// `baka info`: a checkpoint's config and parameter counts, and for a training checkpoint its
+// step, tokens and losses.
+//   baka info --checkpoint DIR|RUN [--runs-dir DIR] [--json]
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   configJson,
@@ -10,13 +11,47 @@ import {
   TOKENIZER_FILE,
   WEIGHTS_FILE,
 } from '@baka/model';
+import { CHECKPOINT_FILES, CheckpointError, parseTrainerState } from '@baka/trainer';
 import type { Command } from 'commander';
 import { UserError, action, resolveUserPath } from '../cli-kit';
+import { resolveCheckpointArgument, runsDirectory } from '../run-directory';
 
 export interface CheckpointInfo {
   config: ReturnType<typeof readCheckpointConfig>;
   parameters: { total: number; inputEmbedding: number; withoutInputEmbedding: number };
   tokenizer: boolean;
+  /** From trainer_state.json; null for a model-only checkpoint. */
+  training: {
+    run: string;
+    step: number;
+    tokens: number;
+    elapsedSeconds: number;
+    firstLoss: number | null;
+    lastLoss: number | null;
+    bestLoss: number | null;
+    skippedSteps: number;
+  } | null;
+}
+
+function trainingState(dir: string): CheckpointInfo['training'] {
+  const path = join(dir, CHECKPOINT_FILES.trainerState);
+  if (!existsSync(path)) return null;
+  try {
+    const state = parseTrainerState(readFileSync(path, 'utf8'), path);
+    return {
+      run: state.runName,
+      step: state.step,
+      tokens: state.tokens,
+      elapsedSeconds: state.elapsedSeconds,
+      firstLoss: state.firstLoss,
+      lastLoss: state.lastLoss,
+      bestLoss: state.bestLoss,
+      skippedSteps: state.skippedSteps,
+    };
+  } catch (error) {
+    if (error instanceof CheckpointError) throw new UserError(`--checkpoint: ${error.message}`);
+    throw error;
+  }
 }
 
 /** Reads config.json (validated) and checks the weights header; no tensors are loaded. */
@@ -33,6 +68,7 @@ export function checkpointInfo(checkpoint: string): CheckpointInfo {
     config,
     parameters: { ...counts, withoutInputEmbedding: counts.total - counts.inputEmbedding },
     tokenizer: existsSync(join(dir, TOKENIZER_FILE)),
+    training: trainingState(dir),
   };
 }
 
@@ -44,10 +80,18 @@ export function register(program: Command): void {
   program
     .command('info')
     .description('show a checkpoint: config and parameter counts')
-    .requiredOption('--checkpoint <dir>', 'checkpoint directory')
+    .requiredOption(
+      '--checkpoint <dir|run>',
+      'checkpoint directory, run directory or run name (its newest checkpoint)',
+    )
+    .option('--runs-dir <dir>', 'where run names are looked up (default: <repo root>/runs)')
     .option('--json', 'print one JSON object')
     .action(
-      action((flags: { checkpoint: string; json?: boolean }) => {
+      action((flags: { checkpoint: string; runsDir?: string; json?: boolean }) => {
+        flags.checkpoint = resolveCheckpointArgument(
+          flags.checkpoint,
+          runsDirectory(flags.runsDir),
+        );
         const info = checkpointInfo(flags.checkpoint);
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(info)}\n`);
@@ -68,6 +112,18 @@ export function register(program: Command): void {
           `  without it      ${withoutInputEmbedding} (${millions(withoutInputEmbedding)})`,
           `tokenizer.json    ${info.tokenizer ? 'yes' : 'no (the bundled GPT-NeoX-20B tokenizer is used)'}`,
         );
+        const training = info.training;
+        if (training) {
+          const loss = (value: number | null) => (value === null ? '-' : value.toFixed(4));
+          lines.push(
+            'training:',
+            `  run             ${training.run}`,
+            `  step            ${training.step}`,
+            `  tokens          ${training.tokens}`,
+            `  seconds         ${training.elapsedSeconds.toFixed(1)}`,
+            `  loss            first ${loss(training.firstLoss)}, last ${loss(training.lastLoss)}, best ${loss(training.bestLoss)}${training.skippedSteps > 0 ? ` (${training.skippedSteps} steps skipped)` : ''}`,
+          );
+        }
         process.stdout.write(`${lines.join('\n')}\n`);
       }),
     );
