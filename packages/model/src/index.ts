@@ -36,14 +36,26 @@ export {
 } from './checkpoint';
 export {
   type BakaConfig,
+  CONFIG_KEYS,
+  type ConfigKey,
+  configFields,
+  DEFAULT_PRESET,
+  describeFields,
   dimHead,
+  type FieldInfo,
+  isConfigKey,
+  legacyCarryMemory,
   makeConfig,
   type MemoryMode,
   type MemorySource,
+  parseConfigSettings,
+  parseFieldValue,
   type PositionPolicy,
   PRESETS,
   type PresetName,
+  presetConfig,
   type RotaryLayout,
+  splitSetting,
 } from './config';
 export { countParameters } from './count-parameters';
 export { ModelError } from './errors';

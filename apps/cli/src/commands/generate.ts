@@ -8,8 +8,15 @@ import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
 import { TOKENIZER_FILE } from '@baka/model';
 import type { Command } from 'commander';
 import { backendOption, describeBackend, initBackend, type BackendChoice } from '../backend';
-import { UserError, action, parseIntFlag, parseNumberFlag, resolveUserPath } from '../cli-kit';
-import { loadCheckpointFlag } from './eval';
+import {
+  UserError,
+  action,
+  collect,
+  parseIntFlag,
+  parseNumberFlag,
+  resolveUserPath,
+} from '../cli-kit';
+import { loadCheckpointFlag, SET_FLAG_HELP } from './eval';
 
 interface GenerateFlags {
   checkpoint: string;
@@ -19,6 +26,7 @@ interface GenerateFlags {
   topK?: string;
   topP?: string;
   seed: string;
+  set?: string[];
   backend: BackendChoice;
 }
 
@@ -62,6 +70,7 @@ export function register(program: Command): void {
     .option('--top-k <k>', 'sample from the k most likely tokens')
     .option('--top-p <p>', 'sample from the smallest set of tokens with probability >= p')
     .option('--seed <s>', 'sampling seed (same seed, same text)', '0')
+    .option('--set <key=value>', SET_FLAG_HELP, collect)
     .addOption(backendOption())
     .action(
       action(async (flags: GenerateFlags) => {
@@ -81,7 +90,7 @@ export function register(program: Command): void {
         const report = await initBackend(flags.backend);
         process.stderr.write(`${describeBackend(report)}\n`);
         const dir = resolveUserPath(flags.checkpoint);
-        const model = await loadCheckpointFlag(flags.checkpoint);
+        const model = await loadCheckpointFlag(flags.checkpoint, flags.set ?? []);
         try {
           const tokenizerPath = existsSync(join(dir, TOKENIZER_FILE))
             ? join(dir, TOKENIZER_FILE)

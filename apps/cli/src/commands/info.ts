@@ -1,16 +1,20 @@
-// `baka info`: a checkpoint's config and parameter counts.
-//   baka info --checkpoint DIR [--json]
+// `baka info`: a checkpoint's config (each key with its schema description) and parameter counts.
+//   baka info --checkpoint DIR [--set key=value ...] [--json]
+// --set shows the checkpoint's config with those keys changed (and the parameters it would have).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  configFields,
   countParameters,
+  makeConfig,
+  parseConfigSettings,
   readCheckpointConfig,
   readSafetensorsMetadata,
   TOKENIZER_FILE,
   WEIGHTS_FILE,
 } from '@baka/model';
 import type { Command } from 'commander';
-import { UserError, action, resolveUserPath } from '../cli-kit';
+import { UserError, action, asUserError, collect, resolveUserPath } from '../cli-kit';
 
 export interface CheckpointInfo {
   config: ReturnType<typeof readCheckpointConfig>;
@@ -19,10 +23,15 @@ export interface CheckpointInfo {
 }
 
 /** Reads config.json (validated) and checks the weights header; no tensors are loaded. */
-export function checkpointInfo(checkpoint: string): CheckpointInfo {
+export function checkpointInfo(
+  checkpoint: string,
+  settings: readonly string[] = [],
+): CheckpointInfo {
   const dir = resolveUserPath(checkpoint);
   if (!existsSync(dir)) throw new UserError(`--checkpoint: directory not found: ${checkpoint}`);
-  const config = readCheckpointConfig(dir);
+  const saved = readCheckpointConfig(dir);
+  const overrides = asUserError('', () => parseConfigSettings(settings));
+  const config = asUserError('', () => makeConfig({ ...saved, ...overrides }, '--set'));
   const weights = join(dir, WEIGHTS_FILE);
   if (!existsSync(weights))
     throw new UserError(`--checkpoint: no ${WEIGHTS_FILE} in ${checkpoint}`);
@@ -44,17 +53,20 @@ export function register(program: Command): void {
     .command('info')
     .description('show a checkpoint: config and parameter counts')
     .requiredOption('--checkpoint <dir>', 'checkpoint directory')
+    .option('--set <key=value>', 'show the config with this model key changed; repeatable', collect)
     .option('--json', 'print one JSON object')
     .action(
-      action((flags: { checkpoint: string; json?: boolean }) => {
-        const info = checkpointInfo(flags.checkpoint);
+      action((flags: { checkpoint: string; set?: string[]; json?: boolean }) => {
+        const info = checkpointInfo(flags.checkpoint, flags.set ?? []);
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(info)}\n`);
           return;
         }
         const lines = [`checkpoint ${flags.checkpoint}`, 'config:'];
-        for (const [key, value] of Object.entries(info.config))
-          lines.push(`  ${key.padEnd(16)}${value}`);
+        for (const field of configFields()) {
+          const value = String(info.config[field.key as keyof typeof info.config]);
+          lines.push(`  ${field.key.padEnd(16)}${value.padEnd(16)}${field.description}`);
+        }
         const { total, inputEmbedding, withoutInputEmbedding } = info.parameters;
         lines.push(
           'parameters:',
