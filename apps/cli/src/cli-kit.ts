@@ -89,3 +89,27 @@ export function parseIntFlag(flag: string, value: string, { min = -Infinity } = 
 export function parseNumberFlag(flag: string, value: string, { min = -Infinity } = {}): number {
   return parseNumericFlag(flag, value, min, 'a number', Number.isFinite);
 }
+
+/** Commander's argument parser for a repeatable flag (`--set a=1 --set b=2`). */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Rethrows a library's user error (it has `isUserError`) as a UserError prefixed with `where`. */
+export function asUserError<T>(where: string, run: () => T): T {
+  try {
+    return run();
+  } catch (error) {
+    if ((error as { isUserError?: boolean })?.isUserError) {
+      throw new UserError(`${where}${(error as Error).message}`);
+    }
+    throw error;
+  }
+}
+
+/** A default as help text shows it. */
+export function formatDefault(value: unknown): string {
+  if (value === null) return 'none';
+  if (Array.isArray(value)) return value.join(',');
+  return String(value);
+}

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { makeConfig, PRESETS } from './config';
+import {
+  CONFIG_KEYS,
+  configFields,
+  legacyCarryMemory,
+  makeConfig,
+  parseConfigSettings,
+  PRESETS,
+  presetConfig,
+} from './config';
 import { countParameters } from './count-parameters';
 
 describe('config', () => {
@@ -15,7 +23,6 @@ describe('config', () => {
       memory: 'xl',
       memory_source: 'previous-layer',
       position_policy: 'reset',
-      carry_memory: false,
       rotary_layout: 'interleaved',
       rope_theta: 10000,
     });
@@ -47,5 +54,53 @@ describe('config', () => {
       /dim_head .* must be even/,
     );
     expect(() => makeConfig('nope')).toThrow(/config/);
+  });
+
+  it('carry_memory moved to the training options: an old config.json still loads without it', () => {
+    const old = { dim_model: 64, n_layers: 2, n_heads: 4, carry_memory: true };
+    const config = makeConfig(old);
+    expect('carry_memory' in config).toBe(false);
+    expect(Object.keys(config)).toEqual(CONFIG_KEYS);
+    expect(legacyCarryMemory(old)).toBe(true);
+    expect(legacyCarryMemory({ dim_model: 64 })).toBeUndefined();
+  });
+
+  it('every field has a one-line description and its default, from the schema', () => {
+    const fields = configFields();
+    expect(fields.map((field) => field.key)).toEqual(CONFIG_KEYS);
+    for (const field of fields) {
+      expect(field.description.length, field.key).toBeGreaterThan(0);
+      expect(field.description).not.toMatch(/\n/);
+    }
+    const byKey = Object.fromEntries(fields.map((field) => [field.key, field]));
+    expect(byKey.n_ctx).toMatchObject({ default: 512, expected: 'an integer > 0' });
+    expect(byKey.memory).toMatchObject({ default: 'xl', expected: 'one of xl, none' });
+    expect(byKey.dim_model!.default).toBeUndefined();
+  });
+
+  it('--set key=value settings are typed and validated by the schema', () => {
+    expect(
+      parseConfigSettings([
+        'n_layers=3',
+        'memory=none',
+        'rope_theta=5e5',
+        'position_policy=absolute',
+      ]),
+    ).toEqual({ n_layers: 3, memory: 'none', rope_theta: 500000, position_policy: 'absolute' });
+    expect(() => parseConfigSettings(['n_layer=3'])).toThrow(
+      /^--set: unknown key 'n_layer'; valid keys: model_type, dim_model, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale$/,
+    );
+    expect(() => parseConfigSettings(['memory=long'])).toThrow(
+      /^--set memory=long: expected one of xl, none/,
+    );
+    expect(() => parseConfigSettings(['n_layers=2.5'])).toThrow(
+      /^--set n_layers=2\.5: expected an integer > 0/,
+    );
+    expect(() => parseConfigSettings(['n_heads'])).toThrow(/expected key=value, got 'n_heads'/);
+    const config = makeConfig({ ...presetConfig('tiny'), ...parseConfigSettings(['n_layers=2']) });
+    expect(config.n_layers).toBe(2);
+    expect(() => presetConfig('huge')).toThrow(
+      /^--preset: expected one of baka-xl, .*tiny, got 'huge'/,
+    );
   });
 });

@@ -42,7 +42,15 @@ export {
 } from './checkpoint';
 export {
   type BakaConfig,
+  CONFIG_KEYS,
+  type ConfigKey,
+  configFields,
+  DEFAULT_PRESET,
+  describeFields,
   dimHead,
+  type FieldInfo,
+  isConfigKey,
+  legacyCarryMemory,
   isUniform,
   type LayerKind,
   layerDimFf,
@@ -50,10 +58,14 @@ export {
   makeConfig,
   type MemoryMode,
   type MemorySource,
+  parseConfigSettings,
+  parseFieldValue,
   type PositionPolicy,
   PRESETS,
   type PresetName,
+  presetConfig,
   type RotaryLayout,
+  splitSetting,
 } from './config';
 export { countParameters } from './count-parameters';
 export {

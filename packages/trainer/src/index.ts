@@ -58,10 +58,18 @@ export {
   type TrainingPosition,
 } from './trainer-state';
 export {
+  isTrainingOptionKey,
   makeTrainingOptions,
+  parseTrainingOptionValue,
+  parseTrainingSettings,
+  RESUMABLE_OPTIONS,
+  TRAINING_OPTION_KEYS,
+  type TrainingOptionKey,
   type TrainingOptions,
   type TrainingOptionsInput,
+  trainingOptionFields,
   trainingOptionsSchema,
+  trainingOptionsShape,
 } from './training-options';
 export {
   NonFiniteTrainingError,

@@ -74,6 +74,34 @@ describe('baka eval', () => {
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/--checkpoint: directory not found/);
   });
+
+  it('--set changes a model key of the checkpoint; a bad key or value is one line', () => {
+    const args = [
+      'eval',
+      '--checkpoint',
+      torchCheckpoint,
+      '--input-ids',
+      join(torchCheckpoint, 'input-ids.json'),
+      '--json',
+      '--backend',
+      'cpu',
+    ];
+    const full = baka(args);
+    const noMemory = baka([...args, '--set', 'memory=none']);
+    expect(noMemory.status, noMemory.stderr).toBe(0);
+    const loss = (run: { stdout: string }) =>
+      JSON.parse(run.stdout.trim().split('\n').at(-1)!).loss as number;
+    // without XL memory the later chunks see less context: a different loss
+    expect(loss(noMemory)).not.toBe(loss(full));
+    const unknown = baka([...args, '--set', 'layers=2']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr.trim()).toMatch(
+      /^baka: --set: unknown key 'layers'; valid keys: .*n_ctx/m,
+    );
+    const bad = baka([...args, '--set', 'n_ctx=zero']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/^baka: --set n_ctx=zero: expected an integer > 0/m);
+  });
 });
 
 /** Sets every weight of DIR/model.safetensors but the rotary frequencies to NaN. */

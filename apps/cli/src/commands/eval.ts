@@ -5,7 +5,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readInputIds } from '@baka/data';
-import { type BakaCausalLM, evaluateLoss, loadCheckpoint } from '@baka/model';
+import {
+  BakaCausalLM,
+  evaluateLoss,
+  loadCheckpoint,
+  makeConfig,
+  parseConfigSettings,
+  readCheckpointConfig,
+  readCheckpointTensors,
+  WEIGHTS_FILE,
+} from '@baka/model';
 import { defaultTokenizerPath } from '@baka/tokenizer';
 import {
   type EvaluationResult,
@@ -17,7 +26,15 @@ import {
 } from '@baka/trainer';
 import type { Command } from 'commander';
 import { backendOption, describeBackend, initBackend, type BackendChoice } from '../backend';
-import { CommandFailure, UserError, action, defaultRunsDir, resolveUserPath } from '../cli-kit';
+import {
+  CommandFailure,
+  UserError,
+  action,
+  asUserError,
+  collect,
+  defaultRunsDir,
+  resolveUserPath,
+} from '../cli-kit';
 import { resolveCheckpointArgument, runsDirectory } from '../run-directory';
 
 export interface EvalResult {
@@ -29,13 +46,30 @@ export interface EvalResult {
   seconds: number;
 }
 
-/** Loads DIR as a model; errors name the flag. */
-export async function loadCheckpointFlag(checkpoint: string | undefined): Promise<BakaCausalLM> {
+/**
+ * Loads DIR as a model, its config changed by `--set key=value` settings (keys that do not change
+ * the weights' shapes: n_ctx, memory, position_policy, ...); errors name the flag.
+ */
+export async function loadCheckpointFlag(
+  checkpoint: string | undefined,
+  settings: readonly string[] = [],
+): Promise<BakaCausalLM> {
   if (checkpoint === undefined) throw new UserError('--checkpoint DIR is required');
   const dir = resolveUserPath(checkpoint);
   if (!existsSync(dir)) throw new UserError(`--checkpoint: directory not found: ${checkpoint}`);
-  return loadCheckpoint(dir);
+  if (settings.length === 0) return loadCheckpoint(dir);
+  const overrides = asUserError('', () => parseConfigSettings(settings));
+  const config = asUserError('', () =>
+    makeConfig({ ...readCheckpointConfig(dir), ...overrides }, '--set'),
+  );
+  return asUserError('--set: ', () =>
+    BakaCausalLM.fromTensors(config, readCheckpointTensors(dir), join(dir, WEIGHTS_FILE)),
+  );
 }
+
+/** The `--set` flag of eval and generate. */
+export const SET_FLAG_HELP =
+  'change a model config key of the checkpoint (e.g. n_ctx=64, memory=none); repeatable';
 
 /** Upstream's loss (labels = input ids) of `model` on the batch in FILE. */
 export function evaluateInputIds(model: BakaCausalLM, file: string): EvalResult {
@@ -164,6 +198,7 @@ export function register(program: Command): void {
       'where metrics.sqlite gets the result row (default: <repo root>/runs)',
     )
     .option('--note <text>', 'note stored with the result row (--corpus)')
+    .option('--set <key=value>', SET_FLAG_HELP, collect)
     .option('--json', 'print the result as one JSON line (the last line of stdout)')
     .addOption(backendOption())
     .action(
@@ -173,6 +208,7 @@ export function register(program: Command): void {
             checkpoint: string;
             inputIds?: string;
             json?: boolean;
+            set?: string[];
             backend: BackendChoice;
           } & Partial<CorpusEvalFlags>,
         ) => {
@@ -188,7 +224,7 @@ export function register(program: Command): void {
           );
           const report = await initBackend(flags.backend);
           process.stderr.write(`${describeBackend(report)}\n`);
-          const model = await loadCheckpointFlag(flags.checkpoint);
+          const model = await loadCheckpointFlag(flags.checkpoint, flags.set ?? []);
           try {
             if (flags.corpus !== undefined) {
               const corpusFlags = { ...flags, corpus: flags.corpus, split: flags.split ?? 'valid' };

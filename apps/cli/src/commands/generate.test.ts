@@ -90,4 +90,23 @@ describe('baka generate', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--top-p expects a number in \(0, 1\]/);
   });
+
+  it('--set changes a model key of the checkpoint; an unknown key lists the valid ones', () => {
+    const checkpoint = fileURLToPath(
+      new URL('../../../../packages/model/__fixtures__/tiny-torch', import.meta.url),
+    );
+    const generate = (...set: string[]) =>
+      spawnSync(
+        process.execPath,
+        [bin, 'generate', '--checkpoint', checkpoint, '--prompt', 'a', '--max-new-tokens', '4']
+          .concat(['--temperature', '0', '--backend', 'cpu'])
+          .concat(set.flatMap((setting) => ['--set', setting])),
+        { encoding: 'utf8', timeout: 120_000 },
+      );
+    const changed = generate('n_ctx=4', 'memory=none');
+    expect(changed.status, changed.stderr).toBe(0);
+    const unknown = generate('ctx=4');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr.trim()).toMatch(/^baka: --set: unknown key 'ctx'; valid keys: .*n_ctx/m);
+  });
 });

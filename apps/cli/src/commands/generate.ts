@@ -8,9 +8,16 @@ import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
 import { TOKENIZER_FILE } from '@baka/model';
 import type { Command } from 'commander';
 import { backendOption, describeBackend, initBackend, type BackendChoice } from '../backend';
-import { UserError, action, parseIntFlag, parseNumberFlag, resolveUserPath } from '../cli-kit';
+import {
+  UserError,
+  action,
+  collect,
+  parseIntFlag,
+  parseNumberFlag,
+  resolveUserPath,
+} from '../cli-kit';
 import { resolveCheckpointArgument, runsDirectory } from '../run-directory';
-import { loadCheckpointFlag } from './eval';
+import { loadCheckpointFlag, SET_FLAG_HELP } from './eval';
 
 interface GenerateFlags {
   checkpoint: string;
@@ -21,6 +28,7 @@ interface GenerateFlags {
   topK?: string;
   topP?: string;
   seed: string;
+  set?: string[];
   backend: BackendChoice;
 }
 
@@ -68,6 +76,7 @@ export function register(program: Command): void {
     .option('--top-k <k>', 'sample from the k most likely tokens')
     .option('--top-p <p>', 'sample from the smallest set of tokens with probability >= p')
     .option('--seed <s>', 'sampling seed (same seed, same text)', '0')
+    .option('--set <key=value>', SET_FLAG_HELP, collect)
     .addOption(backendOption())
     .action(
       action(async (flags: GenerateFlags) => {
@@ -91,7 +100,7 @@ export function register(program: Command): void {
         const report = await initBackend(flags.backend);
         process.stderr.write(`${describeBackend(report)}\n`);
         const dir = resolveUserPath(flags.checkpoint);
-        const model = await loadCheckpointFlag(flags.checkpoint);
+        const model = await loadCheckpointFlag(flags.checkpoint, flags.set ?? []);
         try {
           const tokenizerPath = existsSync(join(dir, TOKENIZER_FILE))
             ? join(dir, TOKENIZER_FILE)

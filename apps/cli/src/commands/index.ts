@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { register as registerEval } from './eval';
 import { register as registerGenerate } from './generate';
 import { register as registerInfo } from './info';
+import { register as registerConfig } from './config';
 import { register as registerData } from './data';
 import { register as registerDoctor } from './doctor';
 import { register as registerTokenizer } from './tokenizer';
@@ -20,5 +21,6 @@ export function registerCommands(program: Command): void {
   registerTokenizer(program);
   registerTrain(program);
   registerRuns(program);
+  registerConfig(program);
   registerViewer(program);
 }

@@ -35,4 +35,28 @@ describe('baka info', () => {
     expect(text.stdout).toMatch(/total +36108/);
     expect(text.stdout).toMatch(/input embedding 2560/);
   });
+
+  it('shows each key with its schema description, and the config --set would give', () => {
+    const text = spawnSync(process.execPath, [bin, 'info', '--checkpoint', torchCheckpoint], {
+      encoding: 'utf8',
+    });
+    expect(text.stdout).toMatch(/n_ctx +8 +Chunk length: /);
+    expect(text.stdout).toMatch(/memory +xl +'xl' \(upstream\)/);
+    const changed = spawnSync(
+      process.execPath,
+      [bin, 'info', '--checkpoint', torchCheckpoint, '--set', 'n_layers=1', '--json'],
+      { encoding: 'utf8' },
+    );
+    expect(changed.status, changed.stderr).toBe(0);
+    const info = JSON.parse(changed.stdout.trim().split('\n').pop()!);
+    expect(info.config.n_layers).toBe(1);
+    expect(info.parameters.total).toBe(1 * (4 * 32 * 32 + 3 * 32 * 64 + 64 + 4) + 2 * 80 * 32 + 64);
+    const bad = spawnSync(
+      process.execPath,
+      [bin, 'info', '--checkpoint', torchCheckpoint, '--set', 'memory=long'],
+      { encoding: 'utf8' },
+    );
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim()).toMatch(/^baka: --set memory=long: expected one of xl, none/);
+  });
 });

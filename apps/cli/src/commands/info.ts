@@ -1,11 +1,15 @@
-// `baka info`: a checkpoint's config and parameter counts, and for a training checkpoint its
-// step, tokens and losses.
-//   baka info --checkpoint DIR|RUN [--runs-dir DIR] [--json]
+// `baka info`: a checkpoint's config (each key with its schema description), parameter counts,
+// and for a training checkpoint its step, tokens and losses.
+//   baka info --checkpoint DIR|RUN [--runs-dir DIR] [--set key=value ...] [--json]
+// --set shows the checkpoint's config with those keys changed (and the parameters it would have).
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  configFields,
   configJson,
   countParameters,
+  makeConfig,
+  parseConfigSettings,
   readCheckpointConfig,
   readSafetensorsMetadata,
   TOKENIZER_FILE,
@@ -13,7 +17,7 @@ import {
 } from '@baka/model';
 import { CHECKPOINT_FILES, CheckpointError, parseTrainerState } from '@baka/trainer';
 import type { Command } from 'commander';
-import { UserError, action, resolveUserPath } from '../cli-kit';
+import { UserError, action, asUserError, collect, resolveUserPath } from '../cli-kit';
 import { resolveCheckpointArgument, runsDirectory } from '../run-directory';
 
 export interface CheckpointInfo {
@@ -55,10 +59,15 @@ function trainingState(dir: string): CheckpointInfo['training'] {
 }
 
 /** Reads config.json (validated) and checks the weights header; no tensors are loaded. */
-export function checkpointInfo(checkpoint: string): CheckpointInfo {
+export function checkpointInfo(
+  checkpoint: string,
+  settings: readonly string[] = [],
+): CheckpointInfo {
   const dir = resolveUserPath(checkpoint);
   if (!existsSync(dir)) throw new UserError(`--checkpoint: directory not found: ${checkpoint}`);
-  const config = readCheckpointConfig(dir);
+  const saved = readCheckpointConfig(dir);
+  const overrides = asUserError('', () => parseConfigSettings(settings));
+  const config = asUserError('', () => makeConfig({ ...saved, ...overrides }, '--set'));
   const weights = join(dir, WEIGHTS_FILE);
   if (!existsSync(weights))
     throw new UserError(`--checkpoint: no ${WEIGHTS_FILE} in ${checkpoint}`);
@@ -85,25 +94,28 @@ export function register(program: Command): void {
       'checkpoint directory, run directory or run name (its newest checkpoint)',
     )
     .option('--runs-dir <dir>', 'where run names are looked up (default: <repo root>/runs)')
+    .option('--set <key=value>', 'show the config with this model key changed; repeatable', collect)
     .option('--json', 'print one JSON object')
     .action(
-      action((flags: { checkpoint: string; runsDir?: string; json?: boolean }) => {
+      action((flags: { checkpoint: string; runsDir?: string; set?: string[]; json?: boolean }) => {
         flags.checkpoint = resolveCheckpointArgument(
           flags.checkpoint,
           runsDirectory(flags.runsDir),
         );
-        const info = checkpointInfo(flags.checkpoint);
+        const info = checkpointInfo(flags.checkpoint, flags.set ?? []);
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(info)}\n`);
           return;
         }
         const lines = [`checkpoint ${flags.checkpoint}`, 'config:'];
-        // the fields config.json holds (a uniform model has no per-layer fields)
-        const shown = Object.entries(
-          JSON.parse(configJson(info.config)) as Record<string, unknown>,
-        );
-        const width = Math.max(16, ...shown.map(([key]) => key.length + 1));
-        for (const [key, value] of shown) lines.push(`  ${key.padEnd(width)}${value}`);
+        // the fields config.json holds (a uniform model has no per-layer fields), described
+        const written = JSON.parse(configJson(info.config)) as Record<string, unknown>;
+        const shown = configFields().filter((field) => field.key in written);
+        const width = Math.max(16, ...shown.map((field) => field.key.length + 1));
+        for (const field of shown) {
+          const value = String(written[field.key]);
+          lines.push(`  ${field.key.padEnd(width)}${value.padEnd(16)}${field.description}`);
+        }
         const { total, inputEmbedding, withoutInputEmbedding } = info.parameters;
         lines.push(
           'parameters:',

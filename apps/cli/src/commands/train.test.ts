@@ -6,6 +6,8 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -507,7 +509,7 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     reader.close();
   });
 
-  it('Ctrl-C saves a checkpoint and exits cleanly', async () => {
+  it('Ctrl-C saves a checkpoint and exits with the interrupted code 130', async () => {
     const { dir, common } = smallSetup();
     const runs = join(dir, 'runs');
     const child = startCli(
@@ -520,7 +522,7 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     await waitFor(() => store() && countSteps(join(runs, 'metrics.sqlite')) >= 2, child, 90_000);
     child.kill('SIGINT');
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    expect(code).toBe(0);
+    expect(code).toBe(130);
     expect(stdout).toMatch(/stopped \(Ctrl-C\): /);
     const checkpoint = latestCheckpoint(join(runs, 'c', 'checkpoints'));
     const loaded = await loadTrainingCheckpoint(checkpoint!);
@@ -635,7 +637,8 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
       ),
     );
     child.kill('SIGINT');
-    expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(0);
+    // an interrupted run exits 130 (after saving), and its lock is gone
+    expect(await new Promise((resolve) => child.on('exit', resolve))).toBe(130);
     expect(existsSync(join(runs, 'l', 'train.lock'))).toBe(false);
 
     const before = readdirSync(checkpoints).sort();
@@ -670,3 +673,462 @@ function countSteps(path: string): number {
     return 0;
   }
 }
+
+/** Losses per step of a run, from the metrics store. */
+function runLosses(database: string, run: string): { step: number; loss: number }[] {
+  const store = new MetricsStore(database, { readonly: true });
+  const rows = store.db
+    .prepare(
+      'SELECT m.step, m.loss FROM metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? ORDER BY m.step',
+    )
+    .all(run) as { step: number; loss: number }[];
+  store.close();
+  return rows;
+}
+
+function trainingJson(checkpoint: string): Record<string, unknown> {
+  return JSON.parse(readFileSync(join(checkpoint, 'training.json'), 'utf8'));
+}
+
+describe('baka train --set and the schemas', { timeout: 240_000 }, () => {
+  it('--set keys are typed by the schema; unknown keys and bad values are one line', async () => {
+    const { dir, common } = smallSetup();
+    const unknown = await runCli(['train', ...common, '--steps', '1', '--set', 'n_layer=1']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr.trim().split('\n').at(-1)).toMatch(
+      /^baka: --set: unknown key 'n_layer'; valid keys: model model_type, dim_model, .*n_layers.*; training runName, .*saveEvery/,
+    );
+    const bad = await runCli(['train', ...common, '--steps', '1', '--set', 'memory=long']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim().split('\n').at(-1)).toMatch(
+      /^baka: --set memory=long: expected one of xl, none/,
+    );
+    const trained = await runCli([
+      'train',
+      ...common,
+      '--run',
+      's',
+      '--steps',
+      '2',
+      '--set',
+      'n_layers=1',
+      '--set',
+      'memory=none',
+      '--set',
+      'weightDecay=0',
+      '--no-sample',
+    ]);
+    expect(trained.status, trained.stderr).toBe(0);
+    const checkpoint = latestCheckpoint(join(dir, 'runs', 's', 'checkpoints'))!;
+    const config = JSON.parse(readFileSync(join(checkpoint, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({ n_layers: 1, memory: 'none', dim_model: 16 });
+    expect('carry_memory' in config).toBe(false);
+    // training options: the schema's defaults (one saveEvery for library and CLI), --set applied
+    expect(trainingJson(checkpoint)).toMatchObject({ weightDecay: 0, saveEvery: 50, maxSteps: 2 });
+  });
+
+  it('thin layers from --set: trains, generates and evaluates; no MLP tensors for thin layers', async () => {
+    const { dir, common } = smallSetup();
+    const trained = await runCli([
+      'train',
+      ...common,
+      '--run',
+      'thin',
+      '--steps',
+      '2',
+      '--set',
+      'n_layers=3',
+      '--set',
+      'layer_kinds=standard,attention-only,standard',
+      '--set',
+      'layer_dim_ff=64,32,16',
+      '--no-sample',
+    ]);
+    expect(trained.status, trained.stderr).toBe(0);
+    const checkpoint = latestCheckpoint(join(dir, 'runs', 'thin', 'checkpoints'))!;
+    const config = JSON.parse(readFileSync(join(checkpoint, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({
+      n_layers: 3,
+      layer_kinds: ['standard', 'attention-only', 'standard'],
+      layer_dim_ff: [64, 32, 16],
+      thin_rotary_scale: 1e-4,
+    });
+    const names = [...readSafetensors(join(checkpoint, 'model.safetensors')).keys()];
+    expect(names.filter((name) => name.startsWith('model.layers.1.mlp'))).toEqual([]);
+    expect(names).toContain('model.layers.2.mlp.fc_down.weight');
+    const generated = await runCli([
+      'generate',
+      '--checkpoint',
+      checkpoint,
+      '--prompt',
+      'the king',
+      '--max-new-tokens',
+      '4',
+      '--temperature',
+      '0',
+      '--backend',
+      'cpu',
+    ]);
+    expect(generated.status, generated.stderr).toBe(0);
+    expect(generated.stderr).toMatch(/4 tokens in/);
+    const ids = join(dir, 'ids.json');
+    writeFileSync(ids, JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7]]));
+    const evaluated = await runCli([
+      'eval',
+      '--checkpoint',
+      checkpoint,
+      '--input-ids',
+      ids,
+      '--json',
+      '--backend',
+      'cpu',
+    ]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    const result = JSON.parse(evaluated.stdout.trim().split('\n').at(-1)!) as { loss: number };
+    expect(Number.isFinite(result.loss)).toBe(true);
+  });
+
+  it('help text shows the schema descriptions and defaults', async () => {
+    const help = await runCli(['train', '--help']);
+    expect(help.status).toBe(0);
+    const text = help.stdout.replace(/\s+/g, ' ');
+    expect(text).toMatch(
+      /--save-every <n> Checkpoint every N steps \(0: only at the end\) \(default 50\)/,
+    );
+    expect(text).toMatch(/--lr <x> Peak learning rate \(default 0\.001, quick run 0\.003\)/);
+    expect(text).toMatch(/--set <key=value>/);
+  });
+
+  it('an old checkpoint with carry_memory in config.json still loads; it becomes the training default', async () => {
+    const { dir, common } = smallSetup();
+    const first = await runCli(['train', ...common, '--run', 'old', '--steps', '1', '--no-sample']);
+    expect(first.status, first.stderr).toBe(0);
+    const init = latestCheckpoint(join(dir, 'runs', 'old', 'checkpoints'))!;
+    const configPath = join(init, 'config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8'));
+    writeFileSync(configPath, JSON.stringify({ ...config, carry_memory: true }));
+    const tokenizer = common[common.indexOf('--tokenizer') + 1]!;
+    const corpus = common[common.indexOf('--corpus') + 1]!;
+    const next = await runCli([
+      'train',
+      '--init',
+      init,
+      '--tokenizer',
+      tokenizer,
+      '--corpus',
+      corpus,
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--backend',
+      'cpu',
+      '--window',
+      '16',
+      '--run',
+      'from-old',
+      '--steps',
+      '1',
+      '--no-sample',
+    ]);
+    expect(next.status, next.stderr).toBe(0);
+    const checkpoint = latestCheckpoint(join(dir, 'runs', 'from-old', 'checkpoints'))!;
+    expect(trainingJson(checkpoint).carryMemory).toBe(true);
+  });
+});
+
+describe('baka train --resume is self-contained and keeps the model and data', {
+  timeout: 300_000,
+}, () => {
+  it('resumes with the tokenizer saved in the checkpoint after the original file is gone: same losses', async () => {
+    const { dir, common } = smallSetup();
+    const runs = join(dir, 'runs');
+    const straight = await runCli([
+      'train',
+      ...common,
+      '--run',
+      'straight',
+      '--steps',
+      '4',
+      '--no-sample',
+    ]);
+    expect(straight.status, straight.stderr).toBe(0);
+    const first = await runCli([
+      'train',
+      ...common,
+      '--run',
+      'split',
+      '--steps',
+      '2',
+      '--no-sample',
+    ]);
+    expect(first.status, first.stderr).toBe(0);
+    // the tokenizer file the run used is moved away, and the shard cache made with it deleted
+    const tokenizer = common[common.indexOf('--tokenizer') + 1]!;
+    renameSync(tokenizer, join(dir, 'moved-tokenizer.json'));
+    rmSync(join(runs, '.shards'), { recursive: true, force: true });
+    const resumed = await runCli([
+      'train',
+      '--resume',
+      'split',
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--steps',
+      '4',
+      '--no-sample',
+    ]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(resumed.stdout).toMatch(/done: 2 steps this session \(4 in total\)/);
+    const database = join(runs, 'metrics.sqlite');
+    expect(runLosses(database, 'split')).toEqual(runLosses(database, 'straight'));
+  });
+
+  it('refuses overrides that change the model or the data, naming the flag; allows and records safe ones', async () => {
+    const { dir, common } = smallSetup();
+    const runs = join(dir, 'runs');
+    const first = await runCli(['train', ...common, '--run', 'r', '--steps', '2', '--no-sample']);
+    expect(first.status, first.stderr).toBe(0);
+    const resume = [
+      'train',
+      '--resume',
+      'r',
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--no-sample',
+    ];
+    const tokenizer = common[common.indexOf('--tokenizer') + 1]!;
+    for (const [args, flag] of [
+      [['--tokenizer', tokenizer], '--tokenizer'],
+      [['--preset', 'tiny'], '--preset'],
+      [['--set', 'n_layers=3'], '--set n_layers'],
+      [['--window', '32'], '--window'],
+      [['--batch-size', '2'], '--batch-size'],
+      [['--mode', 'packed'], '--mode'],
+      [['--corpus', 'wikitext-2'], '--corpus'],
+      [['--seed', '7'], '--seed'],
+    ] as const) {
+      const result = await runCli([...resume, ...args, '--steps', '3']);
+      expect(result.status, `${flag}: ${result.stderr}`).toBe(2);
+      const line = result.stderr.trim().split('\n').at(-1)!;
+      expect(line.startsWith(`baka: ${flag}: a resumed run keeps`), line).toBe(true);
+    }
+    // the same window as saved is no change; lr, steps and cadences are safe and recorded
+    const safe = await runCli([
+      ...resume,
+      '--window',
+      '16',
+      '--lr',
+      '5e-4',
+      '--steps',
+      '3',
+      '--save-every',
+      '7',
+    ]);
+    expect(safe.status, safe.stderr).toBe(0);
+    expect(safe.stderr).toMatch(
+      /resume overrides: maxSteps 2 -> 3, learningRate 0\.001 -> 0\.0005, saveEvery 50 -> 7/,
+    );
+    const checkpoint = latestCheckpoint(join(runs, 'r', 'checkpoints'))!;
+    expect(trainingJson(checkpoint)).toMatchObject({
+      learningRate: 5e-4,
+      maxSteps: 3,
+      saveEvery: 7,
+    });
+    const lrs = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+    const last = lrs.db.prepare('SELECT lr FROM metrics ORDER BY step DESC LIMIT 1').get() as {
+      lr: number;
+    };
+    lrs.close();
+    expect(last.lr).toBeCloseTo(5e-4, 10);
+  });
+
+  it('extending --steps on a cosine schedule needs --extend-schedule', async () => {
+    const { dir, common } = smallSetup();
+    const runs = join(dir, 'runs');
+    const first = await runCli([
+      'train',
+      ...common,
+      '--run',
+      'cos',
+      '--steps',
+      '2',
+      '--schedule',
+      'cosine',
+      '--no-sample',
+    ]);
+    expect(first.status, first.stderr).toBe(0);
+    const resume = [
+      'train',
+      '--resume',
+      'cos',
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+      '--no-sample',
+    ];
+    const refused = await runCli([...resume, '--steps', '4']);
+    expect(refused.status).toBe(2);
+    expect(refused.stderr.trim().split('\n').at(-1)).toMatch(
+      /^baka: --steps: the cosine schedule decays over 2 steps; add --extend-schedule/,
+    );
+    const extended = await runCli([...resume, '--steps', '4', '--extend-schedule']);
+    expect(extended.status, extended.stderr).toBe(0);
+    const checkpoint = latestCheckpoint(join(runs, 'cos', 'checkpoints'))!;
+    const state = JSON.parse(readFileSync(join(checkpoint, 'trainer_state.json'), 'utf8'));
+    expect(state.step).toBe(4);
+    expect(state.schedule.totalSteps).toBe(4);
+  });
+});
+
+/** Every descendant pid of `root` (Linux /proc). */
+function descendants(root: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(Number(entry), ppid);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    for (const [child, parent] of parents) {
+      if (parent === pid) {
+        found.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return found;
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url));
+
+describe('signals reach the trainer through the wrappers', { timeout: 240_000 }, () => {
+  const wrappers = [
+    ['pnpm baka train', 'pnpm', ['baka', 'train']],
+    ['pnpm --filter cli train', 'pnpm', ['--filter', 'cli', 'train']],
+  ] as const;
+  for (const [name, program, prefix] of wrappers) {
+    it(`SIGTERM to \`${name}\` finishes the step, saves, and leaves no trainer behind`, async () => {
+      const { dir, common } = smallSetup();
+      const runs = join(dir, 'runs');
+      const child = spawn(
+        program,
+        [
+          ...prefix,
+          ...common,
+          '--run',
+          't',
+          '--steps',
+          '100000',
+          '--epochs',
+          '1000',
+          '--no-sample',
+        ],
+        { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      children.add(child);
+      let output = '';
+      child.stdout!.on('data', (chunk) => (output += chunk));
+      child.stderr!.on('data', (chunk) => (output += chunk));
+      const database = join(runs, 'metrics.sqlite');
+      await waitFor(() => existsSync(database) && countSteps(database) >= 1, child, 120_000);
+      // the node process running the CLI (not the `sh -c` pnpm starts it with)
+      const trainers = descendants(child.pid!).filter((pid) => {
+        const line = commandLine(pid);
+        return /main\.ts train/.test(line) && !/^(\S*\/)?sh /.test(line);
+      });
+      expect(trainers, output).toHaveLength(1);
+      const trainer = trainers[0]!;
+      const exited = new Promise<[number | null, string | null]>((resolve) =>
+        child.on('exit', (code, signal) => resolve([code, signal])),
+      );
+      child.kill('SIGTERM');
+      const [code, signal] = await exited;
+      // pnpm itself ends at once (killed by the signal: 143); the trainer saves and exits 130
+      expect(code === 143 || signal === 'SIGTERM', `${code} ${signal}`).toBe(true);
+      const started = Date.now();
+      while (alive(trainer) && Date.now() - started < 90_000) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      expect(alive(trainer), `trainer ${trainer} still running`).toBe(false);
+      const checkpoint = latestCheckpoint(join(runs, 't', 'checkpoints'));
+      expect(checkpoint).toBeDefined();
+      const loaded = await loadTrainingCheckpoint(checkpoint!);
+      expect(loaded.state.step).toBeGreaterThanOrEqual(1);
+      loaded.model.dispose();
+      const store = new MetricsStore(database, { readonly: true });
+      const run = store.db.prepare('SELECT status FROM runs WHERE name = ?').get('t') as {
+        status: string;
+      };
+      store.close();
+      expect(run.status).toBe('stopped');
+    });
+  }
+
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    it(`${signal} through bin/baka.js saves and exits 130, like Ctrl-C`, async () => {
+      const { dir, common } = smallSetup();
+      const runs = join(dir, 'runs');
+      const child = spawn(
+        process.execPath,
+        [
+          join(repoRoot, 'apps/cli/bin/baka.js'),
+          'train',
+          ...common,
+          '--run',
+          'h',
+          '--steps',
+          '100000',
+          '--epochs',
+          '1000',
+          '--no-sample',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      children.add(child);
+      let stdout = '';
+      child.stdout!.on('data', (chunk) => (stdout += chunk));
+      child.stderr!.resume();
+      const database = join(runs, 'metrics.sqlite');
+      await waitFor(() => existsSync(database) && countSteps(database) >= 1, child, 120_000);
+      const code = await new Promise<number | null>((resolve) => {
+        child.on('exit', resolve);
+        child.kill(signal);
+      });
+      expect(code).toBe(130);
+      expect(stdout).toMatch(new RegExp(`stopped \\(${signal}\\): `));
+      const loaded = await loadTrainingCheckpoint(
+        latestCheckpoint(join(runs, 'h', 'checkpoints'))!,
+      );
+      expect(loaded.state.step).toBeGreaterThanOrEqual(1);
+      loaded.model.dispose();
+    });
+  }
+});

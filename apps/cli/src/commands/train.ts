@@ -1,58 +1,132 @@
-// `baka train`: trains a BakaLLM model with upstream's procedure (DESIGN §1.4), resumable, with a
-// progress bar, metrics in <runs-dir>/metrics.sqlite and checkpoints in <runs-dir>/<run>/.
-// With no flags: the `tiny` preset on bundled Tiny Shakespeare with the bundled tokenizer, sized
-// to finish in a few minutes on two CPU cores.
+// `baka train`: trains a BakaLLM model with upstream's procedure, resumable, with a progress bar,
+// metrics in <runs-dir>/metrics.sqlite and checkpoints in <runs-dir>/<run>/. Every option and its
+// default comes from the training options schema (@baka/trainer) and the model config schema
+// (@baka/model); with no length flags the run is QUICK_RUN: the `tiny` preset on bundled Tiny
+// Shakespeare, sized to finish in a few minutes on two CPU cores.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TokenDocuments, tokenDocumentsFromArrays } from '@baka/data';
 import {
   BakaCausalLM,
   type BakaConfig,
-  ModelError,
+  CONFIG_KEYS,
   countParameters,
+  DEFAULT_PRESET,
+  isConfigKey,
+  legacyCarryMemory,
   loadCheckpoint,
   makeConfig,
+  ModelError,
+  parseConfigSettings,
   PRESETS,
+  presetConfig,
+  TOKENIZER_FILE,
 } from '@baka/model';
 import { defaultTokenizerPath, Tokenizer } from '@baka/tokenizer';
 import {
   checkTrainingCheckpointTarget,
+  isTrainingOptionKey,
   latestCheckpoint,
   loadTrainingCheckpoint,
   MetricsStore,
   makeTrainingOptions,
   openCorpusDocuments,
+  parseTrainingOptionValue,
+  parseTrainingSettings,
   plannedUnits,
+  RESUMABLE_OPTIONS,
   readTrainingBatch,
-  saveTrainingCheckpoint,
+  type SessionHooks,
   type SessionSummary,
+  saveTrainingCheckpoint,
+  TRAINING_OPTION_KEYS,
+  type TrainingCheckpoint,
+  type TrainingOptionKey,
   type TrainingOptions,
   TrainingSession,
+  trainingOptionFields,
 } from '@baka/trainer';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { z } from 'zod';
-import { initBackend, describeBackend, backendOption } from '../backend';
-import { action, defaultRunsDir, resolveUserPath, UserError } from '../cli-kit';
+import { backendOption, describeBackend, initBackend } from '../backend';
+import {
+  action,
+  asUserError,
+  collect,
+  defaultRunsDir,
+  formatDefault,
+  resolveUserPath,
+  UserError,
+} from '../cli-kit';
 import { formatCount, ProgressBar } from '../progress';
 
-/** The default run (no flags) is sized to finish within ~8 minutes on 2 CPU cores. */
-export const DEFAULT_TRAIN = {
-  preset: 'tiny',
-  corpus: 'tinyshakespeare',
-  steps: 300,
-  maxMinutes: 8,
-  window: 256,
-  batchSize: 5,
-  learningRate: 3e-3,
-  schedule: 'cosine' as const,
-  warmup: 20,
-  evalDocuments: 8,
-  sampleTokens: 48,
-};
+/**
+ * The quick run (none of --steps, --epochs, --max-minutes): its documented overrides of the
+ * schema's defaults, sized to finish within ~8 minutes on 2 CPU cores.
+ */
+export const QUICK_RUN = {
+  preset: DEFAULT_PRESET,
+  options: {
+    corpus: 'tinyshakespeare',
+    maxSteps: 300,
+    maxMinutes: 8,
+    epochs: 100,
+    window: 256,
+    learningRate: 3e-3,
+    schedule: 'cosine',
+    warmupSteps: 20,
+    evalDocuments: 8,
+  },
+} as const satisfies { preset: string; options: Partial<TrainingOptions> };
 
-const integer = (min: number) => z.coerce.number().int().min(min);
+/** `--input-ids FILE` trains on one batch: no corpus, no evaluation, one checkpoint at the end. */
+const INPUT_IDS_RUN = {
+  corpus: null,
+  saveEvery: 0,
+  evalEvery: 0,
+  evalAtEnd: false,
+} as const satisfies Partial<TrainingOptions>;
 
-/** Every flag, validated once here; an error names the flag and the value given. */
+/** Exit code of a run stopped by a signal (Ctrl-C, SIGTERM, SIGHUP, the wrapper dying); 0 when done. */
+export const INTERRUPTED_EXIT_CODE = 130;
+
+/** Tokens generated for the end-of-run sample. */
+const SAMPLE_TOKENS = 48;
+
+/** The flags that set one training option: flag name (camelCase, as commander gives it) -> option. */
+const OPTION_FLAGS = {
+  steps: { key: 'maxSteps', value: '<n>' },
+  epochs: { key: 'epochs', value: '<n>' },
+  lr: { key: 'learningRate', value: '<x>' },
+  window: { key: 'window', value: '<n>' },
+  batchSize: { key: 'batchSize', value: '<n>' },
+  seed: { key: 'seed', value: '<n>' },
+  evalEvery: { key: 'evalEvery', value: '<n>' },
+  evalDocuments: { key: 'evalDocuments', value: '<n>' },
+  saveEvery: { key: 'saveEvery', value: '<n>' },
+  keep: { key: 'keep', value: '<n>' },
+  schedule: { key: 'schedule', value: '<name>' },
+  warmup: { key: 'warmupSteps', value: '<n>' },
+  mode: { key: 'mode', value: '<mode>' },
+  carryMemory: { key: 'carryMemory', value: '' },
+  accumulate: { key: 'accumulate', value: '<n>' },
+  clip: { key: 'clipNorm', value: '<x>', note: '0 disables' },
+  maxMinutes: { key: 'maxMinutes', value: '<x>' },
+} satisfies Record<string, { key: TrainingOptionKey; value: string; note?: string }>;
+type OptionFlag = keyof typeof OPTION_FLAGS;
+
+/** Flags that would change the model or the data; a resume refuses them. */
+const MODEL_FLAGS = ['tokenizer', 'preset', 'config'] as const;
+
+const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** The flag a training option is set with (`--steps` for maxSteps), or `--set KEY`. */
+function flagOf(key: TrainingOptionKey): string {
+  const entry = Object.entries(OPTION_FLAGS).find(([, flag]) => flag.key === key);
+  return entry ? `--${kebab(entry[0])}` : `--set ${key}`;
+}
+
+/** Flags that are not training options or model config keys. */
 const flagsSchema = z.object({
   preset: z.string().optional(),
   config: z.string().optional(),
@@ -63,48 +137,86 @@ const flagsSchema = z.object({
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-" only')
     .optional(),
   runsDir: z.string().optional(),
-  steps: integer(1).optional(),
-  epochs: integer(1).optional(),
-  lr: z.coerce.number().positive().optional(),
-  window: integer(3).optional(),
-  batchSize: integer(1).optional(),
-  seed: z.coerce.number().int().optional(),
   resume: z.union([z.boolean(), z.string()]).optional(),
   init: z.string().optional(),
   inputIds: z.string().optional(),
   out: z.string().optional(),
   backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']),
-  evalEvery: integer(0).optional(),
-  evalDocuments: integer(1).optional(),
-  saveEvery: integer(0).optional(),
-  keep: integer(1).optional(),
-  schedule: z.enum(['constant', 'cosine']).optional(),
-  warmup: integer(0).optional(),
-  mode: z.enum(['upstream', 'packed']).optional(),
-  carryMemory: z.boolean().optional(),
-  accumulate: integer(1).optional(),
-  clip: z.coerce.number().min(0).optional(),
-  maxMinutes: z.coerce.number().positive().optional(),
   sample: z.boolean(),
-  sampleTokens: integer(0).optional(),
+  sampleTokens: z.coerce.number().int().min(0).optional(),
+  extendSchedule: z.boolean().optional(),
+  set: z.array(z.string()).optional(),
 });
-type Flags = z.infer<typeof flagsSchema>;
 
-const kebab = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+export type Flags = z.infer<typeof flagsSchema> & {
+  /** Each option flag given, by its flag name (`steps: 12`), typed by the schema. */
+  [flag in OptionFlag]?: unknown;
+} & {
+  /** Training options given by their own flags or by `--set`, typed by the schema. */
+  options: Partial<TrainingOptions>;
+  /** The flag each of `options` came from (for messages). */
+  optionFlags: Partial<Record<TrainingOptionKey, string>>;
+  /** Model config keys given with `--set`. */
+  model: Partial<BakaConfig>;
+};
+
+/** One option flag's value, typed by the schema; the error names the flag and the value. */
+function optionFlagValue(name: OptionFlag, raw: unknown): unknown {
+  const { key } = OPTION_FLAGS[name];
+  if (typeof raw !== 'string') return parseTrainingOptionValue(key, JSON.stringify(raw));
+  // --clip 0 disables clipping (the option's null)
+  const text = name === 'clip' && Number(raw) === 0 ? 'null' : raw;
+  try {
+    return parseTrainingOptionValue(key, text);
+  } catch (error) {
+    throw new UserError(`--${kebab(name)}: ${(error as Error).message} (got '${raw}')`);
+  }
+}
+
+/** `--set key=value`: model config keys and training options, each typed by its schema. */
+function parseSettings(settings: readonly string[], flags: Flags): void {
+  for (const setting of settings) {
+    const key = setting.slice(0, Math.max(setting.indexOf('='), 0)).trim();
+    if (isConfigKey(key)) {
+      Object.assign(
+        flags.model,
+        asUserError('', () => parseConfigSettings([setting])),
+      );
+    } else if (isTrainingOptionKey(key)) {
+      Object.assign(
+        flags.options,
+        asUserError('', () => parseTrainingSettings([setting])),
+      );
+      flags.optionFlags[key] = `--set ${key}`;
+    } else if (key === '') {
+      throw new UserError(`--set: expected key=value, got '${setting}'`);
+    } else {
+      throw new UserError(
+        `--set: unknown key '${key}'; valid keys: model ${CONFIG_KEYS.join(', ')}; training ${TRAINING_OPTION_KEYS.join(', ')}`,
+      );
+    }
+  }
+}
 
 export function parseTrainFlags(raw: Record<string, unknown>): Flags {
-  const parsed = flagsSchema.safeParse(raw);
+  const rest = Object.fromEntries(Object.entries(raw).filter(([name]) => !(name in OPTION_FLAGS)));
+  const parsed = flagsSchema.safeParse(rest);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = String(issue.path[0]);
     throw new UserError(`--${kebab(key)}: ${issue.message} (got '${String(raw[key])}')`);
   }
-  const flags = parsed.data;
-  if (flags.preset !== undefined && !(flags.preset in PRESETS)) {
-    throw new UserError(
-      `--preset: expected one of ${Object.keys(PRESETS).join(', ')}, got '${flags.preset}'`,
-    );
+  const flags: Flags = { ...parsed.data, options: {}, optionFlags: {}, model: {} };
+  for (const name of Object.keys(OPTION_FLAGS) as OptionFlag[]) {
+    if (raw[name] === undefined) continue;
+    const { key } = OPTION_FLAGS[name];
+    const value = optionFlagValue(name, raw[name]);
+    flags[name] = value;
+    (flags.options as Record<string, unknown>)[key] = value;
+    flags.optionFlags[key] = `--${kebab(name)}`;
   }
+  parseSettings(flags.set ?? [], flags);
+  if (flags.preset !== undefined) asUserError('', () => presetConfig(flags.preset!));
   if (flags.resume !== undefined && flags.resume !== false && flags.init !== undefined) {
     throw new UserError(
       '--resume and --init cannot be used together (--init starts a new run from weights)',
@@ -156,34 +268,6 @@ function defaultRunName(preset: string): string {
   return `${preset}-${stamp}`;
 }
 
-/** Builds the model config from --preset and --config (file fields win), sized to the tokenizer. */
-function modelConfig(
-  flags: Flags,
-  tokenizer: Tokenizer,
-): { config: BakaConfig; preset: string | null } {
-  const fromFile = flags.config
-    ? (readJsonFile(resolveUserPath(flags.config), '--config') as object)
-    : {};
-  const preset = flags.preset ?? (flags.config ? null : DEFAULT_TRAIN.preset);
-  const base = preset ? PRESETS[preset as keyof typeof PRESETS] : {};
-  const input = { ...base, n_vocab: tokenizer.vocabSize, ...fromFile };
-  try {
-    const config = makeConfig(
-      input,
-      flags.config ? `--config ${flags.config}` : `--preset ${preset}`,
-    );
-    if (config.n_vocab < tokenizer.vocabSize) {
-      throw new UserError(
-        `n_vocab ${config.n_vocab} is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize})`,
-      );
-    }
-    return { config, preset };
-  } catch (error) {
-    if (error instanceof UserError) throw error;
-    throw new UserError((error as Error).message);
-  }
-}
-
 /** A corpus name as given, or a path resolved against the directory the user typed it in. */
 function corpusFlag(corpus: string | undefined): string | undefined {
   if (corpus === undefined) return undefined;
@@ -205,41 +289,48 @@ function formatSeconds(seconds: number): string {
   return m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${seconds.toFixed(1)}s`;
 }
 
+/** Help text of an option flag: the schema's description and default (and the quick run's). */
+function optionHelp(name: OptionFlag): string {
+  const { key, ...rest } = OPTION_FLAGS[name];
+  const field = trainingOptionFields().find((candidate) => candidate.key === key)!;
+  const quick = (QUICK_RUN.options as Partial<Record<TrainingOptionKey, unknown>>)[key];
+  const note = 'note' in rest ? `; ${rest.note}` : '';
+  return `${field.description.replace(/\.$/, '')} (default ${formatDefault(field.default)}${quick !== undefined ? `, quick run ${formatDefault(quick)}` : ''}${note})`;
+}
+
 export function register(program: Command): void {
-  program
+  const command = program
     .command('train')
     .description(
-      "Train a model with upstream's procedure. With none of --steps, --epochs, --max-minutes: a quick run " +
-        `(tiny preset on bundled Tiny Shakespeare, window ${DEFAULT_TRAIN.window}, lr ${DEFAULT_TRAIN.learningRate} with warmup + cosine, ` +
-        `${DEFAULT_TRAIN.steps} steps, at most ${DEFAULT_TRAIN.maxMinutes} minutes); otherwise upstream's defaults (window 2048, lr 1e-3 constant).`,
+      "Train a model with upstream's procedure. With none of --steps, --epochs, --max-minutes: the quick run " +
+        `(${QUICK_RUN.preset} preset on bundled Tiny Shakespeare, window ${QUICK_RUN.options.window}, lr ${QUICK_RUN.options.learningRate} with warmup + cosine, ` +
+        `${QUICK_RUN.options.maxSteps} steps, at most ${QUICK_RUN.options.maxMinutes} minutes); otherwise the schema's defaults (window 2048, lr 1e-3 constant). ` +
+        `Exit code 0 when done, ${INTERRUPTED_EXIT_CODE} when stopped by Ctrl-C, SIGTERM or SIGHUP (after saving).`,
     )
     .option(
       '--preset <name>',
-      `model preset: ${Object.keys(PRESETS).join(', ')} (default ${DEFAULT_TRAIN.preset})`,
+      `model preset: ${Object.keys(PRESETS).join(', ')} (default ${DEFAULT_PRESET})`,
     )
     .option('--config <file>', 'model config JSON (fields override the preset)')
     .option(
+      '--set <key=value>',
+      'set a model config key (n_layers=2, memory=none) or a training option (weightDecay=0); repeatable',
+      collect,
+    )
+    .option(
       '--corpus <name|path>',
-      `corpus: tinyshakespeare, wikitext-2, wikitext-103 or a file (default ${DEFAULT_TRAIN.corpus})`,
+      `corpus: tinyshakespeare, wikitext-2, wikitext-103 or a file (default ${QUICK_RUN.options.corpus})`,
     )
     .option('--tokenizer <file>', 'tokenizer.json (default: the bundled gpt-neox-20b tokenizer)')
     .option('--run <name>', 'run name (default: <preset>-<date>)')
     .option('--runs-dir <dir>', 'where runs and metrics.sqlite live (default: <repo root>/runs)')
     .option(
-      '--steps <n>',
-      `stop after n optimizer steps in total (default run: ${DEFAULT_TRAIN.steps})`,
-    )
-    .option('--epochs <n>', 'epochs over the training split (default 1)')
-    .option('--lr <x>', 'peak learning rate (upstream 1e-3)')
-    .option(
-      '--window <n>',
-      'training window in tokens, one optimizer step per window (upstream 2048)',
-    )
-    .option('--batch-size <n>', 'articles per batch (upstream 5)')
-    .option('--seed <n>', 'seed for the weights and the data order (default 0)')
-    .option(
       '--resume [checkpoint]',
-      'continue a run: a checkpoint dir, a run dir or name (default: --run)',
+      'continue a run with its own tokenizer, model and data: a checkpoint dir, a run dir or name (default: --run)',
+    )
+    .option(
+      '--extend-schedule',
+      'with --resume and a cosine schedule: stretch the decay over the new --steps',
     )
     .option('--init <dir>', 'start from the weights of this checkpoint (fresh optimizer)')
     .option(
@@ -250,38 +341,17 @@ export function register(program: Command): void {
       '--out <dir>',
       'also write the final checkpoint here: a new or empty directory, or a checkpoint to replace',
     )
-    .addOption(backendOption())
-    .option('--eval-every <n>', 'evaluate on the validation split every n steps (0: never)')
-    .option('--eval-documents <n>', 'articles per evaluation (default: the whole split)')
-    .option('--save-every <n>', 'checkpoint every n steps (0: only at the end)')
-    .option('--keep <n>', 'checkpoints to keep (default 3)')
-    .option(
-      '--schedule <name>',
-      'learning rate schedule: constant (upstream) or cosine (with warmup)',
-    )
-    .option('--warmup <n>', 'linear warmup steps')
-    .option(
-      '--mode <mode>',
-      'upstream (article batches, windows, two passes) or packed (random blocks)',
-    )
-    .option(
-      '--carry-memory',
-      "carry detached XL memory from window to window (default: the config's carry_memory; upstream: off)",
-    )
-    .option('--accumulate <n>', 'windows per optimizer step (gradient accumulation, default 1)')
-    .option('--clip <x>', 'clip the global gradient norm (upstream 1.0; 0 disables)')
-    .option(
-      '--max-minutes <x>',
-      `stop after this many minutes (default run: ${DEFAULT_TRAIN.maxMinutes})`,
-    )
+    .addOption(backendOption());
+  for (const name of Object.keys(OPTION_FLAGS) as OptionFlag[]) {
+    const { value } = OPTION_FLAGS[name];
+    command.addOption(new Option(`--${kebab(name)}${value ? ` ${value}` : ''}`, optionHelp(name)));
+  }
+  command
     .option('--no-sample', 'do not print a generated sample at the end')
-    .option(
-      '--sample-tokens <n>',
-      `tokens to generate for the sample (default ${DEFAULT_TRAIN.sampleTokens})`,
-    )
+    .option('--sample-tokens <n>', `tokens to generate for the sample (default ${SAMPLE_TOKENS})`)
     .action(
-      action(async (raw: Record<string, unknown>, command: Command) => {
-        await runTrain(parseTrainFlags(raw), command);
+      action(async (raw: Record<string, unknown>) => {
+        await runTrain(parseTrainFlags(raw));
       }),
     );
 }
@@ -299,121 +369,352 @@ function outputDirectory(out: string | undefined): string | null {
   return dir;
 }
 
-async function runTrain(flags: Flags, command: Command): Promise<void> {
-  const given = (name: string) => command.getOptionValueSource(name) === 'cli';
+/** What a run starts from: a resumed checkpoint, --init weights, or a new model. */
+interface RunStart {
+  resumed: TrainingCheckpoint | null;
+  tokenizer: Tokenizer;
+  /** The tokenizer file the corpus is tokenized with (a resumed run: the checkpoint's own). */
+  tokenizerPath: string;
+  model: BakaCausalLM;
+  preset: string | null;
+  /** Training options that come with the model: `carry_memory` of an older config.json. */
+  modelDefaults: Partial<TrainingOptions>;
+}
+
+/**
+ * A resume keeps everything that makes the model and the data: the tokenizer, preset, config,
+ * model keys, and every option outside RESUMABLE_OPTIONS. The first such flag is refused.
+ */
+function refuseResumeOverrides(flags: Flags, previous: TrainingOptions): void {
+  for (const flag of MODEL_FLAGS) {
+    if (flags[flag] !== undefined) {
+      throw new UserError(
+        `--${flag}: a resumed run keeps the model and tokenizer of its checkpoint; start a new run (--init from the checkpoint) to change it`,
+      );
+    }
+  }
+  const modelKey = Object.keys(flags.model)[0];
+  if (modelKey !== undefined) {
+    throw new UserError(
+      `--set ${modelKey}: a resumed run keeps its model config; start a new run (--init from the checkpoint) to change it`,
+    );
+  }
+  const given: Partial<TrainingOptions> = { ...flags.options };
+  const corpus = corpusFlag(flags.corpus);
+  if (corpus !== undefined) given.corpus = corpus;
+  for (const [key, value] of Object.entries(given) as [TrainingOptionKey, unknown][]) {
+    if (RESUMABLE_OPTIONS.has(key)) continue;
+    if (JSON.stringify(value) === JSON.stringify(previous[key])) continue;
+    const flag = key === 'corpus' ? '--corpus' : (flags.optionFlags[key] ?? flagOf(key));
+    throw new UserError(
+      `${flag}: a resumed run keeps its ${key} (${formatDefault(previous[key])}); it changes the model or the data`,
+    );
+  }
+}
+
+async function loadStart(flags: Flags, runsDir: string): Promise<RunStart> {
+  if (flags.resume) {
+    const dir = findResumeCheckpoint(flags.resume, runsDir, flags.run);
+    const resumed = await loadTrainingCheckpoint(dir);
+    // The checkpoint is self-contained: its own tokenizer.json tokenizes the corpus too.
+    const saved = join(resumed.dir, TOKENIZER_FILE);
+    const previousPath = (resumed.training as Partial<TrainingOptions>).tokenizer;
+    const tokenizerPath = existsSync(saved)
+      ? saved
+      : previousPath && existsSync(previousPath)
+        ? previousPath
+        : defaultTokenizerPath();
+    return {
+      resumed,
+      tokenizer: Tokenizer.fromFile(tokenizerPath),
+      tokenizerPath,
+      model: resumed.model,
+      preset: (resumed.training as Partial<TrainingOptions>).preset ?? null,
+      modelDefaults: {},
+    };
+  }
+  const tokenizerPath = flags.tokenizer ? resolveUserPath(flags.tokenizer) : defaultTokenizerPath();
+  if (!existsSync(tokenizerPath))
+    throw new UserError(`--tokenizer: file not found: ${tokenizerPath}`);
+  const tokenizer = Tokenizer.fromFile(tokenizerPath);
+  if (flags.init) {
+    const dir = resolveUserPath(flags.init);
+    if (!existsSync(join(dir, 'config.json')))
+      throw new UserError(`--init: no config.json in ${dir}`);
+    const modelKey = Object.keys(flags.model)[0];
+    if (modelKey !== undefined) {
+      throw new UserError(`--set ${modelKey}: --init keeps the model config of its checkpoint`);
+    }
+    const carryMemory = legacyCarryMemory(readJsonFile(join(dir, 'config.json'), '--init'));
+    return {
+      resumed: null,
+      tokenizer,
+      tokenizerPath,
+      model: await loadCheckpoint(dir),
+      preset: null,
+      modelDefaults: carryMemory === undefined ? {} : { carryMemory },
+    };
+  }
+  const { config, preset, carryMemory } = modelConfig(flags, tokenizer);
+  return {
+    resumed: null,
+    tokenizer,
+    tokenizerPath,
+    model: BakaCausalLM.create(config, { seed: flags.options.seed ?? 0 }),
+    preset,
+    modelDefaults: carryMemory === undefined ? {} : { carryMemory },
+  };
+}
+
+/** The model config from --preset, --config (file fields win) and --set, sized to the tokenizer. */
+function modelConfig(
+  flags: Flags,
+  tokenizer: Tokenizer,
+): { config: BakaConfig; preset: string | null; carryMemory: boolean | undefined } {
+  const fromFile = flags.config
+    ? (readJsonFile(resolveUserPath(flags.config), '--config') as object)
+    : {};
+  const preset = flags.preset ?? (flags.config ? null : DEFAULT_PRESET);
+  const base = preset ? presetConfig(preset) : {};
+  const input = { ...base, n_vocab: tokenizer.vocabSize, ...fromFile, ...flags.model };
+  const source = flags.config ? `--config ${flags.config}` : `--preset ${preset}`;
+  const config = asUserError('', () => makeConfig(input, source));
+  if (config.n_vocab < tokenizer.vocabSize) {
+    throw new UserError(
+      `n_vocab ${config.n_vocab} is smaller than the tokenizer's vocabulary (${tokenizer.vocabSize})`,
+    );
+  }
+  return { config, preset, carryMemory: legacyCarryMemory(fromFile) };
+}
+
+/**
+ * The run's options, lowest first: the schema's defaults, the quick run or the --input-ids
+ * profile (a new run) or the checkpoint's training.json (a resume), then the flags and --set.
+ */
+function resolveOptions(flags: Flags, start: RunStart, inputRows: number | null): TrainingOptions {
+  const given = flags.options;
+  const lengthGiven = ['maxSteps', 'epochs', 'maxMinutes'].some((key) => key in given);
+  const previous = start.resumed
+    ? makeTrainingOptions(start.resumed.training, `${start.resumed.dir}/training.json`)
+    : null;
+  if (previous) refuseResumeOverrides(flags, previous);
+  const profile = previous
+    ? previous
+    : inputRows !== null
+      ? { ...INPUT_IDS_RUN, batchSize: inputRows }
+      : lengthGiven
+        ? {}
+        : QUICK_RUN.options;
+  const corpus = inputRows === null ? corpusFlag(flags.corpus) : undefined;
+  return asUserError('', () =>
+    makeTrainingOptions(
+      {
+        ...start.modelDefaults,
+        ...profile,
+        ...given,
+        ...(corpus !== undefined ? { corpus } : {}),
+        runName: flags.run ?? previous?.runName ?? defaultRunName(start.preset ?? 'model'),
+        tokenizer: previous ? previous.tokenizer : start.tokenizerPath,
+        preset: previous ? previous.preset : start.preset,
+      },
+      'train options',
+    ),
+  );
+}
+
+/**
+ * A resume's schedule follows the options it may change: the new learning rate, and (cosine)
+ * the decay horizon, which moves only with --extend-schedule.
+ */
+function resumeSchedule(
+  flags: Flags,
+  options: TrainingOptions,
+  resumed: TrainingCheckpoint,
+): string[] {
+  const schedule = resumed.state.schedule;
+  const changes: string[] = [];
+  const previous = makeTrainingOptions(resumed.training, 'training.json');
+  for (const key of RESUMABLE_OPTIONS) {
+    if (JSON.stringify(options[key]) !== JSON.stringify(previous[key])) {
+      changes.push(`${key} ${formatDefault(previous[key])} -> ${formatDefault(options[key])}`);
+    }
+  }
+  if (schedule.learningRate !== options.learningRate) schedule.learningRate = options.learningRate;
+  if (schedule.name === 'cosine' && options.maxSteps !== (schedule.totalSteps ?? null)) {
+    if (!flags.extendSchedule) {
+      throw new UserError(
+        `${flags.optionFlags.maxSteps ?? '--steps'}: the cosine schedule decays over ${schedule.totalSteps} steps; add --extend-schedule to stretch it over ${options.maxSteps} (or keep --steps ${schedule.totalSteps})`,
+      );
+    }
+    if (options.maxSteps === null) throw new UserError('--extend-schedule needs --steps');
+    schedule.totalSteps = options.maxSteps;
+  }
+  return changes;
+}
+
+/** The corpus tokenized once into cached shards (with the run's tokenizer), or no documents. */
+async function openData(
+  options: TrainingOptions,
+  tokenizerPath: string,
+  runsDir: string,
+): Promise<TokenDocuments> {
+  if (options.corpus === null) return tokenDocumentsFromArrays([]);
+  const started = performance.now();
+  const documents = await openCorpusDocuments({
+    corpus: options.corpus,
+    tokenizerPath,
+    cacheDir: join(runsDir, '.shards'),
+    onProgress: (message) => process.stderr.write(`${message}\n`),
+  });
+  process.stderr.write(
+    `data: ${options.corpus}: ${formatCount(documents.numTokens)} tokens in ${documents.numDocuments} documents (${formatSeconds((performance.now() - started) / 1000)})\n`,
+  );
+  return documents;
+}
+
+/** Progress bar, JSON step lines (--input-ids) and messages for skips and evaluations. */
+function progressHooks(
+  bar: ProgressBar,
+  startStep: number,
+  jsonLog: boolean,
+): SessionHooks & { tokensPerSecond: () => number } {
+  let tokensSeen = 0;
+  let secondsSeen = 0;
+  const tokensPerSecond = () => tokensSeen / Math.max(secondsSeen, 1e-9);
+  return {
+    tokensPerSecond,
+    onStep: (step) => {
+      tokensSeen += step.stepTokens;
+      secondsSeen += step.seconds;
+      const where = step.unit.where;
+      const position = jsonLog
+        ? `pass ${where.pass + 1} window ${where.window + 1}/${where.windows}`
+        : `batch ${where.batch + 1}/${where.batches} pass ${where.pass + 1} win ${where.window + 1}/${where.windows}`;
+      bar.update(
+        step.step - startStep,
+        `loss ${step.loss.toFixed(4)} ${formatCount(tokensPerSecond())} tok/s ${position} [${step.unit.rows}x${step.unit.length}]`,
+      );
+      if (jsonLog) {
+        process.stdout.write(
+          `${JSON.stringify({ step: step.step, loss: step.loss, gradNorm: step.gradNorm, lr: step.learningRate })}\n`,
+        );
+      }
+    },
+    onSkip: (skip) => {
+      process.stderr.write(
+        `\nstep ${skip.step + 1} skipped: loss ${skip.loss}, grad norm ${skip.gradNorm} (${skip.consecutive} in a row)\n`,
+      );
+    },
+    onNote: (message) => process.stderr.write(`note: ${message}\n`),
+    onEvaluate: (result, step) => {
+      process.stderr.write(
+        `\neval @ step ${step}: valid loss ${formatLoss(result.loss)} (ppl ${result.ppl.toFixed(1)}, token-weighted ${formatLoss(result.tokenLoss)}, ${result.documents} articles, ${result.nans} NaN)\n`,
+      );
+    },
+  };
+}
+
+/** How often the trainer checks that the package-manager wrapper it runs under is alive. */
+const PARENT_POLL_MS = 250;
+
+/**
+ * Ctrl-C, SIGTERM and SIGHUP finish the step, save and exit; a second one exits at once. Under a
+ * package-manager script (`pnpm baka train`), pnpm does not pass SIGTERM on: when the wrapper
+ * exits, this process is re-parented, and that stops the run the same way. Returns the signal
+ * that stopped the run (null: none) and a function that removes the handlers.
+ */
+function stopOnSignals(session: TrainingSession): {
+  signal: () => string | null;
+  remove: () => void;
+} {
+  let stoppedBy: string | null = null;
+  let signals = 0;
+  const stop = (why: string) => {
+    if (stoppedBy !== null) return;
+    stoppedBy = why;
+    process.stderr.write(
+      `\ninterrupted (${why}): finishing this step, saving a checkpoint (a second signal quits now)\n`,
+    );
+    session.requestStop();
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) process.exit(INTERRUPTED_EXIT_CODE);
+    stop(signal);
+  };
+  const names: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const name of names) process.on(name, onSignal);
+  const parent = process.ppid;
+  const watch =
+    process.env.npm_lifecycle_event !== undefined
+      ? setInterval(() => {
+          if (process.ppid === parent) return;
+          // the wrapper held our stdout/stderr: a closed pipe must not end the run before it saves
+          for (const stream of [process.stdout, process.stderr]) stream.on('error', () => {});
+          stop('the wrapper process exited');
+        }, PARENT_POLL_MS)
+      : null;
+  watch?.unref();
+  return {
+    signal: () => stoppedBy,
+    remove: () => {
+      for (const name of names) process.off(name, onSignal);
+      if (watch) clearInterval(watch);
+    },
+  };
+}
+
+function printSummary(
+  summary: SessionSummary,
+  context: {
+    options: TrainingOptions;
+    stoppedBy: string | null;
+    tokensPerSecond: number;
+    outDir: string | null;
+    runsDir: string;
+    runsDirFlag: string | undefined;
+    toStderr: boolean;
+  },
+): void {
+  const { options } = context;
+  const how =
+    summary.reason === 'interrupted'
+      ? `stopped (${context.stoppedBy === 'SIGINT' ? 'Ctrl-C' : context.stoppedBy})`
+      : summary.reason === 'time'
+        ? `stopped at the time limit (--max-minutes ${options.maxMinutes})`
+        : 'done';
+  const lines = [
+    `${how}: ${plural(summary.sessionSteps, 'step')} this session (${summary.steps} in total), ${formatCount(summary.sessionTokens)} tokens in ${formatSeconds(summary.seconds)} (${formatCount(context.tokensPerSecond)} tokens/s while training)`,
+    `loss: first ${formatLoss(summary.losses[0] ?? null)} -> final ${formatLoss(summary.finalLoss)} (best ${formatLoss(summary.bestLoss)}${summary.skippedSteps > 0 ? `, ${summary.skippedSteps} steps skipped for NaN/Inf` : ''})`,
+  ];
+  const lastEval = summary.evaluations.at(-1);
+  if (lastEval) {
+    lines.push(
+      `valid: loss ${formatLoss(lastEval.result.loss)}, ppl ${lastEval.result.ppl.toFixed(1)} (${lastEval.result.documents} articles, step ${lastEval.step})`,
+    );
+  }
+  lines.push(
+    `checkpoint: ${summary.checkpoint}${context.outDir ? ` (and ${context.outDir})` : ''}`,
+    `metrics: ${join(context.runsDir, 'metrics.sqlite')} (run '${options.runName}'); view them with: pnpm --filter metrics-viewer start`,
+    `resume with: pnpm baka train --resume ${options.runName}${context.runsDirFlag ? ` --runs-dir ${context.runsDirFlag}` : ''}`,
+  );
+  (context.toStderr ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
+}
+
+async function runTrain(flags: Flags): Promise<void> {
   const outDir = outputDirectory(flags.out);
   const report = await initBackend(flags.backend);
   process.stderr.write(`${describeBackend(report)}\n`);
   const runsDir = flags.runsDir ? resolveUserPath(flags.runsDir) : defaultRunsDir();
-
-  // Resume: the checkpoint's options, overridden by the flags given now.
-  const resumeDir = flags.resume ? findResumeCheckpoint(flags.resume, runsDir, flags.run) : null;
-  const resumed = resumeDir ? await loadTrainingCheckpoint(resumeDir) : null;
-  const previous = (resumed?.training ?? {}) as Partial<TrainingOptions>;
-
-  const tokenizerPath = flags.tokenizer
-    ? resolveUserPath(flags.tokenizer)
-    : (previous.tokenizer ?? defaultTokenizerPath());
-  let tokenizer: Tokenizer;
-  if (resumed?.tokenizerJson) tokenizer = Tokenizer.fromJSON(resumed.tokenizerJson);
-  else if (!existsSync(tokenizerPath))
-    throw new UserError(`--tokenizer: file not found: ${tokenizerPath}`);
-  else tokenizer = Tokenizer.fromFile(tokenizerPath);
-
-  let model: BakaCausalLM;
-  let preset: string | null = previous.preset ?? null;
-  if (resumed) model = resumed.model;
-  else if (flags.init) {
-    const dir = resolveUserPath(flags.init);
-    if (!existsSync(join(dir, 'config.json')))
-      throw new UserError(`--init: no config.json in ${dir}`);
-    model = await loadCheckpoint(dir);
-  } else {
-    const built = modelConfig(flags, tokenizer);
-    preset = built.preset;
-    model = BakaCausalLM.create(built.config, { seed: flags.seed ?? 0 });
-  }
-
-  const isDefaultRun =
-    !resumed && !flags.inputIds && !given('steps') && !given('epochs') && !given('maxMinutes');
+  const start = await loadStart(flags, runsDir);
+  const { model, tokenizer, resumed } = start;
   const inputBatch = flags.inputIds ? readTrainingBatch(resolveUserPath(flags.inputIds)) : null;
-  const pick = <T>(flag: T | undefined, saved: T | undefined, fallback: T): T =>
-    flag ?? saved ?? fallback;
-  const options = makeTrainingOptions(
-    {
-      ...previous,
-      runName: flags.run ?? previous.runName ?? defaultRunName(preset ?? 'model'),
-      mode: pick(flags.mode, previous.mode, 'upstream'),
-      window: pick(flags.window, previous.window, isDefaultRun ? DEFAULT_TRAIN.window : 2048),
-      batchSize: inputBatch
-        ? inputBatch.rows
-        : pick(flags.batchSize, previous.batchSize, DEFAULT_TRAIN.batchSize),
-      epochs: pick(flags.epochs, previous.epochs, inputBatch ? 1 : isDefaultRun ? 100 : 1),
-      seed: pick(flags.seed, previous.seed, 0),
-      maxSteps: flags.steps ?? previous.maxSteps ?? (isDefaultRun ? DEFAULT_TRAIN.steps : null),
-      maxMinutes:
-        flags.maxMinutes ??
-        (isDefaultRun ? DEFAULT_TRAIN.maxMinutes : (previous.maxMinutes ?? null)),
-      learningRate: pick(
-        flags.lr,
-        previous.learningRate,
-        isDefaultRun ? DEFAULT_TRAIN.learningRate : 1e-3,
-      ),
-      schedule: pick(
-        flags.schedule,
-        previous.schedule,
-        isDefaultRun ? DEFAULT_TRAIN.schedule : 'constant',
-      ),
-      warmupSteps: pick(
-        flags.warmup,
-        previous.warmupSteps,
-        isDefaultRun ? DEFAULT_TRAIN.warmup : 0,
-      ),
-      clipNorm:
-        flags.clip !== undefined
-          ? flags.clip === 0
-            ? null
-            : flags.clip
-          : (previous.clipNorm ?? 1),
-      accumulate: pick(flags.accumulate, previous.accumulate, 1),
-      carryMemory: pick(flags.carryMemory, previous.carryMemory, model.config.carry_memory),
-      saveEvery: pick(flags.saveEvery, previous.saveEvery, inputBatch ? 0 : 50),
-      keep: pick(flags.keep, previous.keep, 3),
-      evalEvery: inputBatch ? 0 : pick(flags.evalEvery, previous.evalEvery, 0),
-      evalDocuments: pick(
-        flags.evalDocuments,
-        previous.evalDocuments ?? undefined,
-        isDefaultRun ? DEFAULT_TRAIN.evalDocuments : null,
-      ),
-      evalAtEnd: !inputBatch,
-      corpus: inputBatch
-        ? null
-        : (corpusFlag(flags.corpus) ?? previous.corpus ?? DEFAULT_TRAIN.corpus),
-      tokenizer: tokenizerPath,
-      preset,
-    },
-    'train options',
-  );
+  const options = resolveOptions(flags, start, inputBatch?.rows ?? null);
   if (options.schedule === 'cosine' && options.maxSteps === null) {
     throw new UserError('--schedule cosine needs --steps (the decay horizon)');
   }
-
-  // Data: the corpus tokenized once into cached shards, or the one --input-ids batch.
-  let documents: TokenDocuments;
-  if (inputBatch) {
-    documents = tokenDocumentsFromArrays([]);
-  } else {
-    const started = performance.now();
-    documents = await openCorpusDocuments({
-      corpus: options.corpus!,
-      tokenizerPath,
-      cacheDir: join(runsDir, '.shards'),
-      onProgress: (message) => process.stderr.write(`${message}\n`),
-    });
-    process.stderr.write(
-      `data: ${options.corpus}: ${formatCount(documents.numTokens)} tokens in ${documents.numDocuments} documents (${formatSeconds((performance.now() - started) / 1000)})\n`,
-    );
-  }
+  const changes = resumed ? resumeSchedule(flags, options, resumed) : [];
+  const documents = await openData(options, start.tokenizerPath, runsDir);
   const units = plannedUnits(documents, {
     mode: options.mode,
     window: options.window,
@@ -428,12 +729,11 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
   );
 
   const store = new MetricsStore(join(runsDir, 'metrics.sqlite'));
-  const runDir = join(runsDir, options.runName);
   const session = new TrainingSession({
     model,
     documents,
     options,
-    runDir,
+    runDir: join(runsDir, options.runName),
     tokenizerJson: tokenizer.toJSON(),
     store,
     backend: report.name,
@@ -445,72 +745,24 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
       `note: ${options.corpus} has no validation split, so there is no evaluation\n`,
     );
   }
-  const parameters = countParameters(model);
   process.stderr.write(
-    `run ${options.runName}: ${formatCount(parameters.total)} parameters, ${options.mode} mode, window ${options.window}, ` +
+    `run ${options.runName}: ${formatCount(countParameters(model).total)} parameters, ${options.mode} mode, window ${options.window}, ` +
       `batch ${options.batchSize}, lr ${options.learningRate} (${options.schedule}), ${plannedSteps} steps planned` +
       `${options.maxMinutes !== null ? `, at most ${options.maxMinutes} min` : ''}${resumed ? `, resuming at step ${resumed.state.step}` : ''}\n`,
   );
+  if (changes.length > 0) process.stderr.write(`resume overrides: ${changes.join(', ')}\n`);
 
-  let interrupts = 0;
-  const onSignal = () => {
-    interrupts += 1;
-    if (interrupts === 1) {
-      process.stderr.write(
-        '\ninterrupted: finishing this step, saving a checkpoint (Ctrl-C again to quit now)\n',
-      );
-      session.requestStop();
-    } else {
-      process.exit(130);
-    }
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-
+  const stopper = stopOnSignals(session);
   const bar = new ProgressBar({ label: 'train', total: plannedSteps, unit: 'steps' });
-  const startStep = session.state.step;
-  let tokensSeen = 0;
-  let secondsSeen = 0;
-  const jsonLog = inputBatch !== null;
+  const hooks = progressHooks(bar, session.state.step, inputBatch !== null);
   let summary: SessionSummary;
   try {
-    summary = await session.run({
-      onStep: (step) => {
-        tokensSeen += step.stepTokens;
-        secondsSeen += step.seconds;
-        const where = step.unit.where;
-        const position = inputBatch
-          ? `pass ${where.pass + 1} window ${where.window + 1}/${where.windows}`
-          : `batch ${where.batch + 1}/${where.batches} pass ${where.pass + 1} win ${where.window + 1}/${where.windows}`;
-        bar.update(
-          step.step - startStep,
-          `loss ${step.loss.toFixed(4)} ${formatCount(tokensSeen / Math.max(secondsSeen, 1e-9))} tok/s ${position} [${step.unit.rows}x${step.unit.length}]`,
-        );
-        if (jsonLog) {
-          process.stdout.write(
-            `${JSON.stringify({ step: step.step, loss: step.loss, gradNorm: step.gradNorm, lr: step.learningRate })}\n`,
-          );
-        }
-      },
-      onSkip: (skip) => {
-        process.stderr.write(
-          `\nstep ${skip.step + 1} skipped: loss ${skip.loss}, grad norm ${skip.gradNorm} (${skip.consecutive} in a row)\n`,
-        );
-      },
-      onNote: (message) => process.stderr.write(`note: ${message}\n`),
-      onEvaluate: (result, step) => {
-        process.stderr.write(
-          `\neval @ step ${step}: valid loss ${formatLoss(result.loss)} (ppl ${result.ppl.toFixed(1)}, token-weighted ${formatLoss(result.tokenLoss)}, ${result.documents} articles, ${result.nans} NaN)\n`,
-        );
-      },
-    });
+    summary = await session.run(hooks);
   } finally {
     bar.finish();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopper.remove();
     store.close();
   }
-
   if (outDir) {
     await saveTrainingCheckpoint(outDir, {
       model,
@@ -520,40 +772,36 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
       tokenizerJson: tokenizer.toJSON(),
     });
   }
-
-  const lines = [
-    `${summary.reason === 'interrupted' ? 'stopped (Ctrl-C)' : summary.reason === 'time' ? `stopped at the time limit (--max-minutes ${options.maxMinutes})` : 'done'}: ${plural(summary.sessionSteps, 'step')} this session (${summary.steps} in total), ${formatCount(summary.sessionTokens)} tokens in ${formatSeconds(summary.seconds)} (${formatCount(tokensSeen / Math.max(secondsSeen, 1e-9))} tokens/s while training)`,
-    `loss: first ${formatLoss(summary.losses[0] ?? null)} -> final ${formatLoss(summary.finalLoss)} (best ${formatLoss(summary.bestLoss)}${summary.skippedSteps > 0 ? `, ${summary.skippedSteps} steps skipped for NaN/Inf` : ''})`,
-  ];
-  const lastEval = summary.evaluations.at(-1);
-  if (lastEval) {
-    lines.push(
-      `valid: loss ${formatLoss(lastEval.result.loss)}, ppl ${lastEval.result.ppl.toFixed(1)} (${lastEval.result.documents} articles, step ${lastEval.step})`,
-    );
-  }
-  lines.push(`checkpoint: ${summary.checkpoint}${outDir ? ` (and ${outDir})` : ''}`);
-  lines.push(
-    `metrics: ${join(runsDir, 'metrics.sqlite')} (run '${options.runName}'); view them with: pnpm --filter metrics-viewer start`,
-  );
-  lines.push(
-    `resume with: pnpm baka train --resume ${options.runName}${flags.runsDir ? ` --runs-dir ${flags.runsDir}` : ''}`,
-  );
-  (jsonLog ? process.stderr : process.stdout).write(`${lines.join('\n')}\n`);
-
-  if (flags.sample && !inputBatch && (flags.sampleTokens ?? DEFAULT_TRAIN.sampleTokens) > 0) {
-    const prompt = samplePrompt(documents, tokenizer);
-    const generated = model.generate(prompt, {
-      maxNewTokens: flags.sampleTokens ?? DEFAULT_TRAIN.sampleTokens,
-      temperature: 0.8,
-      topK: 40,
-      seed: options.seed,
-    });
-    process.stdout.write(
-      `sample (prompt + ${generated.length} generated tokens):\n${tokenizer.decode([...prompt, ...generated])}\n`,
-    );
+  printSummary(summary, {
+    options,
+    stoppedBy: stopper.signal(),
+    tokensPerSecond: hooks.tokensPerSecond(),
+    outDir,
+    runsDir,
+    runsDirFlag: flags.runsDir,
+    toStderr: inputBatch !== null,
+  });
+  const sampleTokens = flags.sampleTokens ?? SAMPLE_TOKENS;
+  if (flags.sample && !inputBatch && sampleTokens > 0 && summary.reason !== 'interrupted') {
+    printSample(model, documents, tokenizer, sampleTokens, options.seed);
   }
   session.dispose();
   model.dispose();
+  if (summary.reason === 'interrupted') process.exitCode = INTERRUPTED_EXIT_CODE;
+}
+
+function printSample(
+  model: BakaCausalLM,
+  documents: TokenDocuments,
+  tokenizer: Tokenizer,
+  maxNewTokens: number,
+  seed: number,
+): void {
+  const prompt = samplePrompt(documents, tokenizer);
+  const generated = model.generate(prompt, { maxNewTokens, temperature: 0.8, topK: 40, seed });
+  process.stdout.write(
+    `sample (prompt + ${generated.length} generated tokens):\n${tokenizer.decode([...prompt, ...generated])}\n`,
+  );
 }
 
 /** The sample's prompt: the first line of the first validation article (or of the corpus). */
