@@ -2,6 +2,7 @@ export { AdamW, type AdamWOptions, type AdamWState } from './adamw';
 export {
   CHECKPOINT_FILES,
   checkpointName,
+  dropOlderOptimizerStates,
   latestCheckpoint,
   listCheckpoints,
   loadTrainingCheckpoint,

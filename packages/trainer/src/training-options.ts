@@ -36,6 +36,11 @@ export const trainingOptionsSchema = z.object({
   saveEvery: z.number().int().min(0).default(0),
   /** Checkpoints kept (oldest deleted first). */
   keep: z.number().int().min(1).default(3),
+  /**
+   * Keep optimizer.safetensors (2x the weights) only in the newest checkpoint: older ones keep
+   * the weights and state (loadable, `--init`-able) but cannot be resumed exactly.
+   */
+  optimizerInLatestOnly: z.boolean().default(false),
   /** Evaluate on the validation split every N steps (0: never during training). */
   evalEvery: z.number().int().min(0).default(0),
   /** Articles scored per evaluation (null: the whole split). */

@@ -76,6 +76,7 @@ const flagsSchema = z.object({
   evalDocuments: integer(1).optional(),
   saveEvery: integer(0).optional(),
   keep: integer(1).optional(),
+  optimizerInLatestOnly: z.boolean().optional(),
   schedule: z.enum(['constant', 'cosine']).optional(),
   warmup: integer(0).optional(),
   mode: z.enum(['upstream', 'packed']).optional(),
@@ -253,6 +254,7 @@ export function register(program: Command): void {
     .option('--eval-documents <n>', 'articles per evaluation (default: the whole split)')
     .option('--save-every <n>', 'checkpoint every n steps (0: only at the end)')
     .option('--keep <n>', 'checkpoints to keep (default 3)')
+    .option('--optimizer-in-latest-only', 'keep optimizer state only in the newest checkpoint')
     .option(
       '--schedule <name>',
       'learning rate schedule: constant (upstream) or cosine (with warmup)',
@@ -363,6 +365,11 @@ async function runTrain(flags: Flags, command: Command): Promise<void> {
       carryMemory: pick(flags.carryMemory, previous.carryMemory, model.config.carry_memory),
       saveEvery: pick(flags.saveEvery, previous.saveEvery, inputBatch ? 0 : 50),
       keep: pick(flags.keep, previous.keep, 3),
+      optimizerInLatestOnly: pick(
+        flags.optimizerInLatestOnly,
+        previous.optimizerInLatestOnly,
+        false,
+      ),
       evalEvery: inputBatch ? 0 : pick(flags.evalEvery, previous.evalEvery, 0),
       evalDocuments: pick(
         flags.evalDocuments,
