@@ -33,6 +33,8 @@ export interface GenerateOptions extends SamplingOptions {
   onToken?: (id: number) => void;
   /** Stop after generating any of these ids (it is included in the result). */
   stopTokens?: readonly number[];
+  /** Asked after each token (after `onToken`): true stops (e.g. a stop string was decoded). */
+  shouldStop?: () => boolean;
 }
 
 /**
@@ -147,7 +149,7 @@ export function generate(
       const next = sampleToken(logits, options, random);
       generated.push(next);
       options.onToken?.(next);
-      if (generated.length >= maxNewTokens || stop.has(next)) break;
+      if (generated.length >= maxNewTokens || stop.has(next) || options.shouldStop?.()) break;
       logits = decoder.append([next]);
     }
     return generated;

@@ -322,8 +322,11 @@ async function expectParity(json: Json): Promise<void> {
     if (Array.from(ours.encode(sample)).join() !== expected[index]!.join()) {
       mismatches.push(`encode ${JSON.stringify(sample)}`);
     }
-    if (ours.decode(expected[index]!) !== decoded[index])
+    if (ours.decode(expected[index]!, { skipSpecialTokens: false }) !== decoded[index])
       mismatches.push(`decode ${JSON.stringify(sample)}`);
+    if (ours.decode(expected[index]!) !== decodedSkipping[index]) {
+      mismatches.push(`decode by default ${JSON.stringify(sample)}`);
+    }
     if (ours.decode(expected[index]!, { skipSpecialTokens: true }) !== decodedSkipping[index]) {
       mismatches.push(`decode skipping ${JSON.stringify(sample)}`);
     }

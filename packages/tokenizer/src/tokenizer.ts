@@ -21,7 +21,10 @@ export interface EncodeOptions {
 }
 
 export interface DecodeOptions {
-  /** Drop special added tokens (e.g. `<|endoftext|>`) from the text. */
+  /**
+   * Drop special added tokens (e.g. `<|endoftext|>`) from the text. Default true, as Hugging
+   * Face `tokenizers` (`decode(ids, skip_special_tokens=True)`); false keeps them.
+   */
   skipSpecialTokens?: boolean;
 }
 
@@ -227,14 +230,18 @@ export class Tokenizer {
     if (post) out.pushAll(post.suffix);
   }
 
-  /** Text of `ids` through the file's decoder; unknown ids are skipped, as HF does. */
+  /**
+   * Text of `ids` through the file's decoder; unknown ids are skipped, and so are special
+   * tokens unless `skipSpecialTokens: false`, as HF does.
+   */
   decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
+    const skipSpecialTokens = options.skipSpecialTokens ?? true;
     const tokens: string[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       const added = this.added.byId.get(id);
       if (added) {
-        if (!(options.skipSpecialTokens && added.special)) tokens.push(added.text);
+        if (!(skipSpecialTokens && added.special)) tokens.push(added.text);
         continue;
       }
       const token = this.model.idToToken[id];

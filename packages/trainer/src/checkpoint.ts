@@ -214,3 +214,18 @@ export function pruneCheckpoints(checkpointsDir: string, keep: number): string[]
   }
   return removed;
 }
+
+/**
+ * Removes optimizer.safetensors from every checkpoint under `checkpointsDir` but `newest`
+ * (`optimizerInLatestOnly`); returns the files removed.
+ */
+export function dropOlderOptimizerStates(checkpointsDir: string, newest: string): string[] {
+  const removed: string[] = [];
+  for (const checkpoint of listCheckpoints(checkpointsDir)) {
+    const path = join(checkpoint.dir, OPTIMIZER_FILE);
+    if (checkpoint.dir === newest || !existsSync(path)) continue;
+    rmSync(path, { force: true });
+    removed.push(path);
+  }
+  return removed;
+}

@@ -3,6 +3,7 @@ export {
   CHECKPOINT_FILES,
   checkpointName,
   checkTrainingCheckpointTarget,
+  dropOlderOptimizerStates,
   latestCheckpoint,
   listCheckpoints,
   loadTrainingCheckpoint,

@@ -84,6 +84,12 @@ export const trainingOptionsShape = {
     .default(50)
     .describe('Checkpoint every N steps (0: only at the end).'),
   keep: z.number().int().min(1).default(3).describe('Checkpoints kept (oldest deleted first).'),
+  optimizerInLatestOnly: z
+    .boolean()
+    .default(false)
+    .describe(
+      'Keep optimizer.safetensors only in the newest checkpoint (older ones load and --init, but do not resume exactly).',
+    ),
   evalEvery: z
     .number()
     .int()
@@ -133,6 +139,7 @@ export const RESUMABLE_OPTIONS: ReadonlySet<TrainingOptionKey> = new Set([
   'maxBadSteps',
   'saveEvery',
   'keep',
+  'optimizerInLatestOnly',
   'evalEvery',
   'evalDocuments',
   'evalAtEnd',

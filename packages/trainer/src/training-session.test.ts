@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -199,6 +199,24 @@ describe('TrainingSession', () => {
       session.dispose();
       expect(tf.memory().numTensors).toBe(before);
       model.dispose();
+    }
+  });
+
+  it('optimizerInLatestOnly keeps optimizer.safetensors in the newest checkpoint only', async () => {
+    const runDir = tempDir();
+    await runSession(runDir, { maxSteps: 3, saveEvery: 1, keep: 3, optimizerInLatestOnly: true });
+    const checkpoints = listCheckpoints(join(runDir, 'checkpoints'));
+    expect(checkpoints.map((checkpoint) => checkpoint.step)).toEqual([1, 2, 3]);
+    expect(
+      checkpoints.map((checkpoint) => existsSync(join(checkpoint.dir, 'optimizer.safetensors'))),
+    ).toEqual([false, false, true]);
+    const older = await loadTrainingCheckpoint(checkpoints[0]!.dir);
+    expect(older.state.step).toBe(1);
+    older.model.dispose();
+    const all = tempDir();
+    await runSession(all, { maxSteps: 2, saveEvery: 1, keep: 3 });
+    for (const checkpoint of listCheckpoints(join(all, 'checkpoints'))) {
+      expect(existsSync(join(checkpoint.dir, 'optimizer.safetensors'))).toBe(true);
     }
   });
 });

@@ -9,6 +9,7 @@ import { type BakaCausalLM, countParameters } from '@baka/model';
 import { AdamW } from './adamw';
 import {
   checkpointName,
+  dropOlderOptimizerStates,
   listCheckpoints,
   pruneCheckpoints,
   restoreMemory,
@@ -173,6 +174,7 @@ export class TrainingSession {
     this.lastCheckpoint = dir;
     try {
       pruneCheckpoints(this.checkpointsDir, this.options.keep);
+      if (this.options.optimizerInLatestOnly) dropOlderOptimizerStates(this.checkpointsDir, dir);
     } catch (error) {
       const problem = describeSystemError(error);
       if (problem === null) throw error;

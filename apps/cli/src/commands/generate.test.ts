@@ -1,7 +1,7 @@
 // `baka generate` as a user runs it: a checkpoint with its own tokenizer.json; greedy output
 // equals the library's generation decoded.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -108,5 +108,68 @@ describe('baka generate', () => {
     const unknown = generate('ctx=4');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr.trim()).toMatch(/^baka: --set: unknown key 'ctx'; valid keys: .*n_ctx/m);
+  });
+
+  it('takes the prompt from a file or stdin, and stops at --stop strings (not printed)', async () => {
+    const text = 'the king and the queen walk at night; the fool speaks of the ghost. '.repeat(20);
+    const tokenizerJson = JSON.stringify(
+      trainBpe([text], { vocabSize: 300, specialTokens: ['<|endoftext|>'] }),
+    );
+    const tokenizer = Tokenizer.fromJSON(tokenizerJson);
+    const config = makeConfig({
+      dim_model: 16,
+      n_layers: 2,
+      n_heads: 2,
+      n_vocab: tokenizer.vocabSize,
+      n_ctx: 4,
+    });
+    const model = BakaCausalLM.create(config, { seed: 5 });
+    const work = mkdtempSync(join(tmpdir(), 'baka-generate-'));
+    const dir = join(work, 'checkpoint');
+    await saveCheckpoint(dir, model, { tokenizerJson });
+    const prompt = 'the queen';
+    const ids = model.generate(Array.from(tokenizer.encode(prompt)), {
+      maxNewTokens: 12,
+      temperature: 0,
+      stopTokens: [tokenizer.tokenToId('<|endoftext|>')!],
+    });
+    model.dispose();
+    const continuation = tokenizer.decode(ids);
+    const common = [
+      'generate',
+      '--checkpoint',
+      dir,
+      '--max-new-tokens',
+      '12',
+      '--temperature',
+      '0',
+      '--backend',
+      'cpu',
+    ];
+    const run = (args: string[], input?: string) =>
+      spawnSync(process.execPath, [bin, ...common, ...args], {
+        encoding: 'utf8',
+        input,
+        timeout: 120_000,
+      });
+    const promptFile = join(work, 'prompt.txt');
+    writeFileSync(promptFile, prompt);
+    const fromFile = run(['--prompt-file', promptFile]);
+    expect(fromFile.status, fromFile.stderr).toBe(0);
+    expect(fromFile.stdout).toBe(`${prompt}${continuation}\n`);
+    const fromStdin = run(['--prompt', '-'], prompt);
+    expect(fromStdin.status, fromStdin.stderr).toBe(0);
+    expect(fromStdin.stdout).toBe(`${prompt}${continuation}\n`);
+    // A stop string from the middle of the continuation: the text before it, and no more tokens.
+    const stop = continuation.slice(3, 6);
+    expect(stop.length).toBe(3);
+    const stopped = run(['--prompt', prompt, '--stop', stop, 'never-there']);
+    expect(stopped.status, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toBe(`${prompt}${continuation.slice(0, continuation.indexOf(stop))}\n`);
+    const generated = Number(/^(\d+) tokens in/m.exec(stopped.stderr)![1]);
+    expect(generated).toBeLessThan(ids.length);
+    const both = run(['--prompt', prompt, '--prompt-file', promptFile]);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/^baka: --prompt and --prompt-file cannot be used together$/m);
   });
 });

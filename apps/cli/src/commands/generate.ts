@@ -1,8 +1,9 @@
 // `baka generate`: sample a continuation of a prompt, streaming the decoded text.
-//   baka generate --checkpoint DIR --prompt TEXT [--max-new-tokens N] [--temperature T]
+//   baka generate --checkpoint DIR --prompt TEXT|- | --prompt-file FILE [--stop TEXT...]
+//                 [--keep-special-tokens] [--max-new-tokens N] [--temperature T]
 //                 [--top-k K] [--top-p P] [--seed S] [--backend NAME]
 // The tokenizer is DIR/tokenizer.json, or the bundled GPT-NeoX-20B one when absent.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
 import { TOKENIZER_FILE } from '@baka/model';
@@ -23,6 +24,9 @@ interface GenerateFlags {
   checkpoint: string;
   runsDir?: string;
   prompt?: string;
+  promptFile?: string;
+  stop?: string[];
+  keepSpecialTokens?: boolean;
   maxNewTokens: string;
   temperature: string;
   topK?: string;
@@ -34,31 +38,91 @@ interface GenerateFlags {
 
 /**
  * Streams text for token ids as they come: decodes the whole continuation each time and writes
- * the new suffix, holding back an incomplete UTF-8 character (decoded as U+FFFD at the end).
+ * the new suffix, holding back an incomplete UTF-8 character (decoded as U+FFFD at the end) and
+ * any end that could be the start of a stop string. Once a stop string is decoded, the text
+ * before it is written and `stopped` turns true. Special tokens are left out unless kept.
  */
 export class TextStreamer {
   #ids: number[] = [];
   #written = 0;
+  stopped = false;
   constructor(
     private readonly tokenizer: Tokenizer,
     private readonly write: (text: string) => void,
+    private readonly options: { stop?: readonly string[]; keepSpecialTokens?: boolean } = {},
   ) {}
 
-  push(id: number): void {
-    this.#ids.push(id);
-    const text = this.tokenizer.decode(this.#ids);
-    const stable = text.endsWith('\uFFFD') ? text.slice(0, -1) : text;
-    if (stable.length > this.#written) {
-      this.write(stable.slice(this.#written));
-      this.#written = stable.length;
+  #decode(): string {
+    return this.tokenizer.decode(this.#ids, {
+      skipSpecialTokens: !this.options.keepSpecialTokens,
+    });
+  }
+
+  /** Writes `text` up to `end`; returns true when a stop string ends the stream. */
+  #emit(text: string, final: boolean): void {
+    const stops = (this.options.stop ?? []).filter((stop) => stop.length > 0);
+    let end = text.length;
+    let found = -1;
+    for (const stop of stops) {
+      const at = text.indexOf(stop, Math.max(0, this.#written - stop.length + 1));
+      if (at >= 0 && (found < 0 || at < found)) found = at;
+    }
+    if (found >= 0) {
+      end = found;
+      this.stopped = true;
+    } else if (!final) {
+      let hold = 0;
+      for (const stop of stops) {
+        for (let k = Math.min(stop.length - 1, text.length); k > hold; k--) {
+          if (text.endsWith(stop.slice(0, k))) {
+            hold = k;
+            break;
+          }
+        }
+      }
+      end = text.length - hold;
+    }
+    if (end > this.#written) {
+      this.write(text.slice(this.#written, end));
+      this.#written = end;
     }
   }
 
-  flush(): void {
-    const text = this.tokenizer.decode(this.#ids);
-    if (text.length > this.#written) this.write(text.slice(this.#written));
-    this.#written = text.length;
+  push(id: number): void {
+    if (this.stopped) return;
+    this.#ids.push(id);
+    const text = this.#decode();
+    this.#emit(text.endsWith('\uFFFD') ? text.slice(0, -1) : text, false);
   }
+
+  flush(): void {
+    if (!this.stopped) this.#emit(this.#decode(), true);
+  }
+}
+
+/** The prompt: `--prompt TEXT`, `--prompt -` (stdin) or `--prompt-file FILE`. */
+function readPrompt(flags: GenerateFlags): string {
+  if (flags.prompt !== undefined && flags.promptFile !== undefined) {
+    throw new UserError('--prompt and --prompt-file cannot be used together');
+  }
+  let prompt: string;
+  if (flags.promptFile !== undefined) {
+    const path = resolveUserPath(flags.promptFile);
+    if (!existsSync(path)) throw new UserError(`--prompt-file: file not found: ${path}`);
+    prompt = readFileSync(path, 'utf8');
+    if (prompt.length === 0) throw new UserError(`--prompt-file: ${path} is empty`);
+  } else if (flags.prompt === '-') {
+    prompt = readFileSync(0, 'utf8');
+    if (prompt.length === 0) throw new UserError('--prompt -: stdin was empty');
+  } else {
+    if (flags.prompt === undefined || flags.prompt.length === 0) {
+      throw new UserError(
+        '--prompt TEXT is required (a non-empty prompt; --prompt - reads stdin, --prompt-file FILE a file)',
+      );
+    }
+    prompt = flags.prompt;
+  }
+  return prompt;
 }
 
 export function register(program: Command): void {
@@ -70,7 +134,13 @@ export function register(program: Command): void {
       'checkpoint directory, run directory or run name (its newest checkpoint)',
     )
     .option('--runs-dir <dir>', 'where run names are looked up (default: <repo root>/runs)')
-    .option('--prompt <text>', 'the text to continue')
+    .option('--prompt <text>', "the text to continue ('-': read it from stdin)")
+    .option('--prompt-file <file>', 'read the prompt from this file')
+    .option('--stop <text...>', 'stop when the output contains any of these strings (not printed)')
+    .option(
+      '--keep-special-tokens',
+      'print special tokens such as <|endoftext|> (default: left out)',
+    )
     .option('--max-new-tokens <n>', 'tokens to generate', '100')
     .option('--temperature <t>', 'sampling temperature (0 = greedy)', '0.8')
     .option('--top-k <k>', 'sample from the k most likely tokens')
@@ -80,9 +150,7 @@ export function register(program: Command): void {
     .addOption(backendOption())
     .action(
       action(async (flags: GenerateFlags) => {
-        if (flags.prompt === undefined || flags.prompt.length === 0) {
-          throw new UserError('--prompt TEXT is required (a non-empty prompt)');
-        }
+        const promptText = readPrompt(flags);
         const maxNewTokens = parseIntFlag('--max-new-tokens', flags.maxNewTokens, { min: 0 });
         const temperature = parseNumberFlag('--temperature', flags.temperature, { min: 0 });
         const topK =
@@ -106,8 +174,8 @@ export function register(program: Command): void {
             ? join(dir, TOKENIZER_FILE)
             : defaultTokenizerPath();
           const tokenizer = Tokenizer.fromFile(tokenizerPath);
-          const prompt = Array.from(tokenizer.encode(flags.prompt));
-          if (prompt.length === 0) throw new UserError('--prompt encodes to no tokens');
+          const prompt = Array.from(tokenizer.encode(promptText));
+          if (prompt.length === 0) throw new UserError('the prompt encodes to no tokens');
           const tooLarge = prompt.find((id) => id >= model.config.n_vocab);
           if (tooLarge !== undefined) {
             throw new UserError(
@@ -115,8 +183,11 @@ export function register(program: Command): void {
             );
           }
           const eos = tokenizer.specialTokens.eos;
-          process.stdout.write(flags.prompt);
-          const streamer = new TextStreamer(tokenizer, (text) => process.stdout.write(text));
+          process.stdout.write(promptText);
+          const streamer = new TextStreamer(tokenizer, (text) => process.stdout.write(text), {
+            ...(flags.stop ? { stop: flags.stop } : {}),
+            ...(flags.keepSpecialTokens ? { keepSpecialTokens: true } : {}),
+          });
           const started = performance.now();
           const generated = model.generate(prompt, {
             maxNewTokens,
@@ -126,6 +197,7 @@ export function register(program: Command): void {
             seed,
             ...(eos === undefined ? {} : { stopTokens: [eos] }),
             onToken: (id) => streamer.push(id),
+            shouldStop: () => streamer.stopped,
           });
           streamer.flush();
           process.stdout.write('\n');

@@ -37,11 +37,16 @@ describe('baka tokenizer', () => {
     const encoded = baka(['encode'], text);
     expect(encoded.status, encoded.stderr).toBe(0);
     expect(encoded.stdout).toBe(`${Array.from(tokenizer.encode(text)).join(' ')}\n`);
-    const decoded = baka(['decode'], encoded.stdout);
+    const decoded = baka(['decode', '--keep-special-tokens'], encoded.stdout);
     expect(decoded.status, decoded.stderr).toBe(0);
     expect(decoded.stdout).toBe(text);
-    const skipped = baka(['decode', '--skip-special-tokens'], JSON.stringify([0, 12092, 1]));
-    expect(skipped.stdout).toBe('Hello');
+    // Special tokens are left out by default, as Hugging Face `tokenizers` decodes.
+    const ids = JSON.stringify([0, 12092, 1]);
+    expect(baka(['decode'], ids).stdout).toBe('Hello');
+    expect(baka(['decode', '--skip-special-tokens'], ids).stdout).toBe('Hello');
+    expect(baka(['decode', '--keep-special-tokens'], ids).stdout).toBe(
+      '<|endoftext|>Hello<|padding|>',
+    );
   });
 
   it('train writes the tokenizer.json the library trains, with a progress bar, and it encodes', () => {

@@ -66,14 +66,13 @@ function runDecode(flags: {
   tokenizer?: string;
   input?: string;
   skipSpecialTokens?: boolean;
+  keepSpecialTokens?: boolean;
 }): void {
   const tokenizer = loadTokenizer(flags.tokenizer);
   const { text, name } = readInput(flags.input);
   const source = flags.input === undefined ? name : `--input ${name}`;
   const ids = parseIds(text, source, tokenizer.vocabSize);
-  process.stdout.write(
-    tokenizer.decode(ids, { skipSpecialTokens: Boolean(flags.skipSpecialTokens) }),
-  );
+  process.stdout.write(tokenizer.decode(ids, { skipSpecialTokens: !flags.keepSpecialTokens }));
 }
 
 interface TrainFlags {
@@ -163,7 +162,11 @@ export function register(program: Command): void {
     .description('print the text of token ids (a JSON array or whitespace-separated)')
     .option('--tokenizer <file>', 'tokenizer.json (default: the bundled GPT-NeoX-20B tokenizer)')
     .option('--input <file>', 'file holding the ids (default: stdin)')
-    .option('--skip-special-tokens', 'leave out special tokens such as <|endoftext|>')
+    .option(
+      '--keep-special-tokens',
+      'print special tokens such as <|endoftext|> (default: left out)',
+    )
+    .option('--skip-special-tokens', 'leave out special tokens (the default, as Hugging Face)')
     .action(action(runDecode));
   tokenizer
     .command('train')

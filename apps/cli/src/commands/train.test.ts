@@ -378,6 +378,19 @@ describe('baka train refuses a model that cannot fit in memory', { timeout: 60_0
   });
 });
 
+describe('baka train --optimizer-in-latest-only', { timeout: 120_000 }, () => {
+  it('keeps optimizer.safetensors only in the newest checkpoint', async () => {
+    const { dir, common } = smallSetup();
+    const args = ['--run', 'o', '--steps', '2', '--save-every', '1', '--no-sample'];
+    const result = await runCli(['train', ...common, ...args, '--optimizer-in-latest-only']);
+    expect(result.status, result.stderr).toBe(0);
+    const checkpoints = join(dir, 'runs', 'o', 'checkpoints');
+    expect(existsSync(join(checkpoints, 'step-00000001', 'optimizer.safetensors'))).toBe(false);
+    expect(existsSync(join(checkpoints, 'step-00000001', 'model.safetensors'))).toBe(true);
+    expect(existsSync(join(checkpoints, 'step-00000002', 'optimizer.safetensors'))).toBe(true);
+  });
+});
+
 describe('baka train parity with the PyTorch reference', { timeout: 180_000 }, () => {
   it('--init --input-ids --window --epochs --out: per-step losses and final weights match (1e-4)', async () => {
     const dir = tempDir();

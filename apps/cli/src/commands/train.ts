@@ -105,6 +105,7 @@ const OPTION_FLAGS = {
   evalDocuments: { key: 'evalDocuments', value: '<n>' },
   saveEvery: { key: 'saveEvery', value: '<n>' },
   keep: { key: 'keep', value: '<n>' },
+  optimizerInLatestOnly: { key: 'optimizerInLatestOnly', value: '' },
   schedule: { key: 'schedule', value: '<name>' },
   warmup: { key: 'warmupSteps', value: '<n>' },
   mode: { key: 'mode', value: '<mode>' },
