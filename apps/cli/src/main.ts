@@ -8,8 +8,16 @@ program
   .description(
     'Train, evaluate and sample BakaLLM models (Transformer-XL memory, rotary embeddings)',
   )
-  .showHelpAfterError()
-  .configureOutput({ outputError: (text, write) => write(text) });
+  // A usage error is one line (`baka: unknown option '--x' (see --help)`), not the whole help.
+  .configureOutput({
+    outputError: (text, write) =>
+      write(
+        `baka: ${text
+          .replace(/^error: /, '')
+          .trim()
+          .replace(/\s*\n\s*/g, ' ')} (see --help)\n`,
+      ),
+  });
 program.exitOverride((error) => {
   // commander's own usage errors (unknown flag, missing argument): exit 2, no stack trace.
   process.exit(error.exitCode === 0 ? 0 : 2);
