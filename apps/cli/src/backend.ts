@@ -255,10 +255,21 @@ export function backendReason(report: BackendReport): string {
   return `auto skipped ${report.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')}`;
 }
 
+let verbose = false;
+
+/** `--verbose`: describeBackend also says that auto skipped tensorflow-gpu (doctor always does). */
+export function setVerbose(value: boolean): void {
+  verbose = value;
+}
+
 /** One line saying which backend runs and why faster ones did not, for stderr. */
 export function describeBackend(report: BackendReport): string {
   const label = report.backend === 'tensorflow-gpu' ? 'tensorflow (GPU build)' : report.name;
-  return `backend: ${label}, ${report.threads.count} thread${report.threads.count === 1 ? '' : 's'} (${backendReason(report)})`;
+  // Most machines have no GPU build: its skip is noise on every command, so only --verbose says it.
+  const shown = verbose
+    ? report
+    : { ...report, skipped: report.skipped.filter((s) => s.backend !== 'tensorflow-gpu') };
+  return `backend: ${label}, ${report.threads.count} thread${report.threads.count === 1 ? '' : 's'} (${backendReason(shown)})`;
 }
 
 /** The shared `--backend` option. */

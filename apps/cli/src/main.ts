@@ -1,5 +1,6 @@
 // The `baka` command. Each subcommand lives in src/commands/ and registers itself on the program.
 import { Command } from 'commander';
+import { setVerbose } from './backend';
 import { registerCommands } from './commands/index';
 
 const program = new Command();
@@ -22,5 +23,7 @@ program.exitOverride((error) => {
   // commander's own usage errors (unknown flag, missing argument): exit 2, no stack trace.
   process.exit(error.exitCode === 0 ? 0 : 2);
 });
+program.option('--verbose', 'say more on stderr (e.g. why auto skipped tensorflow-gpu)');
+program.hook('preAction', (root) => setVerbose(root.opts().verbose === true));
 registerCommands(program);
 await program.parseAsync(process.argv);
