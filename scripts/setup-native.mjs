@@ -416,6 +416,10 @@ async function obtainWheel(pkg) {
       show: (line) => {
         const match = /(?:Saved|File was already downloaded)\s+(\S+\.whl)/.exec(line);
         if (match) saved = match[1];
+        // pip's "WARNING: Retrying (Retry(total=4, ...)) after connection broken by
+        // 'NewConnectionError(...)'" lines are noise on an offline machine; a real failure ends
+        // in an ERROR line, which is shown.
+        if (/^WARNING: Retrying\b/.test(line)) return false;
         return /Collecting|Downloading|Saved|already downloaded|ERROR|error/i.test(line);
       },
     },
