@@ -34,10 +34,10 @@ describe('native TensorFlow is quiet', () => {
       expect(result.status, result.stderr).toBe(0);
       expect(result.stderr).not.toMatch(/absl::InitializeLog|oneDNN|cpu_feature_guard|^I0000/m);
       expect(result.stderr).toBe(
-        result.stderr
+        `${result.stderr
           .split('\n')
           .filter((line) => line.startsWith('backend: '))
-          .join('\n') + '\n',
+          .join('\n')}\n`,
       );
     },
   );
