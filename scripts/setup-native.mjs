@@ -416,6 +416,10 @@ async function obtainWheel(pkg) {
       show: (line) => {
         const match = /(?:Saved|File was already downloaded)\s+(\S+\.whl)/.exec(line);
         if (match) saved = match[1];
+        // pip's "WARNING: Retrying (Retry(total=4, ...)) after connection broken by
+        // 'NewConnectionError(...)'" lines are noise on an offline machine; a real failure ends
+        // in an ERROR line, which is shown.
+        if (/^WARNING: Retrying\b/.test(line)) return false;
         return /Collecting|Downloading|Saved|already downloaded|ERROR|error/i.test(line);
       },
     },
@@ -636,6 +640,24 @@ async function setupPackage(pkg) {
   return true;
 }
 
+/**
+ * Whether an NVIDIA driver is present: its /proc file (BAKA_NVIDIA_DRIVER_FILE overrides the path,
+ * for tests) or `nvidia-smi -L` on PATH listing a GPU. Only then is tfjs-node-gpu activated.
+ */
+function nvidiaDriver() {
+  const file = env('BAKA_NVIDIA_DRIVER_FILE') ?? '/proc/driver/nvidia/version';
+  if (existsSync(file)) {
+    const first = readFileSync(file, 'utf8').split('\n')[0]?.trim() ?? '';
+    return { found: true, detail: `${file}: ${first.slice(0, 120)}` };
+  }
+  const smi = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 20_000 });
+  const gpus =
+    smi.status === 0 ? smi.stdout.split('\n').filter((line) => /^GPU \d+/.test(line)) : [];
+  if (gpus.length > 0)
+    return { found: true, detail: `nvidia-smi: ${gpus.join('; ').slice(0, 160)}` };
+  return { found: false, detail: `no ${file} and no GPU from nvidia-smi -L` };
+}
+
 function printHelp(reason) {
   log(`could not make the native TensorFlow backend work: ${reason}`);
   log('to fix it, do one of:');
@@ -650,6 +672,15 @@ function printHelp(reason) {
 }
 
 async function main() {
+  if (process.argv.includes('--detect-gpu')) {
+    const driver = nvidiaDriver();
+    log(
+      driver.found
+        ? `NVIDIA driver found (${driver.detail})`
+        : `no NVIDIA driver (${driver.detail})`,
+    );
+    return driver.found ? 0 : 1;
+  }
   if (env('BAKA_SKIP_NATIVE') === '1') {
     log(
       'skipped because BAKA_SKIP_NATIVE=1; the CLI falls back to wasm or cpu (see `pnpm baka doctor`)',
@@ -668,7 +699,14 @@ async function main() {
   }
   removeStaleTemp();
   let failures = 0;
+  const gpuPackages = packages.filter((pkg) => pkg.gpu);
+  const driver = gpuPackages.length > 0 ? nvidiaDriver() : null;
   for (const pkg of packages) {
+    if (pkg.gpu && !driver.found) {
+      log(`${pkg.name}: not activated, no NVIDIA driver here (${driver.detail})`);
+      continue;
+    }
+    if (pkg.gpu) log(`${pkg.name}: NVIDIA driver found (${driver.detail})`);
     try {
       await setupPackage(pkg);
     } catch (error) {

@@ -68,6 +68,19 @@ export function explainNativeLoadError(packageName: string, error: unknown): str
   return `${packageName} failed to load (${message.slice(0, 200)}); run \`${NATIVE_FIX}\``;
 }
 
+/**
+ * Silences TensorFlow's start-up lines before the native library loads (a value the user set
+ * wins). TF_CPP_MIN_LOG_LEVEL=2 hides info and warnings, not errors; but TensorFlow 2.21 prints
+ * "oneDNN custom operations are on" (and absl's "All log messages before absl::InitializeLog()"
+ * warning with it) whatever the level, so oneDNN's custom ops are off by default: the same Eigen
+ * kernels run without them (matmul speed measured equal on this machine, `baka doctor`).
+ */
+export function quietNativeLogs(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  env.TF_ENABLE_ONEDNN_OPTS ??= '0';
+  return env;
+}
+
 /** The TensorFlow C library's thread pool: TF_NUM_INTRAOP_THREADS, else one per available core. */
 function nativeThreads(): BackendReport['threads'] {
   const available = availableParallelism();
@@ -120,8 +133,7 @@ async function tryBackend(
 ): Promise<
   Pick<BackendReport, 'name' | 'threads'> & { versions: Partial<BackendReport['versions']> }
 > {
-  // TensorFlow's C library logs informational lines on stderr unless told otherwise.
-  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  quietNativeLogs();
   switch (backend) {
     case 'tensorflow-gpu': {
       const versions = await loadNative('@tensorflow/tfjs-node-gpu');
@@ -196,7 +208,7 @@ export function probeNative(packageName = '@tensorflow/tfjs-node'): NativeStatus
   const result = spawnSync(process.execPath, ['-e', PROBE_SCRIPT, require.resolve(packageName)], {
     encoding: 'utf8',
     timeout: 120_000,
-    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: process.env.TF_CPP_MIN_LOG_LEVEL ?? '2' },
+    env: quietNativeLogs({ ...process.env }),
   });
   try {
     const { tensorflow } = JSON.parse(result.stdout.trim().split('\n').pop() ?? '') as {
@@ -255,10 +267,21 @@ export function backendReason(report: BackendReport): string {
   return `auto skipped ${report.skipped.map((s) => `${s.backend}: ${s.reason}`).join('; ')}`;
 }
 
+let verbose = false;
+
+/** `--verbose`: describeBackend also says that auto skipped tensorflow-gpu (doctor always does). */
+export function setVerbose(value: boolean): void {
+  verbose = value;
+}
+
 /** One line saying which backend runs and why faster ones did not, for stderr. */
 export function describeBackend(report: BackendReport): string {
   const label = report.backend === 'tensorflow-gpu' ? 'tensorflow (GPU build)' : report.name;
-  return `backend: ${label}, ${report.threads.count} thread${report.threads.count === 1 ? '' : 's'} (${backendReason(report)})`;
+  // Most machines have no GPU build: its skip is noise on every command, so only --verbose says it.
+  const shown = verbose
+    ? report
+    : { ...report, skipped: report.skipped.filter((s) => s.backend !== 'tensorflow-gpu') };
+  return `backend: ${label}, ${report.threads.count} thread${report.threads.count === 1 ? '' : 's'} (${backendReason(shown)})`;
 }
 
 /** The shared `--backend` option. */

@@ -1,6 +1,6 @@
 // scripts/setup-native.mjs runs as the root postinstall: it must never fail an install.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,5 +42,36 @@ describe('setup-native', () => {
     const manual = runScript(copy, [], {});
     expect(manual.status).toBe(1);
     expect(manual.stdout).toContain('setup-native: @tensorflow/tfjs-node is not installed');
+  });
+
+  it('activates the GPU build only with an NVIDIA driver: /proc file or nvidia-smi (simulated)', () => {
+    const bin = join(scratch, 'fake-bin');
+    mkdirSync(bin, { recursive: true });
+    const none = { BAKA_NVIDIA_DRIVER_FILE: join(scratch, 'no-such-file'), PATH: '/usr/bin:/bin' };
+    const absent = runScript(script, ['--detect-gpu'], none);
+    expect(absent.status).toBe(1);
+    expect(absent.stdout).toContain('setup-native: no NVIDIA driver');
+
+    const proc = join(scratch, 'nvidia-version');
+    writeFileSync(proc, 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14\n');
+    const fromProc = runScript(script, ['--detect-gpu'], {
+      ...none,
+      BAKA_NVIDIA_DRIVER_FILE: proc,
+    });
+    expect(fromProc.status).toBe(0);
+    expect(fromProc.stdout).toContain(`NVIDIA driver found (${proc}: NVRM version`);
+
+    const smi = join(bin, 'nvidia-smi');
+    writeFileSync(smi, '#!/bin/sh\necho "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-0)"\n');
+    chmodSync(smi, 0o755);
+    const fromSmi = runScript(script, ['--detect-gpu'], { ...none, PATH: `${bin}:/usr/bin:/bin` });
+    expect(fromSmi.status).toBe(0);
+    expect(fromSmi.stdout).toContain('NVIDIA driver found (nvidia-smi: GPU 0: NVIDIA A100');
+
+    // nvidia-smi without a GPU (driver missing) does not count.
+    writeFileSync(smi, '#!/bin/sh\necho "NVIDIA-SMI has failed" >&2\nexit 9\n');
+    expect(
+      runScript(script, ['--detect-gpu'], { ...none, PATH: `${bin}:/usr/bin:/bin` }).status,
+    ).toBe(1);
   });
 });

@@ -32,6 +32,11 @@ export interface ViewerServer {
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
+/** Whether `host` only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  return LOOPBACK.has(host);
+}
+
 function listen(
   fetch: Parameters<typeof serve>[0]['fetch'],
   host: string,
@@ -48,7 +53,7 @@ export async function startViewerServer(options: ViewerServerOptions): Promise<V
   const requestedPort = options.port ?? DEFAULT_PORT;
   const reader = new MetricsReader(options.databasePath);
   const assets = await buildViewerAssets();
-  const loopback = LOOPBACK.has(host);
+  const loopback = isLoopback(host);
   const app = createViewerApp({
     reader,
     assets,

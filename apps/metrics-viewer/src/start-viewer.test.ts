@@ -60,4 +60,23 @@ describe('viewer flags', () => {
       await server.close();
     }
   });
+
+  it('--host ::1 is loopback: no warning; 0.0.0.0 warns', async () => {
+    for (const [host, warns] of [
+      ['::1', false],
+      ['localhost', false],
+      ['0.0.0.0', true],
+    ] as const) {
+      const lines: string[] = [];
+      const server = await startViewer(
+        { db: '/nonexistent/metrics.sqlite', port: '0', host },
+        (line) => lines.push(line),
+      );
+      await server.close();
+      expect(
+        lines.some((line) => line.startsWith('warning:')),
+        host,
+      ).toBe(warns);
+    }
+  });
 });

@@ -3,7 +3,13 @@
 import { existsSync } from 'node:fs';
 import { resolveDatabasePath } from './default-database-path';
 import { START_COMMAND } from './metrics-reader';
-import { DEFAULT_HOST, DEFAULT_PORT, startViewerServer, type ViewerServer } from './server';
+import {
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  isLoopback,
+  startViewerServer,
+  type ViewerServer,
+} from './server';
 
 /** A mistake in the flags: printed as one line without a stack. */
 export class ViewerOptionError extends Error {
@@ -47,7 +53,7 @@ export async function startViewer(
   log(
     `database: ${databasePath}${existsSync(databasePath) ? '' : ` (not there yet; start a run: ${START_COMMAND})`}`,
   );
-  if (host !== DEFAULT_HOST && host !== 'localhost') {
+  if (!isLoopback(host)) {
     log(`warning: listening on ${host}, reachable from other machines (read-only)`);
   }
   const stop = () => {

@@ -2,6 +2,7 @@
 // EMA-smoothed curve, and optionally its validation points. Drag to zoom (reported to the owner,
 // which fetches that range at full resolution), double-click to reset, a tooltip listing every
 // run's value at the cursor, log scale, PNG and CSV export.
+import { INTEGER_INCREMENTS } from './axis-ticks';
 import uPlot from 'uplot';
 import { formatValue, withAlpha } from './format';
 
@@ -23,6 +24,8 @@ export interface ChartModel {
   yLabel: string;
   /** Formats x values on the axis and in the tooltip. */
   formatX: (value: number) => string;
+  /** Whether x is a whole number (step, tokens): ticks then fall on whole numbers only. */
+  integerX: boolean;
   runs: ChartRun[];
   logScale: boolean;
   /** Shown instead of the chart when there is nothing to draw. */
@@ -177,6 +180,7 @@ export class ChartPanel {
       axes: [
         {
           label: model.xLabel,
+          ...(model.integerX ? { incrs: INTEGER_INCREMENTS } : {}),
           values: (_u, values) => values.map((value) => model.formatX(value)),
         },
         {

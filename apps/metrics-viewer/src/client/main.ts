@@ -206,6 +206,7 @@ function chartModel(metric: MetricColumn, withEvals: boolean): ChartModel {
     xLabel: xLabels[state.x],
     yLabel: metricLabels[metric],
     formatX,
+    integerX: state.x !== 'elapsed',
     runs,
     logScale: state.logScale,
     emptyText,
