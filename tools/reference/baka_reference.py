@@ -43,6 +43,14 @@ class Config:
     # upstream scaled every attention parameter of a thin layer by 1e-4 at init, the rotary
     # frequencies (an untrained parameter) included: a thin layer rotates by angles x 1e-4
     thin_rotary_scale: float = 1e-4
+    # pause tokens (upstream 004/005): n_pauses copies of one learned vector per chunk
+    n_pauses: int = 0
+    is_pause_pos_random: bool = False  # upstream's random layout, drawn from a seeded generator
+    pause_seed: int = 0
+    norm: str = "layernorm"  # 'layernorm' (eps 1e-5, weight + bias) | 'rmsnorm' (004: T5-style, eps 1e-6)
+    # RMT (upstream 005): M write tokens; later chunks read/write the previous chunk's outputs there
+    n_rmt_tokens: int = 0
+    rmt_mask: str = "causal"  # 'causal' (upstream's flash attention) | 'upstream' (its hand-built mask)
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
@@ -57,14 +65,30 @@ class Config:
         assert self.memory_source in ("previous-layer", "same-layer")
         assert self.position_policy in ("reset", "absolute")
         assert self.rotary_layout == "interleaved"  # rotary-embedding-torch's layout
+        assert self.norm in ("layernorm", "rmsnorm")
+        assert self.rmt_mask in ("causal", "upstream")
 
     @property
     def dim_head(self) -> int:
         return self.dim_attn // self.n_heads
 
+    @property
+    def model_type(self) -> str:
+        return "baka_rmt" if self.n_rmt_tokens else "baka_pause" if self.n_pauses else "baka_xl"
+
     def to_json_dict(self, upstream_only: bool = False) -> dict:
+        """003 models write exactly the 003 config; pause/RMT models add upstream's field names."""
         d = asdict(self)
-        d["model_type"] = "baka_xl"
+        d["model_type"] = self.model_type
+        for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask"):
+            d.pop(key)
+        if self.n_pauses or self.n_rmt_tokens:
+            d.update(n_pauses=self.n_pauses, is_pause_pos_random=self.is_pause_pos_random)
+        if self.n_rmt_tokens:  # 005's BakaConfig; use_flash_attn=False ran its hand-built mask
+            d.update(n_rmt_tokens=self.n_rmt_tokens, n_rmt_margins=0, rmt_solidifier="none",
+                     use_flash_attn=self.rmt_mask == "causal")
+        if not upstream_only and (self.n_pauses or self.n_rmt_tokens or self.norm != "layernorm"):
+            d.update(norm=self.norm, pause_seed=self.pause_seed, rmt_mask=self.rmt_mask)
         if upstream_only:
             for key in ("memory", "memory_source", "position_policy", "carry_memory", "rotary_layout", "rope_theta"):
                 d.pop(key)
@@ -82,10 +106,51 @@ class LayerMemory:
     k: torch.Tensor  # [B, H, T, K]
     v: torch.Tensor  # [B, H, T, K']
     start: int
+    write: Optional[torch.Tensor] = None  # RMT: last layer's outputs at the write positions [B, M, D]
+
+    def detached(self) -> "LayerMemory":
+        write = None if self.write is None else self.write.detach()
+        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write)
 
 
 def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
     return 1.0 / (1.0 + (x / a).abs() ** d)
+
+
+class RMSNorm(nn.Module):
+    """T5-style: x / sqrt(mean(x^2) + eps) * weight, no bias, no mean subtraction (fp32)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        return self.weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype)
+
+
+def make_norm(c: Config) -> nn.Module:
+    return RMSNorm(c.dim_model) if c.norm == "rmsnorm" else nn.LayerNorm(c.dim_model, eps=1e-5)
+
+
+def pause_slots(c: Config, n_tokens: int, generator: Optional[torch.Generator]) -> list[int]:
+    """Layout of a chunk with pauses: per position the chunk's token index, or -1 for a pause.
+
+    Upstream inserts pauses one after another into the growing sequence at insertion points
+    step*i (step = n_ctx // n_pauses, every i < n_pauses with step*i <= the chunk's token count);
+    the random layout puts the first at 0 and pause i at a uniform point in 1..n_tokens+i.
+    """
+    if c.is_pause_pos_random:
+        draw = lambda n: int(torch.randint(1, n + 1, (1,), generator=generator).item())  # noqa: E731
+        points = [0] + [draw(n_tokens + i) for i in range(1, c.n_pauses)]
+    else:
+        step = c.n_ctx // c.n_pauses
+        points = [step * i for i in range(c.n_pauses) if step * i <= n_tokens]
+    slots = list(range(n_tokens))
+    for point in points:
+        slots.insert(point, -1)
+    return slots
 
 
 class MLP(nn.Module):
@@ -122,8 +187,10 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         return x.view(b, t, self.c.n_heads, -1).transpose(1, 2)  # [B, H, T, K]
 
-    def forward(self, h: torch.Tensor, past: Optional[LayerMemory], start: int):
-        """h: normalised input [B, T, D]. Returns (output [B, T, D], this chunk's memory)."""
+    def forward(self, h: torch.Tensor, past: Optional[LayerMemory], start: int, rmt: tuple[int, int] = (0, 0)):
+        """h: normalised input [B, T, D]; rmt: (read, write) memory token counts at the ends of h.
+
+        Returns (output [B, T, D], this chunk's memory)."""
         q, k, v = self.heads(self.q(h)), self.heads(self.k(h)), self.heads(self.v(h))
         mine = LayerMemory(k=k, v=v, start=start)
         past_length = 0
@@ -136,8 +203,17 @@ class Attention(nn.Module):
         k = self.rot.rotate_queries_or_keys(k, -2, offset=key_offset)
         t = q.shape[-2]
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.c.dim_head)  # [B, H, T, P+T]
-        # query i (0-based in the chunk) sees every past key and current keys 0..i
+        # query i (0-based in the chunk) sees every past key and current keys 0..i (this is also
+        # flash attention's causal=True, aligned bottom right when there are more keys than queries)
         allowed = torch.ones(t, past_length + t, dtype=torch.bool).tril(diagonal=past_length)
+        read, write = rmt
+        if self.c.rmt_mask == "upstream" and past is not None:
+            # upstream 005's hand-built mask (used only without flash attention): write tokens see
+            # every key, read tokens also see each other
+            if write:
+                allowed[-write:] = True
+            if read:
+                allowed[:read, past_length : past_length + read] = True
         scores = scores.masked_fill(~allowed, float("-inf"))
         y = scores.softmax(dim=-1) @ v  # [B, H, T, K']
         y = y.transpose(1, 2).reshape(h.shape[0], t, -1)  # [B, T, D]
@@ -150,13 +226,13 @@ class Layer(nn.Module):
     def __init__(self, c: Config, index: int = 0):
         super().__init__()
         thin = c.layer_kinds[index] == "attention-only"
-        self.norm_in = nn.LayerNorm(c.dim_model, eps=1e-5)
+        self.norm_in = make_norm(c)
         self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
         self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
 
-    def forward(self, x, past, start):
+    def forward(self, x, past, start, rmt=(0, 0)):
         h = self.norm_in(x)
-        attn, mine = self.attn(h, past, start)
+        attn, mine = self.attn(h, past, start, rmt)
         y = x + attn
         if self.mlp is not None:
             y = y + self.mlp(h)
@@ -168,14 +244,42 @@ class Net(nn.Module):
         super().__init__()
         self.c = c
         self.layers = nn.ModuleList([Layer(c, i) for i in range(c.n_layers)])
+        if c.n_pauses:
+            self.pause = nn.Module()
+            self.pause.pause_emb = nn.Parameter(torch.randn(c.dim_model))  # [D]
+            self.pause_generator = torch.Generator().manual_seed(c.pause_seed)
+        if c.n_rmt_tokens:
+            self.rmt = nn.Module()
+            self.rmt.rmt_tokens = nn.Parameter(torch.randn(c.n_rmt_tokens, c.dim_model))  # [M, D]
 
     def forward(self, x: torch.Tensor, memory: Optional[list[LayerMemory]] = None):
-        """x: [B, S, D]; memory: per layer, from the previous chunk (or window). Returns (y, memory)."""
+        """x: [B, S, D]; memory: per layer, from the previous chunk (or window). Returns (y, memory).
+
+        A chunk runs as [read ; tokens with pauses ; write]: RMT's read and write blocks are both m,
+        the last layer's outputs at the previous chunk's write positions (chunk 1 of a call without
+        memory: no read block, write = rmt_tokens). Positions (rotary, `start`) count every slot.
+        """
         c = self.c
+        b = x.shape[0]
         start = 0 if memory is None else memory[0].start + memory[0].k.shape[-2]
+        write = None if memory is None else memory[-1].write
         outputs = []
         for pos in range(0, x.shape[1], c.n_ctx):
             y = x[:, pos : pos + c.n_ctx]
+            keep = None
+            if c.n_pauses:
+                slots = pause_slots(c, y.shape[1], self.pause_generator)
+                with_pause = torch.cat((y, self.model_pause(b)), dim=1)  # index -1 = the pause
+                y = with_pause[:, slots]
+                keep = [i for i, token in enumerate(slots) if token >= 0]
+            read = 0
+            if c.n_rmt_tokens:
+                if write is None:
+                    write = self.rmt.rmt_tokens.expand(b, -1, -1)
+                    y = torch.cat((y, write), dim=1)
+                else:
+                    read = write.shape[1]
+                    y = torch.cat((write, y, write), dim=1)
             current = []
             for i, layer in enumerate(self.layers):
                 past = None
@@ -184,11 +288,21 @@ class Net(nn.Module):
                         past = memory[i - 1] if i > 0 else None
                     else:
                         past = memory[i]
-                y, mine = layer(y, past, start + pos)
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens))
                 current.append(mine)
+            start += y.shape[1]
+            if c.n_rmt_tokens:
+                write = y[:, -c.n_rmt_tokens :]  # gradient flows into the next chunk through m
+                current[-1].write = write
+                y = y[:, read : y.shape[1] - c.n_rmt_tokens]
+            if keep is not None:
+                y = y[:, keep]
             outputs.append(y)
             memory = current
         return torch.cat(outputs, dim=1), memory
+
+    def model_pause(self, b: int) -> torch.Tensor:
+        return self.pause.pause_emb.expand(b, 1, -1)  # [B, 1, D]
 
 
 class CausalLM(nn.Module):
@@ -197,7 +311,7 @@ class CausalLM(nn.Module):
         self.config = c
         self.model = Net(c)
         self.vocab_in = nn.Embedding(c.n_vocab, c.dim_model)
-        self.norm_out = nn.LayerNorm(c.dim_model, eps=1e-5)
+        self.norm_out = make_norm(c)
         self.vocab_out = nn.Linear(c.dim_model, c.n_vocab, bias=False)
 
     def forward(self, input_ids, labels=None, memory=None):
@@ -219,6 +333,8 @@ def perturb_norms(model: CausalLM, generator: torch.Generator) -> None:
     """Move LayerNorm weights/biases away from 1/0 so a swapped weight/bias is caught."""
     with torch.no_grad():
         for module in model.modules():
+            if type(module).__name__.endswith("RMSNorm"):  # ours or upstream 004's (weight only)
+                module.weight.add_(0.2 * torch.randn(module.weight.shape, generator=generator))
             if isinstance(module, nn.LayerNorm):
                 module.weight.add_(0.2 * torch.randn(module.weight.shape, generator=generator))
                 module.bias.add_(0.2 * torch.randn(module.bias.shape, generator=generator))
@@ -257,7 +373,11 @@ def select_memory(memory, previous_rows: list[int], rows: list[int]):
     if memory is None:
         return None
     pick = [previous_rows.index(r) for r in rows]
-    return [LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start) for m in memory]
+    return [
+        LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start,
+                    write=None if m.write is None else m.write.detach()[pick])
+        for m in memory
+    ]
 
 
 def train_batch(model: CausalLM, optimizer, ids, labels, attention_mask, window: int, skip_first: int, clip: float = 1.0):

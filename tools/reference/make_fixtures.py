@@ -108,7 +108,7 @@ def carry_fixture(model: CausalLM, ids, labels, path: Path, split: int) -> float
     """Call 1 on tokens [0, split), call 2 on [split, S) with call 1's memory (detached)."""
     with torch.no_grad():
         _, _, memory = model(ids[:, :split], labels[:, :split])
-        memory = [LayerMemory(k=m.k.detach(), v=m.v.detach(), start=m.start) for m in memory]
+        memory = [m.detached() for m in memory]
         logits, loss, _ = model(ids[:, split:], labels[:, split:], memory)
     save_file(
         {"logits": logits.contiguous(), "loss": loss.reshape(())},

@@ -10,7 +10,12 @@ variants/<name>/
   model.safetensors  its weights (upstream state_dict names, PyTorch layout)
   expected.safetensors  logits [3, 22, V], loss [], grad.<parameter> for every trained parameter
   carry.safetensors  logits and loss of a second call over tokens 11..21 fed the (detached)
-                     memory of a first call over tokens 0..10 (metadata `split`)
+                     memory of a first call over tokens 0..10 (metadata `split`; for RMT the
+                     memory includes the write tokens m)
+  train-upstream.json  (rmt only) upstream 005's procedure on the same rows: windows of 16,
+                     passes skipping 0 and n_ctx // 2 tokens, AdamW defaults, clip 0.5; per-step
+                     loss, grad norm, window start/length/rows
+Then upstream-004/ and upstream-005/ (see upstream_checkpoints.py).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baka_reference import CausalLM, Config, perturb_norms  # noqa: E402
-from make_fixtures import TINY, carry_fixture, forward_fixture, write_checkpoint  # noqa: E402
+from baka_reference import train_batch  # noqa: E402
+from make_fixtures import TINY, carry_fixture, forward_fixture, write_checkpoint, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "packages" / "model" / "__fixtures__"
@@ -41,6 +47,12 @@ VARIANTS = {
         layer_kinds=["standard", "attention-only", "standard", "attention-only"],
         layer_dim_ff=[128, 64, 48, 64],
     ),
+    # upstream 004_pause head: 3 pauses per chunk (step 8 // 3 = 2: slots 0, 2, 4), RMSNorm,
+    # previous-layer XL
+    "pause": dict(n_pauses=3, norm="rmsnorm"),
+    # upstream 005_rmt head: 2 pauses (slots 0, 4), 3 RMT tokens, same-layer XL, LayerNorm,
+    # flash attention's bottom-right causal mask
+    "rmt": dict(n_pauses=2, n_rmt_tokens=3, memory_source="same-layer"),
 }
 
 
@@ -60,6 +72,24 @@ def main() -> None:
         loss = forward_fixture(model, ids, labels, directory / "expected.safetensors")
         carried = carry_fixture(model, ids, labels, directory / "carry.safetensors", split=11)
         print(f"variants/{name}: loss {loss:.6f}, carried second call {carried:.6f}")
+        if name == "rmt":
+            train_upstream(model, ids, labels, directory / "train-upstream.json")
+    import upstream_checkpoints
+
+    upstream_checkpoints.main()
+
+
+def train_upstream(model: CausalLM, ids, labels, path: Path) -> None:
+    """005's training procedure from the checkpoint just written (memory not carried: upstream)."""
+    attention_mask = (labels != -100).long()
+    optimizer = torch.optim.AdamW(model.parameters())
+    window, steps = 16, []
+    for skip in (0, model.config.n_ctx // 2):
+        steps += train_batch(model, optimizer, ids, labels, attention_mask, window, skip, clip=0.5)
+    procedure = {"window": window, "passes": [0, model.config.n_ctx // 2], "clip_grad_norm": 0.5,
+                 "optimizer": "torch.optim.AdamW defaults"}
+    write_json(path, {**procedure, "steps": steps, "losses": [s["loss"] for s in steps]})
+    print(f"{path.parent.name}/train-upstream.json: losses {[round(s['loss'], 6) for s in steps]}")
 
 
 if __name__ == "__main__":

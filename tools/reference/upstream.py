@@ -25,21 +25,26 @@ def _stand_ins() -> None:
         activations = types.ModuleType("transformers.activations")
         activations.ACT2FN = {}
         transformers.activations = activations
+        transformers.set_seed = None  # 005 imports it for its main()
         sys.modules["transformers"] = transformers
         sys.modules["transformers.activations"] = activations
     data = types.ModuleType("bakadata")
     for attribute in ("get_dl", "get_tokenizer", "batch_iterator", "MiniBatch"):
         setattr(data, attribute, None)
     sys.modules["bakadata"] = data
+    logger = types.ModuleType("float_logger")  # 005's training logger
+    logger.flog = None
+    sys.modules["float_logger"] = logger
 
 
-def load_upstream(commit: str, clone: str | None = None, file: str = "baka3.py") -> types.ModuleType:
-    """Imports `file` of upstream's clone at `commit` as a fresh module."""
+def load_upstream(commit: str, clone: str | None = None, file: str = "baka3.py", modules: dict | None = None) -> types.ModuleType:
+    """Imports `file` of upstream's clone at `commit` as a fresh module (`modules`: more stand-ins)."""
     clone = clone or os.environ.get("BAKA_UPSTREAM")
     if not clone:
         raise SystemExit("pass --upstream DIR (a clone of Maykeye/BakaLLM) or set BAKA_UPSTREAM")
     source = subprocess.check_output(["git", "-C", clone, "show", f"{commit}:{file}"])
     _stand_ins()
+    sys.modules.update(modules or {})
     directory = Path(tempfile.mkdtemp(prefix="baka-upstream-"))
     path = directory / f"upstream_{commit[:10]}.py"
     path.write_bytes(source)
