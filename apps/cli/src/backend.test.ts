@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -34,7 +37,14 @@ describe('initBackend', () => {
   });
 
   it('auto runs a backend and says why each faster one was skipped', async () => {
-    const report = await initBackend('auto');
+    // A simulated NVIDIA driver, so auto gets as far as looking for tfjs-node-gpu (verbose.test.ts
+    // runs the CLI without one).
+    const driver = join(mkdtempSync(join(tmpdir(), 'baka-gpu-')), 'nvidia-version');
+    writeFileSync(driver, 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14\n');
+    process.env.BAKA_NVIDIA_DRIVER_FILE = driver;
+    const report = await initBackend('auto').finally(() => {
+      delete process.env.BAKA_NVIDIA_DRIVER_FILE;
+    });
     expect(tf.getBackend()).toBe(report.name);
     const order = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
     // Every backend before the one that runs appears in `skipped`, in order, with a reason.
