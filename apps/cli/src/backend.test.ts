@@ -22,11 +22,11 @@ describe('initBackend', () => {
     expect(AUTO_ORDER).toEqual(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
   });
 
-  it('forcing an uninstalled backend fails with a UserError naming the backend and the reason', async () => {
+  it('forcing a backend that cannot load fails with a UserError naming the backend and the reason', async () => {
     const failure = initBackend('tensorflow-gpu');
     await expect(failure).rejects.toBeInstanceOf(UserError);
     await expect(initBackend('tensorflow-gpu')).rejects.toThrow(
-      /--backend tensorflow-gpu cannot start: @tensorflow\/tfjs-node-gpu is not installed/,
+      /--backend tensorflow-gpu cannot start: @tensorflow\/tfjs-node-gpu is installed but its native binding is not built/,
     );
   });
 
@@ -53,7 +53,9 @@ describe('initBackend', () => {
     );
     expect(report.skipped[0]).toEqual({
       backend: 'tensorflow-gpu',
-      reason: expect.stringContaining('@tensorflow/tfjs-node-gpu is not installed'),
+      reason: expect.stringContaining(
+        '@tensorflow/tfjs-node-gpu is installed but its native binding is not built',
+      ),
     });
     const line = describeBackend(report);
     expect(line).toContain(`backend: ${report.name}`);
@@ -62,7 +64,7 @@ describe('initBackend', () => {
     setVerbose(true);
     try {
       expect(describeBackend(report)).toContain(
-        'auto skipped tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed',
+        'auto skipped tensorflow-gpu: @tensorflow/tfjs-node-gpu is installed but its native binding is not built',
       );
     } finally {
       setVerbose(false);

@@ -104,7 +104,7 @@ async function loadNative(packageName: '@tensorflow/tfjs-node' | '@tensorflow/tf
   if (!isInstalled(packageName)) {
     throw new Error(
       packageName.endsWith('-gpu')
-        ? `${packageName} is not installed (opt-in: README, Backends)`
+        ? `${packageName} is not installed (optional dependency; run pnpm install)`
         : `${packageName} is not installed (optional dependency; run pnpm install, then \`${NATIVE_FIX}\`)`,
     );
   }

@@ -1,7 +1,7 @@
 // The "auto skipped tensorflow-gpu" note: on every command only with --verbose; doctor always.
 // Auto tries the GPU build only where it sees an NVIDIA driver, simulated here by a driver file
-// (BAKA_NVIDIA_DRIVER_FILE) or a fake nvidia-smi on PATH; this machine has neither a GPU nor the
-// GPU build, so auto falls back to the CPU backends every time and says why.
+// (BAKA_NVIDIA_DRIVER_FILE) or a fake nvidia-smi on PATH. This machine has no GPU; tfjs-node-gpu is
+// installed (optional dependency) but setup-native left it unbuilt, so auto falls back every time.
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,12 +49,12 @@ describe('--backend auto and the GPU', () => {
     );
   });
 
-  it('with a simulated driver file, looks for the GPU build and says it is not installed', () => {
+  it('with a simulated driver file, loads the GPU build, which setup-native left inactive', () => {
     const driver = join(scratch, 'nvidia-version');
     writeFileSync(driver, 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14\n');
     const line = backendLine(['--verbose'], { ...noGpu, BAKA_NVIDIA_DRIVER_FILE: driver });
     expect(line).toContain(
-      'auto skipped tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed',
+      'auto skipped tensorflow-gpu: @tensorflow/tfjs-node-gpu is installed but its native binding is not built',
     );
     expect(line).not.toContain('no GPU device seen');
   });
@@ -67,7 +67,7 @@ describe('--backend auto and the GPU', () => {
     chmodSync(smi, 0o755);
     const withSmi = { ...noGpu, PATH: `${fakeBin}:${systemPath}` };
     expect(backendLine(['--verbose'], withSmi)).toContain(
-      'auto skipped tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed',
+      'auto skipped tensorflow-gpu: @tensorflow/tfjs-node-gpu is installed but its native binding is not built',
     );
     writeFileSync(smi, '#!/bin/sh\necho "NVIDIA-SMI has failed" >&2\nexit 9\n');
     expect(backendLine(['--verbose'], withSmi)).toContain('tensorflow-gpu: no GPU device seen');
