@@ -36,6 +36,7 @@ import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { detectNvidiaDriver } from './nvidia-driver.mjs';
 
 const args = new Set(process.argv.slice(2));
 const fromPostinstall = args.has('--from-postinstall');
@@ -640,24 +641,6 @@ async function setupPackage(pkg) {
   return true;
 }
 
-/**
- * Whether an NVIDIA driver is present: its /proc file (BAKA_NVIDIA_DRIVER_FILE overrides the path,
- * for tests) or `nvidia-smi -L` on PATH listing a GPU. Only then is tfjs-node-gpu activated.
- */
-function nvidiaDriver() {
-  const file = env('BAKA_NVIDIA_DRIVER_FILE') ?? '/proc/driver/nvidia/version';
-  if (existsSync(file)) {
-    const first = readFileSync(file, 'utf8').split('\n')[0]?.trim() ?? '';
-    return { found: true, detail: `${file}: ${first.slice(0, 120)}` };
-  }
-  const smi = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8', timeout: 20_000 });
-  const gpus =
-    smi.status === 0 ? smi.stdout.split('\n').filter((line) => /^GPU \d+/.test(line)) : [];
-  if (gpus.length > 0)
-    return { found: true, detail: `nvidia-smi: ${gpus.join('; ').slice(0, 160)}` };
-  return { found: false, detail: `no ${file} and no GPU from nvidia-smi -L` };
-}
-
 function printHelp(reason) {
   log(`could not make the native TensorFlow backend work: ${reason}`);
   log('to fix it, do one of:');
@@ -673,7 +656,7 @@ function printHelp(reason) {
 
 async function main() {
   if (process.argv.includes('--detect-gpu')) {
-    const driver = nvidiaDriver();
+    const driver = detectNvidiaDriver();
     log(
       driver.found
         ? `NVIDIA driver found (${driver.detail})`
@@ -700,7 +683,7 @@ async function main() {
   removeStaleTemp();
   let failures = 0;
   const gpuPackages = packages.filter((pkg) => pkg.gpu);
-  const driver = gpuPackages.length > 0 ? nvidiaDriver() : null;
+  const driver = gpuPackages.length > 0 ? detectNvidiaDriver() : null;
   for (const pkg of packages) {
     if (pkg.gpu && !driver.found) {
       log(`${pkg.name}: not activated, no NVIDIA driver here (${driver.detail})`);

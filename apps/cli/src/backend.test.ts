@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -19,11 +22,11 @@ describe('initBackend', () => {
     expect(AUTO_ORDER).toEqual(['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']);
   });
 
-  it('forcing an uninstalled backend fails with a UserError naming the backend and the reason', async () => {
+  it('forcing a backend that cannot load fails with a UserError naming the backend and the reason', async () => {
     const failure = initBackend('tensorflow-gpu');
     await expect(failure).rejects.toBeInstanceOf(UserError);
     await expect(initBackend('tensorflow-gpu')).rejects.toThrow(
-      /--backend tensorflow-gpu cannot start: @tensorflow\/tfjs-node-gpu is not installed/,
+      /--backend tensorflow-gpu cannot start: @tensorflow\/tfjs-node-gpu is installed but its native binding is not built/,
     );
   });
 
@@ -34,7 +37,14 @@ describe('initBackend', () => {
   });
 
   it('auto runs a backend and says why each faster one was skipped', async () => {
-    const report = await initBackend('auto');
+    // A simulated NVIDIA driver, so auto gets as far as looking for tfjs-node-gpu (verbose.test.ts
+    // runs the CLI without one).
+    const driver = join(mkdtempSync(join(tmpdir(), 'baka-gpu-')), 'nvidia-version');
+    writeFileSync(driver, 'NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.14\n');
+    process.env.BAKA_NVIDIA_DRIVER_FILE = driver;
+    const report = await initBackend('auto').finally(() => {
+      delete process.env.BAKA_NVIDIA_DRIVER_FILE;
+    });
     expect(tf.getBackend()).toBe(report.name);
     const order = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'];
     // Every backend before the one that runs appears in `skipped`, in order, with a reason.
@@ -43,7 +53,9 @@ describe('initBackend', () => {
     );
     expect(report.skipped[0]).toEqual({
       backend: 'tensorflow-gpu',
-      reason: expect.stringContaining('@tensorflow/tfjs-node-gpu is not installed'),
+      reason: expect.stringContaining(
+        '@tensorflow/tfjs-node-gpu is installed but its native binding is not built',
+      ),
     });
     const line = describeBackend(report);
     expect(line).toContain(`backend: ${report.name}`);
@@ -52,7 +64,7 @@ describe('initBackend', () => {
     setVerbose(true);
     try {
       expect(describeBackend(report)).toContain(
-        'auto skipped tensorflow-gpu: @tensorflow/tfjs-node-gpu is not installed',
+        'auto skipped tensorflow-gpu: @tensorflow/tfjs-node-gpu is installed but its native binding is not built',
       );
     } finally {
       setVerbose(false);

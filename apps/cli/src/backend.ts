@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { Option } from 'commander';
+import { detectNvidiaDriver } from '../../../scripts/nvidia-driver.mjs';
 import { UserError } from './cli-kit';
 
 export const BACKEND_CHOICES = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -103,7 +104,7 @@ async function loadNative(packageName: '@tensorflow/tfjs-node' | '@tensorflow/tf
   if (!isInstalled(packageName)) {
     throw new Error(
       packageName.endsWith('-gpu')
-        ? `${packageName} is not installed (opt-in: README, Backends)`
+        ? `${packageName} is not installed (optional dependency; run pnpm install)`
         : `${packageName} is not installed (optional dependency; run pnpm install, then \`${NATIVE_FIX}\`)`,
     );
   }
@@ -128,14 +129,27 @@ async function registerGradients(): Promise<void> {
   await import('@tensorflow/tfjs');
 }
 
+/**
+ * `auto` tries tensorflow-gpu only where a GPU is seen: the NVIDIA driver, found the way
+ * setup-native finds it. The binding's own answer (`isUsingGpuDevice`) comes only after the GPU
+ * build has loaded and registered the 'tensorflow' backend, too late for auto to fall back to
+ * tfjs-node cleanly, so it is not asked.
+ */
+function requireGpuDevice(): void {
+  const driver = detectNvidiaDriver();
+  if (!driver.found) throw new Error(`no GPU device seen (${driver.detail})`);
+}
+
 async function tryBackend(
   backend: ConcreteBackend,
+  choice: BackendChoice,
 ): Promise<
   Pick<BackendReport, 'name' | 'threads'> & { versions: Partial<BackendReport['versions']> }
 > {
   quietNativeLogs();
   switch (backend) {
     case 'tensorflow-gpu': {
+      if (choice === 'auto') requireGpuDevice();
       const versions = await loadNative('@tensorflow/tfjs-node-gpu');
       return { name: 'tensorflow', threads: nativeThreads(), versions };
     }
@@ -236,7 +250,7 @@ export async function initBackend(choice: BackendChoice = 'auto'): Promise<Backe
   await registerGradients();
   for (const backend of order) {
     try {
-      const { name, threads, versions } = await tryBackend(backend);
+      const { name, threads, versions } = await tryBackend(backend, choice);
       await tf.ready();
       return {
         name,

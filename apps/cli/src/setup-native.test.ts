@@ -35,6 +35,10 @@ describe('setup-native', () => {
     mkdirSync(join(repo, 'scripts'), { recursive: true });
     const copy = join(repo, 'scripts', 'setup-native.mjs');
     copyFileSync(script, copy);
+    copyFileSync(
+      join(script, '..', 'nvidia-driver.mjs'),
+      join(repo, 'scripts', 'nvidia-driver.mjs'),
+    );
     const postinstall = runScript(copy, ['--from-postinstall'], {});
     expect(postinstall.status).toBe(0);
     expect(postinstall.stdout).toContain('setup-native: @tensorflow/tfjs-node is not installed');

@@ -1,7 +1,11 @@
-// `baka doctor`: which backend runs and why, versions, threads, and a measured fp32 matmul speed.
+// `baka doctor`: which backend runs and why, versions, threads, a measured fp32 matmul speed, and
+// the devices (CPU, and the GPUs the NVIDIA driver detection sees).
 // When the native TensorFlow backend is not the one running, it prints the exact fix.
+import { existsSync, readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Command } from 'commander';
+import { detectNvidiaDriver } from '../../../../scripts/nvidia-driver.mjs';
 import {
   type BackendChoice,
   type BackendReport,
@@ -34,6 +38,36 @@ export interface DoctorReport {
   matmul: MatmulMeasurement;
   /** Native TensorFlow: running here; else whether it would load, why not, and the fix. */
   native: { running: boolean; available: boolean; detail: string; fix: string | null };
+  devices: Devices;
+}
+
+export interface Devices {
+  /** Logical cores and the model name, from /proc/cpuinfo (Node's os.cpus() elsewhere). */
+  cpu: { cores: number; model: string };
+  /** One line per GPU from `nvidia-smi -L`, or the NVIDIA driver file's version line. */
+  gpus: string[];
+  /** What the GPU detection found or looked for (the same detection `--backend auto` uses). */
+  gpuDetection: string;
+}
+
+/** The machine's compute devices: the CPU, and the GPUs the NVIDIA driver detection sees. */
+export function listDevices(): Devices {
+  let cpu: Devices['cpu'];
+  if (existsSync('/proc/cpuinfo')) {
+    const lines = readFileSync('/proc/cpuinfo', 'utf8').split('\n');
+    const model = lines
+      .find((line) => /^model name\s*:/.test(line))
+      ?.split(':')[1]
+      ?.trim();
+    cpu = {
+      cores: lines.filter((line) => /^processor\s*:/.test(line)).length,
+      model: model ?? 'unknown model',
+    };
+  } else {
+    cpu = { cores: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown model' };
+  }
+  const driver = detectNvidiaDriver();
+  return { cpu, gpus: driver.devices, gpuDetection: driver.detail };
 }
 
 /**
@@ -112,6 +146,7 @@ export async function runDoctor(options: {
     threads: report.threads,
     matmul,
     native: { running: report.name === 'tensorflow', ...native, fix: nativeFix(native) },
+    devices: listDevices(),
   };
 }
 
@@ -130,6 +165,10 @@ export function formatDoctor(report: DoctorReport): string {
     );
   }
   if (report.native.fix) lines.push(`fix:         ${report.native.fix}`);
+  const { cpu, gpus, gpuDetection } = report.devices;
+  lines.push(`devices:     cpu: ${cpu.cores} core${cpu.cores === 1 ? '' : 's'}, ${cpu.model}`);
+  if (gpus.length === 0) lines.push(`             gpu: none (${gpuDetection})`);
+  for (const gpu of gpus) lines.push(`             gpu: ${gpu}`);
   return `${lines.join('\n')}\n`;
 }
 
