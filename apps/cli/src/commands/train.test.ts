@@ -217,6 +217,49 @@ describe('baka train refuses data too small for one window', { timeout: 120_000 
   });
 });
 
+describe('baka train --corpus DIR of prepared shards', { timeout: 180_000 }, () => {
+  it('trains on the shards as they are, and refuses shards of another tokenizer in one line', async () => {
+    const { dir, common } = smallSetup();
+    const corpus = common[common.indexOf('--corpus') + 1]!;
+    const tokenizer = common[common.indexOf('--tokenizer') + 1]!;
+    const shards = join(dir, 'shards');
+    const prepare = await runCli([
+      'data',
+      'prepare',
+      '--corpus',
+      corpus,
+      '--out',
+      shards,
+      '--tokenizer',
+      tokenizer,
+    ]);
+    expect(prepare.status, prepare.stderr).toBe(0);
+    const args = [...common, '--corpus', shards, '--steps', '2', '--no-sample'];
+    const trained = await runCli(['train', ...args, '--run', 'sharded']);
+    expect(trained.status, trained.stderr).toBe(0);
+    expect(trained.stderr).toMatch(/^data: .*shards: \d+ tokens in 40 documents/m);
+    expect(existsSync(join(dir, 'runs', '.shards'))).toBe(false);
+    expect(countSteps(join(dir, 'runs', 'metrics.sqlite'))).toBeGreaterThan(0);
+
+    const other = join(dir, 'other-tokenizer.json');
+    writeFileSync(
+      other,
+      JSON.stringify(
+        trainBpe(['another corpus altogether, with other merges'], {
+          vocabSize: 280,
+          specialTokens: ['<|endoftext|>', '<|padding|>'],
+        }),
+      ),
+    );
+    const mismatch = await runCli(['train', ...args, '--tokenizer', other, '--run', 'other']);
+    expect(mismatch.status, mismatch.stderr).toBe(2);
+    expect(failureLine(mismatch)).toMatch(
+      /^baka: .*shards holds shards made with tokenizer [0-9a-f]{12} .*, but this run tokenizes with [0-9a-f]{12} .*other-tokenizer\.json\); prepare the shards with this run's --tokenizer$/,
+    );
+    expect(mismatch.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
 /** Mounts a tmpfs of `size` at `dir` (needs root); false when this machine does not allow it. */
 function mountTmpfs(dir: string, options: string): boolean {
   mkdirSync(dir, { recursive: true });

@@ -320,7 +320,7 @@ export function register(program: Command): void {
     )
     .option(
       '--corpus <name|path>',
-      `corpus: tinyshakespeare, wikitext-2, wikitext-103 or a file (default ${QUICK_RUN.options.corpus})`,
+      `corpus: tinyshakespeare, wikitext-2, wikitext-103, a file or folder, or a directory of shards from 'baka data prepare' (default ${QUICK_RUN.options.corpus})`,
     )
     .option('--tokenizer <file>', 'tokenizer.json (default: the bundled gpt-neox-20b tokenizer)')
     .option('--run <name>', 'run name (default: <preset>-<date>)')
