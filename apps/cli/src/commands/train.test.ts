@@ -521,6 +521,13 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/resuming at step 3/);
     expect(second.stdout).toMatch(/done: 2 steps this session \(5 in total\)/);
+    // The bar counts from the resumed step toward the planned total, and ends at 100%.
+    expect(second.stderr).toMatch(/^train \[#+\.*\] 80\.0% 4\/5 /m);
+    expect(second.stderr).toMatch(/^train \[#{24}\] 100\.0% 5\/5 /m);
+    expect(second.stderr).not.toMatch(/ [12]\/5 /);
+    expect(second.stdout).toContain(
+      `resume with: pnpm baka train --resume r1 --runs-dir ${runs}\n`,
+    );
     const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
     const steps = store.db.prepare('SELECT step FROM metrics ORDER BY step').all() as {
       step: number;

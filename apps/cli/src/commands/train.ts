@@ -576,7 +576,6 @@ async function openData(
 /** Progress bar, JSON step lines (--input-ids) and messages for skips and evaluations. */
 function progressHooks(
   bar: ProgressBar,
-  startStep: number,
   jsonLog: boolean,
 ): SessionHooks & { tokensPerSecond: () => number } {
   let tokensSeen = 0;
@@ -592,7 +591,7 @@ function progressHooks(
         ? `pass ${where.pass + 1} window ${where.window + 1}/${where.windows}`
         : `batch ${where.batch + 1}/${where.batches} pass ${where.pass + 1} win ${where.window + 1}/${where.windows}`;
       bar.update(
-        step.step - startStep,
+        step.step,
         `loss ${step.loss.toFixed(4)} ${formatCount(tokensPerSecond())} tok/s ${position} [${step.unit.rows}x${step.unit.length}]`,
       );
       if (jsonLog) {
@@ -754,8 +753,13 @@ async function runTrain(flags: Flags): Promise<void> {
   if (changes.length > 0) process.stderr.write(`resume overrides: ${changes.join(', ')}\n`);
 
   const stopper = stopOnSignals(session);
-  const bar = new ProgressBar({ label: 'train', total: plannedSteps, unit: 'steps' });
-  const hooks = progressHooks(bar, session.state.step, inputBatch !== null);
+  const bar = new ProgressBar({
+    label: 'train',
+    total: plannedSteps,
+    initial: session.state.step,
+    unit: 'steps',
+  });
+  const hooks = progressHooks(bar, inputBatch !== null);
   let summary: SessionSummary;
   try {
     summary = await session.run(hooks);
