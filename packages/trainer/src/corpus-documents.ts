@@ -9,6 +9,7 @@ import {
   DataError,
   openShards,
   prepareShards,
+  type ReadOptions,
   readManifest,
   type TokenDocuments,
 } from '@baka/data';
@@ -22,6 +23,8 @@ export interface CorpusDocumentsOptions {
   cacheDir: string;
   /** Ids must be below this (the model's n_vocab); checked when the shards are opened. */
   vocabSize?: number;
+  /** How a path's files are read (format, JSONL field / parquet column, separator). */
+  read?: ReadOptions;
   /** Progress messages (one line each) while tokenizing. */
   onProgress?: (message: string) => void;
 }
@@ -59,6 +62,7 @@ export async function openCorpusDocuments(
   let lastReport = 0;
   const prepare = (overwrite: boolean) =>
     prepareShards({
+      ...options.read,
       corpus: options.corpus,
       tokenizerPath: options.tokenizerPath,
       outDir,

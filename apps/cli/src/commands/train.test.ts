@@ -260,6 +260,45 @@ describe('baka train --corpus DIR of prepared shards', { timeout: 180_000 }, () 
   });
 });
 
+describe('baka train and eval --corpus take the reader flags', { timeout: 180_000 }, () => {
+  it('--text-field reads another JSONL field, as the missing-field error advises', async () => {
+    const { dir, common } = smallSetup();
+    const corpus = common[common.indexOf('--corpus') + 1]!;
+    const body = join(dir, 'body.jsonl');
+    writeFileSync(
+      body,
+      readFileSync(corpus, 'utf8')
+        .split('\n')
+        .map((line) => JSON.stringify({ body: (JSON.parse(line) as { text: string }).text }))
+        .join('\n'),
+    );
+    const args = [...common, '--corpus', body, '--steps', '2', '--no-sample', '--run', 'b'];
+    const missing = await runCli(['train', ...args]);
+    expect(missing.status, missing.stderr).toBe(2);
+    expect(failureLine(missing)).toMatch(
+      /no 'text' field \(fields: body\); choose one with --text-field$/,
+    );
+    const trained = await runCli(['train', ...args, '--text-field', 'body']);
+    expect(trained.status, trained.stderr).toBe(0);
+    expect(trained.stderr).toMatch(/^data: .*body\.jsonl: \d+ tokens in 40 documents/m);
+    const evaluated = await runCli([
+      'eval',
+      '--checkpoint',
+      'b',
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--backend',
+      'cpu',
+      '--corpus',
+      body,
+      '--text-field',
+      'body',
+    ]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    expect(evaluated.stdout).toMatch(/body\.jsonl valid: loss \d+\.\d+ .*\(4 articles/);
+  });
+});
+
 /** Mounts a tmpfs of `size` at `dir` (needs root); false when this machine does not allow it. */
 function mountTmpfs(dir: string, options: string): boolean {
   mkdirSync(dir, { recursive: true });

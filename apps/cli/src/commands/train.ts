@@ -5,7 +5,12 @@
 // Shakespeare, sized to finish in a few minutes on two CPU cores.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TokenDocuments, tokenDocumentsFromArrays } from '@baka/data';
+import {
+  CORPUS_FORMATS,
+  type ReadOptions,
+  type TokenDocuments,
+  tokenDocumentsFromArrays,
+} from '@baka/data';
 import {
   BakaCausalLM,
   type BakaConfig,
@@ -59,6 +64,7 @@ import {
   UserError,
 } from '../cli-kit';
 import { formatCount, ProgressBar } from '../progress';
+import { readerOptions } from './data';
 
 /**
  * The quick run (none of --steps, --epochs, --max-minutes): its documented overrides of the
@@ -132,6 +138,9 @@ const flagsSchema = z.object({
   preset: z.string().optional(),
   config: z.string().optional(),
   corpus: z.string().optional(),
+  format: z.string().optional(),
+  textField: z.string().optional(),
+  separator: z.string().optional(),
   tokenizer: z.string().optional(),
   run: z
     .string()
@@ -323,6 +332,12 @@ export function register(program: Command): void {
       `corpus: tinyshakespeare, wikitext-2, wikitext-103, a file or folder, or a directory of shards from 'baka data prepare' (default ${QUICK_RUN.options.corpus})`,
     )
     .option('--tokenizer <file>', 'tokenizer.json (default: the bundled gpt-neox-20b tokenizer)')
+    .option('--format <format>', `reader for a --corpus path: auto, ${CORPUS_FORMATS.join(', ')}`)
+    .option('--text-field <name>', 'jsonl field / parquet column holding the text (default text)')
+    .option(
+      '--separator <text>',
+      'text format: split files into documents at this string (\\n allowed)',
+    )
     .option('--run <name>', 'run name (default: <preset>-<date>)')
     .option('--runs-dir <dir>', 'where runs and metrics.sqlite live (default: <repo root>/runs)')
     .option(
@@ -558,6 +573,7 @@ async function openData(
   options: TrainingOptions,
   tokenizerPath: string,
   runsDir: string,
+  read: ReadOptions,
 ): Promise<TokenDocuments> {
   if (options.corpus === null) return tokenDocumentsFromArrays([]);
   const started = performance.now();
@@ -565,6 +581,7 @@ async function openData(
     corpus: options.corpus,
     tokenizerPath,
     cacheDir: join(runsDir, '.shards'),
+    read,
     onProgress: (message) => process.stderr.write(`${message}\n`),
   });
   process.stderr.write(
@@ -714,7 +731,7 @@ async function runTrain(flags: Flags): Promise<void> {
     throw new UserError('--schedule cosine needs --steps (the decay horizon)');
   }
   const changes = resumed ? resumeSchedule(flags, options, resumed) : [];
-  const documents = await openData(options, start.tokenizerPath, runsDir);
+  const documents = await openData(options, start.tokenizerPath, runsDir, readerOptions(flags));
   const units = plannedUnits(documents, {
     mode: options.mode,
     window: options.window,
