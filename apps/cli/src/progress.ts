@@ -6,6 +6,8 @@ export interface ProgressOptions {
   label: string;
   /** Total units of work, if known. */
   total?: number;
+  /** Units already done before this bar started (a resumed run): counted, but not in the rate. */
+  initial?: number;
   /** Unit name for the rate, e.g. 'tokens'. */
   unit?: string;
   stream?: NodeJS.WriteStream;
@@ -52,7 +54,7 @@ export class ProgressBar {
     const now = performance.now();
     const elapsed = (now - this.start) / 1000;
     const { total, unit = 'items', label } = this.options;
-    const rate = elapsed > 0 ? done / elapsed : 0;
+    const rate = elapsed > 0 ? (done - (this.options.initial ?? 0)) / elapsed : 0;
     let line = label;
     if (total !== undefined && total > 0) {
       const fraction = Math.min(1, done / total);

@@ -1,19 +1,30 @@
 // A corpus as tokenized documents for training, tokenized once: shards are cached under
 // `<cacheDir>/<corpus>-<tokenizer digest>/` and reused by later runs (prepareShards checks the
-// source files and re-tokenizes when they changed).
+// source files and re-tokenizes when they changed). A directory of prepared shards (written by
+// `baka data prepare --out DIR`) is opened as it is, once its tokenizer is checked.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { openShards, prepareShards, type TokenDocuments } from '@baka/data';
+import {
+  DataError,
+  openShards,
+  prepareShards,
+  type ReadOptions,
+  readManifest,
+  type TokenDocuments,
+} from '@baka/data';
+import { Tokenizer } from '@baka/tokenizer';
 
 export interface CorpusDocumentsOptions {
-  /** 'tinyshakespeare', 'wikitext-2', 'wikitext-103' or a path. */
+  /** 'tinyshakespeare', 'wikitext-2', 'wikitext-103', a path or a directory of prepared shards. */
   corpus: string;
   tokenizerPath: string;
   /** Where cached shards live (the CLI uses `<runs-dir>/.shards`). */
   cacheDir: string;
   /** Ids must be below this (the model's n_vocab); checked when the shards are opened. */
   vocabSize?: number;
+  /** How a path's files are read (format, JSONL field / parquet column, separator). */
+  read?: ReadOptions;
   /** Progress messages (one line each) while tokenizing. */
   onProgress?: (message: string) => void;
 }
@@ -36,10 +47,22 @@ export function shardCacheDirectory(
 export async function openCorpusDocuments(
   options: CorpusDocumentsOptions,
 ): Promise<TokenDocuments> {
+  const openOptions = options.vocabSize !== undefined ? { vocabSize: options.vocabSize } : {};
+  const manifest = preparedShards(options.corpus);
+  if (manifest !== undefined) {
+    const hash = Tokenizer.fromFile(options.tokenizerPath).hash;
+    if (manifest.tokenizer.hash !== hash) {
+      throw new DataError(
+        `${options.corpus} holds shards made with tokenizer ${manifest.tokenizer.hash.slice(0, 12)}${manifest.tokenizer.path ? ` (${manifest.tokenizer.path})` : ''}, but this run tokenizes with ${hash.slice(0, 12)} (${options.tokenizerPath}); prepare the shards with this run's --tokenizer`,
+      );
+    }
+    return openShards(options.corpus, openOptions);
+  }
   const outDir = shardCacheDirectory(options.cacheDir, options.corpus, options.tokenizerPath);
   let lastReport = 0;
   const prepare = (overwrite: boolean) =>
     prepareShards({
+      ...options.read,
       corpus: options.corpus,
       tokenizerPath: options.tokenizerPath,
       outDir,
@@ -65,8 +88,16 @@ export async function openCorpusDocuments(
     prepared = await prepare(true);
   }
   if (!prepared.reused) options.onProgress?.(`tokenized ${options.corpus} into ${outDir}`);
-  return openShards(
-    outDir,
-    options.vocabSize !== undefined ? { vocabSize: options.vocabSize } : {},
-  );
+  return openShards(outDir, openOptions);
+}
+
+/** The manifest of a directory of prepared shards, or undefined when `corpus` is not one. */
+function preparedShards(corpus: string): ReturnType<typeof readManifest> {
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(corpus).isDirectory();
+  } catch {
+    return undefined;
+  }
+  return isDirectory ? readManifest(corpus) : undefined;
 }

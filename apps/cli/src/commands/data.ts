@@ -43,11 +43,25 @@ function corpusArgument(value: string): string {
   return (CORPUS_NAMES as readonly string[]).includes(value) ? value : resolveUserPath(value);
 }
 
-export async function runPrepare(flags: PrepareFlags): Promise<void> {
-  const format = flags.format;
+/** The reader flags `--format`, `--text-field` and `--separator`, checked. */
+export function readerOptions(flags: {
+  format?: string | undefined;
+  textField?: string | undefined;
+  separator?: string | undefined;
+}): { format?: CorpusFormat | 'auto'; textField?: string; separator?: string } {
+  const format = flags.format ?? 'auto';
   if (format !== 'auto' && !CORPUS_FORMATS.includes(format as CorpusFormat)) {
     throw new UserError(`--format expects auto, ${CORPUS_FORMATS.join(', ')}; got '${format}'`);
   }
+  return {
+    format: format as CorpusFormat | 'auto',
+    ...(flags.textField ? { textField: flags.textField } : {}),
+    ...(flags.separator ? { separator: flags.separator.replaceAll('\\n', '\n') } : {}),
+  };
+}
+
+export async function runPrepare(flags: PrepareFlags): Promise<void> {
+  const read = readerOptions(flags);
   const validFraction =
     flags.validFraction === undefined
       ? undefined
@@ -63,10 +77,8 @@ export async function runPrepare(flags: PrepareFlags): Promise<void> {
   const result = await prepareShards({
     corpus: corpusArgument(flags.corpus),
     outDir,
-    format: format as CorpusFormat | 'auto',
+    ...read,
     ...(flags.tokenizer ? { tokenizerPath: resolveUserPath(flags.tokenizer) } : {}),
-    ...(flags.textField ? { textField: flags.textField } : {}),
-    ...(flags.separator ? { separator: flags.separator.replaceAll('\\n', '\n') } : {}),
     ...(flags.linesPerDocument
       ? {
           linesPerDocument: parseIntFlag('--lines-per-document', flags.linesPerDocument, {

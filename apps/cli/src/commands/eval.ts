@@ -4,7 +4,7 @@
 // --json the last stdout line is one JSON object: { loss, perplexity, tokens, rows, length, ... }.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readInputIds } from '@baka/data';
+import { CORPUS_FORMATS, readInputIds } from '@baka/data';
 import {
   BakaCausalLM,
   evaluateLoss,
@@ -36,6 +36,7 @@ import {
   resolveUserPath,
 } from '../cli-kit';
 import { resolveCheckpointArgument, runsDirectory } from '../run-directory';
+import { readerOptions } from './data';
 
 export interface EvalResult {
   loss: number;
@@ -91,6 +92,9 @@ export interface CorpusEvalFlags {
   checkpoint: string;
   corpus: string;
   split: string;
+  format?: string;
+  textField?: string;
+  separator?: string;
   tokenizer?: string;
   maxDocuments?: string;
   runsDir?: string;
@@ -130,6 +134,7 @@ export async function evaluateCorpus(
     tokenizerPath,
     cacheDir: join(runsDir, '.shards'),
     vocabSize: model.config.n_vocab,
+    read: readerOptions(flags),
     onProgress: (message) => process.stderr.write(`${message}\n`),
   });
   const result = evaluate(model, documents, {
@@ -188,6 +193,12 @@ export function register(program: Command): void {
       "upstream's bench on a corpus split: tinyshakespeare, wikitext-103, ... or a path",
     )
     .option('--split <name>', 'split for --corpus: valid (default), test or train', 'valid')
+    .option('--format <format>', `reader for a --corpus path: auto, ${CORPUS_FORMATS.join(', ')}`)
+    .option('--text-field <name>', 'jsonl field / parquet column holding the text (default text)')
+    .option(
+      '--separator <text>',
+      'text format: split files into documents at this string (\\n allowed)',
+    )
     .option(
       '--tokenizer <file>',
       "tokenizer for --corpus (default: the checkpoint's tokenizer.json, else the bundled one)",

@@ -217,6 +217,88 @@ describe('baka train refuses data too small for one window', { timeout: 120_000 
   });
 });
 
+describe('baka train --corpus DIR of prepared shards', { timeout: 180_000 }, () => {
+  it('trains on the shards as they are, and refuses shards of another tokenizer in one line', async () => {
+    const { dir, common } = smallSetup();
+    const corpus = common[common.indexOf('--corpus') + 1]!;
+    const tokenizer = common[common.indexOf('--tokenizer') + 1]!;
+    const shards = join(dir, 'shards');
+    const prepare = await runCli([
+      'data',
+      'prepare',
+      '--corpus',
+      corpus,
+      '--out',
+      shards,
+      '--tokenizer',
+      tokenizer,
+    ]);
+    expect(prepare.status, prepare.stderr).toBe(0);
+    const args = [...common, '--corpus', shards, '--steps', '2', '--no-sample'];
+    const trained = await runCli(['train', ...args, '--run', 'sharded']);
+    expect(trained.status, trained.stderr).toBe(0);
+    expect(trained.stderr).toMatch(/^data: .*shards: \d+ tokens in 40 documents/m);
+    expect(existsSync(join(dir, 'runs', '.shards'))).toBe(false);
+    expect(countSteps(join(dir, 'runs', 'metrics.sqlite'))).toBeGreaterThan(0);
+
+    const other = join(dir, 'other-tokenizer.json');
+    writeFileSync(
+      other,
+      JSON.stringify(
+        trainBpe(['another corpus altogether, with other merges'], {
+          vocabSize: 280,
+          specialTokens: ['<|endoftext|>', '<|padding|>'],
+        }),
+      ),
+    );
+    const mismatch = await runCli(['train', ...args, '--tokenizer', other, '--run', 'other']);
+    expect(mismatch.status, mismatch.stderr).toBe(2);
+    expect(failureLine(mismatch)).toMatch(
+      /^baka: .*shards holds shards made with tokenizer [0-9a-f]{12} .*, but this run tokenizes with [0-9a-f]{12} .*other-tokenizer\.json\); prepare the shards with this run's --tokenizer$/,
+    );
+    expect(mismatch.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('baka train and eval --corpus take the reader flags', { timeout: 180_000 }, () => {
+  it('--text-field reads another JSONL field, as the missing-field error advises', async () => {
+    const { dir, common } = smallSetup();
+    const corpus = common[common.indexOf('--corpus') + 1]!;
+    const body = join(dir, 'body.jsonl');
+    writeFileSync(
+      body,
+      readFileSync(corpus, 'utf8')
+        .split('\n')
+        .map((line) => JSON.stringify({ body: (JSON.parse(line) as { text: string }).text }))
+        .join('\n'),
+    );
+    const args = [...common, '--corpus', body, '--steps', '2', '--no-sample', '--run', 'b'];
+    const missing = await runCli(['train', ...args]);
+    expect(missing.status, missing.stderr).toBe(2);
+    expect(failureLine(missing)).toMatch(
+      /no 'text' field \(fields: body\); choose one with --text-field$/,
+    );
+    const trained = await runCli(['train', ...args, '--text-field', 'body']);
+    expect(trained.status, trained.stderr).toBe(0);
+    expect(trained.stderr).toMatch(/^data: .*body\.jsonl: \d+ tokens in 40 documents/m);
+    const evaluated = await runCli([
+      'eval',
+      '--checkpoint',
+      'b',
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--backend',
+      'cpu',
+      '--corpus',
+      body,
+      '--text-field',
+      'body',
+    ]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    expect(evaluated.stdout).toMatch(/body\.jsonl valid: loss \d+\.\d+ .*\(4 articles/);
+  });
+});
+
 /** Mounts a tmpfs of `size` at `dir` (needs root); false when this machine does not allow it. */
 function mountTmpfs(dir: string, options: string): boolean {
   mkdirSync(dir, { recursive: true });
@@ -478,6 +560,13 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/resuming at step 3/);
     expect(second.stdout).toMatch(/done: 2 steps this session \(5 in total\)/);
+    // The bar counts from the resumed step toward the planned total, and ends at 100%.
+    expect(second.stderr).toMatch(/^train \[#+\.*\] 80\.0% 4\/5 /m);
+    expect(second.stderr).toMatch(/^train \[#{24}\] 100\.0% 5\/5 /m);
+    expect(second.stderr).not.toMatch(/ [12]\/5 /);
+    expect(second.stdout).toContain(
+      `resume with: pnpm baka train --resume r1 --runs-dir ${runs}\n`,
+    );
     const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
     const steps = store.db.prepare('SELECT step FROM metrics ORDER BY step').all() as {
       step: number;

@@ -5,7 +5,12 @@
 // Shakespeare, sized to finish in a few minutes on two CPU cores.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type TokenDocuments, tokenDocumentsFromArrays } from '@baka/data';
+import {
+  CORPUS_FORMATS,
+  type ReadOptions,
+  type TokenDocuments,
+  tokenDocumentsFromArrays,
+} from '@baka/data';
 import {
   BakaCausalLM,
   type BakaConfig,
@@ -59,6 +64,7 @@ import {
   UserError,
 } from '../cli-kit';
 import { formatCount, ProgressBar } from '../progress';
+import { readerOptions } from './data';
 
 /**
  * The quick run (none of --steps, --epochs, --max-minutes): its documented overrides of the
@@ -132,6 +138,9 @@ const flagsSchema = z.object({
   preset: z.string().optional(),
   config: z.string().optional(),
   corpus: z.string().optional(),
+  format: z.string().optional(),
+  textField: z.string().optional(),
+  separator: z.string().optional(),
   tokenizer: z.string().optional(),
   run: z
     .string()
@@ -320,9 +329,15 @@ export function register(program: Command): void {
     )
     .option(
       '--corpus <name|path>',
-      `corpus: tinyshakespeare, wikitext-2, wikitext-103 or a file (default ${QUICK_RUN.options.corpus})`,
+      `corpus: tinyshakespeare, wikitext-2, wikitext-103, a file or folder, or a directory of shards from 'baka data prepare' (default ${QUICK_RUN.options.corpus})`,
     )
     .option('--tokenizer <file>', 'tokenizer.json (default: the bundled gpt-neox-20b tokenizer)')
+    .option('--format <format>', `reader for a --corpus path: auto, ${CORPUS_FORMATS.join(', ')}`)
+    .option('--text-field <name>', 'jsonl field / parquet column holding the text (default text)')
+    .option(
+      '--separator <text>',
+      'text format: split files into documents at this string (\\n allowed)',
+    )
     .option('--run <name>', 'run name (default: <preset>-<date>)')
     .option('--runs-dir <dir>', 'where runs and metrics.sqlite live (default: <repo root>/runs)')
     .option(
@@ -558,6 +573,7 @@ async function openData(
   options: TrainingOptions,
   tokenizerPath: string,
   runsDir: string,
+  read: ReadOptions,
 ): Promise<TokenDocuments> {
   if (options.corpus === null) return tokenDocumentsFromArrays([]);
   const started = performance.now();
@@ -565,6 +581,7 @@ async function openData(
     corpus: options.corpus,
     tokenizerPath,
     cacheDir: join(runsDir, '.shards'),
+    read,
     onProgress: (message) => process.stderr.write(`${message}\n`),
   });
   process.stderr.write(
@@ -576,7 +593,6 @@ async function openData(
 /** Progress bar, JSON step lines (--input-ids) and messages for skips and evaluations. */
 function progressHooks(
   bar: ProgressBar,
-  startStep: number,
   jsonLog: boolean,
 ): SessionHooks & { tokensPerSecond: () => number } {
   let tokensSeen = 0;
@@ -592,7 +608,7 @@ function progressHooks(
         ? `pass ${where.pass + 1} window ${where.window + 1}/${where.windows}`
         : `batch ${where.batch + 1}/${where.batches} pass ${where.pass + 1} win ${where.window + 1}/${where.windows}`;
       bar.update(
-        step.step - startStep,
+        step.step,
         `loss ${step.loss.toFixed(4)} ${formatCount(tokensPerSecond())} tok/s ${position} [${step.unit.rows}x${step.unit.length}]`,
       );
       if (jsonLog) {
@@ -715,7 +731,7 @@ async function runTrain(flags: Flags): Promise<void> {
     throw new UserError('--schedule cosine needs --steps (the decay horizon)');
   }
   const changes = resumed ? resumeSchedule(flags, options, resumed) : [];
-  const documents = await openData(options, start.tokenizerPath, runsDir);
+  const documents = await openData(options, start.tokenizerPath, runsDir, readerOptions(flags));
   const units = plannedUnits(documents, {
     mode: options.mode,
     window: options.window,
@@ -754,8 +770,13 @@ async function runTrain(flags: Flags): Promise<void> {
   if (changes.length > 0) process.stderr.write(`resume overrides: ${changes.join(', ')}\n`);
 
   const stopper = stopOnSignals(session);
-  const bar = new ProgressBar({ label: 'train', total: plannedSteps, unit: 'steps' });
-  const hooks = progressHooks(bar, session.state.step, inputBatch !== null);
+  const bar = new ProgressBar({
+    label: 'train',
+    total: plannedSteps,
+    initial: session.state.step,
+    unit: 'steps',
+  });
+  const hooks = progressHooks(bar, inputBatch !== null);
   let summary: SessionSummary;
   try {
     summary = await session.run(hooks);
