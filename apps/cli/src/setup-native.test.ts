@@ -78,4 +78,53 @@ describe('setup-native', () => {
       runScript(script, ['--detect-gpu'], { ...none, PATH: `${bin}:/usr/bin:/bin` }).status,
     ).toBe(1);
   });
+  it("pip's retry warnings are not echoed on an offline machine; its ERROR line is", () => {
+    // A checkout whose tfjs-node has no binding, no cached build and no download: setup-native
+    // goes to `pip download`, and pip (a stand-in on PATH) prints what it prints offline.
+    const repo = join(scratch, 'offline');
+    const tfjs = join(repo, 'node_modules', '@tensorflow', 'tfjs-node');
+    mkdirSync(join(repo, 'scripts'), { recursive: true });
+    mkdirSync(tfjs, { recursive: true });
+    for (const name of ['setup-native.mjs', 'nvidia-driver.mjs'])
+      copyFileSync(join(script, '..', name), join(repo, 'scripts', name));
+    writeFileSync(
+      join(tfjs, 'package.json'),
+      JSON.stringify({
+        name: '@tensorflow/tfjs-node',
+        version: '4.22.0',
+        binary: {
+          module_name: 'tfjs_binding',
+          module_path: './lib/napi-v{napi_build_version}',
+          napi_versions: [8],
+        },
+      }),
+    );
+    writeFileSync(join(tfjs, 'binding.gyp'), '{}');
+    const bin = join(scratch, 'offline-bin');
+    mkdirSync(bin, { recursive: true });
+    const retry =
+      "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection broken by 'NewConnectionError(...)': /simple/tensorflow-cpu/";
+    writeFileSync(
+      join(bin, 'pip'),
+      [
+        '#!/bin/sh',
+        'if [ "$1" = "--version" ]; then echo "pip 23.2.1"; exit 0; fi',
+        `echo "${retry.replaceAll('"', '\\"')}" >&2`,
+        `echo "${retry.replaceAll('"', '\\"').replace('total=4', 'total=3')}" >&2`,
+        'echo "ERROR: Could not find a version that satisfies the requirement tensorflow-cpu" >&2',
+        'exit 1',
+      ].join('\n'),
+    );
+    chmodSync(join(bin, 'pip'), 0o755);
+    const result = runScript(join(repo, 'scripts', 'setup-native.mjs'), [], {
+      PATH: `${bin}:/usr/bin:/bin`,
+      BAKA_NATIVE_DOWNLOAD: '0',
+      BAKA_CACHE_DIR: join(scratch, 'offline-cache'),
+      BAKA_NVIDIA_DRIVER_FILE: join(scratch, 'no-such-file'),
+    });
+    const output = `${result.stdout}${result.stderr}`;
+    expect(result.status).toBe(1);
+    expect(output).toContain('ERROR: Could not find a version that satisfies the requirement');
+    expect(output).not.toMatch(/Retrying/);
+  });
 });
