@@ -1,5 +1,7 @@
-// TensorFlow's start-up lines (absl pre-init warning, oneDNN, cpu_feature_guard) never reach the
-// user's terminal: a real CLI process on the native backend, its stderr checked.
+// TensorFlow's start-up logging is quieted: a real CLI process on the native backend, its stderr
+// checked. cpu_feature_guard and other info/warning lines are gone; the two lines TensorFlow 2.21
+// prints at any log level (absl's pre-init warning and the oneDNN notice) are the only others
+// left, because turning oneDNN off to hide them costs 20-30% of training speed (backend.ts).
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -32,13 +34,16 @@ describe('native TensorFlow is quiet', () => {
         { encoding: 'utf8', timeout: 120_000, env },
       );
       expect(result.status, result.stderr).toBe(0);
-      expect(result.stderr).not.toMatch(/absl::InitializeLog|oneDNN|cpu_feature_guard|^I0000/m);
-      expect(result.stderr).toBe(
-        `${result.stderr
-          .split('\n')
-          .filter((line) => line.startsWith('backend: '))
-          .join('\n')}\n`,
-      );
+      expect(result.stderr).not.toMatch(/cpu_feature_guard|To enable the following instructions/);
+      const lines = result.stderr.trimEnd().split('\n');
+      const tensorflow = lines.filter((line) => !line.startsWith('backend: '));
+      expect(lines.filter((line) => line.startsWith('backend: '))).toHaveLength(1);
+      for (const line of tensorflow) {
+        expect(line).toMatch(
+          /^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR|I0000 .*\] oneDNN custom operations are on\..*)$/,
+        );
+      }
+      expect(tensorflow.length).toBeLessThanOrEqual(2);
     },
   );
 });
