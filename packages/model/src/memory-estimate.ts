@@ -3,17 +3,14 @@
 // it (weights, gradients, first and second moments). Activations come on top, so this is a floor.
 import type { BakaConfig } from './config';
 import { ModelError } from './errors';
-import { parameterSpecs } from './parameters';
+import { countParameters } from './count-parameters';
 
 /** Copies of every parameter while training with AdamW: weights, gradients, two moments. */
 export const TRAINING_COPIES = 4;
 
 /** Parameters of a config, from the shapes alone. */
 export function parameterCount(config: BakaConfig): number {
-  return parameterSpecs(config).reduce(
-    (total, spec) => total + spec.shape.reduce((product, size) => product * size, 1),
-    0,
-  );
+  return countParameters({ config }).total;
 }
 
 /** Bytes to train a model of `config` with AdamW (parameters x 4 bytes x 4), activations aside. */

@@ -85,14 +85,6 @@ export function initialValues(
     case 'zeros':
       return out;
     case 'rotary':
-      return rotaryFrequencies(config, spec.init.scale ?? 1);
+      return inverseFrequencies(dimHead(config), config.rope_theta, spec.init.scale ?? 1);
   }
-}
-
-/** A layer's rotary inverse frequencies [K/2] times `scale`, rounded to fp32 like torch's mul_. */
-export function rotaryFrequencies(config: BakaConfig, scale: number): Float32Array {
-  const frequencies = inverseFrequencies(dimHead(config), config.rope_theta);
-  if (scale === 1) return frequencies;
-  const factor = Math.fround(scale);
-  return frequencies.map((value) => Math.fround(value * factor));
 }

@@ -145,11 +145,7 @@ export class RotaryEmbedding {
         `RotaryEmbedding: frequencyScale must be a positive finite number, got ${frequencyScale}`,
       );
     }
-    this.invFreq = inverseFrequencies(dim, theta);
-    if (frequencyScale !== 1) {
-      const scale = Math.fround(frequencyScale);
-      this.invFreq = this.invFreq.map((value) => Math.fround(value * scale));
-    }
+    this.invFreq = inverseFrequencies(dim, theta, frequencyScale);
   }
 
   /** Number of positions the cached tables cover. */
@@ -404,11 +400,14 @@ export class RotaryEmbedding {
 }
 
 /** [R/2] fp32 inverse frequencies 1 / theta^(2j / R), with fp32 rounding at each step. */
-export function inverseFrequencies(dim: number, theta = 10000): Float32Array {
+export function inverseFrequencies(dim: number, theta = 10000, scale = 1): Float32Array {
   const out = new Float32Array(dim / 2);
+  const factor = Math.fround(scale);
   for (let pair = 0; pair < dim / 2; pair++) {
     const exponent = Math.fround((2 * pair) / dim);
-    out[pair] = Math.fround(1 / Math.fround(theta ** exponent));
+    const frequency = Math.fround(1 / Math.fround(theta ** exponent));
+    // times `scale` in fp32, like `freqs.mul_(scale)` on rotary-embedding-torch's freqs
+    out[pair] = scale === 1 ? frequency : Math.fround(frequency * factor);
   }
   return out;
 }
