@@ -6,7 +6,7 @@
 // the output projection [V, D]; the embedding is a gather (0 FLOPs). Per chunk of T queries over
 // P memory + T current keys: scores 2*T*(P+T)*A and mixing 2*T*(P+T)*D per layer, counted in
 // full (the model computes the masked half too).
-import type { BakaConfig } from '../packages/model/src/index';
+import { type BakaConfig, sequenceStateKind } from '../packages/model/src/index';
 
 /** Forward FLOPs for one sequence of `length` tokens (batch row), chunked by n_ctx with XL memory. */
 export function forwardFlops(config: BakaConfig, length: number): number {
@@ -24,10 +24,7 @@ export function forwardFlops(config: BakaConfig, length: number): number {
   for (let position = 0; position < length; position += chunk) {
     const t = Math.min(chunk, length - position);
     for (let layer = 0; layer < layers; layer++) {
-      const reads =
-        config.memory === 'xl' &&
-        previous > 0 &&
-        (config.memory_source === 'same-layer' || layer > 0);
+      const reads = previous > 0 && sequenceStateKind(config).attendsToPast(config, layer);
       const keys = (reads ? previous : 0) + t;
       attention += 2 * t * keys * a + 2 * t * keys * d;
     }

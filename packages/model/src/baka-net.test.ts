@@ -63,8 +63,22 @@ function unchunkedLogits(model: BakaCausalLM, ids: number[][]): tf.Tensor3D {
     let x = tf.reshape(model.embed(int2d(ids)), [batch * length, dimModel]) as tf.Tensor2D; // [B*S, D]
     let previous: { k: tf.Tensor4D; v: tf.Tensor4D } | null = null;
     for (let index = 0; index < config.n_layers; index++) {
-      const w = model.layerWeights(index);
-      const h = layerNorm(x, w.normWeight, w.normBias);
+      const get = (suffix: string) =>
+        model.parameters.get(`model.layers.${index}.${suffix}`) as tf.Tensor as tf.Tensor2D;
+      const w = {
+        q: get('attn.q.weight'),
+        k: get('attn.k.weight'),
+        v: get('attn.v.weight'),
+        o: get('attn.o.weight'),
+      };
+      const [gate, up, down] = ['fc_gate', 'fc_up', 'fc_down'].map((name) =>
+        get(`mlp.${name}.weight`),
+      );
+      const h = layerNorm(
+        x,
+        get('norm_in.weight') as tf.Tensor as tf.Tensor1D,
+        get('norm_in.bias') as tf.Tensor as tf.Tensor1D,
+      );
       const q = rotate(heads4(tf.matMul(h, w.q, false, true), headDim));
       const kRaw = heads4(tf.matMul(h, w.k, false, true), headDim);
       const k = rotate(kRaw);
@@ -87,10 +101,9 @@ function unchunkedLogits(model: BakaCausalLM, ids: number[][]): tf.Tensor3D {
         dimModel,
       ]) as tf.Tensor2D;
       const attention = tf.matMul(merged, w.o, false, true);
-      const { gate, up, down } = w.mlp!;
       const mlp = tf.matMul(
-        tf.mul(tf.matMul(h, up, false, true), elephant(tf.matMul(h, gate, false, true))),
-        down,
+        tf.mul(tf.matMul(h, up!, false, true), elephant(tf.matMul(h, gate!, false, true))),
+        down!,
         false,
         true,
       );

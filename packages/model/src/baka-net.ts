@@ -5,56 +5,41 @@
 // Shape legend: B batch, S sequence length, T chunk length (<= n_ctx) or new tokens of a
 // generation step, N = B*T, D dim_model, H heads, K dim_head, Kv value head dim.
 //
-// Layer:  y = x + attention(LN(x), state) + mlp(LN(x))   (one LayerNorm feeds both branches;
-// an attention-only layer has no mlp term)
+// Layer (kinds/layers.ts):  y = x + attention(norm(x), state) + mlp(norm(x))   (one norm feeds
+// both branches; an attention-only layer has no mlp term)
 // A layer takes its chunk input and a state view (state in) and returns its output and what it
-// wrote (state out); it keeps nothing. In the full pass, chunk c's layer i views the memory entry
-// of chunk c-1 chosen by the memory source ('previous-layer': layer i-1's; 'same-layer': its
-// own) and writes its own unrotated k/v into the memory for chunk c+1.
+// wrote (state out); it keeps nothing. What the views hold and what becomes of the writes is the
+// sequence-state kind's business (sequence-state.ts; with `xl`, chunk c's layer i views the
+// memory entry of chunk c-1 and its unrotated k/v go into the memory for chunk c+1).
 import * as tf from '@tensorflow/tfjs-core';
 import { attention } from './attention';
 import type { AttentionContext, AttentionState } from './attention';
-import type { BakaConfig, PositionPolicy } from './config';
-import { layerNorm } from './layer-norm';
-import { positions, XLMemory } from './memory';
+import type { BakaConfig } from './config';
+import type { LayerForward } from './kinds/layers';
+import type { NormKind } from './kinds/norms';
+import { sequenceStateKind } from './kinds/sequence-states';
 import type { KeyValues } from './memory';
 import { gatedMlp } from './mlp';
+import type { SequenceState } from './sequence-state';
 import type { RotaryEmbedding } from '@baka/rope';
 
-/** One layer's weights (variables, PyTorch layout) and its rotary embedding. */
-export interface LayerWeights {
-  normWeight: tf.Tensor1D; // [D]
-  normBias: tf.Tensor1D; // [D]
-  q: tf.Tensor2D; // [A, D]
-  k: tf.Tensor2D; // [A, D]
-  v: tf.Tensor2D; // [D, D]
+/** One layer's weights for a forward call (PyTorch layout; q, k, v stacked for one matmul). */
+export interface FusedLayerWeights {
+  norm: NormKind;
+  /** norm_in's tensors in the norm kind's order. */
+  normParameters: tf.Tensor1D[];
+  qkv: tf.Tensor2D; // [2A + D, D]
   o: tf.Tensor2D; // [D, D]
   /** The layer's rotary frequencies (model.layers.{i}.attn.rot.freqs) as tables. */
   rotary: RotaryEmbedding;
   /** The gated MLP; null for an attention-only (thin) layer. F = the layer's dim_ff. */
-  mlp: { gate: tf.Tensor2D; up: tf.Tensor2D; down: tf.Tensor2D } | null; // [F, D], [F, D], [D, F]
-}
-
-/** Weights stacked for fewer, larger matmuls; built once per forward call. */
-export interface FusedLayerWeights {
-  normWeight: tf.Tensor1D;
-  normBias: tf.Tensor1D;
-  qkv: tf.Tensor2D; // [2A + D, D]
-  o: tf.Tensor2D;
-  rotary: RotaryEmbedding;
   mlp: { gateUp: tf.Tensor2D; down: tf.Tensor2D } | null; // [2F, D], [D, F]
 }
 
-export function fuseLayer(weights: LayerWeights): FusedLayerWeights {
-  const { mlp } = weights;
-  return {
-    normWeight: weights.normWeight,
-    normBias: weights.normBias,
-    qkv: tf.concat([weights.q, weights.k, weights.v], 0), // [2A + D, D]
-    o: weights.o,
-    rotary: weights.rotary,
-    mlp: mlp && { gateUp: tf.concat([mlp.gate, mlp.up], 0), down: mlp.down }, // [2F, D]
-  };
+/** A layer ready to run: its kind's forward and its weights. */
+export interface PreparedLayer {
+  forward: LayerForward;
+  weights: FusedLayerWeights;
 }
 
 /** State in: one layer's view of the sequence state for the chunk (or generation step). */
@@ -76,7 +61,7 @@ export interface LayerOutput {
   state: LayerStateOut;
 }
 
-/** One layer on one chunk: x [N, D] and its state view -> y [N, D] and its state out. */
+/** The standard / attention-only layer on one chunk: x [N, D] and its state view -> y [N, D] and its state out. */
 export function bakaLayer(
   x: tf.Tensor2D,
   weights: FusedLayerWeights,
@@ -89,7 +74,7 @@ export function bakaLayer(
   const layerContext =
     weights.rotary === context.rotary ? context : { ...context, rotary: weights.rotary };
   const [y, k, v, keys, values] = tf.tidy((): tf.Tensor[] => {
-    const h = layerNorm(x, weights.normWeight, weights.normBias); // [N, D]
+    const h = weights.norm.apply(x, weights.normParameters); // [N, D]
     const { output, written, attended } = attention(
       h,
       weights.qkv,
@@ -121,7 +106,7 @@ export interface StackOutput {
  */
 export function layerStack(
   x: tf.Tensor2D,
-  layers: readonly FusedLayerWeights[],
+  layers: readonly PreparedLayer[],
   states: readonly LayerStateIn[],
   batch: number,
   length: number,
@@ -131,79 +116,47 @@ export function layerStack(
     throw new Error(`layerStack: ${layers.length} layers but ${states.length} state views`);
   }
   let y = x;
-  const out = layers.map((weights, index) => {
-    const output = bakaLayer(y, weights, states[index] as LayerStateIn, batch, length, context);
+  const out = layers.map(({ forward, weights }, index) => {
+    const output = forward(y, weights, states[index] as LayerStateIn, batch, length, context);
     y = output.y;
     return output.state;
   });
   return { y, states: out };
 }
 
-/**
- * Layer `layer`'s view of an XL memory for a chunk of the full pass starting at document
- * position `start` (an empty or absent memory: no past).
- */
-export function memoryState(
-  memory: XLMemory | null,
-  layer: number,
-  start: number,
-  policy: PositionPolicy,
-): LayerStateIn {
-  const entry = memory === null || memory.isEmpty ? null : memory.pastFor(layer);
-  const pastLength = entry === null ? 0 : entry.k.shape[2];
-  const { keyOffset } = positions(policy, pastLength, 0, start);
-  const past = entry === null ? null : { k: entry.k, v: entry.v };
-  return { attention: { past, keyOffset, returnJoined: false } };
-}
-
 export interface NetResult {
   hidden: tf.Tensor3D; // [B, S, D]
-  memory: XLMemory | null;
+  /** The sequence state after the last chunk (tensors in the caller's scope); null when none is carried. */
+  memory: SequenceState | null;
 }
 
 /**
- * Runs x [B, S, D] through the layers chunk by chunk. `memory` (from an earlier call, may be
- * null) is read, never modified; the returned memory holds the last chunk's k/v (tensors owned
- * by the caller's scope, like `hidden`). With config.memory 'none' every chunk is independent
- * and the returned memory is null.
+ * Runs x [B, S, D] through the layers chunk by chunk, the config's sequence-state kind carrying
+ * state from chunk to chunk. `memory` (from an earlier call, may be null) is read, never
+ * modified; the returned state is in the caller's scope, like `hidden`.
  */
 export function bakaNet(
   x: tf.Tensor3D,
-  layers: readonly FusedLayerWeights[],
+  layers: readonly PreparedLayer[],
   config: BakaConfig,
   context: AttentionContext,
-  memory: XLMemory | null,
+  memory: SequenceState | null,
 ): NetResult {
   const [batch, total, dimModel] = x.shape;
-  const useMemory = config.memory === 'xl';
-  const start = useMemory && memory !== null ? memory.end : 0;
-  const source = useMemory ? memory : null;
-  if (source !== null && !source.isEmpty && source.batchSize !== batch) {
-    throw new Error(`bakaNet: memory has ${source.batchSize} rows but the input has ${batch}`);
-  }
-  let current: XLMemory | null = null;
+  const pass = sequenceStateKind(config).pass(config, memory, batch);
   const outputs: tf.Tensor2D[] = [];
   for (let position = 0; position < total; position += config.n_ctx) {
     const length = Math.min(config.n_ctx, total - position);
     const chunk = length === total ? x : tf.slice(x, [0, position, 0], [batch, length, dimModel]); // [B, T, D]
     const input = tf.reshape(chunk, [batch * length, dimModel]) as tf.Tensor2D; // [N, D]
-    const reading = current ?? source;
-    const writing: XLMemory | null = useMemory
-      ? (current ?? new XLMemory({ nLayers: config.n_layers, source: config.memory_source }))
-      : null;
-    const states = layers.map((_, index) =>
-      memoryState(reading, index, start + position, config.position_policy),
-    );
-    const { y, states: out } = layerStack(input, layers, states, batch, length, context);
-    out.forEach(({ written }, index) => {
-      writing?.update(index, written.k, written.v, start + position);
-    });
-    current = writing;
+    const chunkStart = pass.start + position;
+    const { y, states } = layerStack(input, layers, pass.views(chunkStart), batch, length, context);
+    pass.write(states, chunkStart);
     outputs.push(y);
   }
   const joined =
     outputs.length === 1 ? (outputs[0] as tf.Tensor2D) : concatChunks(outputs, batch, dimModel);
-  return { hidden: tf.reshape(joined, [batch, total, dimModel]), memory: current };
+  return { hidden: tf.reshape(joined, [batch, total, dimModel]), memory: pass.result() };
 }
 
 /** Chunk outputs [B*T_c, D] -> [B, S, D] rows in (batch, time) order. */

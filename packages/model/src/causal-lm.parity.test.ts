@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { describe, expect, it } from 'vitest';
 import { causalLmLossWithCount } from './loss';
-import type { XLMemory } from './memory';
+import type { SequenceState } from './sequence-state';
 import {
   COMBOS,
   expectGradientParity,
@@ -64,7 +64,7 @@ describe.each(['xl-previous-layer-absolute', 'xl-same-layer-reset'] as const)(
       const secondLabels = int2d(inputs.labels.map((row) => row.slice(split)));
       const result = tf.tidy(() => {
         const { memory } = model.forward(first);
-        const kept = (memory as XLMemory).detach();
+        const kept = (memory as SequenceState).detach();
         const out = model.loss(second, secondLabels, { memory: kept });
         const { logits } = model.forward(second, { memory: kept });
         kept.dispose();

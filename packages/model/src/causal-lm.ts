@@ -1,4 +1,4 @@
-// BakaCausalLM: token embedding -> BakaNet -> final LayerNorm -> untied output projection.
+// BakaCausalLM: token embedding -> BakaNet -> final norm -> untied output projection.
 //
 // Shape legend: B batch, S sequence length, D dim_model, V n_vocab.
 //
@@ -11,36 +11,37 @@ import * as tf from '@tensorflow/tfjs-core';
 import { RotaryEmbedding } from '@baka/rope';
 import { AttentionMasks } from './attention-mask';
 import type { AttentionContext } from './attention';
-import { bakaNet, fuseLayer } from './baka-net';
-import type { LayerWeights } from './baka-net';
+import { bakaNet } from './baka-net';
+import type { PreparedLayer } from './baka-net';
 import type { BakaConfig } from './config';
 import { dimHead, layerKind, makeConfig } from './config';
+import { LAYER_KINDS } from './kinds/layers';
+import { NORM_KINDS } from './kinds/norms';
 import { ModelError } from './errors';
 import { generate } from './generation';
 import type { GenerateOptions } from './generation';
-import { layerNorm } from './layer-norm';
 import { projectedCrossEntropy } from './head-loss';
 import { shiftLabels } from './loss';
-import type { XLMemory } from './memory';
 import { checkFitsInMemory } from './memory-estimate';
-import { initialValues, parameterSpecs } from './parameters';
+import { initialValues, layerShape, parameterSpecs } from './parameters';
 import { type FloatDtype, roundToDtype, unitInLastPlace } from './safetensors';
+import type { SequenceState } from './sequence-state';
 
 export interface ForwardOptions {
-  /** Memory from an earlier call (continues the sequence); null or absent = start fresh. */
-  memory?: XLMemory | null;
+  /** The sequence state of an earlier call (continues the sequence); null or absent = start fresh. */
+  memory?: SequenceState | null;
 }
 
 export interface ForwardResult {
   logits: tf.Tensor3D; // [B, S, V]
-  /** The last chunk's k/v (tensors in the caller's scope, like logits); null with memory 'none'. */
-  memory: XLMemory | null;
+  /** The sequence state after the last chunk (tensors in the caller's scope, like logits); null when the kind carries nothing. */
+  memory: SequenceState | null;
 }
 
 export interface LossResult {
   loss: tf.Scalar;
-  /** The last chunk's k/v (tensors in the caller's scope); null with memory 'none'. */
-  memory: XLMemory | null;
+  /** The sequence state after the last chunk (tensors in the caller's scope); null when the kind carries nothing. */
+  memory: SequenceState | null;
 }
 
 /** A variable holding a copy of `values` (the temporary initial tensor is freed). */
@@ -57,8 +58,8 @@ export class BakaCausalLM {
   readonly parameters: ReadonlyMap<string, tf.Variable>;
   /** The rotary tables of standard layers (upstream's inverse frequencies). */
   readonly rotary: RotaryEmbedding;
-  /** The rotary tables of attention-only layers (frequencies x thin_rotary_scale), if any. */
-  readonly #thinRotary: RotaryEmbedding | null;
+  /** Rotary tables by frequency scale (a layer kind's rotaryScale), the unscaled one included. */
+  readonly #rotaryByScale: Map<number, RotaryEmbedding>;
   readonly #masks = new AttentionMasks();
   #disposed = false;
 
@@ -73,9 +74,11 @@ export class BakaCausalLM {
         frequencyScale,
       });
     this.rotary = rotary(1);
-    this.#thinRotary = config.layer_kinds.includes('attention-only')
-      ? rotary(config.thin_rotary_scale)
-      : null;
+    this.#rotaryByScale = new Map([[1, this.rotary]]);
+    for (let layer = 0; layer < config.n_layers; layer++) {
+      const scale = LAYER_KINDS[layerKind(config, layer)].rotaryScale(config);
+      if (!this.#rotaryByScale.has(scale)) this.#rotaryByScale.set(scale, rotary(scale));
+    }
   }
 
   /** A freshly initialised model (PyTorch's default initialisers), deterministic for a seed. */
@@ -166,25 +169,17 @@ export class BakaCausalLM {
     return variable;
   }
 
-  /** Layer i's weights as named tensors. */
-  layerWeights(index: number): LayerWeights {
-    const prefix = `model.layers.${index}`;
-    const thin = layerKind(this.config, index) === 'attention-only';
+  /**
+   * Layer i ready to run: its kind's forward and weights prepared by the kind (stacked matrices
+   * are new tensors in the caller's scope; generation keeps them for its lifetime).
+   */
+  prepareLayer(index: number): PreparedLayer {
+    const kind = LAYER_KINDS[layerKind(this.config, index)];
+    const rotary = this.#rotaryByScale.get(kind.rotaryScale(this.config)) as RotaryEmbedding;
+    const get = (suffix: string): tf.Tensor => this.#get(`model.layers.${index}.${suffix}`);
     return {
-      normWeight: this.#get(`${prefix}.norm_in.weight`) as tf.Tensor as tf.Tensor1D,
-      normBias: this.#get(`${prefix}.norm_in.bias`) as tf.Tensor as tf.Tensor1D,
-      q: this.#get(`${prefix}.attn.q.weight`) as tf.Tensor as tf.Tensor2D,
-      k: this.#get(`${prefix}.attn.k.weight`) as tf.Tensor as tf.Tensor2D,
-      v: this.#get(`${prefix}.attn.v.weight`) as tf.Tensor as tf.Tensor2D,
-      o: this.#get(`${prefix}.attn.o.weight`) as tf.Tensor as tf.Tensor2D,
-      rotary: thin ? (this.#thinRotary as RotaryEmbedding) : this.rotary,
-      mlp: thin
-        ? null
-        : {
-            gate: this.#get(`${prefix}.mlp.fc_gate.weight`) as tf.Tensor as tf.Tensor2D,
-            up: this.#get(`${prefix}.mlp.fc_up.weight`) as tf.Tensor as tf.Tensor2D,
-            down: this.#get(`${prefix}.mlp.fc_down.weight`) as tf.Tensor as tf.Tensor2D,
-          },
+      forward: kind.forward,
+      weights: kind.prepare(get, layerShape(this.config, index), rotary),
     };
   }
 
@@ -219,13 +214,13 @@ export class BakaCausalLM {
     });
   }
 
-  /** The final LayerNorm: hidden [N, D] -> [N, D]. */
+  /** The final norm (the config's norm kind): hidden [N, D] -> [N, D]. */
   finalNorm(hidden: tf.Tensor2D): tf.Tensor2D {
-    return layerNorm(
-      hidden,
-      this.#get('norm_out.weight') as tf.Tensor as tf.Tensor1D,
-      this.#get('norm_out.bias') as tf.Tensor as tf.Tensor1D,
-    ); // [N, D]
+    const norm = NORM_KINDS[this.config.norm];
+    const parameters = norm.parameters.map(
+      ({ suffix }) => this.#get(`norm_out.${suffix}`) as tf.Tensor as tf.Tensor1D,
+    );
+    return norm.apply(hidden, parameters); // [N, D]
   }
 
   /** The output projection: final-normalised hidden [N, D] -> logits [N, V]. */
@@ -238,7 +233,7 @@ export class BakaCausalLM {
     ); // [N, V]
   }
 
-  /** Final LayerNorm + output projection: hidden [N, D] -> logits [N, V]. */
+  /** Final norm + output projection: hidden [N, D] -> logits [N, V]. */
   head(hidden: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => this.project(this.finalNorm(hidden)));
   }
@@ -250,12 +245,12 @@ export class BakaCausalLM {
   #normedHidden(
     inputIds: tf.Tensor2D,
     options: ForwardOptions,
-  ): { normed: tf.Tensor2D; memory: XLMemory | null } {
+  ): { normed: tf.Tensor2D; memory: SequenceState | null } {
     const [batch, length] = inputIds.shape;
-    let memory: XLMemory | null = null;
+    let memory: SequenceState | null = null;
     const normed = tf.tidy(() => {
       const layers = Array.from({ length: this.config.n_layers }, (_, index) =>
-        fuseLayer(this.layerWeights(index)),
+        this.prepareLayer(index),
       );
       const net = bakaNet(
         this.embed(inputIds),
@@ -268,10 +263,8 @@ export class BakaCausalLM {
       const result = this.finalNorm(
         tf.reshape(net.hidden, [batch * length, this.config.dim_model]), // [B*S, D]
       ); // [B*S, D]
-      // the memory's tensors leave this scope with the result
-      const kept =
-        (memory as XLMemory | null)?.layers().flatMap((entry) => [entry.k, entry.v]) ?? [];
-      return [result, ...kept.filter((tensor): tensor is tf.Tensor4D => tensor !== null)];
+      // the state's tensors leave this scope with the result
+      return [result, ...((memory as SequenceState | null)?.tensors() ?? [])];
     })[0] as tf.Tensor2D;
     return { normed, memory };
   }
@@ -329,8 +322,7 @@ export class BakaCausalLM {
   dispose(): void {
     if (this.#disposed) return;
     for (const variable of this.parameters.values()) variable.dispose();
-    this.rotary.dispose();
-    this.#thinRotary?.dispose();
+    for (const rotary of this.#rotaryByScale.values()) rotary.dispose();
     this.#masks.dispose();
     this.#disposed = true;
   }

@@ -88,9 +88,15 @@ export function modelTensors(model: BakaCausalLM): Map<string, SafetensorsTensor
  * layers, one MLP width) leaves out the per-layer fields, so it writes the 003 config.
  */
 export function configJson(config: BakaConfig): string {
-  if (!isUniform(config)) return `${JSON.stringify(config, null, 2)}\n`;
-  const { layer_kinds, layer_dim_ff, thin_rotary_scale, ...uniform } = config;
-  return `${JSON.stringify(uniform, null, 2)}\n`;
+  // fields of later variants are left out at their 003 values, so a 003 model writes 003's config
+  const written: Partial<BakaConfig> = { ...config };
+  if (isUniform(config)) {
+    delete written.layer_kinds;
+    delete written.layer_dim_ff;
+    delete written.thin_rotary_scale;
+  }
+  if (config.norm === 'layernorm') delete written.norm;
+  return `${JSON.stringify(written, null, 2)}\n`;
 }
 
 /** The files a model checkpoint directory may hold besides those a caller adds. */

@@ -5,11 +5,14 @@
 // the type, the validation, `--set key=value`, CLI help and `baka info` all read it.
 import { z } from 'zod';
 import { ModelError } from './errors';
+import { LAYER_KIND_NAMES, THIN_ATTENTION_INIT_SCALE } from './kinds/layers';
+import { NORM_NAMES } from './kinds/norms';
+import { SEQUENCE_STATE_NAMES } from './kinds/sequence-states';
+import { XL_CONFIG_SHAPE } from './kinds/xl';
 
 const positiveInt = z.number().int().positive();
 
-/** The upstream init factor of a thin layer's attention weights. */
-export const THIN_ATTENTION_INIT_SCALE = 1e-4;
+export { THIN_ATTENTION_INIT_SCALE };
 
 /** Every config field: its type and default (zod) and a one-line description. */
 const configShape = {
@@ -38,15 +41,12 @@ const configShape = {
     .describe('Chunk length: the sequence runs in chunks of n_ctx tokens with XL memory between.'),
   act_fn: z.literal('elephant').default('elephant').describe('MLP activation (elephant).'),
   memory: z
-    .enum(['xl', 'none'])
+    .enum(SEQUENCE_STATE_NAMES)
     .default('xl')
     .describe(
-      "'xl' (upstream): attend to the previous chunk's cached k/v; 'none': independent chunks.",
+      "'xl' (upstream): attend to the previous chunk's cached k/v; 'none': independent chunks (the sequence-state kind).",
     ),
-  memory_source: z
-    .enum(['previous-layer', 'same-layer'])
-    .default('previous-layer')
-    .describe("Whose cache a layer reads: layer i-1's ('previous-layer', 003) or its own (005)."),
+  ...XL_CONFIG_SHAPE,
   position_policy: z
     .enum(['reset', 'absolute'])
     .default('reset')
@@ -57,7 +57,7 @@ const configShape = {
     .describe("Rotary pair layout: 'interleaved' (rotary-embedding-torch, upstream) or 'half'."),
   rope_theta: z.number().positive().default(10000).describe('Rotary frequency base.'),
   layer_kinds: z
-    .array(z.enum(['standard', 'attention-only']))
+    .array(z.enum(LAYER_KIND_NAMES))
     .default([])
     .describe(
       "Per-layer kind: 'standard' or 'attention-only' (a thin layer, no MLP); [] = all standard.",
@@ -73,6 +73,12 @@ const configShape = {
     .describe(
       "Rotary frequency scale of attention-only layers (upstream's 1e-4 init scaled them too); 1 = ordinary.",
     ),
+  norm: z
+    .enum(NORM_NAMES)
+    .default('layernorm')
+    .describe(
+      "Norm of the layer inputs and the final norm: 'layernorm' (003) or 'rmsnorm' (T5-style, 004).",
+    ),
 };
 
 const configSchema = z.object(configShape).passthrough();
@@ -80,6 +86,7 @@ const configSchema = z.object(configShape).passthrough();
 export type BakaConfig = { [K in keyof typeof configShape]: z.output<(typeof configShape)[K]> };
 export type ConfigKey = keyof BakaConfig;
 export type MemoryMode = BakaConfig['memory'];
+export type NormName = BakaConfig['norm'];
 export type MemorySource = BakaConfig['memory_source'];
 export type PositionPolicy = BakaConfig['position_policy'];
 export type RotaryLayout = BakaConfig['rotary_layout'];

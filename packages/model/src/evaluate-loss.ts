@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
 import { crossEntropy, IGNORE_INDEX } from './loss';
-import type { XLMemory } from './memory';
+import type { SequenceState } from './sequence-state';
 
 export interface EvaluateLossOptions {
   /** Segment length in tokens, rounded up to a multiple of n_ctx (default: about 8M logits). */
@@ -40,7 +40,7 @@ export function evaluateLoss(
   }
   const budget = options.segmentLength ?? Math.max(1, Math.floor(8_000_000 / (rows * vocab)));
   const segment = Math.max(chunk, Math.ceil(budget / chunk) * chunk);
-  let memory: XLMemory | null = null;
+  let memory: SequenceState | null = null;
   let sum = 0;
   let tokens = 0;
   try {
@@ -57,8 +57,8 @@ export function evaluateLoss(
             position + 1 < length ? (labels[row * length + position + 1] as number) : IGNORE_INDEX;
         }
       }
-      const previous: XLMemory | null = memory;
-      let carried: XLMemory | null = null;
+      const previous: SequenceState | null = memory;
+      let carried: SequenceState | null = null;
       const values = tf.tidy(() => {
         const input = tf.tensor2d(ids, [rows, width], 'int32');
         const forward = model.forward(input, { memory: previous });
@@ -68,8 +68,8 @@ export function evaluateLoss(
         carried = forward.memory === null || end === length ? null : forward.memory.detach();
         return tf.stack([loss, count]);
       });
-      (previous as XLMemory | null)?.dispose();
-      memory = carried as XLMemory | null;
+      (previous as SequenceState | null)?.dispose();
+      memory = carried as SequenceState | null;
       const [loss, count] = values.dataSync() as Float32Array;
       values.dispose();
       if ((count as number) > 0) {
@@ -78,7 +78,7 @@ export function evaluateLoss(
       }
     }
   } finally {
-    const last = memory as XLMemory | null;
+    const last = memory as SequenceState | null;
     last?.dispose();
   }
   return { loss: tokens > 0 ? sum / tokens : Number.NaN, tokens };

@@ -1,5 +1,5 @@
 // Incremental generation: a KV cache inside the current chunk and XL memory beyond it
-// (@baka/cache's KVCache), so each new token costs one position per layer while the numbers
+// (the sequence-state kind's IncrementalState; for xl @baka/cache's KVCache), so each new token costs one position per layer while the numbers
 // equal a full recomputation (BakaCausalLM.forward over the whole sequence). The layers are the
 // full pass's (layerStack): each layer gets the cache's view [memory ; chunk so far] as its
 // state in and hands back the new tokens' k/v joined behind it, which the cache keeps.
@@ -7,11 +7,12 @@
 // Shape legend: D dim_model, V vocab, n new tokens.
 import * as tf from '@tensorflow/tfjs-core';
 import type { AttentionContext } from './attention';
-import { fuseLayer, layerStack } from './baka-net';
-import type { FusedLayerWeights, LayerStateIn } from './baka-net';
+import { layerStack } from './baka-net';
+import type { PreparedLayer } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
-import { KVCache } from './memory';
+import { sequenceStateKind } from './kinds/sequence-states';
+import type { IncrementalState } from './sequence-state';
 import { mulberry32 } from './random';
 import { checkSamplingOptions, sampleToken } from './sampling';
 import type { SamplingOptions } from './sampling';
@@ -45,27 +46,32 @@ export interface GenerateOptions extends SamplingOptions {
  */
 export class IncrementalDecoder {
   readonly #model: BakaCausalLM;
-  readonly #layers: FusedLayerWeights[];
+  readonly #layers: PreparedLayer[];
+  /** Tensors the prepared layers made (stacked matrices), kept until dispose(). */
+  readonly #prepared: tf.Tensor[];
   readonly #context: AttentionContext;
-  readonly #cache: KVCache;
+  readonly #cache: IncrementalState;
 
   constructor(model: BakaCausalLM) {
     const config = model.config;
     this.#model = model;
+    const variables = new Set<tf.Tensor>(model.parameters.values());
+    this.#prepared = [];
     this.#layers = Array.from({ length: config.n_layers }, (_, index) => {
-      const fused = fuseLayer(model.layerWeights(index));
-      tf.keep(fused.qkv);
-      if (fused.mlp) tf.keep(fused.mlp.gateUp);
-      return fused;
+      const layer = model.prepareLayer(index);
+      const { weights } = layer;
+      const made = [
+        weights.qkv,
+        weights.o,
+        ...(weights.mlp ? [weights.mlp.gateUp, weights.mlp.down] : []),
+      ];
+      for (const tensor of made) {
+        if (!variables.has(tensor)) this.#prepared.push(tf.keep(tensor));
+      }
+      return layer;
     });
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
-    this.#cache = new KVCache({
-      nLayers: config.n_layers,
-      chunkLength: config.n_ctx,
-      memory: config.memory,
-      source: config.memory_source,
-      policy: config.position_policy,
-    });
+    this.#cache = sequenceStateKind(config).incremental(config);
   }
 
   /** Number of tokens consumed so far. */
@@ -102,13 +108,10 @@ export class IncrementalDecoder {
       const idTensor = tf.tensor2d([Array.from(ids)], [1, count], 'int32');
       const x = tf.reshape(model.embed(idTensor), [count, dimModel]) as tf.Tensor2D; // [n, D]
       // state in: every view is taken before the first append (they stay valid until then)
-      const states: LayerStateIn[] = this.#layers.map((_, index) => ({
-        attention: { ...cache.view(index), returnJoined: true },
-      }));
+      const states = cache.views();
       const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
-      // state out: the cache keeps attention's [past ; new] instead of concatenating again
-      out.forEach(({ written, attended }, index) => {
-        cache.append(index, written.k, written.v, attended === null ? {} : { joined: attended });
+      out.forEach((state, index) => {
+        cache.append(index, state);
       });
       return wantLogits ? [model.head(tf.slice(y, [count - 1, 0], [1, dimModel]))] : []; // [1, V]
     })[0];
@@ -120,8 +123,7 @@ export class IncrementalDecoder {
 
   dispose(): void {
     this.#cache.dispose();
-    for (const layer of this.#layers)
-      tf.dispose([layer.qkv, ...(layer.mlp ? [layer.mlp.gateUp] : [])]);
+    tf.dispose(this.#prepared);
   }
 }
 

@@ -10,17 +10,48 @@ export { AttentionMasks } from './attention-mask';
 export {
   bakaLayer,
   bakaNet,
-  fuseLayer,
   type FusedLayerWeights,
   type LayerOutput,
   type LayerStateIn,
   type LayerStateOut,
-  type LayerWeights,
   layerStack,
-  memoryState,
   type NetResult,
+  type PreparedLayer,
   type StackOutput,
 } from './baka-net';
+export {
+  LAYER_KIND_NAMES,
+  LAYER_KINDS,
+  type LayerForward,
+  type LayerKind as LayerKindDefinition,
+  type LayerKindName,
+  type LayerShape,
+  type LayerTensor,
+  THIN_ATTENTION_INIT_SCALE,
+} from './kinds/layers';
+export {
+  NORM_KINDS,
+  NORM_NAMES,
+  type NormKind,
+  normKind,
+  RMS_NORM_EPSILON,
+  rmsNorm,
+} from './kinds/norms';
+export {
+  loadSequenceState,
+  SEQUENCE_STATE_KINDS,
+  SEQUENCE_STATE_NAMES,
+  type SequenceStateName,
+  sequenceStateKind,
+} from './kinds/sequence-states';
+export { memoryState, XL_MEMORY_FORMAT, XLState } from './kinds/xl';
+export type {
+  ChunkPass,
+  IncrementalState,
+  SavedState,
+  SequenceState,
+  SequenceStateKind,
+} from './sequence-state';
 export {
   BakaCausalLM,
   type ForwardOptions,
@@ -58,6 +89,7 @@ export {
   makeConfig,
   type MemoryMode,
   type MemorySource,
+  type NormName,
   parseConfigSettings,
   parseFieldValue,
   type PositionPolicy,

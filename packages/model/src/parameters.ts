@@ -2,7 +2,10 @@
 // (Linear weight = [out, in]). Shape legend: D dim_model, A dim_attn, F dim_ff, V n_vocab,
 // K dim_head.
 import type { BakaConfig } from './config';
-import { dimHead, layerDimFf, layerKind, THIN_ATTENTION_INIT_SCALE } from './config';
+import { dimHead, layerDimFf, layerKind } from './config';
+import { LAYER_KINDS } from './kinds/layers';
+import type { LayerShape } from './kinds/layers';
+import { NORM_KINDS } from './kinds/norms';
 import { deriveSeed, fillNormal, fillUniform } from './random';
 import { inverseFrequencies } from '@baka/rope';
 
@@ -21,43 +24,32 @@ export interface ParameterSpec {
   trainable: boolean;
 }
 
+/** Layer i's shape facts for its kind (kinds/layers.ts). */
+export function layerShape(config: BakaConfig, layer: number): LayerShape {
+  return {
+    layer,
+    dimFf: layerDimFf(config, layer),
+    dimHead: dimHead(config),
+    norm: NORM_KINDS[config.norm],
+  };
+}
+
 /** Every tensor of the state_dict, in PyTorch's order. */
 export function parameterSpecs(config: BakaConfig): ParameterSpec[] {
-  const { dim_model: D, dim_attn: A, n_vocab: V } = config;
+  const { dim_model: D, n_vocab: V } = config;
   const specs: ParameterSpec[] = [];
   const add = (name: string, shape: number[], init: Initialiser, trainable = true) =>
     specs.push({ name, shape, init, trainable });
   for (let i = 0; i < config.n_layers; i++) {
-    const prefix = `model.layers.${i}`;
-    // A thin (attention-only) layer: upstream scales its attention parameters by 1e-4 at init,
-    // the rotary frequencies included (config.thin_rotary_scale), and it has no MLP.
-    const thin = layerKind(config, i) === 'attention-only';
-    const attention = {
-      kind: 'linear',
-      fanIn: D,
-      ...(thin ? { scale: THIN_ATTENTION_INIT_SCALE } : {}),
-    } as const;
-    add(`${prefix}.norm_in.weight`, [D], { kind: 'ones' });
-    add(`${prefix}.norm_in.bias`, [D], { kind: 'zeros' });
-    add(`${prefix}.attn.q.weight`, [A, D], attention);
-    add(`${prefix}.attn.k.weight`, [A, D], attention);
-    add(`${prefix}.attn.v.weight`, [D, D], attention);
-    add(`${prefix}.attn.o.weight`, [D, D], attention);
-    add(
-      `${prefix}.attn.rot.freqs`,
-      [dimHead(config) / 2],
-      { kind: 'rotary', ...(thin ? { scale: config.thin_rotary_scale } : {}) },
-      false,
-    );
-    if (thin) continue;
-    const F = layerDimFf(config, i);
-    add(`${prefix}.mlp.fc_gate.weight`, [F, D], { kind: 'linear', fanIn: D });
-    add(`${prefix}.mlp.fc_up.weight`, [F, D], { kind: 'linear', fanIn: D });
-    add(`${prefix}.mlp.fc_down.weight`, [D, F], { kind: 'linear', fanIn: F });
+    const kind = LAYER_KINDS[layerKind(config, i)];
+    for (const tensor of kind.tensors(config, layerShape(config, i))) {
+      add(`model.layers.${i}.${tensor.suffix}`, tensor.shape, tensor.init, tensor.trainable);
+    }
   }
   add('vocab_in.weight', [V, D], { kind: 'normal' });
-  add('norm_out.weight', [D], { kind: 'ones' });
-  add('norm_out.bias', [D], { kind: 'zeros' });
+  for (const { suffix, init } of NORM_KINDS[config.norm].parameters) {
+    add(`norm_out.${suffix}`, [D], { kind: init });
+  }
   add('vocab_out.weight', [V, D], { kind: 'linear', fanIn: D });
   return specs;
 }

@@ -13,7 +13,7 @@ import { BakaCausalLM } from './causal-lm';
 import { loadCheckpoint, readCheckpointTensors, saveCheckpoint } from './checkpoint';
 import { isUniform, layerDimFf, layerKind, makeConfig } from './config';
 import { IncrementalDecoder } from './generation';
-import type { XLMemory } from './memory';
+import type { SequenceState } from './sequence-state';
 import { readSafetensors } from './safetensors';
 import { argmax } from './sampling';
 import {
@@ -76,7 +76,7 @@ describe('thin layers: parity with the PyTorch reference', () => {
     const second = int2d(inputs.inputIds.map((row) => row.slice(split)));
     const secondLabels = int2d(inputs.labels.map((row) => row.slice(split)));
     const result = tf.tidy(() => {
-      const memory = (model.forward(first).memory as XLMemory).detach();
+      const memory = (model.forward(first).memory as SequenceState).detach();
       const { loss } = model.loss(second, secondLabels, { memory });
       const { logits } = model.forward(second, { memory });
       memory.dispose();

@@ -15,7 +15,7 @@ import {
   saveCheckpoint,
   serializeSafetensors,
 } from '@baka/model';
-import type { XLMemory } from '@baka/cache';
+import type { SequenceState } from '@baka/model';
 import type { AdamW, AdamWState } from './adamw';
 import { MEMORY_FILE, readMemory, serializeMemory } from './memory-state';
 import { isProcessAlive } from './run-lock';
@@ -126,7 +126,7 @@ export async function saveTrainingCheckpoint(
     training: unknown;
     tokenizerJson?: string | null;
     /** The memory carried into the next window (`carryMemory`), saved as memory.safetensors. */
-    memory?: XLMemory | null;
+    memory?: SequenceState | null;
   },
 ): Promise<void> {
   await saveCheckpoint(dir, parts.model, {
@@ -157,7 +157,7 @@ export async function loadTrainingCheckpoint(dir: string): Promise<TrainingCheck
 }
 
 /** The carried memory saved with a checkpoint, or null when it has none (caller disposes). */
-export function restoreMemory(dir: string): XLMemory | null {
+export function restoreMemory(dir: string): SequenceState | null {
   const path = join(dir, MEMORY_FILE);
   return existsSync(path) ? readMemory(path) : null;
 }

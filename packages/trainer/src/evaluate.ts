@@ -7,7 +7,7 @@
 //
 // Shapes: one article of L tokens -> ids [1, L].
 import { IGNORE_INDEX, type SplitName, splitRange, type TokenDocuments, windows } from '@baka/data';
-import { type BakaCausalLM, countParameters, evaluateLoss } from '@baka/model';
+import { type BakaCausalLM, countParameters, evaluateLoss, sequenceStateKind } from '@baka/model';
 import type { ResultRow } from './metrics-store';
 
 export interface EvaluationOptions {
@@ -49,7 +49,9 @@ function articleWindows(
   ids: Uint32Array,
 ): { ids: Int32Array; labels: Int32Array }[] {
   const whole = Int32Array.from(ids);
-  if (model.config.memory !== 'none') return [{ ids: whole, labels: whole.slice() }];
+  if (sequenceStateKind(model.config).evaluation === 'whole-article') {
+    return [{ ids: whole, labels: whole.slice() }];
+  }
   const nCtx = model.config.n_ctx;
   const batch = {
     ids: whole,
@@ -136,8 +138,8 @@ export function resultRow(
   const parameters = countParameters(model);
   const architecture =
     `${config.model_type} dim ${config.dim_model} ff ${config.dim_ff} attn ${config.dim_attn} layers ${config.n_layers} ` +
-    `heads ${config.n_heads} vocab ${config.n_vocab} ctx ${config.n_ctx} memory ${config.memory}` +
-    `${config.memory === 'xl' ? `/${config.memory_source}/${config.position_policy}` : ''} rotary ${config.rotary_layout}`;
+    `heads ${config.n_heads} vocab ${config.n_vocab} ctx ${config.n_ctx} memory ${sequenceStateKind(config).describe(config)}` +
+    ` rotary ${config.rotary_layout}`;
   return {
     runId: options.runId ?? null,
     configId: options.configId ?? null,

@@ -1,6 +1,6 @@
 // The training loop: read a unit, get its loss and gradients, step (or skip), report. Everything
 // else (logging, checkpoints, evaluation, progress bars) hangs off the hooks.
-import type { XLMemory } from '@baka/cache';
+import type { SequenceState } from '@baka/model';
 import type { TokenDocuments } from '@baka/data';
 import type { BakaCausalLM } from '@baka/model';
 import type { AdamW } from './adamw';
@@ -70,11 +70,11 @@ export interface LoopContext {
    * The detached memory of the last window when carrying memory (else null), kept here so a
    * checkpoint can save it; read at the start, updated after every window. The caller disposes it.
    */
-  memory?: XLMemory | null;
+  memory?: SequenceState | null;
 }
 
 /** The memory to feed the next window: the carried one restricted to the rows that continue. */
-function carriedMemory(memory: XLMemory | null, unit: TrainingUnit): XLMemory | null {
+function carriedMemory(memory: SequenceState | null, unit: TrainingUnit): SequenceState | null {
   if (memory === null || unit.keptFromPrevious === null || unit.keptFromPrevious.length === 0)
     return null;
   return memory.selectRows(unit.keptFromPrevious);
@@ -88,8 +88,8 @@ export async function trainLoop(
   const { model, trainable, optimizer, state } = context;
   const accumulator = new GradientAccumulator(trainable.layout.size);
   const started = performance.now();
-  let memory: XLMemory | null = context.memory ?? null;
-  const setMemory = (next: XLMemory | null) => {
+  let memory: SequenceState | null = context.memory ?? null;
+  const setMemory = (next: SequenceState | null) => {
     if (memory !== next) memory?.dispose();
     memory = next;
     context.memory = next;

@@ -2,7 +2,7 @@
 // train-loop.ts decides when to step, skip, save and stop.
 //
 // Shapes: B rows, T window length, N trainable elements (flat gradient).
-import type { XLMemory } from '@baka/cache';
+import type { SequenceState } from '@baka/model';
 import type { BakaCausalLM } from '@baka/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdamW } from './adamw';
@@ -50,7 +50,7 @@ export interface WindowGradients {
   /** Flat gradient [N]; the caller disposes it. */
   gradients: tf.Tensor1D;
   /** The memory after the window, detached, when `keepMemory` was asked for (caller disposes). */
-  memory: XLMemory | null;
+  memory: SequenceState | null;
 }
 
 /**
@@ -63,9 +63,9 @@ export function windowGradients(
   model: BakaCausalLM,
   trainable: Trainable,
   batch: WindowBatch,
-  options: { memory?: XLMemory | null; keepMemory?: boolean } = {},
+  options: { memory?: SequenceState | null; keepMemory?: boolean } = {},
 ): WindowGradients {
-  let kept: XLMemory | null = null;
+  let kept: SequenceState | null = null;
   const { value, grads } = tf.tidy(() => {
     const ids = tf.tensor2d(batch.ids, [batch.rows, batch.length], 'int32'); // [B, T]
     const labels = tf.tensor2d(batch.labels, [batch.rows, batch.length], 'int32'); // [B, T]

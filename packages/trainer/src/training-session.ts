@@ -3,7 +3,7 @@
 // with a checkpoint. `requestStop()` (Ctrl-C) ends it cleanly at the next step boundary.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type { XLMemory } from '@baka/cache';
+import type { SequenceState } from '@baka/model';
 import type { ArticleBatch, TokenDocuments } from '@baka/data';
 import { type BakaCausalLM, countParameters } from '@baka/model';
 import { AdamW } from './adamw';
@@ -93,7 +93,7 @@ export class TrainingSession {
   runId: number | null = null;
   private stopRequested = false;
   /** Carried memory restored from a checkpoint (before the loop runs). */
-  private memory: XLMemory | null = null;
+  private memory: SequenceState | null = null;
   /** The loop's context while/after running; its `memory` is the live carried memory. */
   private loop: LoopContext | null = null;
   private readonly started = performance.now();

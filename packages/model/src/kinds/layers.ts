@@ -1,0 +1,163 @@
+// Layer kinds: what one layer computes, selected per layer by `layer_kinds` in the config. A kind
+// names its tensors (relative to `model.layers.{i}.`, in PyTorch's state_dict order, with their
+// initialisers), the rotary frequency scale of its attention, how its weights are prepared for a
+// forward call and the forward itself. Adding a kind is a module plus an entry in LAYER_KINDS
+// (docs/architecture.md section 4; thin layers are the worked example). Kind modules import only
+// types from config.ts, so config.ts can read the registry.
+//
+// Shape legend: N rows (batch x time), D dim_model, A dim_attn, F the layer's dim_ff, K dim_head.
+import * as tf from '@tensorflow/tfjs-core';
+import type { RotaryEmbedding } from '@baka/rope';
+import type { AttentionContext } from '../attention';
+import { bakaLayer } from '../baka-net';
+import type { FusedLayerWeights, LayerOutput, LayerStateIn } from '../baka-net';
+import type { BakaConfig } from '../config';
+import type { Initialiser } from '../parameters';
+import type { NormKind } from './norms';
+
+/** The upstream init factor of a thin layer's attention weights. */
+export const THIN_ATTENTION_INIT_SCALE = 1e-4;
+
+/** What a kind needs to know about its layer besides the config. */
+export interface LayerShape {
+  /** The layer's index. */
+  layer: number;
+  /** The layer's MLP width F (layer_dim_ff, else dim_ff). */
+  dimFf: number;
+  dimHead: number;
+  /** The config's norm kind (norm_in). */
+  norm: NormKind;
+}
+
+/** One tensor of a layer: `model.layers.{i}.{suffix}`. */
+export interface LayerTensor {
+  suffix: string;
+  shape: number[];
+  init: Initialiser;
+  trainable: boolean;
+}
+
+/** What a prepared layer computes on one chunk (or generation step). */
+export type LayerForward = (
+  x: tf.Tensor2D,
+  weights: FusedLayerWeights,
+  state: LayerStateIn,
+  batch: number,
+  length: number,
+  context: AttentionContext,
+) => LayerOutput;
+
+export interface LayerKind {
+  readonly description: string;
+  /** The layer's tensors in state_dict order. */
+  tensors(config: BakaConfig, shape: LayerShape): LayerTensor[];
+  /** Scale of the layer's rotary frequencies (upstream's init scaled a thin layer's too). */
+  rotaryScale(config: BakaConfig): number;
+  /** The weights of one forward call: `get(suffix)` reads a tensor of the layer. */
+  prepare(
+    get: (suffix: string) => tf.Tensor,
+    shape: LayerShape,
+    rotary: RotaryEmbedding,
+  ): FusedLayerWeights;
+  forward: LayerForward;
+}
+
+/** norm_in, the four attention projections and the rotary frequencies; `scale` x the Linear init. */
+function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number): LayerTensor[] {
+  const { dim_model: D, dim_attn: A } = config;
+  const linear: Initialiser = {
+    kind: 'linear',
+    fanIn: D,
+    ...(scale === undefined ? {} : { scale }),
+  };
+  const rotaryScale = scale === undefined ? undefined : config.thin_rotary_scale;
+  return [
+    ...shape.norm.parameters.map(({ suffix, init }) => ({
+      suffix: `norm_in.${suffix}`,
+      shape: [D],
+      init: { kind: init } as Initialiser,
+      trainable: true,
+    })),
+    { suffix: 'attn.q.weight', shape: [A, D], init: linear, trainable: true },
+    { suffix: 'attn.k.weight', shape: [A, D], init: linear, trainable: true },
+    { suffix: 'attn.v.weight', shape: [D, D], init: linear, trainable: true },
+    { suffix: 'attn.o.weight', shape: [D, D], init: linear, trainable: true },
+    {
+      suffix: 'attn.rot.freqs',
+      shape: [shape.dimHead / 2],
+      init: { kind: 'rotary', ...(rotaryScale === undefined ? {} : { scale: rotaryScale }) },
+      trainable: false,
+    },
+  ];
+}
+
+/** The stacked attention weights [q ; k ; v] and the norm (tensors of the caller's scope). */
+function prepareAttention(
+  get: (suffix: string) => tf.Tensor,
+  shape: LayerShape,
+  rotary: RotaryEmbedding,
+): Omit<FusedLayerWeights, 'mlp'> {
+  return {
+    norm: shape.norm,
+    normParameters: shape.norm.parameters.map(
+      ({ suffix }) => get(`norm_in.${suffix}`) as tf.Tensor1D,
+    ),
+    qkv: tf.concat(
+      [get('attn.q.weight'), get('attn.k.weight'), get('attn.v.weight')],
+      0,
+    ) as tf.Tensor2D, // [2A + D, D]
+    o: get('attn.o.weight') as tf.Tensor2D,
+    rotary,
+  };
+}
+
+/** Upstream's layer: y = x + attention(norm(x)) + mlp(norm(x)). */
+const standard: LayerKind = {
+  description: 'parallel attention + elephant-gated MLP on one shared input norm (upstream 003)',
+  tensors: (config, shape) => {
+    const { dim_model: D } = config;
+    const F = shape.dimFf;
+    const mlp = (suffix: string, dims: number[], fanIn: number): LayerTensor => ({
+      suffix: `mlp.${suffix}.weight`,
+      shape: dims,
+      init: { kind: 'linear', fanIn },
+      trainable: true,
+    });
+    return [
+      ...attentionTensors(config, shape),
+      mlp('fc_gate', [F, D], D),
+      mlp('fc_up', [F, D], D),
+      mlp('fc_down', [D, F], F),
+    ];
+  },
+  rotaryScale: () => 1,
+  prepare: (get, shape, rotary) => ({
+    ...prepareAttention(get, shape, rotary),
+    mlp: {
+      gateUp: tf.concat([get('mlp.fc_gate.weight'), get('mlp.fc_up.weight')], 0) as tf.Tensor2D, // [2F, D]
+      down: get('mlp.fc_down.weight') as tf.Tensor2D,
+    },
+  }),
+  forward: bakaLayer,
+};
+
+/**
+ * A thin layer (upstream 00x_thin): attention only, no MLP tensors; its attention weights and
+ * rotary frequencies start scaled (THIN_ATTENTION_INIT_SCALE, thin_rotary_scale).
+ */
+const attentionOnly: LayerKind = {
+  description: 'attention only, no MLP (a thin layer, upstream 00x_thin)',
+  tensors: (config, shape) => attentionTensors(config, shape, THIN_ATTENTION_INIT_SCALE),
+  rotaryScale: (config) => config.thin_rotary_scale,
+  prepare: (get, shape, rotary) => ({ ...prepareAttention(get, shape, rotary), mlp: null }),
+  forward: bakaLayer,
+};
+
+export const LAYER_KINDS = {
+  standard,
+  'attention-only': attentionOnly,
+} as const satisfies Record<string, LayerKind>;
+
+export type LayerKindName = keyof typeof LAYER_KINDS;
+
+export const LAYER_KIND_NAMES = Object.keys(LAYER_KINDS) as [LayerKindName, ...LayerKindName[]];

@@ -1,0 +1,84 @@
+// Sequence-state kinds: what a model carries from chunk to chunk and from call to call (window
+// to window in training, segment to segment in evaluation, chunk to chunk in generation), chosen
+// by `memory` in the config. The layer stack, the trainer, evaluation, checkpoints and generation
+// talk to a kind only through these interfaces; `xl` (Transformer-XL memory) and `none` are the
+// kinds today (kinds/xl.ts). docs/architecture.md section 4 describes how to add one.
+//
+// Shape legend: B batch rows.
+import type * as tf from '@tensorflow/tfjs-core';
+import type { LayerStateIn, LayerStateOut } from './baka-net';
+import type { BakaConfig } from './config';
+
+/** A state's tensors and metadata as a checkpoint stores them (memory.safetensors). */
+export interface SavedState {
+  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+  /** Text metadata; `format` names the kind that reads it back. */
+  metadata: Record<string, string> & { format: string };
+}
+
+/**
+ * What one call hands to the next. Ownership follows @baka/cache's XL memory: a state returned
+ * by a forward call holds tensors of the caller's scope (free them with that scope, or call
+ * `detach()` inside it); `detach()` and `selectRows()` return states that own their tensors, and
+ * `dispose()` frees exactly what a state owns.
+ */
+export interface SequenceState {
+  /** The registry name of its kind. */
+  readonly kind: string;
+  readonly batchSize: number;
+  /** Position of the next chunk's first slot (counts every position the model ran). */
+  readonly end: number;
+  /** Every tensor it references (to carry them out of a tf.tidy). */
+  tensors(): tf.Tensor[];
+  /** An owning copy with the gradient cut. */
+  detach(): SequenceState;
+  /** An owning copy of some rows, in the order given (rows that continue into the next window). */
+  selectRows(rows: readonly number[]): SequenceState;
+  dispose(): void;
+  save(): SavedState;
+}
+
+/** One forward call's chunk loop as a kind runs it. */
+export interface ChunkPass {
+  /** Position of the call's first chunk. */
+  readonly start: number;
+  /** Every layer's state in for the chunk starting at `chunkStart` (taken before any write). */
+  views(chunkStart: number): LayerStateIn[];
+  /** Every layer's state out of that chunk. */
+  write(outs: readonly LayerStateOut[], chunkStart: number): void;
+  /** The state after the last chunk (tensors in the caller's scope), or null when nothing is carried. */
+  result(): SequenceState | null;
+}
+
+/** Generation's state of one sequence: the current chunk so far and what the kind carries. Owns its tensors. */
+export interface IncrementalState {
+  /** Tokens consumed so far. */
+  readonly position: number;
+  /** How many more tokens fit into the current chunk. */
+  readonly room: number;
+  /** Every layer's state in for the next step (taken before any append). */
+  views(): LayerStateIn[];
+  /** Layer `layer`'s state out of the step; after the last layer the step is complete. */
+  append(layer: number, out: LayerStateOut): void;
+  dispose(): void;
+}
+
+export interface SequenceStateKind {
+  readonly description: string;
+  /**
+   * How evaluation scores an article: 'whole-article' runs it as one sequence with the state
+   * flowing from chunk to chunk (upstream); 'sliding-window' scores windows of n_ctx with half
+   * overlap, since nothing crosses a chunk boundary.
+   */
+  readonly evaluation: 'whole-article' | 'sliding-window';
+  /** The kind and its settings as text, for `baka info` and the metrics store's architecture. */
+  describe(config: BakaConfig): string;
+  /** Whether layer `layer` attends to positions of an earlier chunk (for FLOP counts). */
+  attendsToPast(config: BakaConfig, layer: number): boolean;
+  /** Starts a forward call over `batch` rows after `previous` (null: a fresh sequence). */
+  pass(config: BakaConfig, previous: SequenceState | null, batch: number): ChunkPass;
+  /** Generation state for one sequence. */
+  incremental(config: BakaConfig): IncrementalState;
+  /** Reads back what `save()` wrote (an owning state); null when the format is not this kind's. */
+  load(saved: SavedState, source: string): SequenceState | null;
+}
