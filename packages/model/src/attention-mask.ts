@@ -10,19 +10,37 @@ const BLOCKED = -1e9;
 export class AttentionMasks {
   #masks = new Map<string, tf.Tensor2D>();
 
-  /** [T, W] additive mask (W defaults to P + T); owned by this cache (do not dispose). */
-  get(length: number, pastLength: number, width = pastLength + length): tf.Tensor2D {
+  /**
+   * [T, W] additive mask (W defaults to P + T); owned by this cache (do not dispose). With `open`
+   * (upstream 005's RMT mask), the last `write` queries see every real key and the first `read`
+   * queries also see keys P..P+read-1.
+   */
+  get(
+    length: number,
+    pastLength: number,
+    width = pastLength + length,
+    open?: { read: number; write: number },
+  ): tf.Tensor2D {
     if (width < pastLength + length) {
       throw new Error(
         `AttentionMasks.get: width ${width} is less than past ${pastLength} + length ${length}`,
       );
     }
-    const key = `${length}:${pastLength}:${width}`;
+    const key = `${length}:${pastLength}:${width}:${open?.read ?? 0}:${open?.write ?? 0}`;
     let mask = this.#masks.get(key);
     if (mask === undefined) {
       const values = new Float32Array(length * width);
       for (let i = 0; i < length; i++) {
         for (let j = pastLength + i + 1; j < width; j++) values[i * width + j] = BLOCKED;
+      }
+      if (open !== undefined) {
+        const real = pastLength + length;
+        for (let i = Math.max(0, length - open.write); i < length; i++) {
+          for (let j = 0; j < real; j++) values[i * width + j] = 0;
+        }
+        for (let i = 0; i < Math.min(open.read, length); i++) {
+          for (let j = pastLength; j < pastLength + open.read; j++) values[i * width + j] = 0;
+        }
       }
       mask = tf.keep(tf.tensor2d(values, [length, width])); // [T, W]
       this.#masks.set(key, mask);

@@ -41,6 +41,11 @@ export interface AttentionState {
    * the full pass leaves it false so the joined keys are freed with the layer's scope).
    */
   returnJoined: boolean;
+  /**
+   * Upstream 005's hand-built RMT mask (rmt_mask 'upstream'): besides the causal mask, the last
+   * `write` queries see every key and the first `read` queries see each other.
+   */
+  open?: { read: number; write: number };
 }
 
 export interface AttentionResult {
@@ -112,7 +117,7 @@ export function attention(
     scaled,
     padKeys(rotatedKeys, width), // [B, H, W, K]
     padKeys(values, width), // [B, H, W, Kv]
-    context.masks.get(length, pastLength, width), // [T, W]
+    context.masks.get(length, pastLength, width, state.open), // [T, W]
   ); // [B, H, T, Kv]
   const output = tf.matMul(fromHeads(mixed), o, false, true) as tf.Tensor2D; // [N, D]
   return {

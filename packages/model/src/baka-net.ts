@@ -17,6 +17,7 @@ import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
 import type { NormKind } from './kinds/norms';
+import { insertPauses, removePauses } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { KeyValues } from './memory';
 import { gatedMlp } from './mlp';
@@ -133,7 +134,11 @@ export interface NetResult {
 /**
  * Runs x [B, S, D] through the layers chunk by chunk, the config's sequence-state kind carrying
  * state from chunk to chunk. `memory` (from an earlier call, may be null) is read, never
- * modified; the returned state is in the caller's scope, like `hidden`.
+ * modified; the returned state is in the caller's scope, like `hidden`. `parameters` are the
+ * model's tensors by name (the pause vector, a kind's own tensors).
+ *
+ * A chunk of T tokens becomes W slots with its pauses, then whatever the kind adds (RMT memory
+ * tokens); positions count every slot. The outputs come back at the token positions.
  */
 export function bakaNet(
   x: tf.Tensor3D,
@@ -141,18 +146,28 @@ export function bakaNet(
   config: BakaConfig,
   context: AttentionContext,
   memory: SequenceState | null,
+  parameters?: ReadonlyMap<string, tf.Tensor>,
 ): NetResult {
   const [batch, total, dimModel] = x.shape;
-  const pass = sequenceStateKind(config).pass(config, memory, batch);
+  const pass = sequenceStateKind(config).pass(config, memory, batch, parameters);
+  const pause = (parameters?.get('model.pause.pause_emb') as tf.Tensor1D | undefined) ?? null;
+  if (config.n_pauses > 0 && pause === null) throw new Error('bakaNet: no model.pause.pause_emb');
   const outputs: tf.Tensor2D[] = [];
+  let chunkStart = pass.start;
   for (let position = 0; position < total; position += config.n_ctx) {
     const length = Math.min(config.n_ctx, total - position);
     const chunk = length === total ? x : tf.slice(x, [0, position, 0], [batch, length, dimModel]); // [B, T, D]
-    const input = tf.reshape(chunk, [batch * length, dimModel]) as tf.Tensor2D; // [N, D]
-    const chunkStart = pass.start + position;
-    const { y, states } = layerStack(input, layers, pass.views(chunkStart), batch, length, context);
+    const paused = insertPauses(chunk as tf.Tensor3D, pause, config); // [B, W, D]
+    const entered = pass.enter ? pass.enter(paused.x) : paused.x; // [B, W', D]
+    const width = entered.shape[1];
+    const input = tf.reshape(entered, [batch * width, dimModel]) as tf.Tensor2D; // [N, D]
+    const { y, states } = layerStack(input, layers, pass.views(chunkStart), batch, width, context);
     pass.write(states, chunkStart);
-    outputs.push(y);
+    chunkStart += width;
+    let out = tf.reshape(y, [batch, width, dimModel]) as tf.Tensor3D;
+    if (pass.leave) out = pass.leave(out); // [B, W, D]
+    out = removePauses(out, paused.tokens); // [B, T, D]
+    outputs.push(tf.reshape(out, [batch * length, dimModel]) as tf.Tensor2D);
   }
   const joined =
     outputs.length === 1 ? (outputs[0] as tf.Tensor2D) : concatChunks(outputs, batch, dimModel);

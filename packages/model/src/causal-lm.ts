@@ -258,6 +258,7 @@ export class BakaCausalLM {
         this.config,
         this.attentionContext(),
         options.memory ?? null,
+        this.parameters,
       );
       memory = net.memory;
       const result = this.finalNorm(

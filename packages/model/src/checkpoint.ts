@@ -87,6 +87,16 @@ export function modelTensors(model: BakaCausalLM): Map<string, SafetensorsTensor
  * config.json text: every field, ours included, model_type first. A uniform model (no thin
  * layers, one MLP width) leaves out the per-layer fields, so it writes the 003 config.
  */
+const RMT_KEYS = [
+  'n_rmt_tokens',
+  'rmt_mask',
+  'rmt_grad_chunks',
+  'n_rmt_margins',
+  'rmt_solidifier',
+  'use_flash_attn',
+] as const satisfies readonly (keyof BakaConfig)[];
+const PAUSE_AND_RMT_KEYS = ['n_pauses', 'is_pause_pos_random', ...RMT_KEYS] as const;
+
 export function configJson(config: BakaConfig): string {
   // fields of later variants are left out at their 003 values, so a 003 model writes 003's config
   const written: Partial<BakaConfig> = { ...config };
@@ -96,6 +106,11 @@ export function configJson(config: BakaConfig): string {
     delete written.thin_rotary_scale;
   }
   if (config.norm === 'layernorm') delete written.norm;
+  if (config.n_pauses === 0 && config.n_rmt_tokens === 0) {
+    for (const key of PAUSE_AND_RMT_KEYS) delete written[key];
+  } else if (config.n_rmt_tokens === 0) {
+    for (const key of RMT_KEYS) delete written[key];
+  }
   return `${JSON.stringify(written, null, 2)}\n`;
 }
 

@@ -16,7 +16,12 @@ export { THIN_ATTENTION_INIT_SCALE };
 
 /** Every config field: its type and default (zod) and a one-line description. */
 const configShape = {
-  model_type: z.literal('baka_xl').default('baka_xl').describe('Model family (always baka_xl).'),
+  model_type: z
+    .enum(['baka_xl', 'baka_pause', 'baka_rmt'])
+    .default('baka_xl')
+    .describe(
+      "Upstream's model family, derived from the fields: 'baka_rmt' with RMT tokens, 'baka_pause' with pauses, else 'baka_xl'. Read from an upstream config.json it sets that branch's defaults (baka_pause: rmsnorm; baka_rmt: same-layer memory).",
+    ),
   dim_model: positiveInt.describe('Width of the residual stream D.'),
   // upstream treats 0 as "use the default"
   dim_ff: z
@@ -73,6 +78,52 @@ const configShape = {
     .describe(
       "Rotary frequency scale of attention-only layers (upstream's 1e-4 init scaled them too); 1 = ordinary.",
     ),
+  n_pauses: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Pause tokens per chunk (upstream 004): copies of one learned vector inserted at every n_ctx // n_pauses positions; no loss on them.',
+    ),
+  is_pause_pos_random: z
+    .literal(false)
+    .default(false)
+    .describe("Upstream's random pause layout; only the fixed layout (false) is supported."),
+  n_rmt_tokens: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      "RMT memory tokens (upstream 005): the last layer's outputs at the write positions of one chunk are read and written by the next.",
+    ),
+  rmt_mask: z
+    .enum(['causal', 'upstream'])
+    .default('causal')
+    .describe(
+      "Attention mask with RMT tokens: 'causal' (upstream 005 as it ran: flash attention's bottom-right causal mask) or 'upstream' (005's hand-built mask: write tokens see every key, read tokens each other).",
+    ),
+  rmt_grad_chunks: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'How many chunks back the gradient flows through the RMT memory inside a window (0: all, as upstream).',
+    ),
+  n_rmt_margins: z
+    .literal(0)
+    .default(0)
+    .describe("Upstream's RMT margins; only 0 (what 005 trained with) is supported."),
+  rmt_solidifier: z
+    .literal('none')
+    .default('none')
+    .describe("Upstream's RMT solidifier; only 'none' (what 005 trained with) is supported."),
+  use_flash_attn: z
+    .boolean()
+    .default(true)
+    .describe("Upstream's attention switch, kept for its configs; the mask is chosen by rmt_mask."),
   norm: z
     .enum(NORM_NAMES)
     .default('layernorm')
@@ -146,13 +197,15 @@ function describeIssue(issue: z.core.$ZodIssue): string {
  * Unknown extra keys are kept out of the result. Errors name the field.
  */
 export function makeConfig(input: unknown, source = 'config'): BakaConfig {
-  const parsed = configSchema.safeParse(input);
+  const parsed = configSchema.safeParse(withFamilyDefaults(input));
   if (!parsed.success) {
     throw new ModelError(`${source}: ${parsed.error.issues.map(describeIssue).join('; ')}`);
   }
   const raw = parsed.data;
   const config = {} as Record<ConfigKey, unknown>;
   for (const key of CONFIG_KEYS) config[key] = raw[key];
+  config.model_type =
+    raw.n_rmt_tokens > 0 ? 'baka_rmt' : raw.n_pauses > 0 ? 'baka_pause' : 'baka_xl';
   config.dim_ff = raw.dim_ff || 4 * raw.dim_model;
   config.dim_attn = raw.dim_attn || raw.dim_model;
   const result = config as BakaConfig;
@@ -172,6 +225,11 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
       `dim_head = dim_attn / n_heads (${result.dim_attn / result.n_heads}) must be even for rotary pairs`,
     );
   }
+  if (result.n_pauses > result.n_ctx) {
+    fail(
+      `n_pauses (${result.n_pauses}) must be at most n_ctx (${result.n_ctx}): pauses sit every n_ctx // n_pauses tokens`,
+    );
+  }
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
     if (result[field].length > 0 && result[field].length !== result.n_layers) {
       fail(
@@ -180,6 +238,22 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     }
   }
   return result;
+}
+
+/**
+ * Upstream's branches differ in fields their config.json does not hold: 004 (`baka_pause`) has
+ * RMSNorm, 005 (`baka_rmt`) reads the same layer's cache. Those become the defaults when a config
+ * names the family and leaves the field out.
+ */
+function withFamilyDefaults(input: unknown): unknown {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) return input;
+  const fields = input as Record<string, unknown>;
+  const defaults: Record<string, unknown> = {};
+  if (fields.model_type === 'baka_pause' && !('norm' in fields)) defaults.norm = 'rmsnorm';
+  if (fields.model_type === 'baka_rmt' && !('memory_source' in fields)) {
+    defaults.memory_source = 'same-layer';
+  }
+  return { ...fields, ...defaults };
 }
 
 /** Whether every layer is a standard layer of width dim_ff (the 003 model: no per-layer fields). */

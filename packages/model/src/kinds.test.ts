@@ -14,6 +14,7 @@ import {
   sequenceStateKind,
 } from './kinds/sequence-states';
 import { layerNorm } from './layer-norm';
+import type { SequenceState } from './sequence-state';
 import { parameterSpecs } from './parameters';
 import { maxAbsDifference } from './test-fixtures';
 
@@ -112,10 +113,12 @@ describe('sequence-state kinds', () => {
         [2, 3],
         'int32',
       );
-      const state = tf.tidy(() => {
+      let state: SequenceState | null = null;
+      tf.tidy(() => {
         const { memory: out } = model.forward(first);
-        return out === null ? null : out.detach();
+        state = out === null ? null : out.detach();
       });
+      state = state as SequenceState | null;
       const kind = sequenceStateKind(config);
       if (kind.evaluation === 'sliding-window') {
         expect(state).toBeNull();

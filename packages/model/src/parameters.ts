@@ -46,6 +46,10 @@ export function parameterSpecs(config: BakaConfig): ParameterSpec[] {
       add(`model.layers.${i}.${tensor.suffix}`, tensor.shape, tensor.init, tensor.trainable);
     }
   }
+  // upstream's BakaNet modules after the layers: the pause vector (004) and the RMT tokens (005)
+  if (config.n_pauses > 0) add('model.pause.pause_emb', [D], { kind: 'normal' });
+  if (config.n_rmt_tokens > 0)
+    add('model.rmt.rmt_tokens', [config.n_rmt_tokens, D], { kind: 'normal' });
   add('vocab_in.weight', [V, D], { kind: 'normal' });
   for (const { suffix, init } of NORM_KINDS[config.norm].parameters) {
     add(`norm_out.${suffix}`, [D], { kind: init });

@@ -42,10 +42,14 @@ export interface SequenceState {
 export interface ChunkPass {
   /** Position of the call's first chunk. */
   readonly start: number;
+  /** The chunk's input [B, W, D] -> what the layers run over (e.g. with memory tokens added). */
+  enter?(x: tf.Tensor3D): tf.Tensor3D;
   /** Every layer's state in for the chunk starting at `chunkStart` (taken before any write). */
   views(chunkStart: number): LayerStateIn[];
   /** Every layer's state out of that chunk. */
   write(outs: readonly LayerStateOut[], chunkStart: number): void;
+  /** The last layer's output over what `enter` gave -> the chunk's positions [B, W, D]. */
+  leave?(y: tf.Tensor3D): tf.Tensor3D;
   /** The state after the last chunk (tensors in the caller's scope), or null when nothing is carried. */
   result(): SequenceState | null;
 }
@@ -75,8 +79,16 @@ export interface SequenceStateKind {
   describe(config: BakaConfig): string;
   /** Whether layer `layer` attends to positions of an earlier chunk (for FLOP counts). */
   attendsToPast(config: BakaConfig, layer: number): boolean;
-  /** Starts a forward call over `batch` rows after `previous` (null: a fresh sequence). */
-  pass(config: BakaConfig, previous: SequenceState | null, batch: number): ChunkPass;
+  /**
+   * Starts a forward call over `batch` rows after `previous` (null: a fresh sequence);
+   * `parameters` are the model's tensors by state_dict name (a kind may own some).
+   */
+  pass(
+    config: BakaConfig,
+    previous: SequenceState | null,
+    batch: number,
+    parameters?: ReadonlyMap<string, tf.Tensor>,
+  ): ChunkPass;
   /** Generation state for one sequence. */
   incremental(config: BakaConfig): IncrementalState;
   /** Reads back what `save()` wrote (an owning state); null when the format is not this kind's. */

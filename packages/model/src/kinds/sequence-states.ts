@@ -3,6 +3,7 @@
 // section 4.
 import { ModelError } from '../errors';
 import type { SavedState, SequenceState, SequenceStateKind } from '../sequence-state';
+import { loadRMT, rmtKind } from './rmt';
 import { noMemoryKind, xlKind } from './xl';
 
 export const SEQUENCE_STATE_KINDS = {
@@ -17,13 +18,27 @@ export const SEQUENCE_STATE_NAMES = Object.keys(SEQUENCE_STATE_KINDS) as [
   ...SequenceStateName[],
 ];
 
-/** The kind a config selects. */
-export function sequenceStateKind(config: { memory: SequenceStateName }): SequenceStateKind {
-  return SEQUENCE_STATE_KINDS[config.memory];
+const withRMT = new Map<SequenceStateName, SequenceStateKind>();
+
+/** The kind a config selects (wrapped in RMT memory tokens when it has n_rmt_tokens). */
+export function sequenceStateKind(config: {
+  memory: SequenceStateName;
+  n_rmt_tokens: number;
+}): SequenceStateKind {
+  const base = SEQUENCE_STATE_KINDS[config.memory];
+  if (config.n_rmt_tokens === 0) return base;
+  let kind = withRMT.get(config.memory);
+  if (kind === undefined) {
+    kind = rmtKind(`rmt+${config.memory}`, base);
+    withRMT.set(config.memory, kind);
+  }
+  return kind;
 }
 
 /** Reads a saved state with whichever kind knows its format; `source` names the file in errors. */
 export function loadSequenceState(saved: SavedState, source: string): SequenceState {
+  const rmt = loadRMT(saved, source, loadSequenceState);
+  if (rmt !== null) return rmt;
   for (const kind of Object.values(SEQUENCE_STATE_KINDS)) {
     const state = kind.load(saved, source);
     if (state !== null) return state;

@@ -1,0 +1,177 @@
+// Pause tokens (upstream 004) and RMT memory tokens (upstream 005): parity with our PyTorch
+// reference's fixtures variants/pause and variants/rmt (logits, loss, gradients, a second call
+// fed the first call's state), and checkpoints written by upstream's own 004/005 code
+// (variants/upstream-004, upstream-005) evaluating to upstream's loss.
+import { readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+// gradients of the core ops: tfjs-node registers them, the cpu backend does not
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { describe, expect, it } from 'vitest';
+import { BakaCausalLM } from './causal-lm';
+import { loadCheckpoint, readCheckpointConfig, readCheckpointTensors } from './checkpoint';
+import { makeConfig } from './config';
+import { evaluateLoss } from './evaluate-loss';
+import { pauseLayout } from './kinds/pauses';
+import { loadSequenceState } from './kinds/sequence-states';
+import type { SequenceState } from './sequence-state';
+import {
+  expectGradientParity,
+  FIXTURES,
+  fixtureTensors,
+  int2d,
+  maxAbsDifference,
+  parityInputs,
+} from './test-fixtures';
+
+const inputs = parityInputs();
+
+describe.each(['pause', 'rmt'])('variants/%s: parity with the PyTorch reference', (name) => {
+  const dir = `${FIXTURES}variants/${name}`;
+  const expected = fixtureTensors(`variants/${name}/expected.safetensors`);
+
+  it('logits and loss match to 1e-4', async () => {
+    const model = await loadCheckpoint(dir);
+    expect(model.config.model_type).toBe(name === 'pause' ? 'baka_pause' : 'baka_rmt');
+    const ids = int2d(inputs.inputIds);
+    const labels = int2d(inputs.labels);
+    const { logits } = model.forward(ids);
+    const { loss } = model.loss(ids, labels);
+    const logitError = maxAbsDifference(logits.dataSync(), expected.get('logits')!.data);
+    const lossError = Math.abs(loss.dataSync()[0]! - expected.get('loss')!.data[0]!);
+    console.log(
+      `${name}: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
+    );
+    expect(logitError).toBeLessThan(1e-4);
+    expect(lossError).toBeLessThan(1e-4);
+    tf.dispose([ids, labels, logits, loss]);
+    model.dispose();
+  });
+
+  it('every parameter gradient matches to 1e-4 (relative to the largest entry)', async () => {
+    const model = await loadCheckpoint(dir);
+    const worst = expectGradientParity(model, expected);
+    console.log(`${name}: gradients worst relative error ${worst.toExponential(2)}`);
+    model.dispose();
+  });
+
+  it('a second call fed the first call’s detached state matches PyTorch, also after save/load', async () => {
+    const carried = fixtureTensors(`variants/${name}/carry.safetensors`);
+    const model = await loadCheckpoint(dir);
+    const split = 11;
+    const first = int2d(inputs.inputIds.map((row) => row.slice(0, split)));
+    const second = int2d(inputs.inputIds.map((row) => row.slice(split)));
+    const secondLabels = int2d(inputs.labels.map((row) => row.slice(split)));
+    let state: SequenceState | null = null;
+    tf.tidy(() => {
+      state = (model.forward(first).memory as SequenceState).detach();
+    });
+    const kept = state as unknown as SequenceState;
+    const restored = loadSequenceState(kept.save(), 'saved');
+    for (const memory of [kept, restored]) {
+      const { loss } = model.loss(second, secondLabels, { memory });
+      const { logits } = model.forward(second, { memory });
+      expect(maxAbsDifference(logits.dataSync(), carried.get('logits')!.data)).toBeLessThan(1e-4);
+      expect(Math.abs(loss.dataSync()[0]! - carried.get('loss')!.data[0]!)).toBeLessThan(1e-4);
+      tf.dispose([loss, logits]);
+    }
+    // negative control: a fresh second call differs
+    const fresh = model.forward(second).logits;
+    expect(maxAbsDifference(fresh.dataSync(), carried.get('logits')!.data)).toBeGreaterThan(1e-3);
+    tf.dispose([first, second, secondLabels, fresh]);
+    kept.dispose();
+    restored.dispose();
+    model.dispose();
+  });
+});
+
+describe.each(['004', '005'])('upstream %s checkpoint (written by upstream code)', (branch) => {
+  const dir = `${FIXTURES}variants/upstream-${branch}`;
+  const expected = JSON.parse(readFileSync(`${dir}/expected.json`, 'utf8'));
+  const ids: number[][] = JSON.parse(readFileSync(`${dir}/input-ids.json`, 'utf8'));
+
+  it("loads its config.json and evaluates to upstream's loss within 1e-4", async () => {
+    const model = await loadCheckpoint(dir);
+    expect(model.config.model_type).toBe(branch === '004' ? 'baka_pause' : 'baka_rmt');
+    expect(model.config.norm).toBe(branch === '004' ? 'rmsnorm' : 'layernorm');
+    expect(model.config.memory_source).toBe(branch === '004' ? 'previous-layer' : 'same-layer');
+    const flat = ids.flat();
+    const { loss, tokens } = evaluateLoss(model, {
+      ids: flat,
+      rows: ids.length,
+      length: ids[0]!.length,
+    });
+    console.log(`upstream-${branch}: loss ${loss} vs upstream ${expected.loss}`);
+    expect(tokens).toBe(expected.tokens);
+    expect(Math.abs(loss - expected.loss)).toBeLessThan(1e-4);
+    // and in short segments (state handed from segment to segment) too
+    const segmented = evaluateLoss(
+      model,
+      { ids: flat, rows: ids.length, length: ids[0]!.length },
+      { segmentLength: model.config.n_ctx },
+    );
+    expect(Math.abs(segmented.loss - expected.loss)).toBeLessThan(1e-4);
+    model.dispose();
+  });
+
+  it('negative control: without its pauses (or memory tokens) the loss differs', () => {
+    const config = readCheckpointConfig(dir) as Record<string, unknown>;
+    const tensors = new Map(readCheckpointTensors(dir));
+    tensors.delete('model.pause.pause_emb');
+    tensors.delete('model.rmt.rmt_tokens');
+    const model = BakaCausalLM.fromTensors(
+      makeConfig({
+        ...config,
+        n_pauses: 0,
+        n_rmt_tokens: 0,
+        model_type: 'baka_xl',
+        norm: branch === '004' ? 'rmsnorm' : 'layernorm',
+        memory_source: branch === '004' ? 'previous-layer' : 'same-layer',
+      }),
+      tensors,
+    );
+    const { loss } = evaluateLoss(model, {
+      ids: ids.flat(),
+      rows: ids.length,
+      length: ids[0]!.length,
+    });
+    expect(Math.abs(loss - expected.loss)).toBeGreaterThan(1e-3);
+    model.dispose();
+  });
+});
+
+describe('pause layout', () => {
+  const config = makeConfig({
+    dim_model: 8,
+    n_layers: 1,
+    n_heads: 2,
+    n_vocab: 10,
+    n_ctx: 8,
+    n_pauses: 3,
+  });
+
+  it("upstream's insertion points: step*i in the growing sequence while step*i <= the chunk's tokens", () => {
+    expect(pauseLayout(config, 8)).toEqual([-1, 0, -1, 1, -1, 2, 3, 4, 5, 6, 7]);
+    expect(pauseLayout(config, 1)).toEqual([-1, 0]);
+    expect(pauseLayout(config, 2)).toEqual([-1, 0, -1, 1]);
+    // the third pause exists only once the chunk has 4 tokens: a chunk's layout depends on its
+    // length, so a growing chunk (generation) gains pauses in front of tokens it already has
+    expect(pauseLayout(config, 3)).toEqual([-1, 0, -1, 1, 2]);
+    expect(pauseLayout(config, 4)).toEqual([-1, 0, -1, 1, -1, 2, 3]);
+    for (let tokens = 1; tokens <= 8; tokens++) {
+      const layout = pauseLayout(config, tokens);
+      expect(layout.filter((slot) => slot >= 0)).toEqual([...Array(tokens).keys()]);
+      expect(layout.at(-1)).toBe(tokens - 1); // never a pause at the end
+    }
+  });
+
+  it('n_pauses above n_ctx is one line naming the field', () => {
+    expect(() => makeConfig({ ...config, n_pauses: 9 })).toThrow(
+      /^config: n_pauses \(9\) must be at most n_ctx \(8\)/,
+    );
+    expect(() => makeConfig({ ...config, n_rmt_margins: 2 })).toThrow(/n_rmt_margins/);
+    expect(() => makeConfig({ ...config, rmt_solidifier: 'gru' })).toThrow(/rmt_solidifier/);
+    expect(() => makeConfig({ ...config, is_pause_pos_random: true })).toThrow(
+      /is_pause_pos_random/,
+    );
+  });
+});
