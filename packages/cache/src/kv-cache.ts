@@ -86,6 +86,7 @@ export class KVCache {
   readonly maxMemoryLength: number | undefined;
 
   #position = 0; // tokens completed so far = position of the next token
+  #chunkStart = 0; // position of the current chunk's first token
   // per layer [memory ; current chunk so far] (owned); null while the chunk is empty
   #joined: (KeyValues | null)[];
   #memory: XLMemory;
@@ -138,12 +139,12 @@ export class KVCache {
 
   /** Absolute position of the current chunk's first token. */
   get chunkStart(): number {
-    return this.#position - (this.#position % this.chunkLength);
+    return this.#chunkStart;
   }
 
   /** How many tokens the next step may hold without crossing a chunk boundary. */
   get room(): number {
-    return this.chunkLength - (this.#position % this.chunkLength);
+    return this.chunkLength - (this.#position - this.#chunkStart);
   }
 
   /** The memory (previous chunk) the current chunk attends to. Owned by the cache. */
@@ -167,7 +168,7 @@ export class KVCache {
     }
     const memory = this.#pastOf(layer);
     const pastLength = memory === null ? 0 : memory.k.shape[2];
-    const chunkSoFar = this.#position % this.chunkLength; // F
+    const chunkSoFar = this.#position - this.#chunkStart; // F
     const { keyOffset } = positions(this.policy, pastLength, chunkSoFar, this.chunkStart);
     return { past: this.#joined[layer] ?? memory, keyOffset };
   }
@@ -213,6 +214,46 @@ export class KVCache {
     return result;
   }
 
+  /**
+   * Drops the last `count` tokens of the current chunk (e.g. a pause token is inserted in front of
+   * them and they are fed again). Between steps only; the memory is untouched.
+   */
+  rewind(count: number): void {
+    this.#checkBetweenSteps('rewind');
+    const chunkSoFar = this.#position - this.#chunkStart;
+    if (!Number.isInteger(count) || count < 0 || count > chunkSoFar) {
+      throw new CacheError(
+        `KVCache.rewind: count must be an integer in 0..${chunkSoFar} (tokens of the current chunk), got ${count}`,
+      );
+    }
+    if (count === 0) return;
+    this.#joined = this.#joined.map((part) => {
+      if (part === null) return null;
+      const keep = part.k.shape[2] - count;
+      if (keep === 0) {
+        tf.dispose([part.k, part.v]);
+        return null;
+      }
+      const kept = {
+        k: tf.keep(tf.slice(part.k, [0, 0, 0, 0], [-1, -1, keep, -1])) as tf.Tensor4D,
+        v: tf.keep(tf.slice(part.v, [0, 0, 0, 0], [-1, -1, keep, -1])) as tf.Tensor4D,
+      };
+      tf.dispose([part.k, part.v]);
+      return kept;
+    });
+    this.#position -= count;
+  }
+
+  /**
+   * Ends the current chunk now (before it holds chunkLength tokens): its k/v become the memory
+   * the next chunk attends to, as when a chunk fills. For chunks whose length varies (pause and
+   * memory tokens). Between steps only; an empty chunk is left as it is.
+   */
+  endChunk(): void {
+    this.#checkBetweenSteps('endChunk');
+    if (this.#position > this.#chunkStart) this.#rollChunk();
+  }
+
   /** Keeps batch rows `rows` of everything cached (e.g. drop finished sequences). */
   selectRows(rows: readonly number[]): void {
     this.#checkBetweenSteps('selectRows');
@@ -239,6 +280,7 @@ export class KVCache {
     this.#memory.dispose();
     this.#memory = this.#memory.next();
     this.#position = 0;
+    this.#chunkStart = 0;
     this.#stepLayers = 0;
     this.#stepLength = 0;
   }
@@ -325,11 +367,13 @@ export class KVCache {
     this.#position += this.#stepLength;
     this.#stepLayers = 0;
     this.#stepLength = 0;
-    if (this.#position % this.chunkLength !== 0) return;
-    // The chunk is full: each layer's chunk k/v (its joined pair without the memory in front)
-    // become the memory for the next chunk, trimmed to maxMemoryLength; the previous memory is
-    // freed.
-    const start = this.#position - this.chunkLength;
+    if (this.#position - this.#chunkStart === this.chunkLength) this.#rollChunk();
+  }
+
+  // The chunk ends: each layer's chunk k/v (its joined pair without the memory in front) become
+  // the memory for the next chunk, trimmed to maxMemoryLength; the previous memory is freed.
+  #rollChunk(): void {
+    const start = this.#chunkStart;
     const layers = this.#joined.map((part, index) => {
       if (part === null) return { k: null, v: null, start };
       const memory = this.#pastOf(index);
@@ -358,6 +402,7 @@ export class KVCache {
     this.#memory.dispose();
     this.#memory = memory;
     this.#joined = new Array(this.nLayers).fill(null);
+    this.#chunkStart = this.#position;
   }
 
   #checkBetweenSteps(what: string): void {

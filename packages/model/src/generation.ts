@@ -11,6 +11,7 @@ import { layerStack } from './baka-net';
 import type { PreparedLayer } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
+import { pauseLayout } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { IncrementalState } from './sequence-state';
 import { mulberry32 } from './random';
@@ -39,10 +40,13 @@ export interface GenerateOptions extends SamplingOptions {
 }
 
 /**
- * Generation state for one sequence (batch 1) around @baka/cache's KVCache, which keeps the
- * current chunk's k/v and rolls a full chunk into the XL memory exactly as a full pass chunks.
- * Owns its tensors: call dispose(). `append(ids)` feeds tokens and returns the logits [V] after
- * the last one.
+ * Generation state for one sequence (batch 1) around the sequence-state kind's IncrementalState
+ * (for xl @baka/cache's KVCache), which keeps the current chunk's k/v and hands a finished chunk
+ * to the next as a full pass does. Chunks hold n_ctx tokens; with pauses, a chunk's layout
+ * depends on its length (kinds/pauses.ts), so when a new token brings a pause in front of tokens
+ * already fed, those are dropped from the cache and fed again behind it. RMT chunks get the
+ * kind's read block first and, once full, its write block last. Owns its tensors: call dispose().
+ * `append(ids)` feeds tokens and returns the logits [V] after the last one.
  */
 export class IncrementalDecoder {
   readonly #model: BakaCausalLM;
@@ -50,7 +54,11 @@ export class IncrementalDecoder {
   /** Tensors the prepared layers made (stacked matrices), kept until dispose(). */
   readonly #prepared: tf.Tensor[];
   readonly #context: AttentionContext;
-  readonly #cache: IncrementalState;
+  readonly #state: IncrementalState;
+  #position = 0; // tokens consumed
+  #chunk: number[] = []; // the current chunk's token ids
+  #fed: number[] = []; // pauseLayout of the chunk as fed (token index or -1 per slot)
+  #prefixFed = false;
 
   constructor(model: BakaCausalLM) {
     const config = model.config;
@@ -71,17 +79,17 @@ export class IncrementalDecoder {
       return layer;
     });
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
-    this.#cache = sequenceStateKind(config).incremental(config);
+    this.#state = sequenceStateKind(config).incremental(config, model.parameters);
   }
 
   /** Number of tokens consumed so far. */
   get position(): number {
-    return this.#cache.position;
+    return this.#position;
   }
 
   /** Feeds token ids; returns the next-token logits after the last one ([V], float32). */
   append(ids: readonly number[]): Float32Array {
-    const vocab = this.#model.config.n_vocab;
+    const { n_vocab: vocab, n_ctx: chunkLength } = this.#model.config;
     if (ids.length === 0) throw new ModelError('IncrementalDecoder.append: no tokens given');
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) {
@@ -91,38 +99,93 @@ export class IncrementalDecoder {
     let logits: Float32Array | null = null;
     let offset = 0;
     while (offset < ids.length) {
-      const piece = ids.slice(offset, offset + this.#cache.room); // never crosses a chunk boundary
+      const piece = ids.slice(offset, offset + chunkLength - this.#chunk.length); // within the chunk
       offset += piece.length;
-      logits = this.#step(piece, offset === ids.length);
+      logits = this.#feedTokens(piece, offset === ids.length);
     }
     return logits as Float32Array;
   }
 
-  // Runs `ids` (fitting in the current chunk) through the layers; logits of the last one if asked.
-  #step(ids: readonly number[], wantLogits: boolean): Float32Array | null {
+  // Adds `ids` (fitting in the current chunk) to it; logits of the last one if asked.
+  #feedTokens(ids: readonly number[], wantLogits: boolean): Float32Array | null {
     const model = this.#model;
-    const { dim_model: dimModel } = model.config;
-    const count = ids.length;
-    const cache = this.#cache;
-    const logits = tf.tidy(() => {
-      const idTensor = tf.tensor2d([Array.from(ids)], [1, count], 'int32');
-      const x = tf.reshape(model.embed(idTensor), [count, dimModel]) as tf.Tensor2D; // [n, D]
-      // state in: every view is taken before the first append (they stay valid until then)
-      const states = cache.views();
-      const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
-      out.forEach((state, index) => {
-        cache.append(index, state);
-      });
-      return wantLogits ? [model.head(tf.slice(y, [count - 1, 0], [1, dimModel]))] : []; // [1, V]
-    })[0];
-    if (logits === undefined) return null;
+    const state = this.#state;
+    if (!this.#prefixFed) {
+      const prefix = state.chunkPrefix?.() ?? null;
+      if (prefix !== null) this.#run(() => prefix, 'prefix').dispose();
+      this.#prefixFed = true;
+    }
+    const tokens = [...this.#chunk, ...ids];
+    const layout = pauseLayout(model.config, tokens.length);
+    let common = 0;
+    while (common < this.#fed.length && this.#fed[common] === layout[common]) common++;
+    state.rewind(this.#fed.length - common);
+    const slots = layout.slice(common);
+    const y = this.#run(() => {
+      const embedded = tf.reshape(model.embed(tf.tensor2d([tokens], [1, tokens.length], 'int32')), [
+        tokens.length,
+        model.config.dim_model,
+      ]); // [n, D]
+      const pause = model.parameters.get('model.pause.pause_emb');
+      const rows =
+        pause === undefined ? embedded : tf.concat([embedded, tf.reshape(pause, [1, -1])], 0);
+      const indices = slots.map((token) => (token < 0 ? tokens.length : token));
+      return tf.gather(rows, tf.tensor1d(indices, 'int32')) as tf.Tensor2D; // [slots, D]
+    }, 'tokens');
+    this.#chunk = tokens;
+    this.#fed = layout;
+    this.#position += ids.length;
+    const logits = wantLogits
+      ? tf.tidy(() => model.head(tf.slice(y, [y.shape[0] - 1, 0], [1, model.config.dim_model]))) // [1, V]
+      : null;
+    y.dispose();
+    if (tokens.length === model.config.n_ctx) this.#endChunk();
+    if (logits === null) return null;
     const values = logits.dataSync() as Float32Array;
     logits.dispose();
     return values;
   }
 
+  // The chunk is full: the kind's write block (RMT) runs behind it, then the chunk ends.
+  #endChunk(): void {
+    const state = this.#state;
+    const suffix = state.chunkSuffix?.() ?? null;
+    if (suffix !== null) {
+      const y = this.#run(() => suffix, 'suffix');
+      state.takeSuffixOutput?.(y);
+      y.dispose();
+    }
+    state.endChunk();
+    this.#chunk = [];
+    this.#fed = [];
+    this.#prefixFed = false;
+  }
+
+  // Runs the slots `input()` gives [n, D] through the layers; the last layer's outputs [n, D].
+  #run(input: () => tf.Tensor2D, block: 'prefix' | 'tokens' | 'suffix'): tf.Tensor2D {
+    const state = this.#state;
+    const config = this.#model.config;
+    return tf.tidy(() => {
+      const x = input();
+      const count = x.shape[0];
+      const open =
+        config.rmt_mask !== 'upstream' || block === 'tokens'
+          ? undefined
+          : block === 'prefix'
+            ? { read: count, write: 0 }
+            : { read: 0, write: count };
+      // state in: every view is taken before the first append (they stay valid until then)
+      const states = state.views(open);
+      const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
+      out.forEach((layerState, index) => {
+        state.append(index, layerState);
+      });
+      return y;
+    });
+  }
+
   dispose(): void {
-    this.#cache.dispose();
+    this.#state.dispose();
     tf.dispose(this.#prepared);
   }
 }

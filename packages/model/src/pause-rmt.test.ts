@@ -11,6 +11,7 @@ import { BakaCausalLM } from './causal-lm';
 import { loadCheckpoint, readCheckpointConfig, readCheckpointTensors } from './checkpoint';
 import { makeConfig } from './config';
 import { evaluateLoss } from './evaluate-loss';
+import { IncrementalDecoder } from './generation';
 import { pauseLayout } from './kinds/pauses';
 import { loadSequenceState } from './kinds/sequence-states';
 import type { SequenceState } from './sequence-state';
@@ -173,5 +174,52 @@ describe('pause layout', () => {
     expect(() => makeConfig({ ...config, is_pause_pos_random: true })).toThrow(
       /is_pause_pos_random/,
     );
+  });
+});
+
+describe.each([
+  ['pause', {}],
+  ['rmt', {}],
+  ['rmt', { rmt_mask: 'upstream' }],
+  ['rmt', { memory_source: 'previous-layer', n_pauses: 3 }],
+] as const)('generation: variants/%s %j', (name, overrides) => {
+  it('the decoder’s logits after every token equal a full recomputation, over 3+ chunks', async () => {
+    const dir = `${FIXTURES}variants/${name}`;
+    const base = await loadCheckpoint(dir);
+    const model = BakaCausalLM.fromTensors(
+      { ...base.config, ...overrides },
+      readCheckpointTensors(dir),
+    );
+    base.dispose();
+    const ids = inputs.inputIds[0]!.slice(0, 20); // chunks of 8: 8, 8, 4
+    const vocab = model.config.n_vocab;
+    // a full recomputation of every prefix: with pauses a chunk's layout depends on its length,
+    // so the logits after token t are those of a forward pass over tokens 0..t
+    const recomputed = (t: number) =>
+      tf.tidy(() => {
+        const { logits } = model.forward(int2d([ids.slice(0, t + 1)]));
+        return tf.slice(logits, [0, t, 0], [1, 1, vocab]).dataSync() as Float32Array;
+      });
+    const decoder = new IncrementalDecoder(model);
+    let worst = 0;
+    // a 3-token prompt, then one token at a time (pauses appear in front of fed tokens)
+    worst = Math.max(worst, maxAbsDifference(decoder.append(ids.slice(0, 3)), recomputed(2)));
+    for (let t = 3; t < ids.length; t++) {
+      worst = Math.max(worst, maxAbsDifference(decoder.append([ids[t]!]), recomputed(t)));
+    }
+    // negative control: one forward over all 20 tokens differs where a later token added a pause
+    const once = tf.tidy(() => model.forward(int2d([ids])).logits.dataSync() as Float32Array);
+    const differs = ids.some(
+      (_, t) => maxAbsDifference(once.slice(t * vocab, (t + 1) * vocab), recomputed(t)) > 1e-3,
+    );
+    // (pause i lands in front of the chunk's last i tokens once it has step*i tokens: i >= 2 moves
+    // tokens already fed; the 4-token last chunk sees pause 2 when step*2 <= 4)
+    const step = Math.floor(model.config.n_ctx / model.config.n_pauses);
+    expect(differs).toBe(model.config.n_pauses >= 3 && 2 * step <= 4);
+    console.log(`generation ${name} ${JSON.stringify(overrides)}: worst ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+    expect(decoder.position).toBe(ids.length);
+    decoder.dispose();
+    model.dispose();
   });
 });

@@ -54,16 +54,31 @@ export interface ChunkPass {
   result(): SequenceState | null;
 }
 
-/** Generation's state of one sequence: the current chunk so far and what the kind carries. Owns its tensors. */
+/**
+ * Generation's state of one sequence: the current chunk's slots so far and what the kind carries.
+ * The decoder decides where chunks end (a chunk is n_ctx tokens plus their pauses and whatever
+ * the kind adds) and feeds slots in steps. Owns its tensors.
+ */
 export interface IncrementalState {
-  /** Tokens consumed so far. */
-  readonly position: number;
-  /** How many more tokens fit into the current chunk. */
-  readonly room: number;
-  /** Every layer's state in for the next step (taken before any append). */
-  views(): LayerStateIn[];
+  /** Slots fed into the current chunk so far. */
+  readonly chunkSlots: number;
+  /**
+   * Every layer's state in for the next step (taken before any append). `open`: the step is the
+   * kind's prefix or suffix block and upstream's RMT mask opens it (rmt_mask 'upstream').
+   */
+  views(open?: { read: number; write: number }): LayerStateIn[];
   /** Layer `layer`'s state out of the step; after the last layer the step is complete. */
   append(layer: number, out: LayerStateOut): void;
+  /** Drops the current chunk's last `count` slots (a pause now sits in front of them). */
+  rewind(count: number): void;
+  /** Ends the current chunk: it becomes what the next chunk attends to. */
+  endChunk(): void;
+  /** Inputs [M, D] the kind puts in front of a chunk's tokens (RMT read block), or null. */
+  chunkPrefix?(): tf.Tensor2D | null;
+  /** Inputs [M, D] the kind puts behind a full chunk (RMT write block), or null. */
+  chunkSuffix?(): tf.Tensor2D | null;
+  /** The last layer's outputs [M, D] at the suffix positions (RMT: the next chunk's m). */
+  takeSuffixOutput?(y: tf.Tensor2D): void;
   dispose(): void;
 }
 
@@ -89,8 +104,8 @@ export interface SequenceStateKind {
     batch: number,
     parameters?: ReadonlyMap<string, tf.Tensor>,
   ): ChunkPass;
-  /** Generation state for one sequence. */
-  incremental(config: BakaConfig): IncrementalState;
+  /** Generation state for one sequence; `parameters` as for `pass`. */
+  incremental(config: BakaConfig, parameters?: ReadonlyMap<string, tf.Tensor>): IncrementalState;
   /** Reads back what `save()` wrote (an owning state); null when the format is not this kind's. */
   load(saved: SavedState, source: string): SequenceState | null;
 }

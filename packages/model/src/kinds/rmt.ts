@@ -12,7 +12,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BakaConfig } from '../config';
 import { ModelError } from '../errors';
 import { stopGradient } from '../memory';
-import type { ChunkPass, SavedState, SequenceState, SequenceStateKind } from '../sequence-state';
+import type {
+  ChunkPass,
+  IncrementalState,
+  SavedState,
+  SequenceState,
+  SequenceStateKind,
+} from '../sequence-state';
 
 /** memory.safetensors metadata `format` of an RMT state. */
 export const RMT_FORMAT = 'baka-rmt-memory';
@@ -192,8 +198,30 @@ export function rmtKind(name: string, inner: SequenceStateKind): SequenceStateKi
           write === null ? null : new RMTState(name, innerPass.result(), write, end, false),
       };
     },
-    incremental: () => {
-      throw new ModelError('generation with RMT memory tokens is not available');
+    incremental(config, parameters): IncrementalState {
+      const tokens = parameters?.get('model.rmt.rmt_tokens') as tf.Tensor2D | undefined;
+      if (tokens === undefined) throw new ModelError('RMT: the model has no model.rmt.rmt_tokens');
+      const chunk = inner.incremental(config, parameters);
+      let m: tf.Tensor2D | null = null; // [M, D], owned
+      return {
+        get chunkSlots() {
+          return chunk.chunkSlots;
+        },
+        views: (open) => chunk.views(open),
+        append: (layer, out) => chunk.append(layer, out),
+        rewind: (count) => chunk.rewind(count),
+        endChunk: () => chunk.endChunk(),
+        chunkPrefix: () => m,
+        chunkSuffix: () => m ?? tokens,
+        takeSuffixOutput: (y) => {
+          m?.dispose();
+          m = tf.keep(tf.clone(y));
+        },
+        dispose: () => {
+          m?.dispose();
+          chunk.dispose();
+        },
+      };
     },
     load: () => null,
   };

@@ -166,23 +166,31 @@ class CachedChunk implements IncrementalState {
     this.#cache = cache;
   }
 
-  get position(): number {
-    return this.#cache.position;
+  get chunkSlots(): number {
+    return this.#cache.position - this.#cache.chunkStart;
   }
 
-  get room(): number {
-    return this.#cache.room;
-  }
-
-  views(): LayerStateIn[] {
-    return Array.from({ length: this.#cache.nLayers }, (_, layer) => ({
-      attention: { ...this.#cache.view(layer), returnJoined: true },
-    }));
+  views(open?: { read: number; write: number }): LayerStateIn[] {
+    const memory = this.#cache.memoryMode === 'xl' ? this.#cache.memory : null;
+    return Array.from({ length: this.#cache.nLayers }, (_, layer) => {
+      const attention = { ...this.#cache.view(layer), returnJoined: true };
+      // upstream's RMT mask opens only layers that read an XL memory entry (as in the full pass)
+      const hasMemory = memory !== null && !memory.isEmpty && memory.pastFor(layer) !== null;
+      return { attention: open !== undefined && hasMemory ? { ...attention, open } : attention };
+    });
   }
 
   // the cache keeps attention's [past ; new] instead of concatenating again
   append(layer: number, { written, attended }: LayerStateOut): void {
     this.#cache.append(layer, written.k, written.v, attended === null ? {} : { joined: attended });
+  }
+
+  rewind(count: number): void {
+    this.#cache.rewind(count);
+  }
+
+  endChunk(): void {
+    this.#cache.endChunk();
   }
 
   dispose(): void {
@@ -191,10 +199,12 @@ class CachedChunk implements IncrementalState {
 }
 
 function cachedChunk(config: BakaConfig, memory: 'xl' | 'none'): CachedChunk {
+  // a chunk ends when the decoder says so (endChunk); the bound only has to hold every slot
+  const slots = config.n_ctx + config.n_pauses + 2 * config.n_rmt_tokens;
   return new CachedChunk(
     new KVCache({
       nLayers: config.n_layers,
-      chunkLength: config.n_ctx,
+      chunkLength: slots,
       memory,
       source: config.memory_source,
       policy: config.position_policy,
