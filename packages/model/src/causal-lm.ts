@@ -71,6 +71,7 @@ export class BakaCausalLM {
         theta: config.rope_theta,
         layout: config.rotary_layout,
         frequencyScale,
+        precision: config.rotary_precision,
       });
     this.rotary = rotary(1);
     this.#thinRotary = config.layer_kinds.includes('attention-only')

@@ -85,11 +85,14 @@ export function modelTensors(model: BakaCausalLM): Map<string, SafetensorsTensor
 
 /**
  * config.json text: every field, ours included, model_type first. A uniform model (no thin
- * layers, one MLP width) leaves out the per-layer fields, so it writes the 003 config.
+ * layers, one MLP width) leaves out the per-layer fields, and float32 rotary tables leave out
+ * `rotary_precision`, so such a model writes the 003 config (as files written before the field).
  */
 export function configJson(config: BakaConfig): string {
-  if (!isUniform(config)) return `${JSON.stringify(config, null, 2)}\n`;
-  const { layer_kinds, layer_dim_ff, thin_rotary_scale, ...uniform } = config;
+  const { rotary_precision, ...rest } = config;
+  const fields = rotary_precision === 'float32' ? rest : config;
+  if (!isUniform(config)) return `${JSON.stringify(fields, null, 2)}\n`;
+  const { layer_kinds, layer_dim_ff, thin_rotary_scale, ...uniform } = fields;
   return `${JSON.stringify(uniform, null, 2)}\n`;
 }
 

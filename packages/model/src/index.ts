@@ -65,6 +65,7 @@ export {
   type PresetName,
   presetConfig,
   type RotaryLayout,
+  type RotaryPrecision,
   splitSetting,
 } from './config';
 export { countParameters } from './count-parameters';
