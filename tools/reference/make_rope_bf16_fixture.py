@@ -7,7 +7,8 @@ Upstream BakaLLM (003_baka_xl) converted its model with `.bfloat16()` and rotate
 rotary-embedding-torch 0.3.x. That library built the positions as
 `arange(T, dtype=t.dtype) + offset` (then `/ interpolate_factor`), multiplied them (`einsum`) with
 its `freqs` parameter, which `.bfloat16()` had converted to bf16, and took `cos()` / `sin()` of
-the product, every step in bf16. `bf16_tables` below is our own torch code for that arithmetic.
+the product, every step in bf16. `bf16_rotary_tables` in baka_reference.py is our own torch code
+for that arithmetic (the model reference's `rotary_precision="bfloat16"` uses it too).
 
 Cross-check: the script loads rotary_embedding_torch.py of the tags 0.3.0 and 0.3.6 from a git
 mirror of lucidrains/rotary-embedding-torch (default: /work/.mirror/lucidrains+rotary-embedding-torch/repo,
@@ -37,6 +38,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baka_reference import bf16_rotary_tables  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "packages" / "rope" / "src" / "__fixtures__" / "rotary-bf16.json"
@@ -73,11 +77,8 @@ def inverse_frequencies(dim: int, theta: float) -> torch.Tensor:
 
 
 def bf16_tables(dim: int, theta: float, offset: int, length: int, factor: float):
-    """Our reading of rotary-embedding-torch 0.3.x after `.bfloat16()`: every step in bf16."""
-    freqs = inverse_frequencies(dim, theta).to(BF16)  # the parameter, converted
-    positions = (torch.arange(length, dtype=BF16) + offset) / factor  # [T]
-    angles = positions.view(length, 1) * freqs.view(1, -1)  # [T, R/2]
-    return positions, freqs, angles, angles.cos(), angles.sin()
+    """Our reading of rotary-embedding-torch 0.3.x after `.bfloat16()` (baka_reference's)."""
+    return bf16_rotary_tables(inverse_frequencies(dim, theta), offset, length, factor)
 
 
 def interleave(pairs: torch.Tensor) -> torch.Tensor:
