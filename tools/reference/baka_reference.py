@@ -2,7 +2,9 @@
 
 Written from the math in shared/DESIGN.md sections 1.1-1.2 (not copied from upstream). Options
 mirror @baka/model's config: memory 'xl' | 'none', memory_source 'previous-layer' | 'same-layer',
-position_policy 'reset' | 'absolute'.
+position_policy 'reset' | 'absolute', rotary_precision 'float32' | 'bfloat16' (the rotary tables as
+rotary-embedding-torch 0.3.x computed them in upstream's `.bfloat16()` model; see
+`bf16_rotary_tables`).
 
 Shape legend: B batch, T chunk length, P past (memory) length, D dim_model, A dim_attn,
 H heads, K dim_head, F dim_ff, V vocab.
@@ -36,6 +38,9 @@ class Config:
     position_policy: str = "reset"
     carry_memory: bool = False
     rotary_layout: str = "interleaved"
+    # 'bfloat16': positions, frequencies, angles and cos/sin rounded as rotary-embedding-torch 0.3.x
+    # did in a `.bfloat16()` model; q/k and the rotation itself stay fp32
+    rotary_precision: str = "float32"
     rope_theta: float = 10000.0
     # thin layers (upstream 00x_thin): per-layer kind and per-layer MLP width ([] = all the same)
     layer_kinds: list = field(default_factory=list)
@@ -65,6 +70,7 @@ class Config:
         assert self.memory_source in ("previous-layer", "same-layer")
         assert self.position_policy in ("reset", "absolute")
         assert self.rotary_layout == "interleaved"  # rotary-embedding-torch's layout
+        assert self.rotary_precision in ("float32", "bfloat16")
         assert self.norm in ("layernorm", "rmsnorm")
         assert self.rmt_mask in ("causal", "upstream")
 
@@ -92,6 +98,8 @@ class Config:
         if upstream_only:
             for key in ("memory", "memory_source", "position_policy", "carry_memory", "rotary_layout", "rope_theta"):
                 d.pop(key)
+        if upstream_only or self.rotary_precision == "float32":
+            d.pop("rotary_precision")  # float32 tables write the config as before the field
         if all(kind == "standard" for kind in self.layer_kinds) and all(f == self.dim_ff for f in self.layer_dim_ff):
             d.pop("layer_kinds")  # a uniform model writes the 003 config, without per-layer fields
             d.pop("layer_dim_ff")
@@ -164,6 +172,30 @@ class MLP(nn.Module):
         return self.fc_down(self.fc_up(h) * elephant(self.fc_gate(h)))
 
 
+def bf16_rotary_tables(freqs: torch.Tensor, offset: int, length: int, interpolate_factor: float = 1.0):
+    """rotary-embedding-torch 0.3.x's tables in a `.bfloat16()` model, every step in bf16.
+
+    Its `freqs` parameter [R/2] was converted to bf16; positions were `arange(T, dtype=bf16) +
+    offset` (the Python int converted to bf16 first), divided by the interpolation factor; the
+    angles their product; cos/sin computed from the bf16 angles and rounded to bf16.
+    Returns positions [T], frequencies [R/2], angles, cos, sin [T, R/2], all bf16.
+    """
+    frequencies = freqs.detach().to(torch.bfloat16)
+    positions = (torch.arange(length, dtype=torch.bfloat16) + offset) / interpolate_factor
+    angles = positions.view(length, 1) * frequencies.view(1, -1)
+    return positions, frequencies, angles, angles.cos(), angles.sin()
+
+
+def rotate_with_bf16_tables(freqs: torch.Tensor, x: torch.Tensor, offset: int) -> torch.Tensor:
+    """x [..., T, R] (fp32) rotated at positions offset.. with the bf16 tables, in fp32."""
+    *_, cos, sin = bf16_rotary_tables(freqs, offset, x.shape[-2])
+    cos = cos.float().repeat_interleave(2, dim=-1)  # [T, R], interleaved pairs
+    sin = sin.float().repeat_interleave(2, dim=-1)
+    pairs = x.reshape(*x.shape[:-1], -1, 2)
+    swapped = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).reshape(x.shape)  # (a, b) -> (-b, a)
+    return x * cos + swapped * sin
+
+
 def rotary_offsets(policy: str, past_length: int, absolute_start: int) -> tuple[int, int]:
     """(query offset, key offset) for keys [past ; now] and queries now."""
     if policy == "reset":
@@ -199,8 +231,12 @@ class Attention(nn.Module):
             k = torch.cat((past.k, k), dim=-2)  # [B, H, P+T, K]
             v = torch.cat((past.v, v), dim=-2)
         query_offset, key_offset = rotary_offsets(self.c.position_policy, past_length, start)
-        q = self.rot.rotate_queries_or_keys(q, -2, offset=query_offset)
-        k = self.rot.rotate_queries_or_keys(k, -2, offset=key_offset)
+        if self.c.rotary_precision == "bfloat16":
+            q = rotate_with_bf16_tables(self.rot.freqs, q, query_offset)
+            k = rotate_with_bf16_tables(self.rot.freqs, k, key_offset)
+        else:
+            q = self.rot.rotate_queries_or_keys(q, -2, offset=query_offset)
+            k = self.rot.rotate_queries_or_keys(k, -2, offset=key_offset)
         t = q.shape[-2]
         scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.c.dim_head)  # [B, H, T, P+T]
         # query i (0-based in the chunk) sees every past key and current keys 0..i (this is also

@@ -72,6 +72,7 @@ export class BakaCausalLM {
         theta: config.rope_theta,
         layout: config.rotary_layout,
         frequencyScale,
+        precision: config.rotary_precision,
       });
     this.rotary = rotary(1);
     this.#rotaryByScale = new Map([[1, this.rotary]]);

@@ -85,7 +85,8 @@ export function modelTensors(model: BakaCausalLM): Map<string, SafetensorsTensor
 
 /**
  * config.json text: every field, ours included, model_type first. A uniform model (no thin
- * layers, one MLP width) leaves out the per-layer fields, so it writes the 003 config.
+ * layers, one MLP width) leaves out the per-layer fields, and float32 rotary tables leave out
+ * `rotary_precision`, so such a model writes the 003 config (as files written before the field).
  */
 const RMT_KEYS = [
   'n_rmt_tokens',
@@ -106,6 +107,7 @@ export function configJson(config: BakaConfig): string {
     delete written.thin_rotary_scale;
   }
   if (config.norm === 'layernorm') delete written.norm;
+  if (config.rotary_precision === 'float32') delete written.rotary_precision;
   if (config.n_pauses === 0 && config.n_rmt_tokens === 0) {
     for (const key of PAUSE_AND_RMT_KEYS) delete written[key];
   } else if (config.n_rmt_tokens === 0) {

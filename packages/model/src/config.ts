@@ -60,6 +60,12 @@ const configShape = {
     .enum(['interleaved', 'half'])
     .default('interleaved')
     .describe("Rotary pair layout: 'interleaved' (rotary-embedding-torch, upstream) or 'half'."),
+  rotary_precision: z
+    .enum(['float32', 'bfloat16'])
+    .default('float32')
+    .describe(
+      "Rotary table arithmetic: 'float32', or 'bfloat16' (positions, frequencies, angles, cos/sin rounded as rotary-embedding-torch 0.3.x did in upstream's bf16 runs).",
+    ),
   rope_theta: z.number().positive().default(10000).describe('Rotary frequency base.'),
   layer_kinds: z
     .array(z.enum(LAYER_KIND_NAMES))
@@ -141,6 +147,7 @@ export type NormName = BakaConfig['norm'];
 export type MemorySource = BakaConfig['memory_source'];
 export type PositionPolicy = BakaConfig['position_policy'];
 export type RotaryLayout = BakaConfig['rotary_layout'];
+export type RotaryPrecision = BakaConfig['rotary_precision'];
 /** What one layer computes: 'standard' = attention + MLP in parallel; 'attention-only' = a thin layer. */
 export type LayerKind = BakaConfig['layer_kinds'][number];
 

@@ -97,6 +97,7 @@ export {
   type PresetName,
   presetConfig,
   type RotaryLayout,
+  type RotaryPrecision,
   splitSetting,
 } from './config';
 export { countParameters } from './count-parameters';

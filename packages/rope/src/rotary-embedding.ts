@@ -12,6 +12,18 @@
 //   scale[p, j] = ((2j + 0.4 R) / (1.4 R)) ^ ((p - center) / scaleBase)
 // and keys by 1 / scale, so q·k still depends only on the relative position.
 //
+// Precision 'bfloat16' reproduces the rotary arithmetic of rotary-embedding-torch 0.3.x on a model
+// converted with `.bfloat16()` (upstream BakaLLM trained that way): the library built positions
+// as `arange(T, dtype=bf16) + offset` and multiplied them with its `freqs` parameter, which the
+// conversion had made bf16, so every step was rounded to bfloat16 (round to nearest even):
+//   position[i] = bf16(bf16(bf16(i) + bf16(offset)) / interpolationFactor)
+//   angle[i, j] = bf16(position[i] * bf16(invFreq[j]))
+//   cos, sin    = bf16(cos(angle)), bf16(sin(angle))   (computed in fp32, then rounded)
+// Because bf16(i) and bf16(offset) are rounded separately, a row depends on (offset, i), not on
+// offset + i alone, so such tables are built per (offset, length) window and a few are cached.
+// Only the tables are rounded: the inputs, the multiply-add with the tables and the result stay
+// float32 (the library ran those in bf16 too, on bf16 queries and keys; that is not emulated).
+//
 // Table ownership: the cos/sin tables are tensors owned by the RotaryEmbedding. They are built
 // once, kept (tf.keep, so a surrounding tf.tidy does not free them) and regrown (old ones
 // disposed) only when a call needs a position beyond the current capacity. Every tensor a call
@@ -19,6 +31,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 export type RotaryLayout = 'interleaved' | 'half';
+
+/** Arithmetic of positions, angles and cos/sin: float32, or bfloat16 as rotary-embedding-torch 0.3.x. */
+export type RotaryPrecision = 'float32' | 'bfloat16';
 
 export interface RotaryEmbeddingOptions {
   /** Rotary dim R (even). Only the first R features of the last axis are rotated. */
@@ -36,6 +51,12 @@ export interface RotaryEmbeddingOptions {
    * rotary-embedding-torch's `freqs`), default 1. A positive finite number.
    */
   frequencyScale?: number;
+  /**
+   * 'float32' (default) or 'bfloat16': positions, frequencies, their product and cos/sin rounded
+   * to bfloat16 at each step, as rotary-embedding-torch 0.3.x computed them after `.bfloat16()`.
+   * Inputs and outputs stay float32. Not combinable with xpos.
+   */
+  precision?: RotaryPrecision;
 }
 
 export interface XposRole {
@@ -85,6 +106,28 @@ export class RotaryEmbeddingError extends Error {
 }
 
 const MINIMUM_CAPACITY = 64;
+/** How many (offset, length) windows a 'bfloat16' embedding keeps (least recently used go). */
+const WINDOW_CACHE_SIZE = 16;
+
+interface WindowTables {
+  cos: tf.Tensor2D; // [T, R]
+  signedSin: tf.Tensor2D; // [T, R]
+}
+
+const bfloat16Scratch = new Float32Array(1);
+const bfloat16Bits = new Uint32Array(bfloat16Scratch.buffer);
+
+/**
+ * `value` rounded to float32, then to bfloat16 (round to nearest, ties to even), as a number.
+ * Infinities and NaN pass through unchanged.
+ */
+export function roundToBfloat16(value: number): number {
+  bfloat16Scratch[0] = value;
+  const bits = bfloat16Bits[0] as number;
+  if ((bits & 0x7f800000) === 0x7f800000) return bfloat16Scratch[0] as number;
+  bfloat16Bits[0] = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
+  return bfloat16Scratch[0] as number;
+}
 
 export class RotaryEmbedding {
   readonly dim: number;
@@ -94,12 +137,18 @@ export class RotaryEmbedding {
   readonly xpos: { scaleBase: number } | undefined;
   /** [R/2] inverse frequencies in fp32, as rotary-embedding-torch computes them (its `freqs`). */
   readonly invFreq: Float32Array;
+  readonly precision: RotaryPrecision;
+  /** [R/2] the frequencies the angles use: invFreq, or invFreq rounded to bf16 ('bfloat16'). */
+  readonly angleFrequencies: Float32Array;
 
   #capacity = 0;
   #tableBuilds = 0;
   #cos: tf.Tensor2D | null = null; // [C, R]
   #sin: tf.Tensor2D | null = null; // [C, R]
   #signedSin: tf.Tensor2D | null = null; // [C, R], sin with the sign of pairSwap folded in
+  // 'bfloat16' only: tables of recent (offset, length) windows, least recently used first
+  readonly #windows = new Map<string, WindowTables>();
+  #windowBuilds = 0;
 
   constructor(options: RotaryEmbeddingOptions) {
     const { dim } = options;
@@ -146,6 +195,20 @@ export class RotaryEmbedding {
       );
     }
     this.invFreq = inverseFrequencies(dim, theta, frequencyScale);
+    const precision = options.precision ?? 'float32';
+    if (precision !== 'float32' && precision !== 'bfloat16') {
+      throw new RotaryEmbeddingError(
+        `RotaryEmbedding: precision must be 'float32' or 'bfloat16', got ${JSON.stringify(precision)}`,
+      );
+    }
+    if (precision === 'bfloat16' && this.xpos !== undefined) {
+      throw new RotaryEmbeddingError(
+        "RotaryEmbedding: precision 'bfloat16' reproduces rotary-embedding-torch 0.3.x without xpos; xpos needs 'float32'",
+      );
+    }
+    this.precision = precision;
+    this.angleFrequencies =
+      precision === 'bfloat16' ? this.invFreq.map(roundToBfloat16) : this.invFreq;
   }
 
   /** Number of positions the cached tables cover. */
@@ -158,9 +221,27 @@ export class RotaryEmbedding {
     return this.#tableBuilds;
   }
 
+  /** 'bfloat16' only: how many (offset, length) window tables have been built (reuse is free). */
+  get windowBuilds(): number {
+    return this.#windowBuilds;
+  }
+
+  /**
+   * The rotary position of element `index` of a sequence starting at `offset` (the number the
+   * angles multiply): (offset + index) / interpolationFactor in fp32, or with 'bfloat16' each of
+   * index, offset, their sum and the quotient rounded to bf16 as rotary-embedding-torch 0.3.x did.
+   */
+  position(offset: number, index: number): number {
+    if (this.precision === 'float32')
+      return Math.fround((offset + index) / this.interpolationFactor);
+    const sum = roundToBfloat16(roundToBfloat16(index) + roundToBfloat16(offset));
+    return roundToBfloat16(Math.fround(sum / this.interpolationFactor));
+  }
+
   /**
    * The cached cos/sin tables covering at least positions 0..length-1 (rows beyond `length` may
-   * exist). Owned by this object: do not dispose them; they stay valid until the tables grow or
+   * exist), for a sequence starting at offset 0 (with 'bfloat16' row p is position bf16(p)).
+   * Owned by this object: do not dispose them; they stay valid until the tables grow or
    * `dispose()` is called.
    */
   tables(length: number): RotaryTables {
@@ -208,16 +289,18 @@ export class RotaryEmbedding {
         'RotaryEmbedding.rotate: options.xpos given but the embedding has no xpos option',
       );
     }
-    this.#ensureCapacity(offset + (x.shape[seqAxis] as number));
-    const cosTable = this.#cos as tf.Tensor2D;
-    const signedSinTable = this.#signedSin as tf.Tensor2D;
     const seqLength = x.shape[seqAxis] as number;
     const rotaryDim = this.dim;
     const xposRole = options.xpos;
+    const window = this.precision === 'bfloat16' ? this.#window(offset, seqLength) : null;
+    if (window === null) this.#ensureCapacity(offset + seqLength);
+    const cosTable = window?.cos ?? (this.#cos as tf.Tensor2D);
+    const signedSinTable = window?.signedSin ?? (this.#signedSin as tf.Tensor2D);
+    const tableRow = window === null ? offset : 0;
 
     return tf.tidy(() => {
-      let cos: tf.Tensor = tf.slice(cosTable, [offset, 0], [seqLength, rotaryDim]); // [T, R]
-      let sin: tf.Tensor = tf.slice(signedSinTable, [offset, 0], [seqLength, rotaryDim]); // [T, R]
+      let cos: tf.Tensor = tf.slice(cosTable, [tableRow, 0], [seqLength, rotaryDim]); // [T, R]
+      let sin: tf.Tensor = tf.slice(signedSinTable, [tableRow, 0], [seqLength, rotaryDim]); // [T, R]
       if (xposRole !== undefined) {
         const scale = tf.tensor2d(this.#xposScale(offset, seqLength, xposRole), [
           seqLength,
@@ -287,6 +370,11 @@ export class RotaryEmbedding {
     this.#sin = null;
     this.#signedSin = null;
     this.#capacity = 0;
+    for (const window of this.#windows.values()) {
+      window.cos.dispose();
+      window.signedSin.dispose();
+    }
+    this.#windows.clear();
   }
 
   // Swaps the features of every pair along the last axis (features beyond R stay in place).
@@ -347,24 +435,7 @@ export class RotaryEmbedding {
     if (length <= this.#capacity && this.#cos !== null) return;
     const capacity = Math.max(length, this.#capacity * 2, MINIMUM_CAPACITY);
     const rotaryDim = this.dim;
-    const half = rotaryDim / 2;
-    const cos = new Float32Array(capacity * rotaryDim);
-    const sin = new Float32Array(capacity * rotaryDim);
-    const signedSin = new Float32Array(capacity * rotaryDim);
-    for (let position = 0; position < capacity; position++) {
-      // fp32 steps as the reference: position / factor, then times the fp32 inverse frequency.
-      const scaled = Math.fround(position / this.interpolationFactor);
-      for (let column = 0; column < rotaryDim; column++) {
-        const pair = this.layout === 'interleaved' ? column >> 1 : column % half;
-        const firstOfPair = this.layout === 'interleaved' ? column % 2 === 0 : column < half;
-        const angle = Math.fround(scaled * (this.invFreq[pair] as number));
-        const index = position * rotaryDim + column;
-        const sine = Math.sin(angle);
-        cos[index] = Math.cos(angle);
-        sin[index] = sine;
-        signedSin[index] = firstOfPair ? -sine : sine;
-      }
-    }
+    const { cos, sin, signedSin } = this.#buildTables(0, capacity);
     this.#cos?.dispose();
     this.#sin?.dispose();
     this.#signedSin?.dispose();
@@ -373,6 +444,62 @@ export class RotaryEmbedding {
     this.#signedSin = tf.keep(tf.tensor2d(signedSin, [capacity, rotaryDim]));
     this.#capacity = capacity;
     this.#tableBuilds += 1;
+  }
+
+  // 'bfloat16': the [T, R] tables of positions offset.., index 0..length-1, from the cache.
+  #window(offset: number, length: number): WindowTables {
+    const key = `${offset}:${length}`;
+    const cached = this.#windows.get(key);
+    if (cached !== undefined) {
+      this.#windows.delete(key); // most recently used last
+      this.#windows.set(key, cached);
+      return cached;
+    }
+    const { cos, signedSin } = this.#buildTables(offset, length);
+    const window = {
+      cos: tf.keep(tf.tensor2d(cos, [length, this.dim])),
+      signedSin: tf.keep(tf.tensor2d(signedSin, [length, this.dim])),
+    };
+    this.#windows.set(key, window);
+    this.#windowBuilds += 1;
+    if (this.#windows.size > WINDOW_CACHE_SIZE) {
+      // A tape that recorded an evicted table holds its own reference, so gradients stay valid.
+      const [oldestKey, oldest] = this.#windows.entries().next().value as [string, WindowTables];
+      oldest.cos.dispose();
+      oldest.signedSin.dispose();
+      this.#windows.delete(oldestKey);
+    }
+    return window;
+  }
+
+  // Rows 0..length-1 = elements of a sequence starting at `offset` (see `position`).
+  #buildTables(
+    offset: number,
+    length: number,
+  ): { cos: Float32Array; sin: Float32Array; signedSin: Float32Array } {
+    const rotaryDim = this.dim;
+    const half = rotaryDim / 2;
+    const frequencies = this.angleFrequencies;
+    // fp32 steps as the reference: position, then times the inverse frequency, then cos/sin in
+    // fp32; 'bfloat16' rounds each of those results to bf16.
+    const round = this.precision === 'bfloat16' ? roundToBfloat16 : Math.fround;
+    const cos = new Float32Array(length * rotaryDim);
+    const sin = new Float32Array(length * rotaryDim);
+    const signedSin = new Float32Array(length * rotaryDim);
+    for (let row = 0; row < length; row++) {
+      const position = this.position(offset, row);
+      for (let column = 0; column < rotaryDim; column++) {
+        const pair = this.layout === 'interleaved' ? column >> 1 : column % half;
+        const firstOfPair = this.layout === 'interleaved' ? column % 2 === 0 : column < half;
+        const angle = round(Math.fround(position * (frequencies[pair] as number)));
+        const index = row * rotaryDim + column;
+        const sine = round(Math.fround(Math.sin(angle)));
+        cos[index] = round(Math.fround(Math.cos(angle)));
+        sin[index] = sine;
+        signedSin[index] = firstOfPair ? -sine : sine;
+      }
+    }
+    return { cos, sin, signedSin };
   }
 
   // [T, R] xpos scale (or its inverse for keys) for positions offset..offset+T-1.

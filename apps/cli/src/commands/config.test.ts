@@ -43,6 +43,11 @@ describe('baka config', () => {
     const keys = baka(['config', '--keys']);
     expect(keys.stdout).toMatch(/^n_ctx +512 +Chunk length: .* Expects an integer > 0\.$/m);
     expect(keys.stdout).toMatch(/^dim_model +\(required\)/m);
+    // the longest keys are still separated from their defaults
+    expect(keys.stdout).toMatch(/^thin_rotary_scale +0\.0001 +Rotary frequency scale/m);
+    expect(keys.stdout).toMatch(
+      /^rotary_precision +float32 +Rotary table arithmetic: .* Expects one of float32, bfloat16\.$/m,
+    );
   });
 
   it('unknown keys, bad values, bad presets and invariants are one line, exit 2', () => {

@@ -65,9 +65,12 @@ export function register(program: Command): void {
     .action(
       action((flags: ConfigFlags & { keys?: boolean }) => {
         if (flags.keys) {
-          const lines = configFields().map(
+          const fields = configFields();
+          // a column two wider than the longest key, so every key is followed by spaces
+          const width = Math.max(16, ...fields.map((field) => field.key.length + 2));
+          const lines = fields.map(
             (field) =>
-              `${field.key.padEnd(16)}${(field.default === undefined ? '(required)' : formatDefault(field.default)).padEnd(16)}${field.description} Expects ${field.expected}.`,
+              `${field.key.padEnd(width)}${(field.default === undefined ? '(required)' : formatDefault(field.default)).padEnd(16)}${field.description} Expects ${field.expected}.`,
           );
           process.stdout.write(`${lines.join('\n')}\n`);
           return;
