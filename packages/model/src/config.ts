@@ -165,6 +165,29 @@ export const PRESETS = {
     n_ctx: 512,
     n_vocab: 50277,
   },
+  /** Upstream 004_pause: baka-xl's shape with 8 pauses per chunk and RMSNorm (valid ~4.02 upstream). */
+  'baka-pause': {
+    dim_model: 768,
+    dim_ff: 3072,
+    n_layers: 12,
+    n_heads: 12,
+    n_ctx: 512,
+    n_vocab: 50277,
+    n_pauses: 8,
+    norm: 'rmsnorm',
+  },
+  /** Upstream 005_rmt: 8 pauses, 16 RMT tokens, same-layer XL, LayerNorm (valid 3.996 upstream). */
+  'baka-rmt': {
+    dim_model: 768,
+    dim_ff: 3072,
+    n_layers: 12,
+    n_heads: 12,
+    n_ctx: 512,
+    n_vocab: 50277,
+    n_pauses: 8,
+    n_rmt_tokens: 16,
+    memory_source: 'same-layer',
+  },
   /** The PermuteFormer paper's wikitext-103 size. */
   permuteformer: {
     dim_model: 512,

@@ -40,13 +40,24 @@ export class ParameterLayout {
     return this.slots.map((slot) => slot.name);
   }
 
-  /** Concatenates per-parameter gradients into one vector [N]; a missing gradient is an error. */
-  flatten(gradients: ReadonlyMap<string, tf.Tensor> | tf.NamedTensorMap): tf.Tensor1D {
+  /**
+   * Concatenates per-parameter gradients into one vector [N]. A missing gradient is an error,
+   * except for the names in `mayBeUnused`, whose missing gradient is zero (parameters a
+   * computation need not use, e.g. RMT's initial memory tokens in a window that continues
+   * carried memory).
+   */
+  flatten(
+    gradients: ReadonlyMap<string, tf.Tensor> | tf.NamedTensorMap,
+    options: { mayBeUnused?: readonly string[] } = {},
+  ): tf.Tensor1D {
     const get = (name: string) =>
       gradients instanceof Map ? gradients.get(name) : (gradients as tf.NamedTensorMap)[name];
     return tf.tidy(() => {
       const parts = this.slots.map((slot) => {
         const gradient = get(slot.name);
+        if (!gradient && options.mayBeUnused?.includes(slot.name)) {
+          return tf.zeros([slot.size]) as tf.Tensor1D;
+        }
         if (!gradient) throw new Error(`no gradient for parameter '${slot.name}'`);
         if (gradient.size !== slot.size) {
           throw new Error(

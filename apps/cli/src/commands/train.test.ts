@@ -1,5 +1,5 @@
 // `baka train` end to end, as a user runs it: real processes, real files, real SQLite.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -10,120 +10,28 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '@baka/model';
 import { trainBpe } from '@baka/tokenizer';
 import { latestCheckpoint, loadTrainingCheckpoint, MetricsStore } from '@baka/trainer';
+import {
+  children,
+  runCli,
+  runLosses,
+  smallSetup,
+  startCli,
+  tempDir,
+  waitFor,
+} from '../cli-test-helpers';
 import { afterEach, describe, expect, it } from 'vitest';
 import { evaluateCorpus } from './eval';
 import { parseTrainFlags } from './train';
 
-const main = fileURLToPath(new URL('../main.ts', import.meta.url));
-const tsx = createRequire(import.meta.url).resolve('tsx');
 const fixtures = fileURLToPath(
   new URL('../../../../packages/model/__fixtures__/train-4-steps/', import.meta.url),
 );
-
-/** Every CLI process a test started; any still running after the test (a failure) is killed. */
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  for (const child of children) child.kill('SIGKILL');
-  children.clear();
-});
-
-/** Starts the CLI's own process (no wrapper), so signals reach the training loop directly. */
-function startCli(args: string[], stdio: 'ignore' | 'pipe'): ChildProcess {
-  const child = spawn(process.execPath, cliArgs(args), { stdio: ['ignore', stdio, stdio] });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-/** Node arguments that run the CLI from source. */
-function cliArgs(args: string[]): string[] {
-  return ['--conditions=@baka/source', '--import', tsx, main, ...args];
-}
-
-/** Runs the CLI to completion without blocking this worker's event loop. */
-function runCli(
-  args: string[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = startCli(args, 'pipe');
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (chunk) => (stdout += chunk));
-    child.stderr!.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'baka-train-cli-'));
-}
-
-/**
- * A small corpus (JSON Lines, one document per line), a 300-token BPE trained on it and a tiny
- * model config, so a CLI run takes seconds on the cpu backend.
- */
-function smallSetup(): { dir: string; common: string[] } {
-  const dir = tempDir();
-  const texts = Array.from({ length: 40 }, (_, i) =>
-    Array.from(
-      { length: 3 + (i % 4) },
-      (_, j) =>
-        `Speaker ${(i + j) % 5}: the ${['king', 'queen', 'fool', 'ghost'][(i + j) % 4]} walks at night and speaks of ${i * j} things.`,
-    ).join('\n'),
-  );
-  const corpus = join(dir, 'corpus.jsonl');
-  writeFileSync(corpus, texts.map((text) => JSON.stringify({ text })).join('\n'));
-  const tokenizer = join(dir, 'tokenizer.json');
-  writeFileSync(
-    tokenizer,
-    JSON.stringify(
-      trainBpe(texts, { vocabSize: 300, specialTokens: ['<|endoftext|>', '<|padding|>'] }),
-    ),
-  );
-  const config = join(dir, 'model.json');
-  writeFileSync(
-    config,
-    JSON.stringify({ dim_model: 16, dim_ff: 32, n_layers: 2, n_heads: 2, n_ctx: 8 }),
-  );
-  const common = [
-    '--corpus',
-    corpus,
-    '--tokenizer',
-    tokenizer,
-    '--config',
-    config,
-    '--runs-dir',
-    join(dir, 'runs'),
-    '--backend',
-    'cpu',
-    '--window',
-    '16',
-  ];
-  return { dir, common };
-}
-
-function waitFor(check: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const timer = setInterval(() => {
-      if (check()) {
-        clearInterval(timer);
-        resolve();
-      } else if (Date.now() - started > timeoutMs || child.exitCode !== null) {
-        clearInterval(timer);
-        reject(new Error(`condition not reached (exit code ${child.exitCode})`));
-      }
-    }, 100);
-  });
-}
 
 describe('baka train flags', { timeout: 120_000 }, () => {
   it('errors name the flag and the value', () => {
@@ -777,17 +685,6 @@ function countSteps(path: string): number {
 }
 
 /** Losses per step of a run, from the metrics store. */
-function runLosses(database: string, run: string): { step: number; loss: number }[] {
-  const store = new MetricsStore(database, { readonly: true });
-  const rows = store.db
-    .prepare(
-      'SELECT m.step, m.loss FROM metrics m JOIN runs ON runs.id = m.run_id WHERE runs.name = ? ORDER BY m.step',
-    )
-    .all(run) as { step: number; loss: number }[];
-  store.close();
-  return rows;
-}
-
 function trainingJson(checkpoint: string): Record<string, unknown> {
   return JSON.parse(readFileSync(join(checkpoint, 'training.json'), 'utf8'));
 }

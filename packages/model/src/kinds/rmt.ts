@@ -20,6 +20,12 @@ import type {
   SequenceStateKind,
 } from '../sequence-state';
 
+/**
+ * Parameters a forward call need not use: the RMT tokens start a sequence, so a call that
+ * continues carried state has no gradient for them.
+ */
+export const MAY_BE_UNUSED_PARAMETERS: readonly string[] = ['model.rmt.rmt_tokens'];
+
 /** memory.safetensors metadata `format` of an RMT state. */
 export const RMT_FORMAT = 'baka-rmt-memory';
 const INNER = 'inner.';

@@ -1,0 +1,141 @@
+// The memory variants from the CLI as a user runs them (real processes): upstream's own 004/005
+// checkpoints evaluate to upstream's loss; a small RMT model from --preset baka-rmt trains with
+// its state carried from window to window, resumes exactly, generates and evaluates.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readSafetensors } from '@baka/model';
+import { latestCheckpoint } from '@baka/trainer';
+import { describe, expect, it } from 'vitest';
+import { runCli, runLosses, smallSetup } from '../cli-test-helpers';
+
+const variants = fileURLToPath(
+  new URL('../../../../packages/model/__fixtures__/variants/', import.meta.url),
+);
+const backend = process.env.BAKA_TEST_BACKEND === 'cpu' ? 'cpu' : 'auto';
+
+describe('memory variants from the CLI', { timeout: 180_000 }, () => {
+  it.each(['004', '005'])(
+    "baka eval on upstream %s's own checkpoint gives upstream's loss (1e-4)",
+    async (branch) => {
+      const dir = join(variants, `upstream-${branch}`);
+      const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8'));
+      const run = await runCli([
+        'eval',
+        '--checkpoint',
+        dir,
+        '--input-ids',
+        join(dir, 'input-ids.json'),
+        '--json',
+        '--backend',
+        backend,
+      ]);
+      expect(run.status, run.stderr).toBe(0);
+      const result = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { loss: number };
+      expect(Math.abs(result.loss - expected.loss)).toBeLessThan(1e-4);
+    },
+  );
+
+  it('--preset baka-rmt (small --set): trains with carried state, resumes exactly, generates, evaluates', async () => {
+    const { dir, common } = smallSetup();
+    // smallSetup's --config gives the shape; the preset's RMT and pause fields come with --set
+    const rmt = [
+      ...common,
+      '--carry-memory',
+      '--set',
+      'n_pauses=2',
+      '--set',
+      'n_rmt_tokens=3',
+      '--set',
+      'memory_source=same-layer',
+      '--no-sample',
+    ];
+    const straight = await runCli(['train', ...rmt, '--run', 'straight', '--steps', '4']);
+    expect(straight.status, straight.stderr).toBe(0);
+    const first = await runCli(['train', ...rmt, '--run', 'split', '--steps', '2']);
+    expect(first.status, first.stderr).toBe(0);
+    const checkpoint = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
+    const config = JSON.parse(readFileSync(join(checkpoint, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({ model_type: 'baka_rmt', n_pauses: 2, n_rmt_tokens: 3 });
+    const names = [...readSafetensors(join(checkpoint, 'model.safetensors')).keys()];
+    expect(names).toEqual(
+      expect.arrayContaining(['model.pause.pause_emb', 'model.rmt.rmt_tokens']),
+    );
+    // the carried state (XL memory and m) is in the checkpoint
+    const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
+    expect([...state.keys()]).toContain('rmt.write');
+    const resumed = await runCli([
+      'train',
+      '--resume',
+      'split',
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--backend',
+      'cpu',
+      '--steps',
+      '4',
+      '--no-sample',
+    ]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const database = join(dir, 'runs', 'metrics.sqlite');
+    const straightLosses = runLosses(database, 'straight');
+    expect(straightLosses).toHaveLength(4);
+    expect(runLosses(database, 'split')).toEqual(straightLosses);
+
+    const final = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
+    const generated = await runCli([
+      'generate',
+      '--checkpoint',
+      final,
+      '--prompt',
+      'the king walks at night and speaks',
+      '--max-new-tokens',
+      '12',
+      '--temperature',
+      '0',
+      '--backend',
+      'cpu',
+    ]);
+    expect(generated.status, generated.stderr).toBe(0);
+    expect(generated.stderr).toMatch(/12 tokens in/);
+    const ids = join(dir, 'ids.json');
+    writeFileSync(
+      ids,
+      JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7, 3, 4, 5, 6, 7, 8, 9, 10]]),
+    );
+    const evaluated = await runCli([
+      'eval',
+      '--checkpoint',
+      final,
+      '--input-ids',
+      ids,
+      '--json',
+      '--backend',
+      'cpu',
+    ]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    const info = await runCli(['info', '--checkpoint', final]);
+    expect(info.status, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/n_rmt_tokens +3/);
+  });
+
+  it('unsupported upstream fields are one line naming the field, exit 2', async () => {
+    const { common } = smallSetup();
+    for (const [setting, field] of [
+      ['n_rmt_margins=2', 'n_rmt_margins'],
+      ['rmt_solidifier=glu', 'rmt_solidifier'],
+      ['n_pauses=9', 'n_pauses'],
+    ] as const) {
+      const args = ['train', ...common, '--steps', '1', '--set', setting, '--no-sample'];
+      const run = await runCli(args);
+      expect(run.status, setting).toBe(2);
+      // one line after the backend line, naming the field, no stack
+      const lines = run.stderr
+        .trim()
+        .split('\n')
+        .filter((line) => !line.startsWith('backend:'));
+      expect(lines, run.stderr).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(field));
+    }
+  });
+});
