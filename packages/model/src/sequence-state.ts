@@ -2,7 +2,7 @@
 // to window in training, segment to segment in evaluation, chunk to chunk in generation), chosen
 // by `memory` in the config. The layer stack, the trainer, evaluation, checkpoints and generation
 // talk to a kind only through these interfaces; `xl` (Transformer-XL memory) and `none` are the
-// kinds today (kinds/xl.ts). docs/architecture.md section 4 describes how to add one.
+// kinds today (kinds/xl.ts). docs/architecture.md section 6.2 describes the interface.
 //
 // Shape legend: B batch rows.
 import type * as tf from '@tensorflow/tfjs-core';

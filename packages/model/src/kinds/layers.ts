@@ -2,7 +2,7 @@
 // names its tensors (relative to `model.layers.{i}.`, in PyTorch's state_dict order, with their
 // initialisers), the rotary frequency scale of its attention, how its weights are prepared for a
 // forward call and the forward itself. Adding a kind is a module plus an entry in LAYER_KINDS
-// (docs/architecture.md section 4; thin layers are the worked example). Kind modules import only
+// (docs/architecture.md sections 6.2 and 6.3; thin layers are the worked example). Kind modules import only
 // types from config.ts, so config.ts can read the registry.
 //
 // Shape legend: N rows (batch x time), D dim_model, A dim_attn, F the layer's dim_ff, K dim_head.

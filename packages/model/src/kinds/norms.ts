@@ -1,7 +1,7 @@
 // Norm kinds: what `norm` in the config selects for every layer's input norm (norm_in) and the
 // final norm (norm_out). A kind is its parameters (suffixes of the module's state_dict prefix, in
 // PyTorch's order) and its function; adding one is an entry in NORM_KINDS (docs/architecture.md
-// section 4). Kind modules import only types from config.ts, so config.ts can read the registry.
+// section 6.2). Kind modules import only types from config.ts, so config.ts can read the registry.
 //
 // Shape legend: N rows (batch x time), D dim_model.
 import * as tf from '@tensorflow/tfjs-core';

@@ -4,7 +4,7 @@
 // chunk's token count). A pause never ends a chunk, but the layout depends on the chunk's length:
 // a chunk that grows by a token can gain a pause in front of tokens it already had (generation
 // recomputes those). Pauses take rotary positions and enter the XL memory like tokens; their
-// outputs are removed before the head. docs/architecture.md section 1.5.
+// outputs are removed before the head. docs/architecture.md section 1.4.
 //
 // Shape legend: B batch rows, T the chunk's tokens, W = T + its pauses, D dim_model.
 import * as tf from '@tensorflow/tfjs-core';

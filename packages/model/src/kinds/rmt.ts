@@ -5,7 +5,7 @@
 // write positions (the last M). Outputs at memory positions are removed before the head. The
 // gradient flows through m from chunk to chunk (cut every `rmt_grad_chunks` chunks when set);
 // `detach()` cuts it at a window boundary. Positions (rotary, the XL memory's) count memory slots.
-// docs/architecture.md section 1.6.
+// docs/architecture.md section 1.5.
 //
 // Shape legend: B batch rows, M memory tokens, W chunk slots (tokens and pauses), D dim_model.
 import * as tf from '@tensorflow/tfjs-core';

@@ -1,6 +1,6 @@
 // The registry of sequence-state kinds (`memory` in the config). Adding a kind: a module
 // implementing SequenceStateKind (sequence-state.ts) and a line here; docs/architecture.md
-// section 4.
+// section 6.2.
 import { ModelError } from '../errors';
 import type { SavedState, SequenceState, SequenceStateKind } from '../sequence-state';
 import { loadRMT, rmtKind } from './rmt';
