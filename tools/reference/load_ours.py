@@ -1,6 +1,6 @@
 """Checks that a checkpoint written by our TypeScript writer loads in PyTorch.
 
-Reads packages/model/__fixtures__/ours-checkpoint/ and ours-thin-checkpoint/ (config.json +
+Reads packages/model/__fixtures__/ours-checkpoint/, ours-thin-checkpoint/ and ours-rmt-checkpoint/ (config.json +
 model.safetensors, written by
 packages/model/scripts/write-ours-checkpoint.ts), loads the tensors with a strict
 `load_state_dict` into the reference model, runs parity/inputs.json through it and writes
@@ -24,13 +24,18 @@ FIXTURES = Path(__file__).resolve().parents[2] / "packages" / "model" / "__fixtu
 
 
 def main() -> None:
-    for name in ("ours-checkpoint", "ours-thin-checkpoint"):
+    for name in ("ours-checkpoint", "ours-thin-checkpoint", "ours-rmt-checkpoint"):
         check(FIXTURES / name)
 
 
 def check(directory: Path) -> None:
     config = json.loads((directory / "config.json").read_text())
-    assert config.pop("model_type") == "baka_xl"
+    model_type = config.pop("model_type")
+    assert model_type == ("baka_rmt" if config.get("n_rmt_tokens") else "baka_pause" if config.get("n_pauses") else "baka_xl")
+    # fields the reference has no option for must hold the values it computes
+    for key, value in (("rmt_grad_chunks", 0), ("n_rmt_margins", 0), ("rmt_solidifier", "none")):
+        assert config.pop(key, value) == value, key
+    config.pop("use_flash_attn", None)  # upstream's switch; the mask is rmt_mask
     model = CausalLM(Config(**config))
     state = load_file(str(directory / "model.safetensors"))
     model.load_state_dict(state, strict=True)  # every name and shape must match

@@ -1,4 +1,4 @@
-// Writes __fixtures__/ours-checkpoint/ and ours-thin-checkpoint/ with our TypeScript checkpoint writer, for
+// Writes __fixtures__/ours-checkpoint/, ours-thin-checkpoint/ and ours-rmt-checkpoint/ with our TypeScript checkpoint writer, for
 // tools/reference/load_ours.py to load in PyTorch (strict load_state_dict).
 // Run from the repository root:
 //   node --conditions=@baka/source --import tsx packages/model/scripts/write-ours-checkpoint.ts
@@ -24,6 +24,19 @@ export const OURS_FIXTURES = {
         layer_dim_ff: [96, 64, 48],
       }),
       { seed: 43 },
+    ),
+  // pauses, RMT tokens with upstream's hand-built mask, RMSNorm, same-layer XL
+  'ours-rmt-checkpoint': () =>
+    BakaCausalLM.create(
+      makeConfig({
+        ...TINY,
+        n_pauses: 2,
+        n_rmt_tokens: 3,
+        rmt_mask: 'upstream',
+        norm: 'rmsnorm',
+        memory_source: 'same-layer',
+      }),
+      { seed: 44 },
     ),
 } as const;
 
