@@ -14,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type BakaConfig, makeConfig, PRESETS } from '../packages/model/src/config';
-import { mulberry32 } from '../packages/model/src/random';
+import { mulberry32 } from '../packages/common/src/index';
 import { parseResult, runChild } from './child';
 import {
   formatBytes,

@@ -12,7 +12,7 @@ import type { FusedLayerWeights, LayerStateIn } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
 import { KVCache } from './memory';
-import { mulberry32 } from './random';
+import { mulberry32 } from '@baka/common';
 import { checkSamplingOptions, sampleToken } from './sampling';
 import type { SamplingOptions } from './sampling';
 

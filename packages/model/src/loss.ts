@@ -6,9 +6,10 @@
 // gradient is w * softmax with w * (p_target - 1) written at the target (w = 1 / count for
 // counted rows, 0 for ignored ones).
 // Shape legend: B batch, S sequence, V vocab, N = B*S rows.
+import { IGNORE_INDEX } from '@baka/common';
 import * as tf from '@tensorflow/tfjs-core';
 
-export const IGNORE_INDEX = -100;
+export { IGNORE_INDEX };
 
 /**
  * Mean cross-entropy of `logits` [N, V] against `targets` [N] (int32), ignoring -100.
