@@ -1,6 +1,7 @@
-// Upstream's batching (DESIGN §1.4): batches of N whole documents (articles), right-padded to the
-// longest with the pad id; labels are the ids with padding set to -100. The order of documents is
-// a seeded shuffle per epoch, so a cursor {epoch, position, seed} resumes exactly.
+// Upstream's batching (docs/architecture.md §3): batches of N whole documents (articles),
+// right-padded to the longest with the pad id; labels are the ids with padding set to -100. The
+// order of documents is a seeded shuffle per epoch, so a cursor {epoch, position, seed} resumes
+// exactly.
 import { type DataCursor, startCursor } from './cursor';
 import { DataError } from './errors';
 import { IGNORE_INDEX, mulberry32 } from '@baka/common';

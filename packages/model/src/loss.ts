@@ -1,6 +1,6 @@
-// Causal-LM loss (DESIGN §1.1): mean cross-entropy of logits at positions 0..S-2 against labels
-// 1..S-1, ignoring label -100 — torch.nn.functional.cross_entropy(ignore_index=-100) semantics
-// (all labels ignored -> NaN, as in PyTorch).
+// Causal-LM loss (docs/architecture.md §1.1): mean cross-entropy of logits at positions 0..S-2
+// against labels 1..S-1, ignoring label -100 — torch.nn.functional.cross_entropy(ignore_index=-100)
+// semantics (all labels ignored -> NaN, as in PyTorch).
 //
 // No one-hot: the forward pass gathers each row's target logit from the flat logits; the custom
 // gradient is w * softmax with w * (p_target - 1) written at the target (w = 1 / count for

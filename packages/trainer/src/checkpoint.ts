@@ -1,4 +1,4 @@
-// Training checkpoints (DESIGN §2): a directory with the model (config.json + model.safetensors,
+// Training checkpoints (docs/architecture.md §5): the model (config.json + model.safetensors,
 // written by @baka/model), optimizer.safetensors (AdamW moments named after the parameters),
 // trainer_state.json, tokenizer.json and training.json (the resolved training options).
 //
