@@ -24,8 +24,8 @@ import {
   readDocuments,
   resolveCorpus,
   windows,
-} from '../packages/data/src/index';
-import { Tokenizer, defaultTokenizerPath } from '../packages/tokenizer/src/index';
+} from '@baka/data';
+import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench/results/data.json');

@@ -6,7 +6,7 @@
 // the output projection [V, D]; the embedding is a gather (0 FLOPs). Per chunk of T queries over
 // P memory + T current keys: scores 2*T*(P+T)*A and mixing 2*T*(P+T)*D per layer, counted in
 // full (the model computes the masked half too).
-import { type BakaConfig, sequenceStateKind } from '../packages/model/src/index';
+import { type BakaConfig, sequenceStateKind } from '@baka/model';
 
 /** Forward FLOPs for one sequence of `length` tokens (batch row), chunked by n_ctx with XL memory. */
 export function forwardFlops(config: BakaConfig, length: number): number {

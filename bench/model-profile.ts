@@ -6,9 +6,8 @@
 import { parseArgs } from 'node:util';
 import '@tensorflow/tfjs-node';
 import * as tf from '@tensorflow/tfjs-core';
-import { BakaCausalLM, IncrementalDecoder, makeConfig, PRESETS } from '../packages/model/src/index';
-import { AdamW } from '../packages/trainer/src/adamw';
-import { clipAndStep, Trainable, windowGradients } from '../packages/trainer/src/train-step';
+import { BakaCausalLM, IncrementalDecoder, makeConfig, PRESETS } from '@baka/model';
+import { AdamW, clipAndStep, Trainable, windowGradients } from '@baka/trainer';
 import { formatBytes, renderTable } from './format';
 
 const { values, positionals } = parseArgs({

@@ -1,6 +1,6 @@
 // The measurement tasks both workers understand (bench/model-worker.ts for tfjs,
 // bench/torch/worker.py for PyTorch), and what they report.
-import type { BakaConfig } from '../packages/model/src/index';
+import type { BakaConfig } from '@baka/model';
 
 export type WorkerTask =
   | { kind: 'checkpoint'; config: BakaConfig; seed: number; dir: string; threads: number }

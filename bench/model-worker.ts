@@ -8,14 +8,8 @@
 import { readFileSync } from 'node:fs';
 import '@tensorflow/tfjs-node';
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  BakaCausalLM,
-  IncrementalDecoder,
-  loadCheckpoint,
-  makeConfig,
-} from '../packages/model/src/index';
-import { AdamW } from '../packages/trainer/src/adamw';
-import { clipAndStep, Trainable, windowGradients } from '../packages/trainer/src/train-step';
+import { BakaCausalLM, IncrementalDecoder, loadCheckpoint, makeConfig } from '@baka/model';
+import { AdamW, clipAndStep, Trainable, windowGradients } from '@baka/trainer';
 import type { WorkerTask } from './model-tasks';
 
 function readIds(path: string): Int32Array {

@@ -13,8 +13,8 @@ import { availableParallelism, cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type BakaConfig, makeConfig, PRESETS } from '../packages/model/src/config';
-import { mulberry32 } from '../packages/model/src/random';
+import { mulberry32 } from '@baka/common';
+import { type BakaConfig, makeConfig, PRESETS, WEIGHTS_FILE } from '@baka/model';
 import { parseResult, runChild } from './child';
 import {
   formatBytes,
@@ -369,7 +369,7 @@ async function ensureCheckpoint(runner: Runner, config: BakaConfig, seed: number
     .digest('hex')
     .slice(0, 12);
   const dir = join(WORK_DIR, `checkpoint-${hash}`);
-  if (existsSync(join(dir, 'model.safetensors'))) return dir;
+  if (existsSync(join(dir, WEIGHTS_FILE))) return dir;
   const [command, args] = workerCommand(runner, 'torch', [
     { kind: 'checkpoint', config, seed, dir, threads: runner.plan.threads },
   ]);

@@ -19,7 +19,7 @@ import {
   defaultTokenizerPath,
   encodeBatchParallel,
   Tokenizer,
-} from '../packages/tokenizer/src/index';
+} from '@baka/tokenizer';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CORPUS = join(ROOT, 'packages/data/corpora/tinyshakespeare.txt');

@@ -14,9 +14,8 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { launchChromium } from '../apps/metrics-viewer/src/chromium';
-import { writeLargeRun } from '../apps/metrics-viewer/src/fixture-database';
-import { startViewerServer, type ViewerServer } from '../apps/metrics-viewer/src/server';
+import { startViewerServer, type ViewerServer } from '@baka/metrics-viewer';
+import { launchChromium, writeLargeRun } from '@baka/metrics-viewer/testing';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'bench/results/viewer.json');

@@ -1,6 +1,6 @@
 """Our own PyTorch reference of BakaLLM 003_baka_xl (fp32), used only to generate test fixtures.
 
-Written from the math in shared/DESIGN.md sections 1.1-1.2 (not copied from upstream). Options
+Written from the math in docs/architecture.md sections 1.1-1.3 (not copied from upstream). Options
 mirror @baka/model's config: memory 'xl' | 'none', memory_source 'previous-layer' | 'same-layer',
 position_policy 'reset' | 'absolute', rotary_precision 'float32' | 'bfloat16' (the rotary tables as
 rotary-embedding-torch 0.3.x computed them in upstream's `.bfloat16()` model; see
@@ -377,7 +377,7 @@ def perturb_norms(model: CausalLM, generator: torch.Generator) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Upstream's training procedure for one batch (DESIGN 1.4)
+# Upstream's training procedure for one batch (docs/architecture.md §3)
 
 
 @dataclass

@@ -72,11 +72,11 @@ export function explainNativeLoadError(packageName: string, error: unknown): str
 /**
  * Quiets TensorFlow's start-up logging before the native library loads (a value the user set
  * wins): TF_CPP_MIN_LOG_LEVEL=2 hides info and warnings such as cpu_feature_guard, not errors.
- * TensorFlow 2.21 still prints two lines whatever the level: absl's "All log messages before
- * absl::InitializeLog()" warning and "oneDNN custom operations are on". Only
- * TF_ENABLE_ONEDNN_OPTS=0 removes them, and it costs speed (tiny, quick bench, two rounds each:
- * training 1624 / 1435 -> 1157 / 1181 tokens/s, eval 3781 / 4492 -> 3186 / 3140), so oneDNN
- * stays on unless the user turns it off.
+ * Where oneDNN's custom ops are on, TensorFlow 2.21 still prints two lines whatever the level
+ * (absl's "All log messages before absl::InitializeLog()" warning and "oneDNN custom operations
+ * are on"); bin/baka.js drops them from the CLI's stderr (bin/native-log-filter.js). oneDNN stays
+ * on: TF_ENABLE_ONEDNN_OPTS=0 was measured to cost speed (tiny, quick bench, two rounds each:
+ * training 1624 / 1435 -> 1157 / 1181 tokens/s, eval 3781 / 4492 -> 3186 / 3140).
  */
 export function quietNativeLogs(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   env.TF_CPP_MIN_LOG_LEVEL ??= '2';

@@ -1,28 +1,25 @@
 // Small helpers every command shares: user errors without stack traces, paths relative to where
 // the user typed the command, and a wrapper that turns thrown errors into exit codes.
 import { join } from 'node:path';
+import { BakaError, isUserError, userErrorExitCode } from '@baka/common';
+import { findRepositoryRoot, resolveUserPath, userDirectory } from '@baka/common/user-paths';
 import { describeSystemError } from '@baka/trainer/storage-errors';
-import {
-  findRepositoryRoot,
-  resolveUserPath,
-  userDirectory,
-} from '@baka/metrics-viewer/user-paths';
 
 /** A mistake of the user's (bad flag, missing file): printed as one message, exit code 2. */
-export class UserError extends Error {
+export class UserError extends BakaError {
   override name = 'UserError';
 }
 
-/**
- * A command that ran but failed (a NaN evaluation, a full disk): printed as one message, exit
- * code 1. `isUserError` marks the library errors that are user mistakes (exit 2).
- */
-export class CommandFailure extends Error {
+/** A command that ran but failed (a NaN evaluation, a full disk): printed as one message, exit 1. */
+export class CommandFailure extends BakaError {
   override name = 'CommandFailure';
+  constructor(message: string) {
+    super(message, { exitCode: 1 });
+  }
 }
 
 // Paths the user typed resolve against the directory they typed the command in (INIT_CWD under
-// pnpm); one implementation, shared with the metrics viewer.
+// pnpm); one implementation, shared with the metrics viewer (@baka/common/user-paths).
 export { resolveUserPath };
 /** The directory the user ran the command from. */
 export const userCwd = userDirectory;
@@ -35,10 +32,11 @@ export function defaultRunsDir(): string {
 }
 
 /**
- * Wraps a command action: user errors print `baka: message` and exit 2; failures
- * (`CommandFailure`, library errors with `exitCode`, operating-system errors such as a full disk
- * or a read-only directory, named by path) print one line the same way and exit 1; bugs keep
- * their stack.
+ * Wraps a command action: an error with the user-error marker (`isUserError`: every BakaError,
+ * this CLI's UserError and CommandFailure included) prints `baka: message` and exits with its
+ * `exitCode` (2 for a user mistake, 1 for a failure such as a NaN evaluation); operating-system
+ * errors such as a full disk or a read-only directory print one line naming the path and exit 1;
+ * bugs keep their stack.
  */
 export function action<Args extends unknown[]>(
   run: (...args: Args) => Promise<void> | void,
@@ -51,11 +49,7 @@ export function action<Args extends unknown[]>(
         process.stderr.write(`baka: ${message}\n`);
         process.exit(code);
       };
-      if (error instanceof UserError || (error as { isUserError?: boolean })?.isUserError) {
-        const code = (error as { exitCode?: unknown }).exitCode;
-        exit((error as Error).message, typeof code === 'number' ? code : 2);
-      }
-      if (error instanceof CommandFailure) exit(error.message, 1);
+      if (isUserError(error)) exit(error.message, userErrorExitCode(error));
       const system = describeSystemError(error);
       if (system !== null) exit(system, 1);
       throw error;
@@ -100,7 +94,7 @@ export function asUserError<T>(where: string, run: () => T): T {
   try {
     return run();
   } catch (error) {
-    if ((error as { isUserError?: boolean })?.isUserError) {
+    if (isUserError(error)) {
       throw new UserError(`${where}${(error as Error).message}`);
     }
     throw error;

@@ -1,5 +1,5 @@
 import { PassThrough } from 'node:stream';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { formatCount, formatRate, ProgressBar } from './progress';
 
 describe('progress formatting', () => {
@@ -28,5 +28,33 @@ describe('progress formatting', () => {
     );
     expect(lines[1]).toMatch(/^train \[#{24}\] 100\.0% 10\/10 .* loss 4\.00$/);
     expect(lines[2]).toBe('done');
+  });
+});
+
+describe('progress behind bin/baka.js', () => {
+  test('stderr piped through the wrapper to a terminal still redraws the bar in place', () => {
+    const before = process.env.BAKA_STDERR_TTY_COLUMNS;
+    process.env.BAKA_STDERR_TTY_COLUMNS = '40';
+    const writes: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      writes.push(String(chunk));
+      return true;
+    });
+    try {
+      const bar = new ProgressBar({ label: 'train', total: 10, unit: 'steps' });
+      bar.update(1);
+      bar.update(2);
+      bar.finish();
+    } finally {
+      spy.mockRestore();
+      if (before === undefined) delete process.env.BAKA_STDERR_TTY_COLUMNS;
+      else process.env.BAKA_STDERR_TTY_COLUMNS = before;
+    }
+    const width = process.stdout.isTTY ? process.stdout.columns : 40;
+    expect(writes).toHaveLength(3);
+    expect(writes[0]).toMatch(/^\rtrain \[/);
+    expect(writes[0]).toHaveLength(width);
+    expect(writes[1]).toMatch(/^\rtrain \[/);
+    expect(writes[2]).toBe('\n');
   });
 });

@@ -46,7 +46,19 @@ export class ProgressBar {
 
   constructor(private readonly options: ProgressOptions) {
     this.stream = options.stream ?? process.stderr;
-    this.tty = Boolean(this.stream.isTTY);
+    this.tty = Boolean(this.stream.isTTY) || this.behindWrapper() !== undefined;
+  }
+
+  /**
+   * The terminal width when this stream is stderr piped through bin/baka.js to a terminal (the
+   * wrapper says so in BAKA_STDERR_TTY_COLUMNS); undefined otherwise.
+   */
+  private behindWrapper(): number | undefined {
+    const columns = process.env.BAKA_STDERR_TTY_COLUMNS;
+    if (this.stream !== process.stderr || this.stream.isTTY || columns === undefined)
+      return undefined;
+    // stdout on the same terminal follows resizes; the width the wrapper saw at start otherwise
+    return process.stdout.isTTY ? process.stdout.columns : Number(columns) || 0;
   }
 
   /** Reports `done` units so far; `extra` is appended (e.g. `loss 4.12`). */
@@ -68,7 +80,7 @@ export class ProgressBar {
     }
     if (extra) line += ` ${extra}`;
     if (this.tty) {
-      const columns = this.stream.columns ?? 120;
+      const columns = this.stream.columns ?? this.behindWrapper() ?? 120;
       this.stream.write(`\r${line.slice(0, columns - 1).padEnd(columns - 1)}`);
     } else if (now - this.lastPlain > 5000 || (total !== undefined && done >= total)) {
       this.lastPlain = now;

@@ -4,6 +4,7 @@
 // move here once that file is free to change.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { CONFIG_FILE } from '@baka/model';
 import { latestCheckpoint } from '@baka/trainer';
 import { UserError, defaultRunsDir, resolveUserPath } from './cli-kit';
 
@@ -35,7 +36,7 @@ export function resolveCheckpointArgument(
   flag = '--checkpoint',
 ): string {
   const path = resolveUserPath(value);
-  if (existsSync(join(path, 'config.json'))) return path;
+  if (existsSync(join(path, CONFIG_FILE))) return path;
   const candidates = [join(path, 'checkpoints'), path];
   if (RUN_NAME.test(value)) candidates.push(join(runsDir, value, 'checkpoints'));
   for (const candidate of candidates) {

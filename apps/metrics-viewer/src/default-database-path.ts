@@ -1,7 +1,7 @@
 // Where the viewer looks by default: `runs/metrics.sqlite` at the repository root (the directory
 // holding pnpm-workspace.yaml above where the user typed the command), else under that directory.
 import { join } from 'node:path';
-import { findRepositoryRoot, resolveUserPath, userDirectory } from './user-paths';
+import { findRepositoryRoot, resolveUserPath, userDirectory } from '@baka/common/user-paths';
 
 export function defaultDatabasePath(): string {
   return join(findRepositoryRoot() ?? userDirectory(), 'runs', 'metrics.sqlite');

@@ -15,7 +15,6 @@ export {
   type SeriesResponse,
 } from './metrics-reader';
 export { METRIC_COLUMNS, type MetricColumn, X_COLUMNS, type XColumn } from './run-columns';
-export { findRepositoryRoot, resolveUserPath, userDirectory } from './user-paths';
 export {
   DEFAULT_HOST,
   DEFAULT_PORT,

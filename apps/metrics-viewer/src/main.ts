@@ -1,5 +1,6 @@
 // `pnpm --filter metrics-viewer start [--db path] [--port n] [--host addr]`
 import { parseArgs } from 'node:util';
+import { isUserError } from '@baka/common';
 import { startViewer } from './start-viewer';
 
 const usage = `usage: pnpm --filter metrics-viewer start [--db runs/metrics.sqlite] [--port 5177] [--host 127.0.0.1]`;
@@ -21,8 +22,7 @@ try {
   }
 } catch (error) {
   const known =
-    (error as { isUserError?: boolean }).isUserError ||
-    (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+    isUserError(error) || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
   if (!known) throw error;
   process.stderr.write(`metrics-viewer: ${(error as Error).message}\n${usage}\n`);
   process.exit(2);

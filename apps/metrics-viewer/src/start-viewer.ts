@@ -1,6 +1,7 @@
 // What `pnpm --filter metrics-viewer start` and `baka viewer` both do: validate the flags, start
 // the server, print where it listens, and close cleanly on Ctrl-C.
 import { existsSync } from 'node:fs';
+import { BakaError } from '@baka/common';
 import { resolveDatabasePath } from './default-database-path';
 import { START_COMMAND } from './metrics-reader';
 import {
@@ -12,9 +13,8 @@ import {
 } from './server';
 
 /** A mistake in the flags: printed as one line without a stack. */
-export class ViewerOptionError extends Error {
+export class ViewerOptionError extends BakaError {
   override name = 'ViewerOptionError';
-  readonly isUserError = true;
 }
 
 export interface ViewerFlags {

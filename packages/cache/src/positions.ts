@@ -1,4 +1,4 @@
-// Rotary offsets for attention over keys [past ; now] and queries now (DESIGN §1.2).
+// Rotary offsets for attention over keys [past ; now] and queries now (docs/architecture.md §1.2).
 //
 // P = pastLength (memory tokens before the chunk), T = chunkLength, S = absoluteStart (document
 // position of the chunk's first token). Keys occupy rotary positions keyOffset..keyOffset+P+T-1,

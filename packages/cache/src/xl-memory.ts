@@ -1,4 +1,5 @@
-// Transformer-XL memory: per layer, the UNROTATED keys and values of the last chunk (DESIGN §1.2).
+// Transformer-XL memory: per layer, the UNROTATED keys and values of the last chunk
+// (docs/architecture.md §1.2).
 //
 // Shape legend: B batch rows, H heads, P memory length (tokens), K key dim, V value dim.
 // Every entry holds k [B, H, P, K], v [B, H, P, V] and `start`, the absolute (document) position

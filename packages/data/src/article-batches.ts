@@ -1,13 +1,15 @@
-// Upstream's batching (DESIGN §1.4): batches of N whole documents (articles), right-padded to the
-// longest with the pad id; labels are the ids with padding set to -100. The order of documents is
-// a seeded shuffle per epoch, so a cursor {epoch, position, seed} resumes exactly.
+// Upstream's batching (docs/architecture.md §3): batches of N whole documents (articles),
+// right-padded to the longest with the pad id; labels are the ids with padding set to -100. The
+// order of documents is a seeded shuffle per epoch, so a cursor {epoch, position, seed} resumes
+// exactly.
 import { type DataCursor, startCursor } from './cursor';
 import { DataError } from './errors';
-import { createRandom, mixSeed, shuffleInPlace } from './random';
+import { IGNORE_INDEX, mulberry32 } from '@baka/common';
+import { mixSeed, shuffleInPlace } from './random';
 import { type SplitName, type TokenDocuments, splitRange } from './token-documents';
 
-/** The label value the loss ignores. */
-export const IGNORE_INDEX = -100;
+/** The label value the loss ignores (defined once, in @baka/common). */
+export { IGNORE_INDEX };
 
 /** A batch of whole documents, row-major [rows, length]. */
 export interface ArticleBatch {
@@ -74,7 +76,7 @@ export function epochOrder(
   const order: number[] = [];
   for (let i = range.start; i < range.end; i++) order.push(i);
   if (options.shuffle ?? split === 'train') {
-    shuffleInPlace(order, createRandom(mixSeed(options.seed, options.epoch)));
+    shuffleInPlace(order, mulberry32(mixSeed(options.seed, options.epoch)));
   }
   return order;
 }

@@ -4,7 +4,8 @@
 // exactly.
 import { type DataCursor, startCursor } from './cursor';
 import { DataError } from './errors';
-import { createRandom, mixSeed, randomInt } from './random';
+import { mulberry32 } from '@baka/common';
+import { mixSeed, randomInt } from './random';
 import { type SplitName, type TokenDocuments, splitRange } from './token-documents';
 
 export interface PackedBatch {
@@ -71,7 +72,7 @@ export function* packedBatches(
   }
   const total = options.batches ?? Number.POSITIVE_INFINITY;
   for (let position = cursor.position; position < total; position++) {
-    const random = createRandom(mixSeed(cursor.seed, cursor.epoch, position));
+    const random = mulberry32(mixSeed(cursor.seed, cursor.epoch, position));
     const ids = new Int32Array(batchSize * length);
     const offsets: number[] = [];
     for (let row = 0; row < batchSize; row++) {

@@ -1,5 +1,6 @@
 // Deterministic pseudo-random numbers for shuffling and packed-batch offsets. Every draw is a pure
-// function of (seed, stream), so an order can be recomputed from a saved cursor.
+// function of (seed, stream), so an order can be recomputed from a saved cursor. The generator is
+// the packages' one seeded PRNG, @baka/common's mulberry32.
 
 /** Mixes 32-bit integers into one well-scrambled 32-bit seed (murmur3 finaliser per part). */
 export function mixSeed(...parts: number[]): number {
@@ -18,18 +19,6 @@ export function mixSeed(...parts: number[]): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/** mulberry32: a small, fast generator of uniform floats in [0, 1). */
-export function createRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A uniform integer in [0, n). */

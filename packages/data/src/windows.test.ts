@@ -10,7 +10,7 @@ function rowsOf(w: { ids: Int32Array; rows: number; length: number }, which: 'id
   );
 }
 
-describe('windows (DESIGN §1.4)', () => {
+describe('windows (docs/architecture.md §3)', () => {
   // Rows of 10, 4, 7 and 2 real tokens (ids 100.., 200.., ...), padded to 10 with 0.
   const batch = padDocuments([ramp(10, 100), ramp(4, 200), ramp(7, 300), ramp(2, 400)], {
     padId: 0,

@@ -1,7 +1,8 @@
-// Upstream's training windows over an article batch (DESIGN §1.4): windows of `window` tokens
-// every `stride` tokens, starting at `skipFirst`. Windows shorter than 3 tokens are skipped, and a
-// row whose position 1 (inside the window) is padding is dropped, since it has nothing to predict.
-// Each window reports which rows of the previous window survive, so carried memory can drop them.
+// Upstream's training windows over an article batch (docs/architecture.md §3): windows of `window`
+// tokens every `stride` tokens, starting at `skipFirst`. Windows shorter than 3 tokens are skipped,
+// and a row whose position 1 (inside the window) is padding is dropped, since it has nothing to
+// predict. Each window reports which rows of the previous window survive, so carried memory can
+// drop them.
 import { type ArticleBatch, IGNORE_INDEX } from './article-batches';
 import { DataError } from './errors';
 

@@ -1,7 +1,7 @@
-// Checkpoint directories (DESIGN §2): config.json (upstream field names + model_type 'baka_xl' +
-// our option fields) and model.safetensors (float32, upstream state_dict names, PyTorch layout),
-// optionally tokenizer.json. Written atomically: a temporary sibling directory is filled, then
-// renamed into place (an existing checkpoint is moved aside first and removed afterwards).
+// Checkpoint directories (docs/architecture.md §5): config.json (upstream field names + model_type
+// 'baka_xl' + our option fields) and model.safetensors (float32, upstream state_dict names, PyTorch
+// layout), optionally tokenizer.json. Written atomically: a temporary sibling directory is filled,
+// then renamed into place (an existing checkpoint is moved aside first and removed afterwards).
 import {
   existsSync,
   mkdirSync,

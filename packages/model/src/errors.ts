@@ -1,8 +1,6 @@
+import { BakaError } from '@baka/common';
+
 /** A problem with user-supplied input (config, checkpoint, file); the CLI prints it without a stack. */
-export class ModelError extends Error {
-  readonly isUserError = true;
-  constructor(message: string) {
-    super(message);
-    this.name = 'ModelError';
-  }
+export class ModelError extends BakaError {
+  override name = 'ModelError';
 }

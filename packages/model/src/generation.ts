@@ -14,7 +14,7 @@ import { ModelError } from './errors';
 import { pauseLayout } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { IncrementalState } from './sequence-state';
-import { mulberry32 } from './random';
+import { mulberry32 } from '@baka/common';
 import { checkSamplingOptions, sampleToken } from './sampling';
 import type { SamplingOptions } from './sampling';
 

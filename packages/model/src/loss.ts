@@ -1,14 +1,15 @@
-// Causal-LM loss (DESIGN §1.1): mean cross-entropy of logits at positions 0..S-2 against labels
-// 1..S-1, ignoring label -100 — torch.nn.functional.cross_entropy(ignore_index=-100) semantics
-// (all labels ignored -> NaN, as in PyTorch).
+// Causal-LM loss (docs/architecture.md §1.1): mean cross-entropy of logits at positions 0..S-2
+// against labels 1..S-1, ignoring label -100 — torch.nn.functional.cross_entropy(ignore_index=-100)
+// semantics (all labels ignored -> NaN, as in PyTorch).
 //
 // No one-hot: the forward pass gathers each row's target logit from the flat logits; the custom
 // gradient is w * softmax with w * (p_target - 1) written at the target (w = 1 / count for
 // counted rows, 0 for ignored ones).
 // Shape legend: B batch, S sequence, V vocab, N = B*S rows.
+import { IGNORE_INDEX } from '@baka/common';
 import * as tf from '@tensorflow/tfjs-core';
 
-export const IGNORE_INDEX = -100;
+export { IGNORE_INDEX };
 
 /**
  * Mean cross-entropy of `logits` [N, V] against `targets` [N] (int32), ignoring -100.

@@ -1,4 +1,4 @@
-// Gated MLP with the elephant activation (DESIGN §1.1):
+// Gated MLP with the elephant activation (docs/architecture.md §1.1):
 //   mlp(h) = down( up(h) * elephant(gate(h)) ),  elephant(x) = 1 / (1 + |x / a|^d), d = 8, a = 1.
 // gate and up share one matmul with their weights stacked ([2F, D], PyTorch layout).
 // Shape legend: N rows (batch x time), D dim_model, F dim_ff.

@@ -1,17 +1,6 @@
-// A small seeded PRNG (mulberry32) for parameter initialisation and sampling: deterministic for a
-// seed on every backend, and fast enough to fill a 50277 x 768 embedding.
-
-/** Returns a function giving uniform floats in [0, 1) from a 32-bit seed. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Parameter initialisation from seeds: deterministic on every backend, and fast enough to fill a
+// 50277 x 768 embedding. The generator is the packages' one seeded PRNG, @baka/common's mulberry32.
+import { mulberry32 } from '@baka/common';
 
 /** Mixes a seed and a stream index into a new 32-bit seed (splitmix-style). */
 export function deriveSeed(seed: number, stream: number): number {

@@ -61,6 +61,27 @@ describe('packed @baka/rope tarball', () => {
     mkdirSync(installed, { recursive: true });
     execFileSync('tar', ['-xzf', join(scratch, tarball), '-C', installed, '--strip-components=1']);
 
+    // Its one dependency, @baka/common (the error base class), packed and installed the same way.
+    const common = join(packageDirectory, '..', 'common');
+    const commonPacks = join(scratch, 'common');
+    mkdirSync(commonPacks);
+    execFileSync('pnpm', ['run', 'build'], { cwd: common, stdio: 'pipe' });
+    execFileSync('pnpm', ['pack', '--pack-destination', commonPacks], {
+      cwd: common,
+      stdio: 'pipe',
+    });
+    const commonTarball = readdirSync(commonPacks).find((name) => name.endsWith('.tgz'));
+    if (commonTarball === undefined) throw new Error('pnpm pack wrote no @baka/common tarball');
+    const commonInstalled = join(project, 'node_modules', '@baka', 'common');
+    mkdirSync(commonInstalled, { recursive: true });
+    execFileSync('tar', [
+      '-xzf',
+      join(commonPacks, commonTarball),
+      '-C',
+      commonInstalled,
+      '--strip-components=1',
+    ]);
+
     // Peers from this repo: link tfjs-core to the very copy tfjs-backend-cpu resolves, so both
     // share one engine.
     const repoRequire = createRequire(join(packageDirectory, '..', '..', 'package.json'));

@@ -28,6 +28,7 @@
 // once, kept (tf.keep, so a surrounding tf.tidy does not free them) and regrown (old ones
 // disposed) only when a call needs a position beyond the current capacity. Every tensor a call
 // creates besides its result is freed inside the call's own tf.tidy.
+import { BakaError } from '@baka/common';
 import * as tf from '@tensorflow/tfjs-core';
 
 export type RotaryLayout = 'interleaved' | 'half';
@@ -97,12 +98,8 @@ export interface RotaryTables {
 }
 
 /** A bad option or input; `isUserError` lets a CLI print the message without a stack. */
-export class RotaryEmbeddingError extends Error {
-  readonly isUserError = true;
-  constructor(message: string) {
-    super(message);
-    this.name = 'RotaryEmbeddingError';
-  }
+export class RotaryEmbeddingError extends BakaError {
+  override name = 'RotaryEmbeddingError';
 }
 
 const MINIMUM_CAPACITY = 64;

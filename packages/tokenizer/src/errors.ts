@@ -1,10 +1,11 @@
+import { BakaError } from '@baka/common';
+
 /**
  * An error caused by the user's input (a tokenizer.json we cannot load, bad ids): the CLI prints
  * its message without a stack trace.
  */
-export class TokenizerError extends Error {
+export class TokenizerError extends BakaError {
   override name = 'TokenizerError';
-  readonly isUserError = true;
 }
 
 /** Thrown at load time for a tokenizer.json component this package does not implement. */

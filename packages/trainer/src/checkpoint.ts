@@ -1,4 +1,4 @@
-// Training checkpoints (DESIGN §2): a directory with the model (config.json + model.safetensors,
+// Training checkpoints (docs/architecture.md §5): the model (config.json + model.safetensors,
 // written by @baka/model), optimizer.safetensors (AdamW moments named after the parameters),
 // trainer_state.json, tokenizer.json and training.json (the resolved training options).
 //
@@ -14,6 +14,7 @@ import {
   readSafetensors,
   saveCheckpoint,
   serializeSafetensors,
+  TOKENIZER_FILE,
 } from '@baka/model';
 import type { SequenceState } from '@baka/model';
 import type { AdamW, AdamWState } from './adamw';
@@ -24,7 +25,6 @@ import { CheckpointError, parseTrainerState, type TrainerState } from './trainer
 const OPTIMIZER_FILE = 'optimizer.safetensors';
 const TRAINER_STATE_FILE = 'trainer_state.json';
 const TRAINING_CONFIG_FILE = 'training.json';
-const TOKENIZER_FILE = 'tokenizer.json';
 
 /** The files of a training checkpoint directory besides the model's config.json + model.safetensors. */
 export const CHECKPOINT_FILES = {

@@ -1,9 +1,9 @@
-// Evaluation as upstream's bench (DESIGN §1.4): one article at a time (batch of 1). A model with
-// XL memory sees the whole article in one call (chunked into n_ctx internally, memory flowing);
-// a model without memory is scored in windows of n_ctx with stride n_ctx/2, the overlapped first
-// half of every window after the first masked out. Reported: the mean of the per-window losses
-// (for the XL model, one window = one article), exp of it, the NaN count, and a token-weighted
-// mean beside it.
+// Evaluation as upstream's bench (docs/architecture.md §3): one article at a time (batch of 1). A
+// model with XL memory sees the whole article in one call (chunked into n_ctx internally, memory
+// flowing); a model without memory is scored in windows of n_ctx with stride n_ctx/2, the
+// overlapped first half of every window after the first masked out. Reported: the mean of the
+// per-window losses (for the XL model, one window = one article), exp of it, the NaN count, and a
+// token-weighted mean beside it.
 //
 // Shapes: one article of L tokens -> ids [1, L].
 import { IGNORE_INDEX, type SplitName, splitRange, type TokenDocuments, windows } from '@baka/data';

@@ -3,12 +3,14 @@
 // corrupt database). They are not the user's typing mistakes, so the CLI exits 1 for them.
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { BakaError } from '@baka/common';
 
 /** A storage failure: printed as one line by the CLI (`isUserError`), with exit code 1. */
-export class StorageError extends Error {
+export class StorageError extends BakaError {
   override name = 'StorageError';
-  readonly isUserError = true;
-  readonly exitCode = 1;
+  constructor(message: string) {
+    super(message, { exitCode: 1 });
+  }
 }
 
 const PROBLEMS: Record<string, string> = {

@@ -1,5 +1,6 @@
 // trainer_state.json: everything besides weights and optimizer moments that a resumed run needs
 // to continue exactly where it stopped. Validated with zod when read back (the file is input).
+import { BakaError } from '@baka/common';
 import { z } from 'zod';
 
 export const TRAINER_STATE_FORMAT = 'baka-trainer-state';
@@ -76,9 +77,8 @@ export function describeFirstIssue(error: z.ZodError): string {
 }
 
 /** A user-facing trainer error (bad option, unusable input); the CLI prints it without a stack. */
-export class TrainerError extends Error {
+export class TrainerError extends BakaError {
   override name = 'TrainerError';
-  readonly isUserError = true;
 }
 
 /** A problem with a checkpoint on disk. */

@@ -1,8 +1,8 @@
 // What one optimizer step (or micro-step) trains on, in order, resumable from a TrainingPosition.
 //
-// Upstream mode (DESIGN §1.4): article batches of `batchSize` documents; each batch is trained
-// twice, once in windows from token 0 and once from window/2; one unit per window. Packed mode:
-// random contiguous blocks of the token stream, one unit per block.
+// Upstream mode (docs/architecture.md §3): article batches of `batchSize` documents; each batch is
+// trained twice, once in windows from token 0 and once from window/2; one unit per window. Packed
+// mode: random contiguous blocks of the token stream, one unit per block.
 import {
   type ArticleBatch,
   articleBatches,

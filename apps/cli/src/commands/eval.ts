@@ -13,10 +13,12 @@ import {
   parseConfigSettings,
   readCheckpointConfig,
   readCheckpointTensors,
+  TOKENIZER_FILE,
   WEIGHTS_FILE,
 } from '@baka/model';
 import { defaultTokenizerPath } from '@baka/tokenizer';
 import {
+  CHECKPOINT_FILES,
   type EvaluationResult,
   evaluate,
   MetricsStore,
@@ -120,8 +122,8 @@ export async function evaluateCorpus(
   // The checkpoint's own tokenizer unless one is given.
   const tokenizerPath = flags.tokenizer
     ? resolveUserPath(flags.tokenizer)
-    : existsSync(join(checkpoint, 'tokenizer.json'))
-      ? join(checkpoint, 'tokenizer.json')
+    : existsSync(join(checkpoint, TOKENIZER_FILE))
+      ? join(checkpoint, TOKENIZER_FILE)
       : defaultTokenizerPath();
   if (!existsSync(tokenizerPath))
     throw new UserError(`--tokenizer: file not found: ${tokenizerPath}`);
@@ -144,7 +146,7 @@ export async function evaluateCorpus(
   const database = join(runsDir, 'metrics.sqlite');
   const store = new MetricsStore(database);
   try {
-    const statePath = join(checkpoint, 'trainer_state.json');
+    const statePath = join(checkpoint, CHECKPOINT_FILES.trainerState);
     const runName = existsSync(statePath)
       ? parseTrainerState(readFileSync(statePath, 'utf8'), statePath).runName
       : null;

@@ -6,7 +6,7 @@
 // 'running' row whose heartbeat is recent.
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listCheckpoints, MetricsStore, type RunSummary } from '@baka/trainer';
+import { CHECKPOINT_FILES, listCheckpoints, MetricsStore, type RunSummary } from '@baka/trainer';
 import type { Command } from 'commander';
 import { UserError, action } from '../cli-kit';
 import { HEARTBEAT_BUSY_MS, lockHolder, RUN_NAME, runsDirectory } from '../run-directory';
@@ -141,8 +141,8 @@ export function renameRun(runsDir: string, from: string, to: string): void {
       renameSync(fromDir, toDir);
       // A resumed run takes its name from the checkpoint, so the checkpoints follow the rename.
       for (const checkpoint of listCheckpoints(join(toDir, 'checkpoints'))) {
-        renameInJson(join(checkpoint.dir, 'trainer_state.json'), to);
-        renameInJson(join(checkpoint.dir, 'training.json'), to);
+        renameInJson(join(checkpoint.dir, CHECKPOINT_FILES.trainerState), to);
+        renameInJson(join(checkpoint.dir, CHECKPOINT_FILES.training), to);
       }
     }
     try {

@@ -15,6 +15,7 @@ import {
   BakaCausalLM,
   type BakaConfig,
   CONFIG_KEYS,
+  CONFIG_FILE,
   countParameters,
   DEFAULT_PRESET,
   isConfigKey,
@@ -29,6 +30,7 @@ import {
 } from '@baka/model';
 import { defaultTokenizerPath, Tokenizer } from '@baka/tokenizer';
 import {
+  CHECKPOINT_FILES,
   checkTrainingCheckpointTarget,
   isTrainingOptionKey,
   latestCheckpoint,
@@ -263,7 +265,7 @@ function findResumeCheckpoint(
     throw new UserError('--resume needs a checkpoint directory or run name (or --run NAME)');
   }
   for (const candidate of candidates) {
-    if (existsSync(join(candidate, 'trainer_state.json'))) return candidate;
+    if (existsSync(join(candidate, CHECKPOINT_FILES.trainerState))) return candidate;
     const latest =
       existsSync(candidate) && statSync(candidate).isDirectory()
         ? latestCheckpoint(candidate)
@@ -455,13 +457,13 @@ async function loadStart(flags: Flags, runsDir: string): Promise<RunStart> {
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
   if (flags.init) {
     const dir = resolveUserPath(flags.init);
-    if (!existsSync(join(dir, 'config.json')))
+    if (!existsSync(join(dir, CONFIG_FILE)))
       throw new UserError(`--init: no config.json in ${dir}`);
     const modelKey = Object.keys(flags.model)[0];
     if (modelKey !== undefined) {
       throw new UserError(`--set ${modelKey}: --init keeps the model config of its checkpoint`);
     }
-    const carryMemory = legacyCarryMemory(readJsonFile(join(dir, 'config.json'), '--init'));
+    const carryMemory = legacyCarryMemory(readJsonFile(join(dir, CONFIG_FILE), '--init'));
     return {
       resumed: null,
       tokenizer,
@@ -549,7 +551,7 @@ function resumeSchedule(
 ): string[] {
   const schedule = resumed.state.schedule;
   const changes: string[] = [];
-  const previous = makeTrainingOptions(resumed.training, 'training.json');
+  const previous = makeTrainingOptions(resumed.training, CHECKPOINT_FILES.training);
   for (const key of RESUMABLE_OPTIONS) {
     if (JSON.stringify(options[key]) !== JSON.stringify(previous[key])) {
       changes.push(`${key} ${formatDefault(previous[key])} -> ${formatDefault(options[key])}`);

@@ -1,6 +1,6 @@
 // Paths relative to where the user typed the command. pnpm runs package scripts inside the
 // package (`pnpm --filter cli train` runs in apps/cli) but records the caller's directory in
-// INIT_CWD. Shared with the CLI through `@baka/metrics-viewer/user-paths`.
+// INIT_CWD. The CLI and the metrics viewer both import these from `@baka/common/user-paths`.
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 
