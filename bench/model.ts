@@ -39,12 +39,23 @@ import type {
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SIDES: readonly Side[] = ['tfjs', 'torch'];
 const VOCAB = 50277; // the GPT-NeoX-20B tokenizer's vocabulary
-const SECTIONS = ['train', 'eval', 'generate', 'scaling', 'leak'] as const;
+const SECTIONS = ['train', 'eval', 'generate', 'scaling', 'leak', 'variants'] as const;
+
+/**
+ * The memory variants measured beside the base model (`variants` section): the first preset with
+ * each variant's config fields, training and evaluation against our PyTorch reference running
+ * the same variant. Target: >= 1.0x PyTorch's tokens/s.
+ */
+const VARIANTS: Record<string, Partial<BakaConfig>> = {
+  thin: { layer_kinds: ['standard', 'attention-only', 'standard', 'attention-only'] },
+  pause: { n_pauses: 8, norm: 'rmsnorm' },
+  rmt: { n_pauses: 8, n_rmt_tokens: 16, memory_source: 'same-layer' },
+};
 type Section = (typeof SECTIONS)[number];
 type Preset = 'tiny' | 'small';
 
 const USAGE = `usage: bench/model.ts [--quick] [--presets tiny,small] [--batch N] [--window N] [--n-ctx N]
-       [--rounds N] [--threads N] [--only train,eval,generate,scaling,leak] [--no-torch] [--out FILE]
+       [--rounds N] [--threads N] [--only train,eval,generate,scaling,leak,variants] [--no-torch] [--out FILE]
        [--render RESULTS.json]   (recompute the tables from the raw results of an earlier run)`;
 
 interface Plan {
@@ -159,6 +170,18 @@ function idsFile(count: number, seed = 1234): string {
     writeFileSync(path, new Uint8Array(ids.buffer));
   }
   return path;
+}
+
+/** A variant's fields that differ from the 003 model, for row labels. */
+function describeVariant(config: BakaConfig): string {
+  const parts: string[] = [];
+  if (config.layer_kinds.includes('attention-only'))
+    parts.push(`layers ${config.layer_kinds.join('/')}`);
+  if (config.n_pauses > 0) parts.push(`${config.n_pauses} pauses`);
+  if (config.n_rmt_tokens > 0)
+    parts.push(`${config.n_rmt_tokens} RMT tokens, ${config.memory_source}`);
+  if (config.norm !== 'layernorm') parts.push(config.norm);
+  return parts.join(', ');
 }
 
 function presetConfig(preset: Preset, nCtx: number): BakaConfig {
@@ -488,6 +511,37 @@ export async function benchModel(argv: string[]): Promise<Report> {
       });
     }
   }
+  const variantConfigs = new Map<string, BakaConfig>();
+  if (plan.sections.has('variants')) {
+    const base = configs.get(first)!;
+    for (const [name, fields] of Object.entries(VARIANTS)) {
+      const layerKinds = fields.layer_kinds?.slice(0, base.n_layers);
+      const config = makeConfig(
+        { ...base, ...fields, ...(layerKinds ? { layer_kinds: layerKinds } : {}) },
+        `variant ${name}`,
+      );
+      variantConfigs.set(name, config);
+      const checkpoint = await ensureCheckpoint(runner, config, 0);
+      cases.push({
+        key: `variant-${name}`,
+        label: `variant ${name} (${first}): train + eval`,
+        rounds: plan.rounds,
+        sides: both,
+        tasks: [
+          {
+            kind: 'train',
+            checkpoint,
+            ids,
+            batch: plan.batch,
+            window: plan.window,
+            ...plan.trainSteps,
+            threads,
+          },
+          { kind: 'eval', checkpoint, ids, lengths: [plan.evalLength], ...plan.evalReps, threads },
+        ],
+      });
+    }
+  }
   if (plan.sections.has('scaling')) {
     for (const window of plan.scalingWindows) {
       if (plan.sections.has('train') && window === plan.window) continue; // the training case above
@@ -795,6 +849,41 @@ export async function benchModel(argv: string[]): Promise<Report> {
     }
   }
 
+  for (const [name, config] of variantConfigs) {
+    const train = get<TrainResult>(`variant-${name}`, 0);
+    const evaluation = get<EvalResult>(`variant-${name}`, 1);
+    const stepTokens = plan.batch * plan.window;
+    const perStep = (side: Side) => {
+      const value = orNull(median(train[side].flatMap((result) => result.seconds)));
+      return value === null ? null : stepTokens / value;
+    };
+    const perDocument = (side: Side) => {
+      const value = orNull(
+        median(evaluation[side].flatMap((result) => result.lengths[0]?.seconds ?? [])),
+      );
+      return value === null ? null : plan.evalLength / value;
+    };
+    const firstLoss = (side: Side) => train[side][0]?.losses[0] ?? null;
+    const what = `${name} (${first}: ${describeVariant(config)})`;
+    rows.push(
+      row(`training tokens/s, ${what}`, 'tokens/s', perStep('tfjs'), perStep('torch'), 'higher', 1),
+      row(
+        `training first-step loss, ${name} (same weights and ids)`,
+        'loss',
+        firstLoss('tfjs'),
+        firstLoss('torch'),
+        'info',
+      ),
+      row(
+        `eval tokens/s, ${what}`,
+        'tokens/s',
+        perDocument('tfjs'),
+        perDocument('torch'),
+        'higher',
+        1,
+      ),
+    );
+  }
   if (plan.sections.has('leak')) {
     const leak = get<LeakResult>('leak').tfjs[0];
     report.leak = leak ?? null;
