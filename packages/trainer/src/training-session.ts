@@ -82,6 +82,16 @@ export class NonFiniteTrainingError extends TrainerError {
   override name = 'NonFiniteTrainingError';
 }
 
+/** What one session collects while it runs (for its summary). */
+interface SessionRecord {
+  startStep: number;
+  startTokens: number;
+  losses: number[];
+  evaluations: SessionSummary['evaluations'];
+  /** The step of the last evaluation (-1: none yet). */
+  lastEvaluated: number;
+}
+
 export class TrainingSession {
   readonly model: BakaCausalLM;
   readonly optimizer: AdamW;
@@ -299,26 +309,54 @@ export class TrainingSession {
   }
 
   private async runLocked(hooks: SessionHooks): Promise<SessionSummary> {
-    const store = this.setup.store ?? null;
     this.checkResumeIsNewest();
     this.startRun();
-    const startStep = this.state.step;
-    const startTokens = this.state.tokens;
-    const losses: number[] = [];
-    const evaluations: SessionSummary['evaluations'] = [];
-    let lastEvaluated = -1;
-    const runEvaluation = async () => {
-      if (!this.canEvaluate) return;
-      const result = this.evaluate();
-      lastEvaluated = this.state.step;
-      evaluations.push({ step: this.state.step, result });
-      await hooks.onEvaluate?.(result, this.state.step);
+    const record: SessionRecord = {
+      startStep: this.state.step,
+      startTokens: this.state.tokens,
+      losses: [],
+      evaluations: [],
+      lastEvaluated: -1,
     };
-    const loopHooks: LoopHooks = {
+    const reason = await this.guarded(() => this.runLoop(this.loopHooks(hooks, record)));
+    await this.guarded(() => this.finish(reason, hooks, record));
+    if (reason === 'non-finite') {
+      throw new NonFiniteTrainingError(
+        `training stopped: ${this.options.maxBadSteps} steps in a row had a NaN/Inf loss or gradient ` +
+          `(${this.state.skippedSteps} skipped in total); the last good weights are saved in ${this.lastCheckpoint}. ` +
+          'Try a lower --lr or a warmup.',
+      );
+    }
+    return this.summary(reason, record);
+  }
+
+  /** Runs `work`; a failure marks the run failed and names the last checkpoint. */
+  private async guarded<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      this.markFailed();
+      throw this.namingCheckpoint(error);
+    }
+  }
+
+  /** Evaluates (when there is a validation split), records it and tells the hooks. */
+  private async evaluateAndRecord(hooks: SessionHooks, record: SessionRecord): Promise<void> {
+    if (!this.canEvaluate) return;
+    const result = this.evaluate();
+    record.lastEvaluated = this.state.step;
+    record.evaluations.push({ step: this.state.step, result });
+    await hooks.onEvaluate?.(result, this.state.step);
+  }
+
+  /** What happens after every step: the metrics row, the hooks, evaluation and checkpoint cadence. */
+  private loopHooks(hooks: SessionHooks, record: SessionRecord): LoopHooks {
+    const store = this.setup.store ?? null;
+    return {
       shouldStop: () => this.stopRequested,
       onSkip: (report) => hooks.onSkip?.(report),
       onStep: async (report) => {
-        losses.push(report.loss);
+        record.losses.push(report.loss);
         if (store && this.runId !== null) {
           store.logMetrics(this.runId, {
             step: report.step,
@@ -332,79 +370,77 @@ export class TrainingSession {
         }
         await hooks.onStep?.(report);
         if (this.options.evalEvery > 0 && report.step % this.options.evalEvery === 0)
-          await runEvaluation();
+          await this.evaluateAndRecord(hooks, record);
         if (this.options.saveEvery > 0 && report.step % this.options.saveEvery === 0) {
           const dir = await this.saveCheckpoint();
           await hooks.onCheckpoint?.(dir, report.step);
         }
       },
     };
-    let reason: StopReason;
-    try {
-      this.loop = {
-        model: this.model,
-        trainable: this.trainable,
-        optimizer: this.optimizer,
-        documents: this.setup.documents,
-        state: this.state,
-        memory: this.memory,
-      };
-      reason = await trainLoop(
-        this.loop,
-        {
-          units: this.unitOptions,
-          schedule: this.state.schedule,
-          maxSteps: this.options.maxSteps,
-          maxSeconds: this.options.maxMinutes === null ? null : this.options.maxMinutes * 60,
-          clipNorm: this.options.clipNorm,
-          accumulate: this.options.accumulate,
-          carryMemory: this.options.carryMemory,
-          maxBadSteps: this.options.maxBadSteps,
-        },
-        loopHooks,
-      );
-    } catch (error) {
-      this.markFailed();
-      throw this.namingCheckpoint(error);
+  }
+
+  /** The training loop over the session's data with the run's options. */
+  private runLoop(loopHooks: LoopHooks): Promise<StopReason> {
+    this.loop = {
+      model: this.model,
+      trainable: this.trainable,
+      optimizer: this.optimizer,
+      documents: this.setup.documents,
+      state: this.state,
+      memory: this.memory,
+    };
+    return trainLoop(
+      this.loop,
+      {
+        units: this.unitOptions,
+        schedule: this.state.schedule,
+        maxSteps: this.options.maxSteps,
+        maxSeconds: this.options.maxMinutes === null ? null : this.options.maxMinutes * 60,
+        clipNorm: this.options.clipNorm,
+        accumulate: this.options.accumulate,
+        carryMemory: this.options.carryMemory,
+        maxBadSteps: this.options.maxBadSteps,
+      },
+      loopHooks,
+    );
+  }
+
+  /** After the loop: the final evaluation, the final checkpoint, the run's status. */
+  private async finish(
+    reason: StopReason,
+    hooks: SessionHooks,
+    record: SessionRecord,
+  ): Promise<void> {
+    const wantFinalEval = this.options.evalEvery > 0 || this.options.evalAtEnd;
+    if (
+      reason !== 'non-finite' &&
+      reason !== 'interrupted' &&
+      wantFinalEval &&
+      record.lastEvaluated !== this.state.step &&
+      this.state.step > 0
+    ) {
+      await this.evaluateAndRecord(hooks, record);
     }
-    try {
-      const wantFinalEval = this.options.evalEvery > 0 || this.options.evalAtEnd;
-      if (
-        reason !== 'non-finite' &&
-        reason !== 'interrupted' &&
-        wantFinalEval &&
-        lastEvaluated !== this.state.step &&
-        this.state.step > 0
-      ) {
-        await runEvaluation();
-      }
-      // The final checkpoint (also the "last good" one after a NaN stop: skipped steps change nothing).
-      const lastSavedStep = this.lastCheckpoint?.endsWith(checkpointName(this.state.step));
-      if (!lastSavedStep || this.state.step !== startStep) {
-        const dir = await this.saveCheckpoint();
-        await hooks.onCheckpoint?.(dir, this.state.step);
-      }
-      if (store && this.runId !== null) {
-        const status =
-          reason === 'non-finite' ? 'failed' : reason === 'interrupted' ? 'stopped' : 'finished';
-        store.endRun(this.runId, status, this.lastCheckpoint ?? undefined);
-      }
-    } catch (error) {
-      this.markFailed();
-      throw this.namingCheckpoint(error);
+    // The final checkpoint (also the "last good" one after a NaN stop: skipped steps change nothing).
+    const lastSavedStep = this.lastCheckpoint?.endsWith(checkpointName(this.state.step));
+    if (!lastSavedStep || this.state.step !== record.startStep) {
+      const dir = await this.saveCheckpoint();
+      await hooks.onCheckpoint?.(dir, this.state.step);
     }
-    if (reason === 'non-finite') {
-      throw new NonFiniteTrainingError(
-        `training stopped: ${this.options.maxBadSteps} steps in a row had a NaN/Inf loss or gradient ` +
-          `(${this.state.skippedSteps} skipped in total); the last good weights are saved in ${this.lastCheckpoint}. ` +
-          'Try a lower --lr or a warmup.',
-      );
+    const store = this.setup.store ?? null;
+    if (store && this.runId !== null) {
+      const status =
+        reason === 'non-finite' ? 'failed' : reason === 'interrupted' ? 'stopped' : 'finished';
+      store.endRun(this.runId, status, this.lastCheckpoint ?? undefined);
     }
+  }
+
+  private summary(reason: StopReason, record: SessionRecord): SessionSummary {
     return {
       reason,
-      sessionSteps: this.state.step - startStep,
+      sessionSteps: this.state.step - record.startStep,
       steps: this.state.step,
-      sessionTokens: this.state.tokens - startTokens,
+      sessionTokens: this.state.tokens - record.startTokens,
       tokens: this.state.tokens,
       seconds: (performance.now() - this.started) / 1000,
       firstLoss: this.state.firstLoss,
@@ -412,8 +448,8 @@ export class TrainingSession {
       bestLoss: this.state.bestLoss,
       skippedSteps: this.state.skippedSteps,
       checkpoint: this.lastCheckpoint,
-      evaluations,
-      losses,
+      evaluations: record.evaluations,
+      losses: record.losses,
     };
   }
 
