@@ -401,49 +401,47 @@ async function ensureCheckpoint(runner: Runner, config: BakaConfig, seed: number
   return dir;
 }
 
-export async function benchModel(argv: string[]): Promise<Report> {
-  const plan = makePlan(argv);
-  mkdirSync(WORK_DIR, { recursive: true });
-  const { python, reason } = findPython();
-  if (reason !== null && plan.torch) {
-    throw new Error(
-      `bench/model.ts: the PyTorch side needs ${reason}; pass --no-torch to run tfjs only`,
-    );
-  }
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    TF_NUM_INTRAOP_THREADS: String(plan.threads),
-    OMP_NUM_THREADS: String(plan.threads),
-    TF_CPP_MIN_LOG_LEVEL: '2',
-  };
-  const runner: Runner = { plan, python, env, log: [] };
-  const loadBefore = loadavg();
-  const began = performance.now();
-  const ids = idsFile(1 << 16);
-  const threads = plan.threads;
-  const rows: Row[] = [];
-  const report: Report = {
-    meta: {},
-    rows,
-    generation: [],
-    scaling: { training: [], evaluation: [] },
-    leak: null,
-    errors: runner.log,
-    raw: {},
-  };
+/** What building the measurement cases needs. */
+interface CaseSetup {
+  runner: Runner;
+  plan: Plan;
+  ids: string;
+  threads: number;
+  configs: Map<Preset, BakaConfig>;
+  checkpoints: Map<Preset, string>;
+  first: Preset;
+  firstCheckpoint: string;
+  /** Filled with each measured variant's config. */
+  variantConfigs: Map<string, BakaConfig>;
+}
 
-  process.stdout.write(
-    `model bench: ${plan.quick ? 'quick' : 'full'}, presets ${plan.presets.join(', ')}, n_ctx ${plan.nCtx}, ` +
-      `window ${plan.window}, batch ${plan.batch}, ${threads} threads, ${plan.rounds} round(s)\n`,
-  );
-  const configs = new Map(plan.presets.map((preset) => [preset, presetConfig(preset, plan.nCtx)]));
-  const checkpoints = new Map<Preset, string>();
-  for (const [preset, config] of configs)
-    checkpoints.set(preset, await ensureCheckpoint(runner, config, 0));
-  const first = plan.presets[0]!;
-  const firstCheckpoint = checkpoints.get(first)!;
+/** What the report's row builders read. */
+interface ReportContext {
+  plan: Plan;
+  configs: Map<Preset, BakaConfig>;
+  get: <T extends WorkerResult>(key: string, index?: number) => Record<Side, T[]>;
+  peakOf: (runs: WorkerResult[]) => number | null;
+  rssNote: string;
+  rows: Row[];
+  report: Report;
+  first: Preset;
+  variantConfigs: Map<string, BakaConfig>;
+  mfu: (side: Side, flopsPerSecond: number | null) => number | null;
+}
 
-  // ---- what to measure
+/** Every measurement of the plan, both sides (the variants' checkpoints are made here). */
+async function measurementCases(setup: CaseSetup): Promise<Case[]> {
+  const {
+    runner,
+    plan,
+    ids,
+    threads,
+    configs,
+    checkpoints,
+    first,
+    firstCheckpoint,
+    variantConfigs,
+  } = setup;
   const both = SIDES;
   const cases: Case[] = [
     {
@@ -511,7 +509,6 @@ export async function benchModel(argv: string[]): Promise<Report> {
       });
     }
   }
-  const variantConfigs = new Map<string, BakaConfig>();
   if (plan.sections.has('variants')) {
     const base = configs.get(first)!;
     for (const [name, fields] of Object.entries(VARIANTS)) {
@@ -586,27 +583,14 @@ export async function benchModel(argv: string[]): Promise<Report> {
     });
   }
 
-  // ---- measure
-  const earlier =
-    plan.render === null ? null : (JSON.parse(readFileSync(plan.render, 'utf8')) as Report);
-  const results =
-    earlier === null
-      ? await execute(runner, cases)
-      : new Map(Object.entries(earlier.raw as Record<string, CaseResults>));
-  report.raw = Object.fromEntries(results);
-  const get = <T extends WorkerResult>(key: string, index = 0): Record<Side, T[]> => {
-    const entry = results.get(key) ?? { tfjs: [], torch: [] };
-    const pick = (side: Side) =>
-      entry[side].map((round) => round[index] as T).filter((value) => value !== undefined);
-    return { tfjs: pick('tfjs'), torch: pick('torch') };
-  };
-  const peakOf = (runs: WorkerResult[]) => {
-    const values = runs.map((result) => result.peakRssBytes).filter((value) => value > 0);
-    return values.length === 0 ? null : Math.max(...values);
-  };
-  const rssNote = plan.quick ? ' (quick: process peak so far)' : '';
+  return cases;
+}
 
-  // ---- report
+/** The matmul peak and runtime baseline rows; returns the MFU of a FLOP rate per side. */
+function baseRows(
+  context: Omit<ReportContext, 'mfu'>,
+): (side: Side, flopsPerSecond: number | null) => number | null {
+  const { plan, get, rows } = context;
   const matmul = get<MatmulResult>('sweep', 0);
   const peakGflops = (side: Side) => orNull(median(matmul[side].map((result) => result.gflops)));
   rows.push(
@@ -636,184 +620,191 @@ export async function benchModel(argv: string[]): Promise<Report> {
       : flopsPerSecond / (peakValue * 1e9);
   };
 
-  for (const preset of plan.presets) {
-    const config = configs.get(preset)!;
-    if (plan.sections.has('train')) {
-      const train = get<TrainResult>(`train-${preset}`);
-      const tokens = plan.batch * plan.window;
-      const stepSeconds = (side: Side) =>
-        orNull(median(train[side].flatMap((result) => result.seconds)));
-      const per = (side: Side, amount: number) => {
-        const value = stepSeconds(side);
-        return value === null ? null : amount / value;
-      };
-      const flops = trainingFlops(config, plan.batch, plan.window);
-      const firstLoss = (side: Side) => train[side][0]?.losses[0] ?? null;
+  return mfu;
+}
+
+/** Training, evaluation and generation rows of one preset. */
+function presetRows(context: ReportContext, preset: Preset): void {
+  const { plan, configs, get, peakOf, rssNote, rows, report, first, mfu } = context;
+  const config = configs.get(preset)!;
+  if (plan.sections.has('train')) {
+    const train = get<TrainResult>(`train-${preset}`);
+    const tokens = plan.batch * plan.window;
+    const stepSeconds = (side: Side) =>
+      orNull(median(train[side].flatMap((result) => result.seconds)));
+    const per = (side: Side, amount: number) => {
+      const value = stepSeconds(side);
+      return value === null ? null : amount / value;
+    };
+    const flops = trainingFlops(config, plan.batch, plan.window);
+    const firstLoss = (side: Side) => train[side][0]?.losses[0] ?? null;
+    rows.push(
+      row(
+        `training tokens/s, ${preset} (B ${plan.batch} x T ${plan.window})`,
+        'tokens/s',
+        per('tfjs', tokens),
+        per('torch', tokens),
+        'higher',
+        1.2,
+      ),
+      row(
+        `training MFU, ${preset}`,
+        'fraction',
+        mfu('tfjs', per('tfjs', flops)),
+        mfu('torch', per('torch', flops)),
+        'info',
+      ),
+      row(
+        `training peak RSS, ${preset}${rssNote}`,
+        'bytes',
+        peakOf(train.tfjs),
+        peakOf(train.torch),
+        'lower',
+        1,
+      ),
+      row(
+        `training first-step loss, ${preset} (same weights and ids)`,
+        'loss',
+        firstLoss('tfjs'),
+        firstLoss('torch'),
+        'info',
+      ),
+    );
+    const tensors = train.tfjs[0]?.tensors;
+    if (tensors) {
       rows.push(
         row(
-          `training tokens/s, ${preset} (B ${plan.batch} x T ${plan.window})`,
-          'tokens/s',
-          per('tfjs', tokens),
-          per('torch', tokens),
-          'higher',
-          1.2,
-        ),
-        row(
-          `training MFU, ${preset}`,
-          'fraction',
-          mfu('tfjs', per('tfjs', flops)),
-          mfu('torch', per('torch', flops)),
+          `tf tensors: growth over ${plan.trainSteps.steps} timed training steps, ${preset}`,
+          'tensors',
+          tensors.after.numTensors - tensors.before.numTensors,
+          null,
           'info',
-        ),
-        row(
-          `training peak RSS, ${preset}${rssNote}`,
-          'bytes',
-          peakOf(train.tfjs),
-          peakOf(train.torch),
-          'lower',
-          1,
-        ),
-        row(
-          `training first-step loss, ${preset} (same weights and ids)`,
-          'loss',
-          firstLoss('tfjs'),
-          firstLoss('torch'),
-          'info',
-        ),
-      );
-      const tensors = train.tfjs[0]?.tensors;
-      if (tensors) {
-        rows.push(
-          row(
-            `tf tensors: growth over ${plan.trainSteps.steps} timed training steps, ${preset}`,
-            'tensors',
-            tensors.after.numTensors - tensors.before.numTensors,
-            null,
-            'info',
-          ),
-        );
-      }
-      if (plan.sections.has('scaling') && preset === first) {
-        report.scaling.training.push({
-          window: plan.window,
-          chunks: Math.ceil(plan.window / plan.nCtx),
-          tfjs: stepSeconds('tfjs'),
-          torch: stepSeconds('torch'),
-          tfjsRss: peakOf(train.tfjs),
-          torchRss: peakOf(train.torch),
-        });
-      }
-    }
-    if (plan.sections.has('eval')) {
-      const evaluation = get<EvalResult>(`eval-${preset}`);
-      const docSeconds = (side: Side) =>
-        orNull(median(evaluation[side].flatMap((result) => result.lengths[0]?.seconds ?? [])));
-      const per = (side: Side, amount: number) => {
-        const value = docSeconds(side);
-        return value === null ? null : amount / value;
-      };
-      const flops = forwardFlops(config, plan.evalLength);
-      rows.push(
-        row(
-          `eval tokens/s, ${preset} (documents of ${plan.evalLength}, no grad)`,
-          'tokens/s',
-          per('tfjs', plan.evalLength),
-          per('torch', plan.evalLength),
-          'higher',
-          1.2,
-        ),
-        row(
-          `eval MFU, ${preset}`,
-          'fraction',
-          mfu('tfjs', per('tfjs', flops)),
-          mfu('torch', per('torch', flops)),
-          'info',
-        ),
-        row(
-          `eval peak RSS, ${preset}${rssNote}`,
-          'bytes',
-          peakOf(evaluation.tfjs),
-          peakOf(evaluation.torch),
-          'lower',
-          1,
         ),
       );
     }
-    if (plan.sections.has('generate')) {
-      const generation = get<GenerateResult>(`generate-${preset}`);
-      // per position: the median over rounds
-      const perPosition = (side: Side) =>
-        Array.from({ length: plan.generateTokens }, (_, position) =>
-          median(
-            generation[side]
-              .map((result) => result.seconds[position] ?? Number.NaN)
-              .filter(Number.isFinite),
-          ),
-        );
-      const positionsOf = { tfjs: perPosition('tfjs'), torch: perPosition('torch') };
-      // position 0 pays one-off costs (first kernels, table building): left out of the rates
-      const steady = (side: Side) => orNull(median(positionsOf[side].slice(1)));
-      const rate = (side: Side) => {
-        const value = steady(side);
-        return value === null ? null : 1 / value;
-      };
-      const bucket = plan.quick ? 16 : Math.max(1, Math.floor(plan.nCtx / 8));
-      const buckets: Report['generation'][number]['buckets'] = [];
-      for (let from = 0; from < plan.generateTokens; from += bucket) {
-        const to = Math.min(plan.generateTokens, from + bucket);
-        const slice = (side: Side) =>
-          orNull(median(positionsOf[side].slice(Math.max(from, 1), to)));
-        buckets.push({ from, to, tfjs: slice('tfjs'), torch: slice('torch') });
-      }
-      report.generation.push({ preset, buckets });
-      // flatness: the last full bucket inside the first chunk over the first bucket
-      const lastIndex =
-        Math.min(Math.floor(plan.nCtx / bucket), Math.floor(plan.generateTokens / bucket)) - 1;
-      const lastBucket = buckets[lastIndex];
-      const flatness = (side: Side) => {
-        const firstBucket = buckets[0]?.[side] ?? null;
-        const last = lastBucket?.[side] ?? null;
-        return firstBucket === null || last === null ? null : last / firstBucket;
-      };
-      const check = (side: Side) => generation[side][0]?.lastArgmax ?? null;
-      rows.push(
-        row(
-          `generation tokens/s, ${preset} (KV cache, batch 1)`,
-          'tokens/s',
-          rate('tfjs'),
-          rate('torch'),
-          'info',
-        ),
-        // the issue's target: per-token cost flat inside a chunk (not linear in the context)
-        row(
-          `generation cost growth in a chunk, ${preset} (ms/token at positions ${lastBucket?.from}-${(lastBucket?.to ?? 0) - 1} / 1-${bucket - 1})`,
-          'x',
-          flatness('tfjs'),
-          flatness('torch'),
-          'lower',
-          1.25,
-          undefined,
-          'tfjs',
-        ),
-        row(
-          `generation peak RSS, ${preset}${rssNote}`,
-          'bytes',
-          peakOf(generation.tfjs),
-          peakOf(generation.torch),
-          'lower',
-          1,
-        ),
-        row(
-          `generation argmax after ${plan.generateTokens} tokens, ${preset}`,
-          'id',
-          check('tfjs'),
-          check('torch'),
-          'info',
-        ),
-      );
+    if (plan.sections.has('scaling') && preset === first) {
+      report.scaling.training.push({
+        window: plan.window,
+        chunks: Math.ceil(plan.window / plan.nCtx),
+        tfjs: stepSeconds('tfjs'),
+        torch: stepSeconds('torch'),
+        tfjsRss: peakOf(train.tfjs),
+        torchRss: peakOf(train.torch),
+      });
     }
   }
+  if (plan.sections.has('eval')) {
+    const evaluation = get<EvalResult>(`eval-${preset}`);
+    const docSeconds = (side: Side) =>
+      orNull(median(evaluation[side].flatMap((result) => result.lengths[0]?.seconds ?? [])));
+    const per = (side: Side, amount: number) => {
+      const value = docSeconds(side);
+      return value === null ? null : amount / value;
+    };
+    const flops = forwardFlops(config, plan.evalLength);
+    rows.push(
+      row(
+        `eval tokens/s, ${preset} (documents of ${plan.evalLength}, no grad)`,
+        'tokens/s',
+        per('tfjs', plan.evalLength),
+        per('torch', plan.evalLength),
+        'higher',
+        1.2,
+      ),
+      row(
+        `eval MFU, ${preset}`,
+        'fraction',
+        mfu('tfjs', per('tfjs', flops)),
+        mfu('torch', per('torch', flops)),
+        'info',
+      ),
+      row(
+        `eval peak RSS, ${preset}${rssNote}`,
+        'bytes',
+        peakOf(evaluation.tfjs),
+        peakOf(evaluation.torch),
+        'lower',
+        1,
+      ),
+    );
+  }
+  if (plan.sections.has('generate')) {
+    const generation = get<GenerateResult>(`generate-${preset}`);
+    // per position: the median over rounds
+    const perPosition = (side: Side) =>
+      Array.from({ length: plan.generateTokens }, (_, position) =>
+        median(
+          generation[side]
+            .map((result) => result.seconds[position] ?? Number.NaN)
+            .filter(Number.isFinite),
+        ),
+      );
+    const positionsOf = { tfjs: perPosition('tfjs'), torch: perPosition('torch') };
+    // position 0 pays one-off costs (first kernels, table building): left out of the rates
+    const steady = (side: Side) => orNull(median(positionsOf[side].slice(1)));
+    const rate = (side: Side) => {
+      const value = steady(side);
+      return value === null ? null : 1 / value;
+    };
+    const bucket = plan.quick ? 16 : Math.max(1, Math.floor(plan.nCtx / 8));
+    const buckets: Report['generation'][number]['buckets'] = [];
+    for (let from = 0; from < plan.generateTokens; from += bucket) {
+      const to = Math.min(plan.generateTokens, from + bucket);
+      const slice = (side: Side) => orNull(median(positionsOf[side].slice(Math.max(from, 1), to)));
+      buckets.push({ from, to, tfjs: slice('tfjs'), torch: slice('torch') });
+    }
+    report.generation.push({ preset, buckets });
+    // flatness: the last full bucket inside the first chunk over the first bucket
+    const lastIndex =
+      Math.min(Math.floor(plan.nCtx / bucket), Math.floor(plan.generateTokens / bucket)) - 1;
+    const lastBucket = buckets[lastIndex];
+    const flatness = (side: Side) => {
+      const firstBucket = buckets[0]?.[side] ?? null;
+      const last = lastBucket?.[side] ?? null;
+      return firstBucket === null || last === null ? null : last / firstBucket;
+    };
+    const check = (side: Side) => generation[side][0]?.lastArgmax ?? null;
+    rows.push(
+      row(
+        `generation tokens/s, ${preset} (KV cache, batch 1)`,
+        'tokens/s',
+        rate('tfjs'),
+        rate('torch'),
+        'info',
+      ),
+      // the issue's target: per-token cost flat inside a chunk (not linear in the context)
+      row(
+        `generation cost growth in a chunk, ${preset} (ms/token at positions ${lastBucket?.from}-${(lastBucket?.to ?? 0) - 1} / 1-${bucket - 1})`,
+        'x',
+        flatness('tfjs'),
+        flatness('torch'),
+        'lower',
+        1.25,
+        undefined,
+        'tfjs',
+      ),
+      row(
+        `generation peak RSS, ${preset}${rssNote}`,
+        'bytes',
+        peakOf(generation.tfjs),
+        peakOf(generation.torch),
+        'lower',
+        1,
+      ),
+      row(
+        `generation argmax after ${plan.generateTokens} tokens, ${preset}`,
+        'id',
+        check('tfjs'),
+        check('torch'),
+        'info',
+      ),
+    );
+  }
+}
 
+/** Training and evaluation cost against the window and document length. */
+function scalingRows(context: ReportContext): void {
+  const { plan, get, peakOf, report } = context;
   if (plan.sections.has('scaling')) {
     for (const window of plan.scalingWindows) {
       if (plan.sections.has('train') && window === plan.window) continue;
@@ -848,7 +839,11 @@ export async function benchModel(argv: string[]): Promise<Report> {
       });
     }
   }
+}
 
+/** Training and evaluation rows of each memory variant. */
+function variantRows(context: ReportContext): void {
+  const { plan, get, rows, first, variantConfigs } = context;
   for (const [name, config] of variantConfigs) {
     const train = get<TrainResult>(`variant-${name}`, 0);
     const evaluation = get<EvalResult>(`variant-${name}`, 1);
@@ -884,6 +879,11 @@ export async function benchModel(argv: string[]): Promise<Report> {
       ),
     );
   }
+}
+
+/** Tensor growth over many steps, evaluations and generated tokens. */
+function leakRows(context: ReportContext): void {
+  const { plan, get, rows, report } = context;
   if (plan.sections.has('leak')) {
     const leak = get<LeakResult>('leak').tfjs[0];
     report.leak = leak ?? null;
@@ -924,6 +924,89 @@ export async function benchModel(argv: string[]): Promise<Report> {
       );
     }
   }
+}
+
+export async function benchModel(argv: string[]): Promise<Report> {
+  const plan = makePlan(argv);
+  mkdirSync(WORK_DIR, { recursive: true });
+  const { python, reason } = findPython();
+  if (reason !== null && plan.torch) {
+    throw new Error(
+      `bench/model.ts: the PyTorch side needs ${reason}; pass --no-torch to run tfjs only`,
+    );
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    TF_NUM_INTRAOP_THREADS: String(plan.threads),
+    OMP_NUM_THREADS: String(plan.threads),
+    TF_CPP_MIN_LOG_LEVEL: '2',
+  };
+  const runner: Runner = { plan, python, env, log: [] };
+  const loadBefore = loadavg();
+  const began = performance.now();
+  const ids = idsFile(1 << 16);
+  const threads = plan.threads;
+  const rows: Row[] = [];
+  const report: Report = {
+    meta: {},
+    rows,
+    generation: [],
+    scaling: { training: [], evaluation: [] },
+    leak: null,
+    errors: runner.log,
+    raw: {},
+  };
+
+  process.stdout.write(
+    `model bench: ${plan.quick ? 'quick' : 'full'}, presets ${plan.presets.join(', ')}, n_ctx ${plan.nCtx}, ` +
+      `window ${plan.window}, batch ${plan.batch}, ${threads} threads, ${plan.rounds} round(s)\n`,
+  );
+  const configs = new Map(plan.presets.map((preset) => [preset, presetConfig(preset, plan.nCtx)]));
+  const checkpoints = new Map<Preset, string>();
+  for (const [preset, config] of configs)
+    checkpoints.set(preset, await ensureCheckpoint(runner, config, 0));
+  const first = plan.presets[0]!;
+  const firstCheckpoint = checkpoints.get(first)!;
+
+  const variantConfigs = new Map<string, BakaConfig>();
+  const cases = await measurementCases({
+    runner,
+    plan,
+    ids,
+    threads,
+    configs,
+    checkpoints,
+    first,
+    firstCheckpoint,
+    variantConfigs,
+  });
+
+  // ---- measure
+  const earlier =
+    plan.render === null ? null : (JSON.parse(readFileSync(plan.render, 'utf8')) as Report);
+  const results =
+    earlier === null
+      ? await execute(runner, cases)
+      : new Map(Object.entries(earlier.raw as Record<string, CaseResults>));
+  report.raw = Object.fromEntries(results);
+  const get = <T extends WorkerResult>(key: string, index = 0): Record<Side, T[]> => {
+    const entry = results.get(key) ?? { tfjs: [], torch: [] };
+    const pick = (side: Side) =>
+      entry[side].map((round) => round[index] as T).filter((value) => value !== undefined);
+    return { tfjs: pick('tfjs'), torch: pick('torch') };
+  };
+  const peakOf = (runs: WorkerResult[]) => {
+    const values = runs.map((result) => result.peakRssBytes).filter((value) => value > 0);
+    return values.length === 0 ? null : Math.max(...values);
+  };
+  const rssNote = plan.quick ? ' (quick: process peak so far)' : '';
+
+  const base = { plan, configs, get, peakOf, rssNote, rows, report, first, variantConfigs };
+  const context: ReportContext = { ...base, mfu: baseRows(base) };
+  for (const preset of plan.presets) presetRows(context, preset);
+  scalingRows(context);
+  variantRows(context);
+  leakRows(context);
 
   const cpu = cpus()[0];
   const version = (side: Side) => get<MatmulResult>('sweep', 0)[side][0]?.version ?? null;
