@@ -623,183 +623,196 @@ function baseRows(
   return mfu;
 }
 
+/** Training rows of one preset (speed, MFU, memory, first loss, tensor growth). */
+function trainRows(context: ReportContext, preset: Preset): void {
+  const { plan, get, peakOf, rssNote, rows, report, first, mfu } = context;
+  const config = context.configs.get(preset)!;
+  const train = get<TrainResult>(`train-${preset}`);
+  const tokens = plan.batch * plan.window;
+  const stepSeconds = (side: Side) =>
+    orNull(median(train[side].flatMap((result) => result.seconds)));
+  const per = (side: Side, amount: number) => {
+    const value = stepSeconds(side);
+    return value === null ? null : amount / value;
+  };
+  const flops = trainingFlops(config, plan.batch, plan.window);
+  const firstLoss = (side: Side) => train[side][0]?.losses[0] ?? null;
+  rows.push(
+    row(
+      `training tokens/s, ${preset} (B ${plan.batch} x T ${plan.window})`,
+      'tokens/s',
+      per('tfjs', tokens),
+      per('torch', tokens),
+      'higher',
+      1.2,
+    ),
+    row(
+      `training MFU, ${preset}`,
+      'fraction',
+      mfu('tfjs', per('tfjs', flops)),
+      mfu('torch', per('torch', flops)),
+      'info',
+    ),
+    row(
+      `training peak RSS, ${preset}${rssNote}`,
+      'bytes',
+      peakOf(train.tfjs),
+      peakOf(train.torch),
+      'lower',
+      1,
+    ),
+    row(
+      `training first-step loss, ${preset} (same weights and ids)`,
+      'loss',
+      firstLoss('tfjs'),
+      firstLoss('torch'),
+      'info',
+    ),
+  );
+  const tensors = train.tfjs[0]?.tensors;
+  if (tensors) {
+    rows.push(
+      row(
+        `tf tensors: growth over ${plan.trainSteps.steps} timed training steps, ${preset}`,
+        'tensors',
+        tensors.after.numTensors - tensors.before.numTensors,
+        null,
+        'info',
+      ),
+    );
+  }
+  if (plan.sections.has('scaling') && preset === first) {
+    report.scaling.training.push({
+      window: plan.window,
+      chunks: Math.ceil(plan.window / plan.nCtx),
+      tfjs: stepSeconds('tfjs'),
+      torch: stepSeconds('torch'),
+      tfjsRss: peakOf(train.tfjs),
+      torchRss: peakOf(train.torch),
+    });
+  }
+}
+
+/** Evaluation rows of one preset. */
+function evalRows(context: ReportContext, preset: Preset): void {
+  const { plan, get, peakOf, rssNote, rows, mfu } = context;
+  const config = context.configs.get(preset)!;
+  const evaluation = get<EvalResult>(`eval-${preset}`);
+  const docSeconds = (side: Side) =>
+    orNull(median(evaluation[side].flatMap((result) => result.lengths[0]?.seconds ?? [])));
+  const per = (side: Side, amount: number) => {
+    const value = docSeconds(side);
+    return value === null ? null : amount / value;
+  };
+  const flops = forwardFlops(config, plan.evalLength);
+  rows.push(
+    row(
+      `eval tokens/s, ${preset} (documents of ${plan.evalLength}, no grad)`,
+      'tokens/s',
+      per('tfjs', plan.evalLength),
+      per('torch', plan.evalLength),
+      'higher',
+      1.2,
+    ),
+    row(
+      `eval MFU, ${preset}`,
+      'fraction',
+      mfu('tfjs', per('tfjs', flops)),
+      mfu('torch', per('torch', flops)),
+      'info',
+    ),
+    row(
+      `eval peak RSS, ${preset}${rssNote}`,
+      'bytes',
+      peakOf(evaluation.tfjs),
+      peakOf(evaluation.torch),
+      'lower',
+      1,
+    ),
+  );
+}
+
+/** Generation rows and the per-position cost table of one preset. */
+function generationRows(context: ReportContext, preset: Preset): void {
+  const { plan, get, peakOf, rssNote, rows, report } = context;
+  const generation = get<GenerateResult>(`generate-${preset}`);
+  // per position: the median over rounds
+  const perPosition = (side: Side) =>
+    Array.from({ length: plan.generateTokens }, (_, position) =>
+      median(
+        generation[side]
+          .map((result) => result.seconds[position] ?? Number.NaN)
+          .filter(Number.isFinite),
+      ),
+    );
+  const positionsOf = { tfjs: perPosition('tfjs'), torch: perPosition('torch') };
+  // position 0 pays one-off costs (first kernels, table building): left out of the rates
+  const steady = (side: Side) => orNull(median(positionsOf[side].slice(1)));
+  const rate = (side: Side) => {
+    const value = steady(side);
+    return value === null ? null : 1 / value;
+  };
+  const bucket = plan.quick ? 16 : Math.max(1, Math.floor(plan.nCtx / 8));
+  const buckets: Report['generation'][number]['buckets'] = [];
+  for (let from = 0; from < plan.generateTokens; from += bucket) {
+    const to = Math.min(plan.generateTokens, from + bucket);
+    const slice = (side: Side) => orNull(median(positionsOf[side].slice(Math.max(from, 1), to)));
+    buckets.push({ from, to, tfjs: slice('tfjs'), torch: slice('torch') });
+  }
+  report.generation.push({ preset, buckets });
+  // flatness: the last full bucket inside the first chunk over the first bucket
+  const lastIndex =
+    Math.min(Math.floor(plan.nCtx / bucket), Math.floor(plan.generateTokens / bucket)) - 1;
+  const lastBucket = buckets[lastIndex];
+  const flatness = (side: Side) => {
+    const firstBucket = buckets[0]?.[side] ?? null;
+    const last = lastBucket?.[side] ?? null;
+    return firstBucket === null || last === null ? null : last / firstBucket;
+  };
+  const check = (side: Side) => generation[side][0]?.lastArgmax ?? null;
+  rows.push(
+    row(
+      `generation tokens/s, ${preset} (KV cache, batch 1)`,
+      'tokens/s',
+      rate('tfjs'),
+      rate('torch'),
+      'info',
+    ),
+    // the issue's target: per-token cost flat inside a chunk (not linear in the context)
+    row(
+      `generation cost growth in a chunk, ${preset} (ms/token at positions ${lastBucket?.from}-${(lastBucket?.to ?? 0) - 1} / 1-${bucket - 1})`,
+      'x',
+      flatness('tfjs'),
+      flatness('torch'),
+      'lower',
+      1.25,
+      undefined,
+      'tfjs',
+    ),
+    row(
+      `generation peak RSS, ${preset}${rssNote}`,
+      'bytes',
+      peakOf(generation.tfjs),
+      peakOf(generation.torch),
+      'lower',
+      1,
+    ),
+    row(
+      `generation argmax after ${plan.generateTokens} tokens, ${preset}`,
+      'id',
+      check('tfjs'),
+      check('torch'),
+      'info',
+    ),
+  );
+}
+
 /** Training, evaluation and generation rows of one preset. */
 function presetRows(context: ReportContext, preset: Preset): void {
-  const { plan, configs, get, peakOf, rssNote, rows, report, first, mfu } = context;
-  const config = configs.get(preset)!;
-  if (plan.sections.has('train')) {
-    const train = get<TrainResult>(`train-${preset}`);
-    const tokens = plan.batch * plan.window;
-    const stepSeconds = (side: Side) =>
-      orNull(median(train[side].flatMap((result) => result.seconds)));
-    const per = (side: Side, amount: number) => {
-      const value = stepSeconds(side);
-      return value === null ? null : amount / value;
-    };
-    const flops = trainingFlops(config, plan.batch, plan.window);
-    const firstLoss = (side: Side) => train[side][0]?.losses[0] ?? null;
-    rows.push(
-      row(
-        `training tokens/s, ${preset} (B ${plan.batch} x T ${plan.window})`,
-        'tokens/s',
-        per('tfjs', tokens),
-        per('torch', tokens),
-        'higher',
-        1.2,
-      ),
-      row(
-        `training MFU, ${preset}`,
-        'fraction',
-        mfu('tfjs', per('tfjs', flops)),
-        mfu('torch', per('torch', flops)),
-        'info',
-      ),
-      row(
-        `training peak RSS, ${preset}${rssNote}`,
-        'bytes',
-        peakOf(train.tfjs),
-        peakOf(train.torch),
-        'lower',
-        1,
-      ),
-      row(
-        `training first-step loss, ${preset} (same weights and ids)`,
-        'loss',
-        firstLoss('tfjs'),
-        firstLoss('torch'),
-        'info',
-      ),
-    );
-    const tensors = train.tfjs[0]?.tensors;
-    if (tensors) {
-      rows.push(
-        row(
-          `tf tensors: growth over ${plan.trainSteps.steps} timed training steps, ${preset}`,
-          'tensors',
-          tensors.after.numTensors - tensors.before.numTensors,
-          null,
-          'info',
-        ),
-      );
-    }
-    if (plan.sections.has('scaling') && preset === first) {
-      report.scaling.training.push({
-        window: plan.window,
-        chunks: Math.ceil(plan.window / plan.nCtx),
-        tfjs: stepSeconds('tfjs'),
-        torch: stepSeconds('torch'),
-        tfjsRss: peakOf(train.tfjs),
-        torchRss: peakOf(train.torch),
-      });
-    }
-  }
-  if (plan.sections.has('eval')) {
-    const evaluation = get<EvalResult>(`eval-${preset}`);
-    const docSeconds = (side: Side) =>
-      orNull(median(evaluation[side].flatMap((result) => result.lengths[0]?.seconds ?? [])));
-    const per = (side: Side, amount: number) => {
-      const value = docSeconds(side);
-      return value === null ? null : amount / value;
-    };
-    const flops = forwardFlops(config, plan.evalLength);
-    rows.push(
-      row(
-        `eval tokens/s, ${preset} (documents of ${plan.evalLength}, no grad)`,
-        'tokens/s',
-        per('tfjs', plan.evalLength),
-        per('torch', plan.evalLength),
-        'higher',
-        1.2,
-      ),
-      row(
-        `eval MFU, ${preset}`,
-        'fraction',
-        mfu('tfjs', per('tfjs', flops)),
-        mfu('torch', per('torch', flops)),
-        'info',
-      ),
-      row(
-        `eval peak RSS, ${preset}${rssNote}`,
-        'bytes',
-        peakOf(evaluation.tfjs),
-        peakOf(evaluation.torch),
-        'lower',
-        1,
-      ),
-    );
-  }
-  if (plan.sections.has('generate')) {
-    const generation = get<GenerateResult>(`generate-${preset}`);
-    // per position: the median over rounds
-    const perPosition = (side: Side) =>
-      Array.from({ length: plan.generateTokens }, (_, position) =>
-        median(
-          generation[side]
-            .map((result) => result.seconds[position] ?? Number.NaN)
-            .filter(Number.isFinite),
-        ),
-      );
-    const positionsOf = { tfjs: perPosition('tfjs'), torch: perPosition('torch') };
-    // position 0 pays one-off costs (first kernels, table building): left out of the rates
-    const steady = (side: Side) => orNull(median(positionsOf[side].slice(1)));
-    const rate = (side: Side) => {
-      const value = steady(side);
-      return value === null ? null : 1 / value;
-    };
-    const bucket = plan.quick ? 16 : Math.max(1, Math.floor(plan.nCtx / 8));
-    const buckets: Report['generation'][number]['buckets'] = [];
-    for (let from = 0; from < plan.generateTokens; from += bucket) {
-      const to = Math.min(plan.generateTokens, from + bucket);
-      const slice = (side: Side) => orNull(median(positionsOf[side].slice(Math.max(from, 1), to)));
-      buckets.push({ from, to, tfjs: slice('tfjs'), torch: slice('torch') });
-    }
-    report.generation.push({ preset, buckets });
-    // flatness: the last full bucket inside the first chunk over the first bucket
-    const lastIndex =
-      Math.min(Math.floor(plan.nCtx / bucket), Math.floor(plan.generateTokens / bucket)) - 1;
-    const lastBucket = buckets[lastIndex];
-    const flatness = (side: Side) => {
-      const firstBucket = buckets[0]?.[side] ?? null;
-      const last = lastBucket?.[side] ?? null;
-      return firstBucket === null || last === null ? null : last / firstBucket;
-    };
-    const check = (side: Side) => generation[side][0]?.lastArgmax ?? null;
-    rows.push(
-      row(
-        `generation tokens/s, ${preset} (KV cache, batch 1)`,
-        'tokens/s',
-        rate('tfjs'),
-        rate('torch'),
-        'info',
-      ),
-      // the issue's target: per-token cost flat inside a chunk (not linear in the context)
-      row(
-        `generation cost growth in a chunk, ${preset} (ms/token at positions ${lastBucket?.from}-${(lastBucket?.to ?? 0) - 1} / 1-${bucket - 1})`,
-        'x',
-        flatness('tfjs'),
-        flatness('torch'),
-        'lower',
-        1.25,
-        undefined,
-        'tfjs',
-      ),
-      row(
-        `generation peak RSS, ${preset}${rssNote}`,
-        'bytes',
-        peakOf(generation.tfjs),
-        peakOf(generation.torch),
-        'lower',
-        1,
-      ),
-      row(
-        `generation argmax after ${plan.generateTokens} tokens, ${preset}`,
-        'id',
-        check('tfjs'),
-        check('torch'),
-        'info',
-      ),
-    );
-  }
+  const { sections } = context.plan;
+  if (sections.has('train')) trainRows(context, preset);
+  if (sections.has('eval')) evalRows(context, preset);
+  if (sections.has('generate')) generationRows(context, preset);
 }
 
 /** Training and evaluation cost against the window and document length. */
