@@ -17,7 +17,7 @@ import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
 import type { NormKind } from './kinds/norms';
-import { insertPauses, removePauses } from './kinds/pauses';
+import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { KeyValues } from './memory';
 import { gatedMlp } from './mlp';
@@ -135,7 +135,8 @@ export interface NetResult {
  * Runs x [B, S, D] through the layers chunk by chunk, the config's sequence-state kind carrying
  * state from chunk to chunk. `memory` (from an earlier call, may be null) is read, never
  * modified; the returned state is in the caller's scope, like `hidden`. `parameters` are the
- * model's tensors by name (the pause vector, a kind's own tensors).
+ * model's tensors by name (the pause vector, a kind's own tensors); `layoutSeed` picks the draws
+ * of the random pause layout (is_pause_pos_random), the same for the same seed.
  *
  * A chunk of T tokens becomes W slots with its pauses, then whatever the kind adds (RMT memory
  * tokens); positions count every slot. The outputs come back at the token positions.
@@ -147,8 +148,10 @@ export function bakaNet(
   context: AttentionContext,
   memory: SequenceState | null,
   parameters?: ReadonlyMap<string, tf.Tensor>,
+  layoutSeed?: number,
 ): NetResult {
   const [batch, total, dimModel] = x.shape;
+  const random = pauseRandom(config, layoutSeed); // the random pause layout's draws, if any
   const pass = sequenceStateKind(config).pass(config, memory, batch, parameters);
   const pause = (parameters?.get('model.pause.pause_emb') as tf.Tensor1D | undefined) ?? null;
   if (config.n_pauses > 0 && pause === null) throw new Error('bakaNet: no model.pause.pause_emb');
@@ -157,7 +160,7 @@ export function bakaNet(
   for (let position = 0; position < total; position += config.n_ctx) {
     const length = Math.min(config.n_ctx, total - position);
     const chunk = length === total ? x : tf.slice(x, [0, position, 0], [batch, length, dimModel]); // [B, T, D]
-    const paused = insertPauses(chunk as tf.Tensor3D, pause, config); // [B, W, D]
+    const paused = insertPauses(chunk as tf.Tensor3D, pause, config, random); // [B, W, D]
     const entered = pass.enter ? pass.enter(paused.x) : paused.x; // [B, W', D]
     const width = entered.shape[1];
     const input = tf.reshape(entered, [batch * width, dimModel]) as tf.Tensor2D; // [N, D]

@@ -30,6 +30,11 @@ import type { SequenceState } from './sequence-state';
 export interface ForwardOptions {
   /** The sequence state of an earlier call (continues the sequence); null or absent = start fresh. */
   memory?: SequenceState | null;
+  /**
+   * With `is_pause_pos_random`: which draws of the random pause layout this call uses (default
+   * 0, so a call without it is deterministic); the trainer gives every window its own.
+   */
+  layoutSeed?: number;
 }
 
 export interface ForwardResult {
@@ -260,6 +265,7 @@ export class BakaCausalLM {
         this.attentionContext(),
         options.memory ?? null,
         this.parameters,
+        options.layoutSeed,
       );
       memory = net.memory;
       const result = this.finalNorm(

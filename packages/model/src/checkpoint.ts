@@ -96,7 +96,7 @@ const RMT_KEYS = [
   'rmt_solidifier',
   'use_flash_attn',
 ] as const satisfies readonly (keyof BakaConfig)[];
-const PAUSE_AND_RMT_KEYS = ['n_pauses', 'is_pause_pos_random', ...RMT_KEYS] as const;
+const PAUSE_AND_RMT_KEYS = ['n_pauses', 'is_pause_pos_random', 'pause_seed', ...RMT_KEYS] as const;
 
 export function configJson(config: BakaConfig): string {
   // fields of later variants are left out at their 003 values, so a 003 model writes 003's config

@@ -93,9 +93,17 @@ const configShape = {
       'Pause tokens per chunk (upstream 004): copies of one learned vector inserted at every n_ctx // n_pauses positions; no loss on them.',
     ),
   is_pause_pos_random: z
-    .literal(false)
+    .boolean()
     .default(false)
-    .describe("Upstream's random pause layout; only the fixed layout (false) is supported."),
+    .describe(
+      "Upstream's random pause layout (first pause at 0, each next at a uniform point of the growing chunk), drawn from pause_seed; training only, evaluation draws it the same at every call, generation needs the fixed layout.",
+    ),
+  pause_seed: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe('Seed of the random pause layout (is_pause_pos_random).'),
   n_rmt_tokens: z
     .number()
     .int()

@@ -62,6 +62,11 @@ export class IncrementalDecoder {
 
   constructor(model: BakaCausalLM) {
     const config = model.config;
+    if (config.is_pause_pos_random && config.n_pauses > 0) {
+      throw new ModelError(
+        'is_pause_pos_random: generation needs the fixed pause layout; generate with --set is_pause_pos_random=false',
+      );
+    }
     this.#model = model;
     const variables = new Set<tf.Tensor>(model.parameters.values());
     this.#prepared = [];

@@ -12,7 +12,7 @@ import { loadCheckpoint, readCheckpointConfig, readCheckpointTensors } from './c
 import { makeConfig } from './config';
 import { evaluateLoss } from './evaluate-loss';
 import { IncrementalDecoder } from './generation';
-import { pauseLayout } from './kinds/pauses';
+import { pauseLayout, pauseRandom } from './kinds/pauses';
 import { loadSequenceState } from './kinds/sequence-states';
 import type { SequenceState } from './sequence-state';
 import {
@@ -171,9 +171,6 @@ describe('pause layout', () => {
     );
     expect(() => makeConfig({ ...config, n_rmt_margins: 2 })).toThrow(/n_rmt_margins/);
     expect(() => makeConfig({ ...config, rmt_solidifier: 'gru' })).toThrow(/rmt_solidifier/);
-    expect(() => makeConfig({ ...config, is_pause_pos_random: true })).toThrow(
-      /is_pause_pos_random/,
-    );
   });
 });
 
@@ -220,6 +217,76 @@ describe.each([
     expect(worst).toBeLessThan(1e-4);
     expect(decoder.position).toBe(ids.length);
     decoder.dispose();
+    model.dispose();
+  });
+});
+
+describe('random pause layout (is_pause_pos_random)', () => {
+  const config = makeConfig({
+    dim_model: 16,
+    n_layers: 2,
+    n_heads: 2,
+    n_vocab: 40,
+    n_ctx: 8,
+    n_pauses: 3,
+    is_pause_pos_random: true,
+    pause_seed: 5,
+  });
+
+  it("upstream's draws: the first pause at 0, pause i at 1..tokens+i of the growing chunk", () => {
+    const seen = new Set<string>();
+    for (let seed = 0; seed < 200; seed++) {
+      const random = pauseRandom(config, seed)!;
+      const draws: number[] = [];
+      const recorded = () => {
+        const value = random();
+        draws.push(value);
+        return value;
+      };
+      const layout = pauseLayout(config, 8, recorded);
+      expect(layout[0]).toBe(-1);
+      expect(layout.filter((slot) => slot < 0)).toHaveLength(3); // every pause, whatever the length
+      expect(layout.filter((slot) => slot >= 0)).toEqual([...Array(8).keys()]);
+      expect(draws).toHaveLength(2);
+      seen.add(JSON.stringify(layout));
+      // the same seed gives the same layout
+      expect(pauseLayout(config, 8, pauseRandom(config, seed)!)).toEqual(layout);
+    }
+    // a pause may land at the very end (point = the growing chunk's length), and layouts vary
+    expect([...seen].some((text) => JSON.parse(text).at(-1) === -1)).toBe(true);
+    expect(seen.size).toBeGreaterThan(20);
+  });
+
+  it('a forward call is deterministic for its layout seed and differs across seeds', () => {
+    const model = BakaCausalLM.create(config, { seed: 9 });
+    const ids = int2d([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]]);
+    const logits = (layoutSeed?: number) =>
+      tf.tidy(
+        () =>
+          model
+            .forward(ids, layoutSeed === undefined ? {} : { layoutSeed })
+            .logits.dataSync() as Float32Array,
+      );
+    expect(maxAbsDifference(logits(3), logits(3))).toBe(0);
+    expect(maxAbsDifference(logits(), logits(0))).toBe(0); // no seed = seed 0
+    expect(maxAbsDifference(logits(3), logits(4))).toBeGreaterThan(1e-4);
+    // negative control: the fixed layout is another computation
+    const fixed = BakaCausalLM.fromTensors(
+      { ...config, is_pause_pos_random: false },
+      new Map(
+        [...model.parameters].map(([name, v]) => [
+          name,
+          { shape: [...v.shape], data: v.dataSync() as Float32Array },
+        ]),
+      ),
+    );
+    const fixedLogits = tf.tidy(() => fixed.forward(ids).logits.dataSync() as Float32Array);
+    expect(maxAbsDifference(logits(3), fixedLogits)).toBeGreaterThan(1e-4);
+    expect(() => new IncrementalDecoder(model)).toThrow(
+      /^is_pause_pos_random: generation needs the fixed pause layout/,
+    );
+    ids.dispose();
+    fixed.dispose();
     model.dispose();
   });
 });

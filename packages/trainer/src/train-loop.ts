@@ -166,6 +166,8 @@ export async function trainLoop(
       const window = windowGradients(model, trainable, unit, {
         memory: input,
         keepMemory: options.carryMemory,
+        // the random pause layout (if any) draws per step and window, so resume is exact
+        layoutSeed: state.step * 65536 + losses.length,
       });
       input?.dispose();
       setMemory(window.memory);

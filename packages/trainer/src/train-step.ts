@@ -63,14 +63,17 @@ export function windowGradients(
   model: BakaCausalLM,
   trainable: Trainable,
   batch: WindowBatch,
-  options: { memory?: SequenceState | null; keepMemory?: boolean } = {},
+  options: { memory?: SequenceState | null; keepMemory?: boolean; layoutSeed?: number } = {},
 ): WindowGradients {
   let kept: SequenceState | null = null;
   const { value, grads } = tf.tidy(() => {
     const ids = tf.tensor2d(batch.ids, [batch.rows, batch.length], 'int32'); // [B, T]
     const labels = tf.tensor2d(batch.labels, [batch.rows, batch.length], 'int32'); // [B, T]
     return tf.variableGrads(() => {
-      const out = model.loss(ids, labels, { memory: options.memory ?? null });
+      const out = model.loss(ids, labels, {
+        memory: options.memory ?? null,
+        ...(options.layoutSeed === undefined ? {} : { layoutSeed: options.layoutSeed }),
+      });
       if (options.keepMemory && out.memory) kept = out.memory.detach();
       return out.loss;
     }, trainable.variables);
