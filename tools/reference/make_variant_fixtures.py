@@ -54,7 +54,7 @@ VARIANTS = {
     # flash attention's bottom-right causal mask
     "rmt": dict(n_pauses=2, n_rmt_tokens=3, memory_source="same-layer"),
     # upstream 007_mamba's layer: y + Mamba(LayerNorm(y)) in layers 0 and 2 (i % 2 == 0), on the
-    # 003 model (no pauses or RMT); A_log and D moved off their row-constant init
+    # 003 model (no pauses or RMT); A_log, D and dt moved off their init (perturb_mamba)
     "mamba": dict(mamba_each_nth_layer=2),
 }
 
@@ -84,11 +84,15 @@ def main() -> None:
 
 
 def perturb_mamba(model: CausalLM, generator: torch.Generator) -> None:
-    """A_log's rows all start as log(1..N) and D as ones: noise makes a transposed A or a lost D show."""
+    """A_log's rows all start as log(1..N) and D as ones: noise makes a transposed A or a lost D
+    show. dt starts at 1e-3..1e-1, where every decay is ~1 and the scan barely reaches the logits:
+    dt_proj.bias + 2 puts dt near 2 (decays down to e^-30), so the logits depend on the scan."""
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if name.endswith("mamba.A_log") or name.endswith("mamba.D"):
                 parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+            if name.endswith("mamba.dt_proj.bias"):
+                parameter.add_(2.0)
 
 
 def train_upstream(model: CausalLM, ids, labels, path: Path) -> None:

@@ -96,6 +96,7 @@ export function configJson(config: BakaConfig): string {
     delete written.thin_rotary_scale;
   }
   if (config.norm === 'layernorm') delete written.norm;
+  if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
   return `${JSON.stringify(written, null, 2)}\n`;
 }
 

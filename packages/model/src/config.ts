@@ -16,7 +16,12 @@ export { THIN_ATTENTION_INIT_SCALE };
 
 /** Every config field: its type and default (zod) and a one-line description. */
 const configShape = {
-  model_type: z.literal('baka_xl').default('baka_xl').describe('Model family (always baka_xl).'),
+  model_type: z
+    .enum(['baka_xl', 'baka_mamba'])
+    .default('baka_xl')
+    .describe(
+      "Model family: 'baka_xl' (003), 'baka_mamba' (007: Mamba layers; follows mamba_each_nth_layer).",
+    ),
   dim_model: positiveInt.describe('Width of the residual stream D.'),
   // upstream treats 0 as "use the default"
   dim_ff: z
@@ -78,6 +83,14 @@ const configShape = {
     .default('layernorm')
     .describe(
       "Norm of the layer inputs and the final norm: 'layernorm' (003) or 'rmsnorm' (T5-style, 004).",
+    ),
+  mamba_each_nth_layer: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Upstream 007: layers i % n == 0 add y + Mamba(LayerNorm(y)) after their sum; 0 = no Mamba.',
     ),
 };
 
@@ -159,6 +172,15 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
   };
+  // Mamba (upstream 007): the family follows the field; upstream's 007 config has no
+  // memory_source and means 005's same-layer XL memory
+  if (raw.model_type === 'baka_mamba' && result.mamba_each_nth_layer === 0) {
+    fail('model_type baka_mamba needs mamba_each_nth_layer >= 1');
+  }
+  if (raw.model_type === 'baka_mamba' && !hasField(input, 'memory_source')) {
+    result.memory_source = 'same-layer';
+  }
+  result.model_type = result.mamba_each_nth_layer > 0 ? 'baka_mamba' : 'baka_xl';
   if (result.dim_attn % result.n_heads !== 0) {
     fail(`dim_attn (${result.dim_attn}) must be divisible by n_heads (${result.n_heads})`);
   }
@@ -180,6 +202,10 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     }
   }
   return result;
+}
+
+function hasField(input: unknown, key: string): boolean {
+  return typeof input === 'object' && input !== null && key in input;
 }
 
 /** Whether every layer is a standard layer of width dim_ff (the 003 model: no per-layer fields). */

@@ -11,6 +11,8 @@ import { layerStack } from './baka-net';
 import type { PreparedLayer } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
+import type { MambaState } from './kinds/mamba';
+import { hasMamba } from './kinds/mamba';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { IncrementalState } from './sequence-state';
 import { mulberry32 } from './random';
@@ -51,6 +53,8 @@ export class IncrementalDecoder {
   readonly #prepared: tf.Tensor[];
   readonly #context: AttentionContext;
   readonly #cache: IncrementalState;
+  /** Per layer: a Mamba layer's state within the current chunk (null at its start); undefined without Mamba. */
+  readonly #mamba: (MambaState | null | undefined)[];
 
   constructor(model: BakaCausalLM) {
     const config = model.config;
@@ -72,6 +76,19 @@ export class IncrementalDecoder {
     });
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
     this.#cache = sequenceStateKind(config).incremental(config);
+    this.#mamba = Array.from({ length: config.n_layers }, (_, layer) =>
+      hasMamba(config, layer) ? null : undefined,
+    );
+  }
+
+  // A new chunk starts every Mamba block from zero, as the full pass does.
+  #resetMamba(): void {
+    this.#mamba.forEach((state, layer) => {
+      if (state) {
+        tf.dispose([state.conv, state.ssm]);
+        this.#mamba[layer] = null;
+      }
+    });
   }
 
   /** Number of tokens consumed so far. */
@@ -104,14 +121,23 @@ export class IncrementalDecoder {
     const { dim_model: dimModel } = model.config;
     const count = ids.length;
     const cache = this.#cache;
+    if (cache.room === model.config.n_ctx) this.#resetMamba();
     const logits = tf.tidy(() => {
       const idTensor = tf.tensor2d([Array.from(ids)], [1, count], 'int32');
       const x = tf.reshape(model.embed(idTensor), [count, dimModel]) as tf.Tensor2D; // [n, D]
       // state in: every view is taken before the first append (they stay valid until then)
-      const states = cache.views();
+      const states = cache.views().map((view, layer) => {
+        const mamba = this.#mamba[layer];
+        return mamba === undefined ? view : { ...view, mamba };
+      });
       const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
       out.forEach((state, index) => {
         cache.append(index, state);
+        const previous = this.#mamba[index];
+        if (state.mamba) {
+          if (previous) tf.dispose([previous.conv, previous.ssm]);
+          this.#mamba[index] = { conv: tf.keep(state.mamba.conv), ssm: tf.keep(state.mamba.ssm) };
+        }
       });
       return wantLogits ? [model.head(tf.slice(y, [count - 1, 0], [1, dimModel]))] : []; // [1, V]
     })[0];
@@ -122,6 +148,7 @@ export class IncrementalDecoder {
   }
 
   dispose(): void {
+    this.#resetMamba();
     this.#cache.dispose();
     tf.dispose(this.#prepared);
   }
