@@ -164,18 +164,26 @@ describe('Mamba layers: parity with the PyTorch reference', () => {
 });
 
 describe('the parallel scan', () => {
-  it.each([1, 2, 7, 16, 37])(
+  it.each([1, 2, 4, 7, 16, 37])(
     'equals the sequential recurrence over %i positions (and shifted decays do not)',
     (time) => {
       const [batch, channels, states] = [2, 3, 5];
       const shape: [number, number, number, number] = [batch, time, channels, states];
       const decay = tf.randomUniform(shape, 0.2, 1, 'float32', 11) as tf.Tensor4D;
       const input = tf.randomNormal(shape, 0, 1, 'float32', 12) as tf.Tensor4D;
-      const [scanned, cumulative] = scanDecays(decay, input);
+      const [scanned, cumulative] = scanDecays(decay, input, 4); // blocks of 4: 37 has a short last one
       const want = sequentialScan(decay, input);
       expect(maxAbsDifference(scanned.dataSync(), want)).toBeLessThan(
         1e-5 * Math.max(1, maxAbs(want)),
       );
+      const [oneBlock, oneBlockCumulative] = scanDecays(decay, input); // the default block (32)
+      expect(maxAbsDifference(oneBlock.dataSync(), want)).toBeLessThan(
+        1e-5 * Math.max(1, maxAbs(want)),
+      );
+      expect(maxAbsDifference(oneBlockCumulative.dataSync(), cumulative.dataSync())).toBeLessThan(
+        1e-6,
+      );
+      tf.dispose([oneBlock, oneBlockCumulative]);
       // the cumulative decays: prod_{u <= t} decay_u
       const d = decay.dataSync();
       const products = Float32Array.from(d);
@@ -212,8 +220,8 @@ describe('the parallel scan', () => {
     const decay = tf.randomUniform(shape, 0.3, 0.9, 'float32', 21) as tf.Tensor4D;
     const input = tf.randomNormal(shape, 0, 1, 'float32', 22) as tf.Tensor4D;
     const weights = tf.randomNormal(shape, 0, 1, 'float32', 23);
-    const objective = (d: tf.Tensor4D) =>
-      tf.sum(tf.mul(scanDecays(d, input)[0], weights)) as tf.Scalar;
+    const objective = (d: tf.Tensor) =>
+      tf.sum(tf.mul(scanDecays(d as tf.Tensor4D, input, 4)[0], weights)) as tf.Scalar; // blocks 4 + 2
     const gradient = tf.grad(objective)(decay).dataSync();
     const base = decay.dataSync();
     const sequentialObjective = (values: Float32Array) => {

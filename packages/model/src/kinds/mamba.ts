@@ -9,8 +9,8 @@
 //   dt, b, c = x_proj(x) split [R, S, S];    dt = softplus(dt_proj(dt))   [N, Di]
 //   s_t = exp(dt_t A) s_{t-1} + dt_t x_t b_t, A = -exp(A_log) [Di, S], s_0 = 0 (state [Di, S])
 //   y_t = <s_t, c_t> + D x_t;  out = out_proj(y * silu(z))
-// The recurrence runs as a parallel prefix scan over time (scanDecays): log2(T) rounds of a few
-// whole-tensor ops, gradients by tfjs autodiff. Generation carries the conv window and the scan
+// The recurrence runs as a chunked scan over time (scanDecays): a loop over the positions of a
+// block of 32 for all blocks at once, then a short loop over the blocks; gradients by tfjs autodiff. Generation carries the conv window and the scan
 // state per layer within a chunk (MambaState), so a step equals the full pass.
 //
 // Shape legend: B batch, T chunk length (or new tokens), N = B*T, D dim_model, Di = 2D inner
@@ -127,34 +127,82 @@ export interface MambaState {
   ssm: tf.Tensor3D; // [B, Di, S]
 }
 
+/** Positions per block of the chunked scan (scanDecays). */
+export const SCAN_BLOCK = 32;
+
 /**
  * The inclusive prefix scan of s_t = decay_t * s_{t-1} + input_t along axis 1 (time), s_0 = 0:
  * returns s [B, T, ...] and the cumulative decays prod_{u<=t} decay_u (which carry an initial
- * state in: s_t + cumulative_t * s_0). Hillis-Steele: round k combines each position with the one
- * 2^k before it, so log2(T) rounds of whole-tensor ops, and only products of decays (each in
- * (0, 1]) are formed, which neither overflow nor lose the small ones.
+ * state in: s_t + cumulative_t * s_0). Chunked: time is cut into blocks of `block` positions; one
+ * loop over the position within a block runs every block at once (from a zero state), a second,
+ * short loop over the blocks carries each block's end state into the next, and one broadcast
+ * adds that carried state, decayed, to every position. So about block + T / block small ops
+ * instead of one per token, and only products of decays (each in (0, 1]) are formed, which
+ * neither overflow nor lose the small ones (as sums of log-decays and their exp would).
  */
-export function scanDecays(decay: tf.Tensor4D, input: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] {
+export function scanDecays(
+  decay: tf.Tensor4D,
+  input: tf.Tensor4D,
+  block = SCAN_BLOCK,
+): [tf.Tensor4D, tf.Tensor4D] {
   return tf.tidy(() => {
     const [batch, time, a, b] = decay.shape;
-    let decays: tf.Tensor4D = decay;
-    let states: tf.Tensor4D = input;
-    for (let shift = 1; shift < time; shift *= 2) {
-      const earlier = (t: tf.Tensor4D, fill: number) =>
-        tf.pad(
-          tf.slice(t, [0, 0, 0, 0], [batch, time - shift, a, b]),
-          [
-            [0, 0],
-            [shift, 0],
-            [0, 0],
-            [0, 0],
-          ],
-          fill,
-        ) as tf.Tensor4D; // position t holds t - shift (the identity before the start)
-      states = tf.add(states, tf.mul(decays, earlier(states, 0))) as tf.Tensor4D;
-      decays = tf.mul(decays, earlier(decays, 1)) as tf.Tensor4D;
+    const length = Math.min(block, time);
+    const blocks = Math.ceil(time / length);
+    const padded = blocks * length;
+    // the identity step (decay 1, input 0) fills the last block
+    const fill = (t: tf.Tensor4D, value: number) =>
+      padded === time
+        ? t
+        : tf.pad(
+            t,
+            [
+              [0, 0],
+              [0, padded - time],
+              [0, 0],
+              [0, 0],
+            ],
+            value,
+          );
+    // [B, T, a, b] -> per position within a block: [B, blocks, a, b]
+    // (slices, not unstack: unstack's gradient needs one for every piece, and some go unused)
+    const pieces = (t: tf.Tensor, axis: number) =>
+      Array.from({ length: t.shape[axis] as number }, (_, i) => {
+        const begin = t.shape.map((_, k) => (k === axis ? i : 0));
+        const size = t.shape.map((n, k) => (k === axis ? 1 : n));
+        return tf.squeeze(tf.slice(t, begin, size), [axis]);
+      });
+    const byPosition = (t: tf.Tensor) =>
+      pieces(tf.transpose(tf.reshape(t, [batch, blocks, length, a, b]), [2, 0, 1, 3, 4]), 0);
+    const decays = byPosition(fill(decay, 1));
+    const inputs = byPosition(fill(input, 0));
+    const local: tf.Tensor[] = [inputs[0] as tf.Tensor];
+    const products: tf.Tensor[] = [decays[0] as tf.Tensor];
+    for (let j = 1; j < length; j++) {
+      const d = decays[j] as tf.Tensor;
+      local.push(tf.add(tf.mul(d, local[j - 1] as tf.Tensor), inputs[j] as tf.Tensor));
+      products.push(tf.mul(d, products[j - 1] as tf.Tensor));
     }
-    return [states, decays];
+    // across blocks: the state entering block k and the decay product of the blocks before it
+    const ends = pieces(local[length - 1] as tf.Tensor, 1); // blocks x [B, a, b]
+    const endDecays = pieces(products[length - 1] as tf.Tensor, 1);
+    const carried: tf.Tensor[] = [tf.zerosLike(ends[0] as tf.Tensor)];
+    const before: tf.Tensor[] = [tf.onesLike(ends[0] as tf.Tensor)];
+    for (let k = 1; k < blocks; k++) {
+      const d = endDecays[k - 1] as tf.Tensor;
+      carried.push(tf.add(tf.mul(d, carried[k - 1] as tf.Tensor), ends[k - 1] as tf.Tensor));
+      before.push(tf.mul(d, before[k - 1] as tf.Tensor));
+    }
+    const within = tf.stack(products); // [L, B, blocks, a, b]
+    const states = tf.add(tf.stack(local), tf.mul(within, tf.stack(carried, 1))); // carried: [B, blocks, a, b]
+    const cumulative = tf.mul(within, tf.stack(before, 1));
+    const back = (t: tf.Tensor) => {
+      const joined = tf.reshape(tf.transpose(t, [1, 2, 0, 3, 4]), [batch, padded, a, b]);
+      return (
+        padded === time ? joined : tf.slice(joined, [0, 0, 0, 0], [batch, time, a, b])
+      ) as tf.Tensor4D;
+    };
+    return [back(states), back(cumulative)];
   });
 }
 
