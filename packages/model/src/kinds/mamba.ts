@@ -165,13 +165,10 @@ export function scanDecays(
             value,
           );
     // [B, T, a, b] -> per position within a block: [B, blocks, a, b]
-    // (slices, not unstack: unstack's gradient needs one for every piece, and some go unused)
+    // (split, not unstack, whose gradient fails when some pieces go unused; nor one slice per
+    // piece, whose gradients would each be padded to the whole tensor)
     const pieces = (t: tf.Tensor, axis: number) =>
-      Array.from({ length: t.shape[axis] as number }, (_, i) => {
-        const begin = t.shape.map((_, k) => (k === axis ? i : 0));
-        const size = t.shape.map((n, k) => (k === axis ? 1 : n));
-        return tf.squeeze(tf.slice(t, begin, size), [axis]);
-      });
+      tf.split(t, t.shape[axis] as number, axis).map((piece) => tf.squeeze(piece, [axis]));
     const byPosition = (t: tf.Tensor) =>
       pieces(tf.transpose(tf.reshape(t, [batch, blocks, length, a, b]), [2, 0, 1, 3, 4]), 0);
     const decays = byPosition(fill(decay, 1));
@@ -184,10 +181,15 @@ export function scanDecays(
       products.push(tf.mul(d, products[j - 1] as tf.Tensor));
     }
     // across blocks: the state entering block k and the decay product of the blocks before it
-    const ends = pieces(local[length - 1] as tf.Tensor, 1); // blocks x [B, a, b]
-    const endDecays = pieces(products[length - 1] as tf.Tensor, 1);
-    const carried: tf.Tensor[] = [tf.zerosLike(ends[0] as tf.Tensor)];
-    const before: tf.Tensor[] = [tf.onesLike(ends[0] as tf.Tensor)];
+    // (every block's but the last, as slices: their gradients are only [B, blocks, a, b] each)
+    const allButLast = (t: tf.Tensor) =>
+      Array.from({ length: blocks - 1 }, (_, k) =>
+        tf.reshape(tf.slice(t, [0, k, 0, 0], [batch, 1, a, b]), [batch, a, b]),
+      );
+    const ends = allButLast(local[length - 1] as tf.Tensor); // (blocks - 1) x [B, a, b]
+    const endDecays = allButLast(products[length - 1] as tf.Tensor);
+    const carried: tf.Tensor[] = [tf.zeros([batch, a, b])];
+    const before: tf.Tensor[] = [tf.ones([batch, a, b])];
     for (let k = 1; k < blocks; k++) {
       const d = endDecays[k - 1] as tf.Tensor;
       carried.push(tf.add(tf.mul(d, carried[k - 1] as tf.Tensor), ends[k - 1] as tf.Tensor));
