@@ -56,6 +56,8 @@ class Config:
     # RMT (upstream 005): M write tokens; later chunks read/write the previous chunk's outputs there
     n_rmt_tokens: int = 0
     rmt_mask: str = "causal"  # 'causal' (upstream's flash attention) | 'upstream' (its hand-built mask)
+    # Mamba (upstream 007): layer i with i % n == 0 adds y + Mamba(LayerNorm(y)) after its sum; 0 = none
+    mamba_each_nth_layer: int = 0
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
@@ -73,6 +75,10 @@ class Config:
         assert self.rotary_precision in ("float32", "bfloat16")
         assert self.norm in ("layernorm", "rmsnorm")
         assert self.rmt_mask in ("causal", "upstream")
+        assert self.mamba_each_nth_layer >= 0
+
+    def has_mamba(self, layer: int) -> bool:
+        return self.mamba_each_nth_layer > 0 and layer % self.mamba_each_nth_layer == 0
 
     @property
     def dim_head(self) -> int:
@@ -80,14 +86,18 @@ class Config:
 
     @property
     def model_type(self) -> str:
+        if self.mamba_each_nth_layer:
+            return "baka_mamba"
         return "baka_rmt" if self.n_rmt_tokens else "baka_pause" if self.n_pauses else "baka_xl"
 
     def to_json_dict(self, upstream_only: bool = False) -> dict:
         """003 models write exactly the 003 config; pause/RMT models add upstream's field names."""
         d = asdict(self)
         d["model_type"] = self.model_type
-        for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask"):
+        for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask", "mamba_each_nth_layer"):
             d.pop(key)
+        if self.mamba_each_nth_layer:  # 007's BakaConfig field
+            d.update(mamba_each_nth_layer=self.mamba_each_nth_layer)
         if self.n_pauses or self.n_rmt_tokens:
             d.update(n_pauses=self.n_pauses, is_pause_pos_random=self.is_pause_pos_random)
         if self.n_rmt_tokens:  # 005's BakaConfig; use_flash_attn=False ran its hand-built mask
@@ -256,8 +266,58 @@ class Attention(nn.Module):
         return self.o(y), mine
 
 
+class Mamba(nn.Module):
+    """A selective state-space block (Mamba, Gu & Dao 2023) on [B, T, D], fp32, from the paper's math.
+
+    Di = expand * D inner channels, N = d_state, R = dt_rank = ceil(D / 16):
+      x, z = in_proj(h)                      (bias-free, [B, T, Di] each)
+      x = silu(causal depthwise conv of x)  (kernel d_conv, with bias)
+      dt, b, c = x_proj(x) split [R, N, N]; dt = softplus(dt_proj(dt))   ([B, T, Di])
+      s_t = exp(dt_t * A) * s_{t-1} + dt_t * x_t * b_t,  A = -exp(A_log)   (state [B, Di, N], s_0 = 0)
+      y_t = <s_t, c_t> + D * x_t;  out = out_proj(y * silu(z))
+    Parameters are registered in upstream's state_dict order (module's own first: A_log, D).
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2):
+        super().__init__()
+        inner, rank = expand * d_model, math.ceil(d_model / 16)
+        self.d_state, self.dt_rank = d_state, rank
+        # S4D-real init: row d of A is -(1..N)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(inner, 1))
+        self.D = nn.Parameter(torch.ones(inner))
+        self.in_proj = nn.Linear(d_model, 2 * inner, bias=False)
+        self.conv1d = nn.Conv1d(inner, inner, d_conv, groups=inner, padding=d_conv - 1, bias=True)
+        self.x_proj = nn.Linear(inner, rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(rank, inner, bias=True)
+        self.out_proj = nn.Linear(inner, d_model, bias=False)
+        with torch.no_grad():
+            # dt_proj: weight U(+-R^-1/2); bias = softplus^-1(dt), dt log-uniform in [1e-3, 1e-1], >= 1e-4
+            self.dt_proj.weight.uniform_(-(rank**-0.5), rank**-0.5)
+            dt = torch.exp(torch.rand(inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        t = h.shape[1]
+        x, z = self.in_proj(h).chunk(2, dim=-1)  # [B, T, Di]
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :t].transpose(1, 2))
+        dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(self.dt_proj(dt))  # [B, T, Di]
+        a = -torch.exp(self.A_log)  # [Di, N]
+        s = x.new_zeros(x.shape[0], x.shape[2], self.d_state)  # [B, Di, N]
+        ys = []
+        for i in range(t):  # the recurrence, one position at a time
+            s = torch.exp(dt[:, i, :, None] * a) * s + (dt[:, i] * x[:, i])[..., None] * b[:, i, None, :]
+            ys.append((s * c[:, i, None, :]).sum(-1))
+        y = torch.stack(ys, dim=1) + x * self.D  # [B, T, Di]
+        return self.out_proj(y * F.silu(z))
+
+
 class Layer(nn.Module):
-    """'standard': y = x + attn(LN(x)) + mlp(LN(x)); 'attention-only' (a thin layer): no MLP."""
+    """'standard': y = x + attn(LN(x)) + mlp(LN(x)); 'attention-only' (a thin layer): no MLP.
+
+    With Mamba (upstream 007, layers i % mamba_each_nth_layer == 0): y = y + Mamba(LayerNorm(y))
+    over the whole chunk (pauses and RMT positions included), nothing carried between chunks.
+    """
 
     def __init__(self, c: Config, index: int = 0):
         super().__init__()
@@ -265,6 +325,11 @@ class Layer(nn.Module):
         self.norm_in = make_norm(c)
         self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
         self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
+        if c.has_mamba(index):
+            self.mamba = Mamba(c.dim_model)
+            self.norm_mamba = nn.LayerNorm(c.dim_model, eps=1e-5)  # a LayerNorm whatever `norm` is
+        else:
+            self.mamba = None
 
     def forward(self, x, past, start, rmt=(0, 0)):
         h = self.norm_in(x)
@@ -272,6 +337,8 @@ class Layer(nn.Module):
         y = x + attn
         if self.mlp is not None:
             y = y + self.mlp(h)
+        if self.mamba is not None:
+            y = y + self.mamba(self.norm_mamba(y))
         return y, mine
 
 

@@ -15,7 +15,7 @@ variants/<name>/
   train-upstream.json  (rmt only) upstream 005's procedure on the same rows: windows of 16,
                      passes skipping 0 and n_ctx // 2 tokens, AdamW defaults, clip 0.5; per-step
                      loss, grad norm, window start/length/rows
-Then upstream-004/ and upstream-005/ (see upstream_checkpoints.py).
+Then upstream-004/, upstream-005/ and upstream-007/ (see upstream_checkpoints.py).
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ VARIANTS = {
     # upstream 005_rmt head: 2 pauses (slots 0, 4), 3 RMT tokens, same-layer XL, LayerNorm,
     # flash attention's bottom-right causal mask
     "rmt": dict(n_pauses=2, n_rmt_tokens=3, memory_source="same-layer"),
+    # upstream 007_mamba's layer: y + Mamba(LayerNorm(y)) in layers 0 and 2 (i % 2 == 0), on the
+    # 003 model (no pauses or RMT); A_log, D and dt moved off their init (perturb_mamba)
+    "mamba": dict(mamba_each_nth_layer=2),
 }
 
 
@@ -67,6 +70,7 @@ def main() -> None:
         torch.manual_seed(3000 + index)
         model = CausalLM(Config(**{**TINY, **overrides}))
         perturb_norms(model, torch.Generator().manual_seed(4000 + index))
+        perturb_mamba(model, torch.Generator().manual_seed(5000 + index))
         directory = OUT / name
         write_checkpoint(directory, model, upstream_only=False)
         loss = forward_fixture(model, ids, labels, directory / "expected.safetensors")
@@ -77,6 +81,18 @@ def main() -> None:
     import upstream_checkpoints
 
     upstream_checkpoints.main()
+
+
+def perturb_mamba(model: CausalLM, generator: torch.Generator) -> None:
+    """A_log's rows all start as log(1..N) and D as ones: noise makes a transposed A or a lost D
+    show. dt starts at 1e-3..1e-1, where every decay is ~1 and the scan barely reaches the logits:
+    dt_proj.bias + 2 puts dt near 2 (decays down to e^-30), so the logits depend on the scan."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("mamba.A_log") or name.endswith("mamba.D"):
+                parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
+            if name.endswith("mamba.dt_proj.bias"):
+                parameter.add_(2.0)
 
 
 def train_upstream(model: CausalLM, ids, labels, path: Path) -> None:

@@ -16,6 +16,7 @@ import { attention } from './attention';
 import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
+import type { MambaState, MambaWeights } from './kinds/mamba';
 import type { NormKind } from './kinds/norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
@@ -35,6 +36,8 @@ export interface FusedLayerWeights {
   rotary: RotaryEmbedding;
   /** The gated MLP; null for an attention-only (thin) layer. F = the layer's dim_ff. */
   mlp: { gateUp: tf.Tensor2D; down: tf.Tensor2D } | null; // [2F, D], [D, F]
+  /** The layer's Mamba block (kinds/mamba.ts), when it has one. */
+  mamba?: MambaWeights;
 }
 
 /** A layer ready to run: its kind's forward and its weights. */
@@ -47,6 +50,11 @@ export interface PreparedLayer {
 export interface LayerStateIn {
   /** What attention sees in front of the new tokens, and where their rotary positions start. */
   attention: AttentionState;
+  /**
+   * A Mamba layer's state within the chunk: absent in the full pass (each chunk starts from
+   * zero); in generation null at a chunk's first step, then the previous step's state out.
+   */
+  mamba?: MambaState | null;
 }
 
 /** State out: what one layer hands back for the sequence state. */
@@ -55,6 +63,8 @@ export interface LayerStateOut {
   written: KeyValues;
   /** [past ; written] as attention joined them, [B, H, P+T, *], when the state in asked for it. */
   attended: KeyValues | null;
+  /** A Mamba layer's state after the step, when the state in had a `mamba` entry. */
+  mamba?: MambaState;
 }
 
 export interface LayerOutput {

@@ -14,8 +14,7 @@ import type { AttentionContext } from './attention';
 import { bakaNet } from './baka-net';
 import type { PreparedLayer } from './baka-net';
 import type { BakaConfig } from './config';
-import { dimHead, layerKind, makeConfig } from './config';
-import { LAYER_KINDS } from './kinds/layers';
+import { dimHead, makeConfig } from './config';
 import { NORM_KINDS } from './kinds/norms';
 import { ModelError } from './errors';
 import { generate } from './generation';
@@ -23,7 +22,7 @@ import type { GenerateOptions } from './generation';
 import { projectedCrossEntropy } from './head-loss';
 import { shiftLabels } from './loss';
 import { checkFitsInMemory } from './memory-estimate';
-import { initialValues, layerShape, parameterSpecs } from './parameters';
+import { initialValues, layerKindOf, layerShape, parameterSpecs } from './parameters';
 import { type FloatDtype, roundToDtype, unitInLastPlace } from './safetensors';
 import type { SequenceState } from './sequence-state';
 
@@ -82,7 +81,7 @@ export class BakaCausalLM {
     this.rotary = rotary(1);
     this.#rotaryByScale = new Map([[1, this.rotary]]);
     for (let layer = 0; layer < config.n_layers; layer++) {
-      const scale = LAYER_KINDS[layerKind(config, layer)].rotaryScale(config);
+      const scale = layerKindOf(config, layer).rotaryScale(config);
       if (!this.#rotaryByScale.has(scale)) this.#rotaryByScale.set(scale, rotary(scale));
     }
   }
@@ -180,7 +179,7 @@ export class BakaCausalLM {
    * are new tensors in the caller's scope; generation keeps them for its lifetime).
    */
   prepareLayer(index: number): PreparedLayer {
-    const kind = LAYER_KINDS[layerKind(this.config, index)];
+    const kind = layerKindOf(this.config, index);
     const rotary = this.#rotaryByScale.get(kind.rotaryScale(this.config)) as RotaryEmbedding;
     const get = (suffix: string): tf.Tensor => this.#get(`model.layers.${index}.${suffix}`);
     return {

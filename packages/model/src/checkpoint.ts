@@ -113,6 +113,7 @@ export function configJson(config: BakaConfig): string {
   } else if (config.n_rmt_tokens === 0) {
     for (const key of RMT_KEYS) delete written[key];
   }
+  if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
   return `${JSON.stringify(written, null, 2)}\n`;
 }
 

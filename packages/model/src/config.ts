@@ -17,10 +17,10 @@ export { THIN_ATTENTION_INIT_SCALE };
 /** Every config field: its type and default (zod) and a one-line description. */
 const configShape = {
   model_type: z
-    .enum(['baka_xl', 'baka_pause', 'baka_rmt'])
+    .enum(['baka_xl', 'baka_pause', 'baka_rmt', 'baka_mamba'])
     .default('baka_xl')
     .describe(
-      "Upstream's model family, derived from the fields: 'baka_rmt' with RMT tokens, 'baka_pause' with pauses, else 'baka_xl'. Read from an upstream config.json it sets that branch's defaults (baka_pause: rmsnorm; baka_rmt: same-layer memory).",
+      "Upstream's model family, derived from the fields: 'baka_mamba' with Mamba layers, else 'baka_rmt' with RMT tokens, 'baka_pause' with pauses, else 'baka_xl'. Read from an upstream config.json it sets that branch's defaults (baka_pause: rmsnorm; baka_rmt and baka_mamba: same-layer memory).",
     ),
   dim_model: positiveInt.describe('Width of the residual stream D.'),
   // upstream treats 0 as "use the default"
@@ -144,6 +144,14 @@ const configShape = {
     .describe(
       "Norm of the layer inputs and the final norm: 'layernorm' (003) or 'rmsnorm' (T5-style, 004).",
     ),
+  mamba_each_nth_layer: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Upstream 007: layers i % n == 0 add y + Mamba(LayerNorm(y)) after their sum; 0 = no Mamba.',
+    ),
 };
 
 const configSchema = z.object(configShape).passthrough();
@@ -243,13 +251,22 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
   const config = {} as Record<ConfigKey, unknown>;
   for (const key of CONFIG_KEYS) config[key] = raw[key];
   config.model_type =
-    raw.n_rmt_tokens > 0 ? 'baka_rmt' : raw.n_pauses > 0 ? 'baka_pause' : 'baka_xl';
+    raw.mamba_each_nth_layer > 0
+      ? 'baka_mamba'
+      : raw.n_rmt_tokens > 0
+        ? 'baka_rmt'
+        : raw.n_pauses > 0
+          ? 'baka_pause'
+          : 'baka_xl';
   config.dim_ff = raw.dim_ff || 4 * raw.dim_model;
   config.dim_attn = raw.dim_attn || raw.dim_model;
   const result = config as BakaConfig;
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
   };
+  if (raw.model_type === 'baka_mamba' && result.mamba_each_nth_layer === 0) {
+    fail('model_type baka_mamba needs mamba_each_nth_layer >= 1');
+  }
   if (result.dim_attn % result.n_heads !== 0) {
     fail(`dim_attn (${result.dim_attn}) must be divisible by n_heads (${result.n_heads})`);
   }
@@ -288,7 +305,8 @@ function withFamilyDefaults(input: unknown): unknown {
   const fields = input as Record<string, unknown>;
   const defaults: Record<string, unknown> = {};
   if (fields.model_type === 'baka_pause' && !('norm' in fields)) defaults.norm = 'rmsnorm';
-  if (fields.model_type === 'baka_rmt' && !('memory_source' in fields)) {
+  const sameLayer = fields.model_type === 'baka_rmt' || fields.model_type === 'baka_mamba';
+  if (sameLayer && !('memory_source' in fields)) {
     defaults.memory_source = 'same-layer';
   }
   return { ...fields, ...defaults };

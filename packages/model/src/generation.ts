@@ -11,6 +11,8 @@ import { layerStack } from './baka-net';
 import type { PreparedLayer } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
+import type { MambaState } from './kinds/mamba';
+import { hasMamba } from './kinds/mamba';
 import { pauseLayout } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { IncrementalState } from './sequence-state';
@@ -59,6 +61,8 @@ export class IncrementalDecoder {
   #chunk: number[] = []; // the current chunk's token ids
   #fed: number[] = []; // pauseLayout of the chunk as fed (token index or -1 per slot)
   #prefixFed = false;
+  /** Per layer: a Mamba layer's state within the current chunk (null at its start); undefined without Mamba. */
+  readonly #mamba: (MambaState | null | undefined)[];
 
   constructor(model: BakaCausalLM) {
     const config = model.config;
@@ -85,6 +89,19 @@ export class IncrementalDecoder {
     });
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
     this.#state = sequenceStateKind(config).incremental(config, model.parameters);
+    this.#mamba = Array.from({ length: config.n_layers }, (_, layer) =>
+      hasMamba(config, layer) ? null : undefined,
+    );
+  }
+
+  // A new chunk starts every Mamba block from zero, as the full pass does.
+  #resetMamba(): void {
+    this.#mamba.forEach((state, layer) => {
+      if (state) {
+        tf.dispose([state.conv, state.ssm]);
+        this.#mamba[layer] = null;
+      }
+    });
   }
 
   /** Number of tokens consumed so far. */
@@ -124,7 +141,16 @@ export class IncrementalDecoder {
     const layout = pauseLayout(model.config, tokens.length);
     let common = 0;
     while (common < this.#fed.length && this.#fed[common] === layout[common]) common++;
-    state.rewind(this.#fed.length - common);
+    if (common < this.#fed.length && this.#mamba.some((entry) => entry !== undefined)) {
+      // a Mamba state cannot be rewound: the chunk runs again from its start
+      state.rewind(state.chunkSlots);
+      this.#resetMamba();
+      const prefix = state.chunkPrefix?.() ?? null;
+      if (prefix !== null) this.#run(() => prefix, 'prefix').dispose();
+      common = 0;
+    } else {
+      state.rewind(this.#fed.length - common);
+    }
     const slots = layout.slice(common);
     const y = this.#run(() => {
       const embedded = tf.reshape(model.embed(tf.tensor2d([tokens], [1, tokens.length], 'int32')), [
@@ -161,6 +187,7 @@ export class IncrementalDecoder {
       y.dispose();
     }
     state.endChunk();
+    this.#resetMamba();
     this.#chunk = [];
     this.#fed = [];
     this.#prefixFed = false;
@@ -180,16 +207,28 @@ export class IncrementalDecoder {
             ? { read: count, write: 0 }
             : { read: 0, write: count };
       // state in: every view is taken before the first append (they stay valid until then)
-      const states = state.views(open);
+      const states = state.views(open).map((view, layer) => {
+        const mamba = this.#mamba[layer];
+        return mamba === undefined ? view : { ...view, mamba };
+      });
       const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
       out.forEach((layerState, index) => {
         state.append(index, layerState);
+        const previous = this.#mamba[index];
+        if (layerState.mamba) {
+          if (previous) tf.dispose([previous.conv, previous.ssm]);
+          this.#mamba[index] = {
+            conv: tf.keep(layerState.mamba.conv),
+            ssm: tf.keep(layerState.mamba.ssm),
+          };
+        }
       });
       return y;
     });
   }
 
   dispose(): void {
+    this.#resetMamba();
     this.#state.dispose();
     tf.dispose(this.#prepared);
   }

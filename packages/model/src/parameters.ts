@@ -4,7 +4,8 @@
 import type { BakaConfig } from './config';
 import { dimHead, layerDimFf, layerKind } from './config';
 import { LAYER_KINDS } from './kinds/layers';
-import type { LayerShape } from './kinds/layers';
+import type { LayerKind, LayerShape } from './kinds/layers';
+import { hasMamba, mambaDims, withMamba } from './kinds/mamba';
 import { NORM_KINDS } from './kinds/norms';
 import { deriveSeed, fillNormal, fillUniform } from './random';
 import { inverseFrequencies } from '@baka/rope';
@@ -15,7 +16,11 @@ export type Initialiser =
   | { kind: 'normal' } // torch nn.Embedding: N(0, 1)
   | { kind: 'ones' }
   | { kind: 'zeros' }
-  | { kind: 'rotary'; scale?: number }; // the rotary inverse frequencies x scale (not trained)
+  | { kind: 'rotary'; scale?: number } // the rotary inverse frequencies x scale (not trained)
+  // Mamba's A_log [Di, S]: every row log(1..S) (S4D-real)
+  | { kind: 'mamba-a-log' }
+  // Mamba's dt_proj.bias: softplus^-1(dt), dt log-uniform in [min, max], at least floor
+  | { kind: 'mamba-dt-bias'; min: number; max: number; floor: number };
 
 export interface ParameterSpec {
   name: string;
@@ -31,7 +36,22 @@ export function layerShape(config: BakaConfig, layer: number): LayerShape {
     dimFf: layerDimFf(config, layer),
     dimHead: dimHead(config),
     norm: NORM_KINDS[config.norm],
+    ...(hasMamba(config, layer) ? { mamba: mambaDims(config) } : {}),
   };
+}
+
+const WITH_MAMBA = new Map<LayerKind, LayerKind>();
+
+/** Layer i's kind: `layer_kinds`' entry, composed with a Mamba block where mamba_each_nth_layer says. */
+export function layerKindOf(config: BakaConfig, layer: number): LayerKind {
+  const kind: LayerKind = LAYER_KINDS[layerKind(config, layer)];
+  if (!hasMamba(config, layer)) return kind;
+  let composed = WITH_MAMBA.get(kind);
+  if (composed === undefined) {
+    composed = withMamba(kind);
+    WITH_MAMBA.set(kind, composed);
+  }
+  return composed;
 }
 
 /** Every tensor of the state_dict, in PyTorch's order. */
@@ -41,7 +61,7 @@ export function parameterSpecs(config: BakaConfig): ParameterSpec[] {
   const add = (name: string, shape: number[], init: Initialiser, trainable = true) =>
     specs.push({ name, shape, init, trainable });
   for (let i = 0; i < config.n_layers; i++) {
-    const kind = LAYER_KINDS[layerKind(config, i)];
+    const kind = layerKindOf(config, i);
     for (const tensor of kind.tensors(config, layerShape(config, i))) {
       add(`model.layers.${i}.${tensor.suffix}`, tensor.shape, tensor.init, tensor.trainable);
     }
@@ -82,5 +102,17 @@ export function initialValues(
       return out;
     case 'rotary':
       return inverseFrequencies(dimHead(config), config.rope_theta, spec.init.scale ?? 1);
+    case 'mamba-a-log': {
+      const states = spec.shape[1] as number;
+      return out.map((_, i) => Math.log((i % states) + 1));
+    }
+    case 'mamba-dt-bias': {
+      const { min, max, floor } = spec.init;
+      fillUniform(out, 0, 1, deriveSeed(seed, index));
+      return out.map((u) => {
+        const dt = Math.max(Math.exp(u * (Math.log(max) - Math.log(min)) + Math.log(min)), floor);
+        return dt + Math.log(-Math.expm1(-dt)); // softplus^-1
+      });
+    }
   }
 }

@@ -54,7 +54,7 @@ describe('baka config', () => {
     const cases: [string[], RegExp][] = [
       [
         ['--set', 'n_layer=2'],
-        /^baka: --set: unknown key 'n_layer'; valid keys: model_type, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale, n_pauses, .*, norm$/,
+        /^baka: --set: unknown key 'n_layer'; valid keys: model_type, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale, n_pauses, .*, norm, mamba_each_nth_layer$/,
       ],
       [
         ['--set', 'rotary_layout=neox'],

@@ -13,6 +13,7 @@ import { bakaLayer } from '../baka-net';
 import type { FusedLayerWeights, LayerOutput, LayerStateIn } from '../baka-net';
 import type { BakaConfig } from '../config';
 import type { Initialiser } from '../parameters';
+import type { MambaDims } from './mamba';
 import type { NormKind } from './norms';
 
 /** The upstream init factor of a thin layer's attention weights. */
@@ -27,6 +28,8 @@ export interface LayerShape {
   dimHead: number;
   /** The config's norm kind (norm_in). */
   norm: NormKind;
+  /** The layer's Mamba block sizes (kinds/mamba.ts), when it has one. */
+  mamba?: MambaDims;
 }
 
 /** One tensor of a layer: `model.layers.{i}.{suffix}`. */
