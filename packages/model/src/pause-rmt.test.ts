@@ -290,3 +290,43 @@ describe('random pause layout (is_pause_pos_random)', () => {
     model.dispose();
   });
 });
+
+describe('generation: pauses, RMT and Mamba together (upstream 007)', () => {
+  it('logits after every token equal a full recomputation, also when a pause lands in front of fed tokens', () => {
+    const config = makeConfig({
+      dim_model: 16,
+      n_layers: 2,
+      n_heads: 2,
+      n_vocab: 40,
+      n_ctx: 8,
+      n_pauses: 3, // step 2: the third pause moves fed tokens once a chunk has 4
+      n_rmt_tokens: 2,
+      memory_source: 'same-layer',
+      mamba_each_nth_layer: 1,
+    });
+    const model = BakaCausalLM.create(config, { seed: 21 });
+    const ids = Array.from({ length: 19 }, (_, i) => (i * 7 + 3) % 40);
+    const recomputed = (t: number) =>
+      tf.tidy(() => {
+        const { logits } = model.forward(int2d([ids.slice(0, t + 1)]));
+        return tf.slice(logits, [0, t, 0], [1, 1, 40]).dataSync() as Float32Array;
+      });
+    const run = () => {
+      const decoder = new IncrementalDecoder(model);
+      let worst = maxAbsDifference(decoder.append(ids.slice(0, 2)), recomputed(1));
+      for (let t = 2; t < ids.length; t++) {
+        worst = Math.max(worst, maxAbsDifference(decoder.append([ids[t]!]), recomputed(t)));
+      }
+      decoder.dispose();
+      return worst;
+    };
+    const worst = run(); // also fills the model's mask cache
+    console.log(`generation pause+rmt+mamba: worst ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+    // a second decoder leaves no tensor behind (rewinds, Mamba states and RMT blocks included)
+    const before = tf.memory().numTensors;
+    expect(run()).toBe(worst);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
