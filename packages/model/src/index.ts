@@ -44,6 +44,7 @@ export {
   type BakaConfig,
   CONFIG_KEYS,
   type ConfigKey,
+  configChoices,
   configFields,
   DEFAULT_PRESET,
   describeFields,
