@@ -86,6 +86,16 @@ function fieldSettings(settings: readonly string[], field: string, into: Setting
   });
 }
 
+/** Runs `run`, prefixing its one-line user error with the experiment file's name. */
+function inFile(source: string, run: () => void): void {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof UserError) throw new UserError(`${source}: ${error.message}`);
+    throw error;
+  }
+}
+
 /** A corpus name as written, or a path relative to the experiment file that exists. */
 function corpusOf(corpus: string, directory: string): string {
   const path = resolve(directory, corpus);
@@ -110,7 +120,7 @@ export function planExperiment(
     presetConfig(base.preset, 'preset'),
   );
   const baseSettings: Settings = { model: {}, options: {}, optionFlags: {} };
-  asUserError(`${source}: `, () => fieldSettings(base.set, 'base.set', baseSettings));
+  inFile(source, () => fieldSettings(base.set, 'base.set', baseSettings));
   const variants = experiment.variants.map((variant, i) => {
     const settings: Settings = {
       model: { ...baseSettings.model },
@@ -118,12 +128,7 @@ export function planExperiment(
       optionFlags: {},
     };
     const field = `variants[${i}]`;
-    try {
-      fieldSettings(variant.set, `${field}.set`, settings);
-    } catch (error) {
-      if (error instanceof UserError) throw new UserError(`${source}: ${error.message}`);
-      throw error;
-    }
+    inFile(source, () => fieldSettings(variant.set, `${field}.set`, settings));
     const config = asUserError(`${source}: ${field} (${variant.name}): `, () =>
       makeConfig({ ...presetFields, n_vocab: vocabSize, ...settings.model }, 'model'),
     );
@@ -299,9 +304,6 @@ async function runExperiment(target: string, flags: RunFlags): Promise<void> {
   }
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
   const plan = planExperiment(experiment, directory, source, tokenizer.vocabSize, tokenizerPath);
-  const report = await initBackend(flags.backend as Parameters<typeof initBackend>[0]);
-  process.stderr.write(`${describeBackend(report)}\n`);
-
   const store = new MetricsStore(join(runsDir, 'metrics.sqlite'));
   try {
     const experimentId = store.saveExperiment(experiment.name, experiment);
@@ -326,6 +328,8 @@ async function runExperiment(target: string, flags: RunFlags): Promise<void> {
         );
       }
     }
+    const report = await initBackend(flags.backend as Parameters<typeof initBackend>[0]);
+    process.stderr.write(`${describeBackend(report)}\n`);
     const documents = await openData(plan[0]!.options, tokenizerPath, runsDir, {});
     await trainPlan({
       experiment,
