@@ -185,3 +185,96 @@ export function experimentReport(db: Database.Database, name: string): Experimen
     rows,
   };
 }
+
+/** The x columns a curve can be drawn against (metrics and evals both have them). */
+export const CURVE_X = ['step', 'tokens', 'elapsed'] as const;
+export type CurveX = (typeof CURVE_X)[number];
+
+/** One variant's curve: at each point the mean over seeds, and the lowest and highest seed. */
+export interface VariantCurve {
+  xs: number[];
+  mean: number[];
+  low: number[];
+  high: number[];
+  /** Seeds with at least one point. */
+  seeds: number;
+}
+
+export interface ExperimentCurves {
+  variant: string;
+  train: VariantCurve;
+  valid: VariantCurve;
+}
+
+/**
+ * Mean and band of several seeds' curves: the seeds are aligned by step (each experiment run
+ * counts the same steps), x is the seeds' mean x at that step, and only steps every seed has
+ * reached are drawn. More steps than `points` are averaged in equal buckets of steps.
+ */
+function bandCurve(perSeed: Map<number, { x: number; y: number }>[], points: number): VariantCurve {
+  const seeds = perSeed.filter((rows) => rows.size > 0);
+  const curve: VariantCurve = { xs: [], mean: [], low: [], high: [], seeds: seeds.length };
+  if (seeds.length === 0) return curve;
+  const steps = [...seeds[0]!.keys()]
+    .filter((step) => seeds.every((rows) => rows.has(step)))
+    .sort((a, b) => a - b);
+  const size = Math.max(1, Math.ceil(steps.length / points));
+  for (let start = 0; start < steps.length; start += size) {
+    const bucket = steps.slice(start, start + size);
+    const x = mean(bucket.flatMap((step) => seeds.map((rows) => rows.get(step)!.x)))!;
+    const values = seeds.map((rows) => mean(bucket.map((step) => rows.get(step)!.y))!);
+    curve.xs.push(x);
+    curve.mean.push(mean(values)!);
+    curve.low.push(Math.min(...values));
+    curve.high.push(Math.max(...values));
+  }
+  return curve;
+}
+
+/**
+ * Every variant's train and evaluation curves against `x` (seeds as a band around their mean);
+ * null when there is no such experiment.
+ */
+export function experimentCurves(
+  db: Database.Database,
+  name: string,
+  x: CurveX,
+  points: number,
+): ExperimentCurves[] | null {
+  const listed = experimentRunRows(db, name);
+  if (listed === null) return null;
+  const experiment = db.prepare('SELECT spec FROM experiments WHERE name = ?').get(name) as {
+    spec: string;
+  };
+  const spec = JSON.parse(experiment.spec) as StoredSpec;
+  // `x` is one of CURVE_X, never user text in SQL
+  const train = db.prepare(
+    `SELECT step, ${x} AS x, loss AS y FROM metrics WHERE run_id = ? AND loss IS NOT NULL ORDER BY step`,
+  );
+  const valid = db.prepare(
+    `SELECT step, ${x} AS x, loss AS y FROM evals WHERE run_id = ? AND split = ? AND loss IS NOT NULL ORDER BY step`,
+  );
+  const rows = (statement: Database.Statement, ...args: unknown[]) =>
+    new Map(
+      (statement.all(...args) as { step: number; x: number; y: number }[]).map((row) => [
+        row.step,
+        { x: row.x, y: row.y },
+      ]),
+    );
+  return listed.variants.map((variant) => {
+    const runs = listed.runs.filter(
+      (run) => run.variant === variant && run.runId !== null && spec.seeds.includes(run.seed),
+    );
+    return {
+      variant,
+      train: bandCurve(
+        runs.map((run) => rows(train, run.runId)),
+        points,
+      ),
+      valid: bandCurve(
+        runs.map((run) => rows(valid, run.runId, spec.eval.split)),
+        points,
+      ),
+    };
+  });
+}
