@@ -10,7 +10,8 @@ import { latestCheckpoint, loadTrainingCheckpoint, MetricsStore } from '@baka/tr
 import { afterEach, describe, expect, it } from 'vitest';
 import { memoryVariants } from '../built-in-experiments';
 import { parseExperiment } from '../experiment-file';
-import { loadExperiment, planExperiment } from './experiment';
+import { BakaCausalLM, makeConfig } from '@baka/model';
+import { loadExperiment, planExperiment, shareInitialWeights } from './experiment';
 
 const main = fileURLToPath(new URL('../main.ts', import.meta.url));
 const tsx = createRequire(import.meta.url).resolve('tsx');
@@ -269,6 +270,40 @@ describe('experiment files', () => {
       'standard',
       'attention-only',
     ]);
+  });
+});
+
+describe('same initial weights where shapes allow', () => {
+  it("a variant takes the first variant's tensors of the same name, shape and initialiser", () => {
+    const dims = { dim_model: 16, dim_ff: 32, n_layers: 2, n_heads: 2, n_ctx: 8, n_vocab: 300 };
+    const reference = makeConfig(dims);
+    // a thin layer 0: its attention is initialised x 1e-4 and it has no MLP, so the tensors
+    // after it sit at other positions of the seed stream
+    const thin = makeConfig({ ...dims, layer_kinds: ['attention-only', 'standard'] });
+    const values = (model: BakaCausalLM, name: string) =>
+      Array.from(model.parameters.get(name)!.dataSync());
+    const first = BakaCausalLM.create(reference, { seed: 3 });
+    const own = BakaCausalLM.create(thin, { seed: 3 });
+    const shared = BakaCausalLM.create(thin, { seed: 3 });
+    // all 22 trainable tensors but the thin layer's 4 attention weights and 3 absent MLP ones
+    expect(shareInitialWeights(shared, reference, 3)).toBe(15);
+    for (const name of [
+      'vocab_in.weight',
+      'vocab_out.weight',
+      'model.layers.1.attn.q.weight',
+      'model.layers.1.mlp.fc_down.weight',
+    ]) {
+      expect(values(own, name)).not.toEqual(values(first, name));
+      expect(values(shared, name)).toEqual(values(first, name));
+    }
+    // the thin layer keeps its own initialisation
+    expect(values(shared, 'model.layers.0.attn.q.weight')).toEqual(
+      values(own, 'model.layers.0.attn.q.weight'),
+    );
+    expect(values(shared, 'model.layers.0.attn.q.weight')).not.toEqual(
+      values(first, 'model.layers.0.attn.q.weight'),
+    );
+    for (const model of [first, own, shared]) model.dispose();
   });
 });
 
