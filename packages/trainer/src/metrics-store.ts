@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS experiment_runs (
   variant TEXT NOT NULL,
   seed INTEGER NOT NULL,
   run_name TEXT NOT NULL UNIQUE,   -- runs.name (the run row appears when its training starts)
-  settings TEXT NOT NULL,          -- JSON: the run's model config and training options
+  settings TEXT NOT NULL,          -- JSON: what the experiment file sets for the run
   n_params INTEGER NOT NULL,
   n_embedding_params INTEGER NOT NULL,
   UNIQUE (experiment_id, variant, seed)
@@ -182,7 +182,7 @@ export interface ExperimentRunLink {
   variant: string;
   seed: number;
   runName: string;
-  /** The run's model config and training options, as the experiment resolved them. */
+  /** What the experiment file sets for the run (the experiment compares it on a re-run). */
   settings: unknown;
   nParams: number;
   nEmbeddingParams: number;

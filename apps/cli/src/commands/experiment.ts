@@ -60,8 +60,20 @@ export interface PlannedRun {
   runName: string;
   config: BakaConfig;
   options: TrainingOptions;
-  /** What the run is recorded with; a later file that resolves it differently is refused. */
-  settings: { model: BakaConfig; training: Record<string, unknown> };
+  /**
+   * What the file sets for the run (parsed, paths as written), recorded with it; a later file
+   * that sets it differently is refused. Defaults are left out, so a config field added to the
+   * schema later does not make recorded runs look changed.
+   */
+  settings: {
+    preset: string;
+    corpus: string;
+    tokenizer: string | null;
+    model: Partial<BakaConfig>;
+    training: Partial<TrainingOptions>;
+    budget: Experiment['budget'];
+    eval: Experiment['eval'];
+  };
 }
 
 /** The experiment file, or the built-in experiment of that name. */
@@ -137,11 +149,11 @@ export function planExperiment(
         `${source}: ${field} (${variant.name}): n_vocab ${config.n_vocab} is smaller than the tokenizer's vocabulary (${vocabSize})`,
       );
     }
-    return { variant, field, config, options: settings.options };
+    return { variant, field, config, model: settings.model, options: settings.options };
   });
   const runs: PlannedRun[] = [];
   for (const seed of experiment.seeds) {
-    for (const { variant, field, config, options: given } of variants) {
+    for (const { variant, field, config, model, options: given } of variants) {
       const runName = `${experiment.name}.${variant.name}.s${seed}`;
       const options = asUserError(`${source}: ${field} (${variant.name}): `, () =>
         makeTrainingOptions(
@@ -168,8 +180,6 @@ export function planExperiment(
           `${source}: budget: a cosine schedule (${field} ${variant.name}) needs a steps budget (its decay horizon)`,
         );
       }
-      // Paths as the file wrote them: moving the checkout does not change what a run is.
-      const { tokenizer: _, corpus: __, ...training } = options;
       runs.push({
         variant: variant.name,
         seed,
@@ -177,8 +187,13 @@ export function planExperiment(
         config,
         options,
         settings: {
-          model: config,
-          training: { ...training, corpus: base.corpus, tokenizer: base.tokenizer },
+          preset: base.preset,
+          corpus: base.corpus!,
+          tokenizer: base.tokenizer,
+          model,
+          training: given,
+          budget,
+          eval: experiment.eval,
         },
       });
     }
