@@ -465,6 +465,46 @@ describe('baka experiment run and report', { timeout: 300_000 }, () => {
     expect(metricRows(runs)).toEqual(after);
   });
 
+  it('a tokens budget stops each run at the first step that reaches it; a minutes budget at its time', async () => {
+    const { file, runs, write } = setup({ budget: { tokens: 150 } });
+    const tokens = await runCli([...runArgs(file, runs), '--format', 'csv']);
+    expect(tokens.status, tokens.stderr).toBe(0);
+    expect(tokens.stdout.split('\n')[0]).toMatch(/^variant,runs,finished,/);
+    const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+    const rows = store.db
+      .prepare(
+        "SELECT r.name, r.status, m.step, m.tokens FROM metrics m JOIN runs r ON r.id = m.run_id WHERE r.name LIKE 'tiny.%' ORDER BY r.name, m.step",
+      )
+      .all() as { name: string; status: string; step: number; tokens: number }[];
+    store.close();
+    for (const name of ['tiny.reset.s0', 'tiny.absolute.s0']) {
+      const run = rows.filter((row) => row.name === name);
+      expect(run.at(-1)!.status).toBe('finished');
+      expect(run.at(-1)!.tokens).toBeGreaterThanOrEqual(150);
+      expect(run.at(-2)!.tokens).toBeLessThan(150);
+    }
+    write({ name: 'timed', budget: { minutes: 0.1 } });
+    const minutes = await runCli(runArgs(file, runs));
+    expect(minutes.status, minutes.stderr).toBe(0);
+    const timed = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+    const states = timed.db
+      .prepare(
+        "SELECT r.name, r.status, MAX(m.elapsed) AS elapsed, MAX(m.step) AS steps FROM runs r JOIN metrics m ON m.run_id = r.id WHERE r.name LIKE 'timed.%' GROUP BY r.name ORDER BY r.name",
+      )
+      .all() as { name: string; status: string; elapsed: number; steps: number }[];
+    timed.close();
+    expect(states.map((state) => [state.name, state.status])).toEqual([
+      ['timed.absolute.s0', 'finished'],
+      ['timed.reset.s0', 'finished'],
+    ]);
+    // 6 s of a run whose data lasts 1000 epochs: the time limit ended it
+    for (const state of states) {
+      expect(state.steps).toBeLessThan(1000);
+      expect(state.elapsed).toBeLessThan(6 + 14); // the limit plus the last step, under load
+    }
+    expect(minutes.stderr).toMatch(/timed\.reset\.s0: done at step \d+/);
+  });
+
   it('SIGTERM mid-experiment, then the same command: finished runs are not retrained, the interrupted one resumes', async () => {
     const { file, runs } = setup({ budget: { steps: 40 } });
     const child = startCli(runArgs(file, runs));
