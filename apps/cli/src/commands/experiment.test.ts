@@ -463,6 +463,9 @@ describe('baka experiment run and report', { timeout: 300_000 }, () => {
       /^baka: .*exp\.json: variant 'reset' changed since run tiny\.reset\.s0 was trained .*\n$/,
     );
     expect(metricRows(runs)).toEqual(after);
+    // and the refused file did not replace the recorded one: the report still has 'none'
+    const kept = await runCli(['experiment', 'report', 'tiny', '--runs-dir', runs]);
+    expect(kept.stdout).toMatch(/\nnone +2\/2 /);
   });
 
   it('a tokens budget stops each run at the first step that reaches it; a minutes budget at its time', async () => {

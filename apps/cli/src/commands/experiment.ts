@@ -321,16 +321,19 @@ async function runExperiment(target: string, flags: RunFlags): Promise<void> {
   const plan = planExperiment(experiment, directory, source, tokenizer.vocabSize, tokenizerPath);
   const store = new MetricsStore(join(runsDir, 'metrics.sqlite'));
   try {
-    const experimentId = store.saveExperiment(experiment.name, experiment);
+    const recorded = store.experiment(experiment.name);
     const links = new Map(
-      store.experimentRuns(experimentId).map((link) => [`${link.variant}\0${link.seed}`, link]),
+      (recorded ? store.experimentRuns(recorded.id) : []).map((link) => [
+        `${link.variant}\0${link.seed}`,
+        link,
+      ]),
     );
     // Refuse, before training anything, runs the file now resolves differently or names taken.
     for (const run of plan) {
       const link = links.get(`${run.variant}\0${run.seed}`);
       if (link && JSON.stringify(link.settings) !== JSON.stringify(run.settings)) {
         throw new UserError(
-          `${source}: variant '${run.variant}' changed since run ${run.runName} was trained (its settings, the base or the budget); give it a new name, or delete the run (baka runs delete ${run.runName})`,
+          `${source}: variant '${run.variant}' changed since run ${run.runName} was trained (its settings, the base or the budget); give it a new name, or delete the run (baka runs rm ${run.runName} --yes)`,
         );
       }
       const owner = link ? undefined : store.experimentOfRun(run.runName);
@@ -343,6 +346,8 @@ async function runExperiment(target: string, flags: RunFlags): Promise<void> {
         );
       }
     }
+    // the file as it stands now is what the report reads (variants in its order)
+    const experimentId = store.saveExperiment(experiment.name, experiment);
     const report = await initBackend(flags.backend as Parameters<typeof initBackend>[0]);
     process.stderr.write(`${describeBackend(report)}\n`);
     const documents = await openData(plan[0]!.options, tokenizerPath, runsDir, {});
