@@ -136,6 +136,16 @@ function metricRows(runs: string): Map<string, { step: number; loss: number; tim
   }
 }
 
+/** metricRows, or none while the database does not exist yet (or is being created). */
+function metricRowsIfAny(runs: string): ReturnType<typeof metricRows> {
+  if (!existsSync(join(runs, 'metrics.sqlite'))) return new Map();
+  try {
+    return metricRows(runs);
+  } catch {
+    return new Map();
+  }
+}
+
 function runStatus(runs: string, name: string): string | undefined {
   const path = join(runs, 'metrics.sqlite');
   if (!existsSync(path)) return undefined;
@@ -506,6 +516,33 @@ describe('baka experiment run and report', { timeout: 300_000 }, () => {
       expect(state.elapsed).toBeLessThan(6 + 14); // the limit plus the last step, under load
     }
     expect(minutes.stderr).toMatch(/timed\.reset\.s0: done at step \d+/);
+  });
+
+  it('kill -9 before the first checkpoint: the next run starts that run again from step 0', async () => {
+    const { file, runs, write } = setup();
+    write({
+      budget: { steps: 12 },
+      variants: [{ name: 'reset', set: ['position_policy=reset', 'saveEvery=0'] }],
+    });
+    const child = startCli(runArgs(file, runs));
+    void collect(child);
+    const logged = () => metricRowsIfAny(runs).get('tiny.reset.s0')?.length ?? 0;
+    await waitFor(() => logged() >= 2, child, 120_000);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.on('exit', resolve));
+    expect(latestCheckpoint(join(runs, 'tiny.reset.s0', 'checkpoints'))).toBeUndefined();
+    const killedAt = Math.max(
+      ...metricRows(runs)
+        .get('tiny.reset.s0')!
+        .map((row) => row.time),
+    );
+    const again = await runCli(runArgs(file, runs));
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/run 1 of 1 \(reset, seed 0\): new/);
+    const rows = metricRows(runs).get('tiny.reset.s0')!;
+    expect(rows.map((row) => row.step)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    for (const row of rows) expect(row.time).toBeGreaterThan(killedAt);
+    expect(again.stdout).toMatch(/\nreset +1\/1 /);
   });
 
   it('SIGTERM mid-experiment, then the same command: finished runs are not retrained, the interrupted one resumes', async () => {

@@ -30,6 +30,7 @@ import {
   makeTrainingOptions,
   NonFiniteTrainingError,
   parseTrainerState,
+  RunLock,
   type TrainerState,
   type TrainingOptionKey,
   type TrainingOptions,
@@ -455,8 +456,14 @@ async function trainRun(
   const key = `${run.variant}\0${run.seed}`;
   const counts = parameterCounts(run.config);
   if (!before.checkpoint && store.hasRun(run.runName)) {
-    // killed before its first checkpoint: nothing to resume, its rows are this experiment's
-    store.deleteRun(run.runName);
+    // Killed before its first checkpoint: nothing to resume, its rows are this experiment's.
+    // Holding the run's lock first refuses a live process that is training it right now.
+    const lock = RunLock.acquire(join(runsDir, run.runName), run.runName);
+    try {
+      store.deleteRun(run.runName);
+    } finally {
+      lock.release();
+    }
     context.links.delete(key);
   }
   if (!context.links.has(key)) {
