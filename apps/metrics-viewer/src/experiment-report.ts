@@ -149,18 +149,20 @@ export function experimentReport(db: Database.Database, name: string): Experimen
   }[];
   const rows: ExperimentReportRow[] = [];
   for (const { name: variant } of spec.variants) {
-    const runs = links
+    const all = links
       .filter((link) => link.variant === variant && spec.seeds.includes(link.seed))
       .map((link) => runFigures(db, link.runId, link.status, spec, link));
+    // Figures come from finished runs only: a run still training would mix its early losses in.
+    const runs = all.filter((run) => run.finished);
     const valid = runs.flatMap((run) => (run.validLoss === null ? [] : [run.validLoss]));
     const seconds = runs.reduce((sum, run) => sum + run.trainSeconds, 0);
     const validLoss = mean(valid);
     rows.push({
       variant,
-      runs: runs.length,
-      finished: runs.filter((run) => run.finished).length,
-      params: runs[0]?.nParams ?? null,
-      nonEmbeddingParams: runs[0] ? runs[0].nParams - runs[0].nEmbeddingParams : null,
+      runs: all.length,
+      finished: runs.length,
+      params: all[0]?.nParams ?? null,
+      nonEmbeddingParams: all[0] ? all[0].nParams - all[0].nEmbeddingParams : null,
       tokensPerSecond:
         seconds > 0 ? runs.reduce((sum, run) => sum + run.trainTokens, 0) / seconds : null,
       trainLoss: mean(runs.flatMap((run) => (run.trainLoss === null ? [] : [run.trainLoss]))),

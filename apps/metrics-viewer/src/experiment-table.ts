@@ -11,6 +11,7 @@ export interface ExperimentReportRow {
   /** Every parameter, and all but the V x D input embedding and output projection. */
   params: number | null;
   nonEmbeddingParams: number | null;
+  // The figures below are over the variant's finished runs (none: null).
   /** Tokens trained on per second of training steps (all seeds together). */
   tokensPerSecond: number | null;
   /** Mean over seeds of the mean training loss of each run's last `lastSteps` steps. */

@@ -565,6 +565,10 @@ describe('baka experiment run and report', { timeout: 300_000 }, () => {
     );
     expect(stopped.stdout).toBe(''); // no report for an unfinished experiment
     expect(runStatus(runs, 'tiny.absolute.s0')).toBe('stopped');
+    // the report meanwhile: the stopped run counts, but its figures wait until it finishes
+    const partial = await runCli(['experiment', 'report', 'tiny', '--runs-dir', runs]);
+    expect(partial.stdout).toMatch(/\nreset +1\/1 +[\d.]+k +\d+ +\d+ +\d\.\d{4} +\d\.\d{4} /);
+    expect(partial.stdout).toMatch(/\nabsolute +0\/1 +[\d.]+k +\d+ +- +- +- +- +- +- +-\n/);
     const before = metricRows(runs);
     const stoppedAt = (await loadTrainingCheckpoint(latestCheckpoint(checkpoints)!)).state.step;
     expect(stoppedAt).toBeGreaterThanOrEqual(3);
