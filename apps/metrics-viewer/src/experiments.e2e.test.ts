@@ -11,7 +11,32 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchChromium } from './chromium';
 import { experimentReport } from './experiment-report';
 import { formatReport } from './experiment-table';
+import { runColor } from './client/format';
 import { startViewerServer, type ViewerServer } from './server';
+
+/**
+ * Pixels of the experiment chart's (transparent) canvas holding `hex` at about 18 % opacity:
+ * a band's fill.
+ */
+async function bandPixels(page: Page, hex: string): Promise<number> {
+  return page.evaluate((color) => {
+    const canvas = document.querySelector<HTMLCanvasElement>('#experiment-chart canvas');
+    if (!canvas) return 0;
+    const value = Number.parseInt(color.slice(1), 16);
+    const [r, g, b] = [(value >> 16) & 255, (value >> 8) & 255, value & 255];
+    const pixels = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data;
+    let count = 0;
+    for (let index = 0; index < pixels.length; index += 4) {
+      const distance =
+        Math.abs(pixels[index]! - r) +
+        Math.abs(pixels[index + 1]! - g) +
+        Math.abs(pixels[index + 2]! - b);
+      const alpha = pixels[index + 3]! / 255;
+      if (distance < 30 && alpha > 0.14 && alpha < 0.22) count++;
+    }
+    return count;
+  }, hex);
+}
 
 const directory = mkdtempSync(join(tmpdir(), 'metrics-viewer-experiments-'));
 const databasePath = join(directory, 'metrics.sqlite');
@@ -118,6 +143,12 @@ describe('experiments view in Chromium', () => {
     ]) {
       expect(legend).toContain(label);
     }
+    // the bands are filled: about 6,700 pixels of each variant's color at 18 % opacity (the
+    // seed edges' faint lines alone, without the fill, give about 1,000)
+    for (const color of [runColor(1), runColor(2)]) {
+      expect(await bandPixels(page, color)).toBeGreaterThan(4000);
+    }
+    expect(await bandPixels(page, runColor(3))).toBe(0);
     const rows = page.locator('#experiment-table tbody tr');
     await expect.poll(() => rows.count()).toBe(2);
     const variants = await page
