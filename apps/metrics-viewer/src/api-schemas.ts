@@ -1,6 +1,7 @@
 // Validation of every API input (path parameters and query strings). Bad input is a 400 with a
 // message naming the parameter; nothing unvalidated reaches SQL.
 import { z } from 'zod';
+import { CURVE_X } from './experiment-report';
 import { METRIC_COLUMNS, X_COLUMNS } from './run-columns';
 
 const integerText = (min: number) =>
@@ -42,6 +43,19 @@ export const seriesQuerySchema = z
     message: 'from must be <= to',
     path: ['from'],
   });
+
+export const experimentQuerySchema = z
+  .object({
+    x: z.enum(CURVE_X, { message: `must be one of ${CURVE_X.join(', ')}` }).default('step'),
+    points: integerText(10)
+      .refine((value) => value <= MAX_POINTS, `must be <= ${MAX_POINTS}`)
+      .default(500),
+  })
+  .strict();
+
+export const experimentNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]*$/, 'not an experiment name');
 
 export const evalsQuerySchema = z.object({ afterStep: integerText(-1).optional() }).strict();
 

@@ -544,3 +544,120 @@ describe('ports', () => {
     }
   });
 });
+
+describe('experiments API', () => {
+  it('lists experiments and serves one with its runs, report and seed-band curves', async () => {
+    const path = join(directory, 'experiments.sqlite');
+    const store = new MetricsStore(path);
+    const id = store.saveExperiment('cmp', {
+      name: 'cmp',
+      variants: [{ name: 'a' }, { name: 'b' }],
+      seeds: [0, 1],
+      eval: { split: 'valid' },
+      report: { lastSteps: 2 },
+    });
+    for (const [variant, level] of [
+      ['a', 0],
+      ['b', 1],
+    ] as const) {
+      for (const seed of [0, 1]) {
+        const name = `cmp.${variant}.s${seed}`;
+        store.linkExperimentRun(id, {
+          variant,
+          seed,
+          runName: name,
+          settings: {},
+          nParams: 10,
+          nEmbeddingParams: 4,
+        });
+        if (variant === 'b' && seed === 1) continue; // not started yet
+        const run = store.startRun({ name, config: {} });
+        for (let step = 1; step <= 4; step++) {
+          store.logMetrics(run, {
+            step,
+            tokens: step * 10 + seed,
+            elapsed: step,
+            loss: level + step + seed,
+            tokensPerSecond: 10,
+          });
+        }
+        // a.s1 is still training: drawn, but left out of the report's figures
+        if (!(variant === 'a' && seed === 1)) store.endRun(run, 'finished');
+      }
+    }
+    store.close();
+    const server = await startViewerServer({ databasePath: path, port: 0 });
+    try {
+      const list = await getJson<{ experiments: string[] }>(server, '/api/experiments');
+      expect(list).toEqual({ status: 200, body: { experiments: ['cmp'] } });
+      const { status, body } = await getJson<{
+        runs: { variant: string; seed: number; runId: number | null }[];
+        report: { rows: { variant: string; runs: number; finished: number; trainLoss: number }[] };
+        curves: {
+          variant: string;
+          train: { xs: number[]; mean: number[]; low: number[]; high: number[]; seeds: number };
+        }[];
+      }>(server, '/api/experiments/cmp?x=tokens');
+      expect(status).toBe(200);
+      expect(body.runs.map((run) => [run.variant, run.seed, run.runId !== null])).toEqual([
+        ['a', 0, true],
+        ['a', 1, true],
+        ['b', 0, true],
+        ['b', 1, false],
+      ]);
+      const [a, b] = body.curves;
+      // two seeds: mean x and y per step, the band from the lower to the higher seed
+      expect(a).toMatchObject({
+        variant: 'a',
+        train: {
+          xs: [10.5, 20.5, 30.5, 40.5],
+          mean: [1.5, 2.5, 3.5, 4.5],
+          low: [1, 2, 3, 4],
+          high: [2, 3, 4, 5],
+          seeds: 2,
+        },
+      });
+      expect(b!.train).toEqual({
+        xs: [10, 20, 30, 40],
+        mean: [2, 3, 4, 5],
+        low: [2, 3, 4, 5],
+        high: [2, 3, 4, 5],
+        seeds: 1,
+      });
+      // the report: mean of the last 2 steps over the finished runs (a.s0 and b.s0 only)
+      expect(
+        body.report.rows.map((row) => [row.variant, row.runs, row.finished, row.trainLoss]),
+      ).toEqual([
+        ['a', 2, 1, 3.5],
+        ['b', 2, 1, 4.5],
+      ]);
+      const bucketed = await getJson<{ curves: { train: { xs: number[]; mean: number[] } }[] }>(
+        server,
+        '/api/experiments/cmp?points=10',
+      );
+      expect(bucketed.body.curves[0]!.train.xs).toEqual([1, 2, 3, 4]);
+      expect((await getJson(server, '/api/experiments/nope')).status).toBe(404);
+      const bad = await getJson<{ error: string }>(server, '/api/experiments/cmp?x=loss');
+      expect(bad.status).toBe(400);
+      expect(bad.body.error).toMatch(/^x: must be one of step, tokens, elapsed/);
+      expect((await getJson(server, '/api/experiments/cmp?colour=red')).status).toBe(400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a database written before experiments existed has none', async () => {
+    const path = join(directory, 'old.sqlite');
+    const store = new MetricsStore(path);
+    store.startRun({ name: 'r', config: {} });
+    store.db.exec('DROP TABLE experiment_runs; DROP TABLE experiments');
+    store.close();
+    const server = await startViewerServer({ databasePath: path, port: 0 });
+    try {
+      expect((await getJson(server, '/api/experiments')).body).toEqual({ experiments: [] });
+      expect((await getJson(server, '/api/experiments/cmp')).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+});

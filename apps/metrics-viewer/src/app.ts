@@ -6,6 +6,8 @@ import {
   describeIssues,
   emptyQuerySchema,
   evalsQuerySchema,
+  experimentNameSchema,
+  experimentQuerySchema,
   runIdSchema,
   seriesQuerySchema,
 } from './api-schemas';
@@ -94,6 +96,19 @@ export function createViewerApp({ reader, assets, allowedHosts }: ViewerAppOptio
     const evals = reader.evals(runId, query.afterStep ?? -1);
     if (!evals) return context.json({ error: `run ${runId} not found` }, 404);
     return context.json({ runId, evals });
+  });
+
+  app.get('/api/experiments', (context) => {
+    parse(emptyQuerySchema, context.req.query());
+    return context.json({ experiments: reader.experiments() });
+  });
+
+  app.get('/api/experiments/:name', (context) => {
+    const name = parse(experimentNameSchema, context.req.param('name'), 'experiment name');
+    const query = parse(experimentQuerySchema, context.req.query());
+    const view = reader.experiment(name, query.x, query.points);
+    if (!view) return context.json({ error: `experiment '${name}' not found` }, 404);
+    return context.json(view);
   });
 
   app.get('/api/results', (context) => {

@@ -4,6 +4,16 @@
 // normal state ("no runs yet"), not an error. A busy database is retried, never surfaced.
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import {
+  type CurveX,
+  type ExperimentCurves,
+  type ExperimentRunRow,
+  experimentCurves,
+  experimentNames,
+  experimentReport,
+  experimentRunRows,
+} from './experiment-report';
+import type { ExperimentReport } from './experiment-table';
 import { bucketMeans, largestTriangleThreeBuckets } from './lttb';
 import { type MetricColumn, RunColumns, type XColumn } from './run-columns';
 import { seriesWindow } from './series-window';
@@ -100,6 +110,15 @@ export interface ResultEntry {
   architecture: string | null;
   note: string | null;
   time: number;
+}
+
+/** An experiment as its view shows it: its runs, its report and its variants' curves. */
+export interface ExperimentView {
+  name: string;
+  runs: ExperimentRunRow[];
+  report: ExperimentReport;
+  x: CurveX;
+  curves: ExperimentCurves[];
 }
 
 interface RunRow {
@@ -405,6 +424,22 @@ export class MetricsReader {
            FROM evals WHERE run_id = ? AND step > ? ORDER BY step, split`,
         )
         .all(runId, afterStep) as EvalPoint[];
+    }, undefined);
+  }
+
+  /** The recorded experiments' names, oldest first. */
+  experiments(): string[] {
+    return this.read((database) => experimentNames(database), []);
+  }
+
+  /** One experiment's runs, report and curves against `x`. Undefined: no such experiment. */
+  experiment(name: string, x: CurveX, points: number): ExperimentView | undefined {
+    return this.read((database) => {
+      const listed = experimentRunRows(database, name);
+      const report = experimentReport(database, name);
+      const curves = experimentCurves(database, name, x, points);
+      if (!listed || !report || !curves) return undefined;
+      return { name, runs: listed.runs, report, x, curves };
     }, undefined);
   }
 

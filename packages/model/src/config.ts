@@ -417,6 +417,16 @@ export function configFields(): FieldInfo[] {
   return describeFields(configShape);
 }
 
+/**
+ * The values a config key offers when it is an enum, or a list of one (its elements' values),
+ * in the schema's order; null for any other key. Experiments enumerate variants with it.
+ */
+export function configChoices(key: ConfigKey): readonly string[] | null {
+  const json = z.toJSONSchema(configShape[key], { unrepresentable: 'any' }) as JsonSchema;
+  const element = json.type === 'array' && json.items ? json.items : json;
+  return element.enum ? element.enum.map(String) : null;
+}
+
 /** A setting's text as a typed value: number, boolean, null, JSON list/object, comma list, text. */
 function typedValue(text: string): unknown {
   const trimmed = text.trim();

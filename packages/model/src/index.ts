@@ -76,6 +76,7 @@ export {
   type BakaConfig,
   CONFIG_KEYS,
   type ConfigKey,
+  configChoices,
   configFields,
   DEFAULT_PRESET,
   describeFields,

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { MetricsStore } from './metrics-store';
+import { METRICS_SCHEMA_VERSION, MetricsStore } from './metrics-store';
 import { StorageError } from './storage-errors';
 
 const dirs: string[] = [];
@@ -154,6 +154,69 @@ describe('MetricsStore', () => {
     expect(store.db.prepare('SELECT run_id FROM results WHERE id = ?').get(result)).toEqual({
       run_id: null,
     });
+    store.close();
+  });
+});
+
+describe('MetricsStore experiments', () => {
+  test('a version 1 database gains the experiment tables in place, keeping its runs', () => {
+    const path = tempDb();
+    const old = new MetricsStore(path);
+    const runId = old.startRun({ name: 'before', config: {} });
+    old.logMetrics(runId, { step: 1, tokens: 10, elapsed: 1, loss: 3 });
+    // what a version 1 trainer left: no experiment tables, version 1
+    old.db.exec(
+      "DROP TABLE experiment_runs; DROP TABLE experiments; UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+    );
+    old.close();
+    const store = new MetricsStore(path);
+    expect(store.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({
+      value: String(METRICS_SCHEMA_VERSION),
+    });
+    expect(METRICS_SCHEMA_VERSION).toBe(2);
+    expect(store.listRuns().map((run) => [run.name, run.lastLoss])).toEqual([['before', 3]]);
+    const id = store.saveExperiment('e', { variants: [] });
+    expect(store.experiment('e')).toMatchObject({ id, name: 'e', spec: { variants: [] } });
+    store.close();
+  });
+
+  test('a newer version is never lowered', () => {
+    const path = tempDb();
+    const store = new MetricsStore(path);
+    store.db.prepare("UPDATE meta SET value = '7' WHERE key = 'schema_version'").run();
+    store.close();
+    const again = new MetricsStore(path);
+    expect(again.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({
+      value: '7',
+    });
+    again.close();
+  });
+
+  test('links runs to an experiment; rename and delete keep the links right', () => {
+    const store = new MetricsStore(tempDb());
+    const id = store.saveExperiment('e', { v: 1 });
+    expect(store.saveExperiment('e', { v: 2 })).toBe(id);
+    expect(store.experiment('e')!.spec).toEqual({ v: 2 });
+    const link = {
+      variant: 'a',
+      seed: 0,
+      runName: 'e.a.s0',
+      settings: { model: { n_layers: 2 } },
+      nParams: 10,
+      nEmbeddingParams: 4,
+    };
+    store.linkExperimentRun(id, link);
+    store.linkExperimentRun(id, { ...link, runName: 'other' }); // already tied: kept
+    store.linkExperimentRun(id, { ...link, variant: 'b', runName: 'e.b.s0' });
+    expect(store.experimentRuns(id).map((row) => row.runName)).toEqual(['e.a.s0', 'e.b.s0']);
+    expect(store.experimentRuns(id)[0]).toEqual(link);
+    store.startRun({ name: 'e.a.s0', config: {} });
+    expect(store.renameRun('e.a.s0', 'kept')).toBe(true);
+    expect(store.experimentOfRun('kept')).toEqual({ experiment: 'e', variant: 'a', seed: 0 });
+    expect(store.deleteRun('kept')).toBe(true);
+    expect(store.experimentOfRun('kept')).toBeUndefined();
+    expect(store.experimentRuns(id).map((row) => row.runName)).toEqual(['e.b.s0']);
+    expect(store.experimentNames()).toEqual(['e']);
     store.close();
   });
 });

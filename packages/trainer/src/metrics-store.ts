@@ -6,7 +6,12 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { databaseError } from './storage-errors';
 
-export const METRICS_SCHEMA_VERSION = 1;
+/**
+ * The schema's version, in `meta`. 2 added `experiments` and `experiment_runs`; every change so
+ * far only adds tables, so opening an older database for writing brings it up to date in one
+ * transaction, and older readers keep working.
+ */
+export const METRICS_SCHEMA_VERSION = 2;
 
 /** The schema. Times are unix milliseconds; `elapsed` is seconds since the run started. */
 export const METRICS_SCHEMA = `
@@ -71,6 +76,23 @@ CREATE TABLE IF NOT EXISTS results (
   time REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiments (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  spec TEXT NOT NULL,              -- JSON: the experiment file as validated (variants in order)
+  created_at REAL NOT NULL,
+  updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiment_runs (
+  experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+  variant TEXT NOT NULL,
+  seed INTEGER NOT NULL,
+  run_name TEXT NOT NULL UNIQUE,   -- runs.name (the run row appears when its training starts)
+  settings TEXT NOT NULL,          -- JSON: what the experiment file sets for the run
+  n_params INTEGER NOT NULL,
+  n_embedding_params INTEGER NOT NULL,
+  UNIQUE (experiment_id, variant, seed)
+);
 `;
 
 export type RunStatus = 'running' | 'finished' | 'failed' | 'stopped';
@@ -146,6 +168,26 @@ export interface RunSummary {
   lastLoss: number | null;
 }
 
+/** An experiment as stored: its validated file. */
+export interface ExperimentRecord {
+  id: number;
+  name: string;
+  spec: unknown;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One variant x seed of an experiment: the run it trains. */
+export interface ExperimentRunLink {
+  variant: string;
+  seed: number;
+  runName: string;
+  /** What the experiment file sets for the run (the experiment compares it on a re-run). */
+  settings: unknown;
+  nParams: number;
+  nEmbeddingParams: number;
+}
+
 /** SQLite stores NaN as NULL; keep finite numbers only. */
 function finiteOrNull(value: number | null | undefined): number | null {
   return value === undefined || value === null || !Number.isFinite(value) ? null : value;
@@ -170,11 +212,18 @@ export class MetricsStore {
         db.pragma('synchronous = NORMAL');
         db.pragma('busy_timeout = 5000');
         db.pragma('foreign_keys = ON');
-        db.exec(METRICS_SCHEMA);
-        db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(
-          'schema_version',
-          String(METRICS_SCHEMA_VERSION),
-        );
+        const open = db;
+        open.transaction(() => {
+          open.exec(METRICS_SCHEMA);
+          // never lowers the version a newer trainer wrote
+          open
+            .prepare(
+              `INSERT INTO meta (key, value) VALUES ('schema_version', ?)
+               ON CONFLICT (key) DO UPDATE SET value = excluded.value
+               WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)`,
+            )
+            .run(String(METRICS_SCHEMA_VERSION));
+        })();
       } else {
         db.prepare('SELECT 1 FROM sqlite_master LIMIT 1').get(); // a corrupt file fails here
       }
@@ -364,6 +413,7 @@ export class MetricsStore {
       if (id === undefined) return false;
       if (this.hasRun(to)) throw new Error(`a run named '${to}' already exists in ${this.path}`);
       this.db.prepare('UPDATE runs SET name = ? WHERE id = ?').run(to, id);
+      this.db.prepare('UPDATE experiment_runs SET run_name = ? WHERE run_name = ?').run(to, from);
       if (directories) {
         const row = this.db.prepare('SELECT checkpoint_dir FROM runs WHERE id = ?').get(id) as {
           checkpoint_dir: string | null;
@@ -391,8 +441,99 @@ export class MetricsStore {
       this.db.prepare('DELETE FROM evals WHERE run_id = ?').run(id);
       this.db.prepare('DELETE FROM metrics WHERE run_id = ?').run(id);
       this.db.prepare('DELETE FROM runs WHERE id = ?').run(id);
+      this.db.prepare('DELETE FROM experiment_runs WHERE run_name = ?').run(name);
       return true;
     })();
+  }
+
+  /** Records an experiment (or updates its file) and returns its id. */
+  saveExperiment(name: string, spec: unknown): number {
+    return this.guard(() => {
+      const now = Date.now();
+      this.db
+        .prepare(
+          `INSERT INTO experiments (name, spec, created_at, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at`,
+        )
+        .run(name, JSON.stringify(spec), now, now);
+      return (
+        this.db.prepare('SELECT id FROM experiments WHERE name = ?').get(name) as { id: number }
+      ).id;
+    });
+  }
+
+  /** The experiment named `name`, if recorded. */
+  experiment(name: string): ExperimentRecord | undefined {
+    return this.guard(() => {
+      const row = this.db
+        .prepare(
+          'SELECT id, name, spec, created_at AS createdAt, updated_at AS updatedAt FROM experiments WHERE name = ?',
+        )
+        .get(name) as (Omit<ExperimentRecord, 'spec'> & { spec: string }) | undefined;
+      return row ? { ...row, spec: JSON.parse(row.spec) as unknown } : undefined;
+    });
+  }
+
+  /** The names of every recorded experiment, oldest first. */
+  experimentNames(): string[] {
+    return this.guard(() =>
+      (
+        this.db.prepare('SELECT name FROM experiments ORDER BY created_at, id').all() as {
+          name: string;
+        }[]
+      ).map((row) => row.name),
+    );
+  }
+
+  /** The runs of an experiment, each variant x seed once. */
+  experimentRuns(experimentId: number): ExperimentRunLink[] {
+    return this.guard(() =>
+      (
+        this.db
+          .prepare(
+            `SELECT variant, seed, run_name AS runName, settings, n_params AS nParams,
+               n_embedding_params AS nEmbeddingParams
+             FROM experiment_runs WHERE experiment_id = ? ORDER BY rowid`,
+          )
+          .all(experimentId) as (Omit<ExperimentRunLink, 'settings'> & { settings: string })[]
+      ).map((row) => ({ ...row, settings: JSON.parse(row.settings) as unknown })),
+    );
+  }
+
+  /** The experiment a run belongs to (its name, variant and seed), if any. */
+  experimentOfRun(
+    runName: string,
+  ): { experiment: string; variant: string; seed: number } | undefined {
+    return this.guard(
+      () =>
+        this.db
+          .prepare(
+            `SELECT e.name AS experiment, l.variant, l.seed FROM experiment_runs l
+             JOIN experiments e ON e.id = l.experiment_id WHERE l.run_name = ?`,
+          )
+          .get(runName) as { experiment: string; variant: string; seed: number } | undefined,
+    );
+  }
+
+  /** Ties run `link.runName` to the experiment as its variant x seed (kept when already tied). */
+  linkExperimentRun(experimentId: number, link: ExperimentRunLink): void {
+    this.guard(() => {
+      this.db
+        .prepare(
+          `INSERT INTO experiment_runs (experiment_id, variant, seed, run_name, settings, n_params, n_embedding_params)
+           VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (experiment_id, variant, seed) DO NOTHING`,
+        )
+        .run(
+          experimentId,
+          link.variant,
+          link.seed,
+          link.runName,
+          JSON.stringify(link.settings),
+          link.nParams,
+          link.nEmbeddingParams,
+        );
+    });
   }
 
   close(): void {

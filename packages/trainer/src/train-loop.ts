@@ -15,6 +15,8 @@ export interface LoopOptions {
   schedule: ScheduleOptions;
   /** Stop once this many optimizer steps have been taken in total (null: run all epochs). */
   maxSteps: number | null;
+  /** Stop once this many tokens have been trained on in total (null: no limit). */
+  maxTokens: number | null;
   /** Stop after this many seconds of this session (null: no limit). */
   maxSeconds: number | null;
   /** Clip the global gradient norm to this (upstream: 1.0); null disables clipping. */
@@ -57,7 +59,13 @@ export interface LoopHooks {
   shouldStop?: () => boolean;
 }
 
-export type StopReason = 'finished' | 'max-steps' | 'time' | 'interrupted' | 'non-finite';
+export type StopReason =
+  | 'finished'
+  | 'max-steps'
+  | 'max-tokens'
+  | 'time'
+  | 'interrupted'
+  | 'non-finite';
 
 export interface LoopContext {
   model: BakaCausalLM;
@@ -154,6 +162,7 @@ export async function trainLoop(
         // microtasks, and the training step itself is synchronous.
         await new Promise((resolve) => setImmediate(resolve));
         if (options.maxSteps !== null && state.step >= options.maxSteps) return 'max-steps';
+        if (options.maxTokens !== null && state.tokens >= options.maxTokens) return 'max-tokens';
         if (
           options.maxSeconds !== null &&
           (performance.now() - started) / 1000 >= options.maxSeconds

@@ -31,6 +31,9 @@ export const trainingOptionsShape = {
   maxSteps: nullableInt(1)
     .default(null)
     .describe('Stop after this many optimizer steps in total (null: run all epochs).'),
+  maxTokens: nullableInt(1)
+    .default(null)
+    .describe('Stop once this many tokens have been trained on in total (null: no limit).'),
   maxMinutes: z
     .number()
     .positive()
@@ -99,6 +102,10 @@ export const trainingOptionsShape = {
   evalDocuments: nullableInt(1)
     .default(null)
     .describe('Articles scored per evaluation (null: the whole split).'),
+  evalSplit: z
+    .enum(['valid', 'test'])
+    .default('valid')
+    .describe('The split evaluations score (valid or test).'),
   evalAtEnd: z
     .boolean()
     .default(true)
@@ -132,6 +139,7 @@ export const TRAINING_OPTION_KEYS = Object.keys(trainingOptionsShape) as Trainin
  */
 export const RESUMABLE_OPTIONS: ReadonlySet<TrainingOptionKey> = new Set([
   'maxSteps',
+  'maxTokens',
   'maxMinutes',
   'epochs',
   'learningRate',
@@ -142,6 +150,7 @@ export const RESUMABLE_OPTIONS: ReadonlySet<TrainingOptionKey> = new Set([
   'optimizerInLatestOnly',
   'evalEvery',
   'evalDocuments',
+  'evalSplit',
   'evalAtEnd',
 ]);
 

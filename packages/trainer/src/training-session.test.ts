@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { tokenDocumentsFromArrays } from '@baka/data';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { listCheckpoints, loadTrainingCheckpoint } from './checkpoint';
@@ -36,6 +37,64 @@ async function runSession(
   model.dispose();
   return { summary, weights };
 }
+
+describe('TrainingSession budgets and evaluation split', () => {
+  it('maxTokens stops at the first step that reaches the token budget', async () => {
+    const store = new MetricsStore(join(tempDir(), 'metrics.sqlite'));
+    const straight = await runSession(tempDir(), { maxSteps: 6, runName: 'straight' }, store);
+    const tokens = (
+      store.db.prepare('SELECT tokens FROM metrics ORDER BY step').all() as { tokens: number }[]
+    ).map((row) => row.tokens);
+    store.close();
+    const budget = tokens[2]! - 1; // reached during step 3
+    const { summary } = await runSession(tempDir(), { maxTokens: budget });
+    expect(summary.reason).toBe('max-tokens');
+    expect(summary.steps).toBe(3);
+    expect(summary.tokens).toBe(tokens[2]);
+    expect(summary.losses).toEqual(straight.summary.losses.slice(0, 3));
+  });
+
+  it('evalSplit chooses the split the evaluations score and records it', async () => {
+    const arrays = Array.from({ length: 16 }, (_, d) => Array.from(documents.document(d)));
+    const split = tokenDocumentsFromArrays(arrays, {
+      splits: {
+        train: { start: 0, end: 10 },
+        valid: { start: 10, end: 13 },
+        test: { start: 13, end: 16 },
+      },
+    });
+    const store = new MetricsStore(join(tempDir(), 'metrics.sqlite'));
+    const scored: Record<string, number> = {};
+    for (const evalSplit of ['valid', 'test'] as const) {
+      const model = tinyModel(1);
+      const session = new TrainingSession({
+        model,
+        documents: split,
+        options: tinyOptions({ maxSteps: 2, evalSplit, runName: evalSplit }),
+        runDir: tempDir(),
+        store,
+      });
+      const summary = await session.run();
+      expect(summary.evaluations.map((entry) => entry.result.split)).toEqual([evalSplit]);
+      expect(summary.evaluations[0]!.result.documents).toBe(3);
+      scored[evalSplit] = summary.evaluations[0]!.result.loss;
+      session.dispose();
+      model.dispose();
+    }
+    expect(scored.valid).not.toBeCloseTo(scored.test!, 4);
+    expect(
+      store.db
+        .prepare(
+          'SELECT r.name, e.split FROM evals e JOIN runs r ON r.id = e.run_id ORDER BY r.name',
+        )
+        .all(),
+    ).toEqual([
+      { name: 'test', split: 'test' },
+      { name: 'valid', split: 'valid' },
+    ]);
+    store.close();
+  });
+});
 
 describe('TrainingSession', () => {
   for (const [label, extra] of [

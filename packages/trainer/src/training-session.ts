@@ -231,16 +231,16 @@ export class TrainingSession {
     };
   }
 
-  /** True when the documents have a validation split to evaluate on. */
+  /** True when the documents have the split evaluations score (`evalSplit`). */
   get canEvaluate(): boolean {
-    const valid = this.setup.documents.splits.valid;
-    return valid !== undefined && valid.end > valid.start;
+    const range = this.setup.documents.splits[this.options.evalSplit];
+    return range !== undefined && range.end > range.start;
   }
 
-  /** Scores the validation split now (upstream's bench), logging to the evals table. */
+  /** Scores the evaluation split now (upstream's bench), logging to the evals table. */
   evaluate(): EvaluationResult {
     const result = evaluate(this.model, this.setup.documents, {
-      split: 'valid',
+      split: this.options.evalSplit,
       ...(this.options.evalDocuments !== null ? { maxDocuments: this.options.evalDocuments } : {}),
     });
     if (this.setup.store && this.runId !== null) {
@@ -395,6 +395,7 @@ export class TrainingSession {
         units: this.unitOptions,
         schedule: this.state.schedule,
         maxSteps: this.options.maxSteps,
+        maxTokens: this.options.maxTokens,
         maxSeconds: this.options.maxMinutes === null ? null : this.options.maxMinutes * 60,
         clipNorm: this.options.clipNorm,
         accumulate: this.options.accumulate,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { register as registerEval } from './eval';
+import { register as registerExperiment } from './experiment';
 import { register as registerGenerate } from './generate';
 import { register as registerInfo } from './info';
 import { register as registerConfig } from './config';
@@ -20,6 +21,7 @@ export function registerCommands(program: Command): void {
   registerData(program);
   registerTokenizer(program);
   registerTrain(program);
+  registerExperiment(program);
   registerRuns(program);
   registerConfig(program);
   registerViewer(program);

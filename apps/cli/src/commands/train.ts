@@ -104,6 +104,7 @@ const SAMPLE_TOKENS = 48;
 /** The flags that set one training option: flag name (camelCase, as commander gives it) -> option. */
 const OPTION_FLAGS = {
   steps: { key: 'maxSteps', value: '<n>' },
+  maxTokens: { key: 'maxTokens', value: '<n>' },
   epochs: { key: 'epochs', value: '<n>' },
   lr: { key: 'learningRate', value: '<x>' },
   window: { key: 'window', value: '<n>' },
@@ -111,6 +112,7 @@ const OPTION_FLAGS = {
   seed: { key: 'seed', value: '<n>' },
   evalEvery: { key: 'evalEvery', value: '<n>' },
   evalDocuments: { key: 'evalDocuments', value: '<n>' },
+  evalSplit: { key: 'evalSplit', value: '<split>' },
   saveEvery: { key: 'saveEvery', value: '<n>' },
   keep: { key: 'keep', value: '<n>' },
   optimizerInLatestOnly: { key: 'optimizerInLatestOnly', value: '' },
@@ -185,26 +187,36 @@ function optionFlagValue(name: OptionFlag, raw: unknown): unknown {
   }
 }
 
-/** `--set key=value`: model config keys and training options, each typed by its schema. */
-function parseSettings(settings: readonly string[], flags: Flags): void {
+/** Where `--set`-style settings go: model config keys and training options. */
+export interface Settings {
+  options: Partial<TrainingOptions>;
+  optionFlags: Partial<Record<TrainingOptionKey, string>>;
+  model: Partial<BakaConfig>;
+}
+
+/**
+ * `--set key=value`: model config keys and training options, each typed by its schema; `flag`
+ * names where the settings came from in errors (an experiment file's field).
+ */
+export function parseSettings(settings: readonly string[], into: Settings, flag = '--set'): void {
   for (const setting of settings) {
     const key = setting.slice(0, Math.max(setting.indexOf('='), 0)).trim();
     if (isConfigKey(key)) {
       Object.assign(
-        flags.model,
-        asUserError('', () => parseConfigSettings([setting])),
+        into.model,
+        asUserError('', () => parseConfigSettings([setting], flag)),
       );
     } else if (isTrainingOptionKey(key)) {
       Object.assign(
-        flags.options,
-        asUserError('', () => parseTrainingSettings([setting])),
+        into.options,
+        asUserError('', () => parseTrainingSettings([setting], flag)),
       );
-      flags.optionFlags[key] = `--set ${key}`;
+      into.optionFlags[key] = `${flag} ${key}`;
     } else if (key === '') {
-      throw new UserError(`--set: expected key=value, got '${setting}'`);
+      throw new UserError(`${flag}: expected key=value, got '${setting}'`);
     } else {
       throw new UserError(
-        `--set: unknown key '${key}'; valid keys: model ${CONFIG_KEYS.join(', ')}; training ${TRAINING_OPTION_KEYS.join(', ')}`,
+        `${flag}: unknown key '${key}'; valid keys: model ${CONFIG_KEYS.join(', ')}; training ${TRAINING_OPTION_KEYS.join(', ')}`,
       );
     }
   }
@@ -287,15 +299,15 @@ function corpusFlag(corpus: string | undefined): string | undefined {
   return existsSync(path) ? path : corpus;
 }
 
-function plural(n: number, word: string): string {
+export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-function formatLoss(loss: number | null): string {
+export function formatLoss(loss: number | null): string {
   return loss === null || !Number.isFinite(loss) ? '-' : loss.toFixed(4);
 }
 
-function formatSeconds(seconds: number): string {
+export function formatSeconds(seconds: number): string {
   const m = Math.floor(seconds / 60);
   const s = Math.round(seconds % 60);
   return m > 0 ? `${m}m${String(s).padStart(2, '0')}s` : `${seconds.toFixed(1)}s`;
@@ -511,7 +523,7 @@ function modelConfig(
  */
 function resolveOptions(flags: Flags, start: RunStart, inputRows: number | null): TrainingOptions {
   const given = flags.options;
-  const lengthGiven = ['maxSteps', 'epochs', 'maxMinutes'].some((key) => key in given);
+  const lengthGiven = ['maxSteps', 'maxTokens', 'epochs', 'maxMinutes'].some((key) => key in given);
   const previous = start.resumed
     ? makeTrainingOptions(start.resumed.training, `${start.resumed.dir}/training.json`)
     : null;
@@ -571,7 +583,7 @@ function resumeSchedule(
 }
 
 /** The corpus tokenized once into cached shards (with the run's tokenizer), or no documents. */
-async function openData(
+export async function openData(
   options: TrainingOptions,
   tokenizerPath: string,
   runsDir: string,
@@ -593,7 +605,7 @@ async function openData(
 }
 
 /** Progress bar, JSON step lines (--input-ids) and messages for skips and evaluations. */
-function progressHooks(
+export function progressHooks(
   bar: ProgressBar,
   jsonLog: boolean,
 ): SessionHooks & { tokensPerSecond: () => number } {
@@ -642,7 +654,7 @@ const PARENT_POLL_MS = 250;
  * exits, this process is re-parented, and that stops the run the same way. Returns the signal
  * that stopped the run (null: none) and a function that removes the handlers.
  */
-function stopOnSignals(session: TrainingSession): {
+export function stopOnSignals(session: { requestStop(): void }): {
   signal: () => string | null;
   remove: () => void;
 } {

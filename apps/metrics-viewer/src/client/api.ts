@@ -8,8 +8,19 @@ import type {
   SeriesResponse,
 } from '../metrics-reader';
 import type { MetricColumn, XColumn } from '../run-columns';
+import type { CurveX } from '../experiment-report';
+import type { ExperimentView } from '../metrics-reader';
 
-export type { EvalPoint, ResultEntry, RunSummary, SeriesResponse, MetricColumn, XColumn };
+export type {
+  CurveX,
+  EvalPoint,
+  ExperimentView,
+  ResultEntry,
+  RunSummary,
+  SeriesResponse,
+  MetricColumn,
+  XColumn,
+};
 
 export interface RunsResponse {
   database: { path: string; state: DatabaseState };
@@ -50,4 +61,12 @@ export async function fetchEvals(runId: number, afterStep = -1): Promise<EvalPoi
 
 export async function fetchResults(): Promise<ResultEntry[]> {
   return (await getJson<{ results: ResultEntry[] }>('/api/results')).results;
+}
+
+export async function fetchExperiments(): Promise<string[]> {
+  return (await getJson<{ experiments: string[] }>('/api/experiments')).experiments;
+}
+
+export function fetchExperiment(name: string, x: CurveX): Promise<ExperimentView> {
+  return getJson(`/api/experiments/${encodeURIComponent(name)}?x=${x}`);
 }

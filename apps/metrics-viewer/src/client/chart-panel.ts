@@ -17,6 +17,8 @@ export interface ChartRun {
   /** Validation points, drawn as dots. */
   evalXs?: number[];
   evalYs?: number[];
+  /** A band around the curve (an experiment's lowest and highest seed at each x). */
+  band?: { low: number[]; high: number[] };
 }
 
 export interface ChartModel {
@@ -111,6 +113,18 @@ export class ChartPanel {
           value: (_u, value) => formatValue(value),
         });
       }
+      if (run.band) {
+        for (const edge of ['lowest', 'highest']) {
+          series.push({
+            label: `${run.name} (${edge} seed)`,
+            stroke: withAlpha(run.color, 0.35),
+            width: 0.5,
+            spanGaps: true,
+            points: { show: false },
+            value: (_u, value) => formatValue(value),
+          });
+        }
+      }
       if (run.evalXs && run.evalXs.length > 0) {
         series.push({
           label: `${run.name} validation`,
@@ -131,6 +145,10 @@ export class ChartPanel {
     for (const run of model.runs) {
       const columns: Nullable[] = [positiveOrNull(run.ys, model.logScale)];
       if (run.smoothed) columns.push(positiveOrNull(run.smoothed, model.logScale));
+      if (run.band) {
+        columns.push(positiveOrNull(run.band.low, model.logScale));
+        columns.push(positiveOrNull(run.band.high, model.logScale));
+      }
       tables.push([run.xs, ...columns] as unknown as uPlot.AlignedData);
       if (run.evalXs && run.evalXs.length > 0) {
         tables.push([
@@ -172,10 +190,20 @@ export class ChartPanel {
     this.destroy();
     this.structure = structure;
     this.container.replaceChildren();
+    // Each band fills between its curve's highest and lowest seed series.
+    const bands: uPlot.Band[] = [];
+    series.forEach((entry, index) => {
+      if (!String(entry.label).endsWith(' (highest seed)')) return;
+      const run = model.runs.find(
+        (candidate) => entry.label === `${candidate.name} (highest seed)`,
+      );
+      if (run) bands.push({ series: [index, index - 1], fill: withAlpha(run.color, 0.18) });
+    });
     const options: uPlot.Options = {
       width: this.width(),
       height: 320,
       series,
+      bands,
       scales: { x: { time: false }, y: { distr: model.logScale ? 3 : 1 } },
       axes: [
         {

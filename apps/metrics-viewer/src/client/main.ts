@@ -15,6 +15,7 @@ import {
 import { type ChartModel, ChartPanel, type ChartRun, type ZoomRange } from './chart-panel';
 import { diffConfigs } from './config-diff';
 import { formatCount, formatDate, formatDuration, formatValue, runColor } from './format';
+import { ExperimentsView } from './experiments-view';
 import { exponentialMovingAverage } from './smoothing';
 import { type Column, SortableTable } from './sortable-table';
 
@@ -473,6 +474,7 @@ async function poll(): Promise<void> {
       state.results = results;
       resultsTable.setRows(results);
     }
+    if (response.database.state === 'ready') await experiments.refresh();
     if (reload) await loadSelected();
     else if (state.loadingGeneration === null && !(await appendNewRows(state.generation)))
       await loadSelected();
@@ -549,6 +551,7 @@ function wireControls(): void {
   }
 }
 
+const experiments = new ExperimentsView(tooltip, download, showError);
 wireControls();
 void poll();
 setInterval(() => void poll(), POLL_MS);

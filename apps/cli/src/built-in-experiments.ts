@@ -1,0 +1,93 @@
+// The experiments shipped with the repository, run by name (`baka experiment run seed-xl`).
+// `seed-xl` is a file (apps/cli/experiments/seed-xl.json): a variant is one line of it.
+// `memory-variants` is built from the model config schema: every value the registry offers for
+// the memory-related keys, so a new value there becomes a new variant here.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  type BakaConfig,
+  type ConfigKey,
+  configChoices,
+  configFields,
+  presetConfig,
+} from '@baka/model';
+import { type Experiment, parseExperiment } from './experiment-file';
+
+const directory = fileURLToPath(new URL('../experiments/', import.meta.url));
+
+/** Config keys whose every value is a memory variant. */
+export const MEMORY_KEYS = ['memory', 'memory_source'] as const satisfies readonly ConfigKey[];
+/** The per-layer key whose non-standard kinds are memory variants (thin layers reach further). */
+export const LAYER_KIND_KEY = 'layer_kinds' satisfies ConfigKey;
+
+/** The shared part of `memory-variants` (everything but the variants). */
+const MEMORY_VARIANTS_BASE = {
+  name: 'memory-variants',
+  description:
+    'Every memory variant the model config registry offers (memory, memory_source, thin layers via layer_kinds), each against the defaults, at one budget on Tiny Shakespeare.',
+  base: {
+    preset: 'tiny',
+    corpus: 'tinyshakespeare',
+    set: [
+      'window=256',
+      'epochs=100',
+      'learningRate=3e-3',
+      'schedule=cosine',
+      'warmupSteps=20',
+      'keep=1',
+    ],
+  },
+  budget: { steps: 300 },
+  seeds: [0],
+  eval: { every: 100, documents: 8 },
+  report: { lastSteps: 20 },
+};
+
+function choicesOf(key: ConfigKey): readonly string[] {
+  const choices = configChoices(key);
+  if (choices === null) throw new Error(`config key ${key} offers no choices`);
+  return choices;
+}
+
+/**
+ * The variants of `memory-variants`: the defaults first, then one variant per other value of
+ * each memory key, then per layer kind other than the first (standard) one, every second layer
+ * of that kind (layers 1, 3, ...: each still sits above a standard layer).
+ */
+export function memoryVariants(preset: string): Experiment['variants'] {
+  const defaults = new Map(configFields().map((field) => [field.key, field.default]));
+  const variants: Experiment['variants'] = [{ name: 'defaults', set: [] }];
+  for (const key of MEMORY_KEYS) {
+    for (const choice of choicesOf(key)) {
+      if (choice === defaults.get(key)) continue;
+      variants.push({ name: `${key}-${choice}`, set: [`${key}=${choice}`] });
+    }
+  }
+  const [standard, ...kinds] = choicesOf(LAYER_KIND_KEY);
+  const layers = (presetConfig(preset) as Partial<BakaConfig>).n_layers ?? 1;
+  for (const kind of kinds) {
+    const perLayer = Array.from({ length: layers }, (_, i) => (i % 2 === 1 ? kind : standard));
+    variants.push({ name: `${LAYER_KIND_KEY}-${kind}`, set: [`${LAYER_KIND_KEY}=${perLayer}`] });
+  }
+  return variants;
+}
+
+const BUILT_INS: Record<string, () => Experiment> = {
+  'seed-xl': () =>
+    parseExperiment(
+      JSON.parse(readFileSync(`${directory}seed-xl.json`, 'utf8')),
+      'built-in seed-xl',
+    ),
+  'memory-variants': () =>
+    parseExperiment(
+      { ...MEMORY_VARIANTS_BASE, variants: memoryVariants(MEMORY_VARIANTS_BASE.base.preset) },
+      'built-in memory-variants',
+    ),
+};
+
+export const BUILT_IN_NAMES = Object.keys(BUILT_INS);
+
+/** The built-in experiment of that name, or undefined. */
+export function builtInExperiment(name: string): Experiment | undefined {
+  return BUILT_INS[name]?.();
+}
