@@ -44,6 +44,7 @@ export {
   type SequenceStateName,
   sequenceStateKind,
 } from './kinds/sequence-states';
+export { MEMORY_MECHANISMS, type MemoryMechanism } from './kinds/mechanisms';
 export { MAY_BE_UNUSED_PARAMETERS, RMT_FORMAT, RMTState } from './kinds/rmt';
 export { memoryState, XL_MEMORY_FORMAT, XLState } from './kinds/xl';
 export type {
