@@ -33,12 +33,15 @@ export function cliArgs(args: string[]): string[] {
   return ['--conditions=@baka/source', '--import', tsx, main, ...args];
 }
 
-/** Runs the CLI to completion without blocking this worker's event loop. */
-export function runCli(
-  args: string[],
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Collects a piped child's output until it closes. */
+export function collect(child: ChildProcess): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = startCli(args, 'pipe');
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (chunk) => (stdout += chunk));
@@ -48,16 +51,20 @@ export function runCli(
   });
 }
 
+/** Runs the CLI to completion without blocking this worker's event loop. */
+export function runCli(args: string[]): Promise<CliResult> {
+  return collect(startCli(args, 'pipe'));
+}
+
 export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'baka-train-cli-'));
 }
 
 /**
- * A small corpus (JSON Lines, one document per line), a 300-token BPE trained on it and a tiny
- * model config, so a CLI run takes seconds on the cpu backend.
+ * Writes DIR/corpus.jsonl (40 short documents, one per line) and DIR/tokenizer.json (a 300-token
+ * BPE trained on them); returns both paths.
  */
-export function smallSetup(): { dir: string; common: string[] } {
-  const dir = tempDir();
+export function writeSmallCorpus(dir: string): { corpus: string; tokenizer: string } {
   const texts = Array.from({ length: 40 }, (_, i) =>
     Array.from(
       { length: 3 + (i % 4) },
@@ -74,6 +81,16 @@ export function smallSetup(): { dir: string; common: string[] } {
       trainBpe(texts, { vocabSize: 300, specialTokens: ['<|endoftext|>', '<|padding|>'] }),
     ),
   );
+  return { corpus, tokenizer };
+}
+
+/**
+ * A small corpus (JSON Lines, one document per line), a 300-token BPE trained on it and a tiny
+ * model config, so a CLI run takes seconds on the cpu backend.
+ */
+export function smallSetup(): { dir: string; common: string[] } {
+  const dir = tempDir();
+  const { corpus, tokenizer } = writeSmallCorpus(dir);
   const config = join(dir, 'model.json');
   writeFileSync(
     config,

@@ -1,56 +1,13 @@
-// `baka experiment` end to end, as a user runs it: real processes, real files, real SQLite.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { trainBpe } from '@baka/tokenizer';
 import { latestCheckpoint, loadTrainingCheckpoint, MetricsStore } from '@baka/trainer';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { memoryVariants } from '../built-in-experiments';
+import { collect, runCli, startCli, waitFor, writeSmallCorpus } from '../cli-test-helpers';
 import { parseExperiment } from '../experiment-file';
 import { BakaCausalLM, makeConfig } from '@baka/model';
 import { loadExperiment, planExperiment, shareInitialWeights } from './experiment';
-
-const main = fileURLToPath(new URL('../main.ts', import.meta.url));
-const tsx = createRequire(import.meta.url).resolve('tsx');
-
-const children = new Set<ChildProcess>();
-afterEach(() => {
-  for (const child of children) child.kill('SIGKILL');
-  children.clear();
-});
-
-function startCli(args: string[]): ChildProcess {
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@baka/source', '--import', tsx, main, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  return child;
-}
-
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function collect(child: ChildProcess): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (chunk) => (stdout += chunk));
-    child.stderr!.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-const runCli = (args: string[]) => collect(startCli(args));
 
 /** A small corpus, a 300-token BPE and an experiment file of a 16-wide model: seconds a run. */
 function setup(overrides: Record<string, unknown> = {}): {
@@ -60,23 +17,7 @@ function setup(overrides: Record<string, unknown> = {}): {
   write: (changes: Record<string, unknown>) => void;
 } {
   const dir = mkdtempSync(join(tmpdir(), 'baka-experiment-'));
-  const texts = Array.from({ length: 40 }, (_, i) =>
-    Array.from(
-      { length: 3 + (i % 4) },
-      (_, j) =>
-        `Speaker ${(i + j) % 5}: the ${['king', 'queen', 'fool', 'ghost'][(i + j) % 4]} walks at night and speaks of ${i * j} things.`,
-    ).join('\n'),
-  );
-  writeFileSync(
-    join(dir, 'corpus.jsonl'),
-    texts.map((text) => JSON.stringify({ text })).join('\n'),
-  );
-  writeFileSync(
-    join(dir, 'tokenizer.json'),
-    JSON.stringify(
-      trainBpe(texts, { vocabSize: 300, specialTokens: ['<|endoftext|>', '<|padding|>'] }),
-    ),
-  );
+  writeSmallCorpus(dir);
   const file = join(dir, 'exp.json');
   const experiment = {
     name: 'tiny',
@@ -160,21 +101,6 @@ function runStatus(runs: string, name: string): string | undefined {
   } finally {
     store.close();
   }
-}
-
-function waitFor(check: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const timer = setInterval(() => {
-      if (check()) {
-        clearInterval(timer);
-        resolve();
-      } else if (Date.now() - started > timeoutMs || child.exitCode !== null) {
-        clearInterval(timer);
-        reject(new Error(`condition not reached (exit code ${child.exitCode})`));
-      }
-    }, 100);
-  });
 }
 
 describe('experiment files', () => {
@@ -527,7 +453,7 @@ describe('baka experiment run and report', { timeout: 300_000 }, () => {
       budget: { steps: 12 },
       variants: [{ name: 'reset', set: ['position_policy=reset', 'saveEvery=0'] }],
     });
-    const child = startCli(runArgs(file, runs));
+    const child = startCli(runArgs(file, runs), 'pipe');
     void collect(child);
     const logged = () => metricRowsIfAny(runs).get('tiny.reset.s0')?.length ?? 0;
     await waitFor(() => logged() >= 2, child, 120_000);
@@ -550,7 +476,7 @@ describe('baka experiment run and report', { timeout: 300_000 }, () => {
 
   it('SIGTERM mid-experiment, then the same command: finished runs are not retrained, the interrupted one resumes', async () => {
     const { file, runs } = setup({ budget: { steps: 40 } });
-    const child = startCli(runArgs(file, runs));
+    const child = startCli(runArgs(file, runs), 'pipe');
     const output = collect(child);
     const checkpoints = join(runs, 'tiny.absolute.s0', 'checkpoints');
     await waitFor(
