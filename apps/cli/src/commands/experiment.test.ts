@@ -1,3 +1,4 @@
+// `baka experiment` end to end, as a user runs it: real processes, real files, real SQLite.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
