@@ -21,6 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
+from block_recurrent import BlockRecurrence, state_in
+
 
 @dataclass
 class Config:
@@ -58,6 +60,10 @@ class Config:
     rmt_mask: str = "causal"  # 'causal' (upstream's flash attention) | 'upstream' (its hand-built mask)
     # Mamba (upstream 007): layer i with i % n == 0 adds y + Mamba(LayerNorm(y)) after its sum; 0 = none
     mamba_each_nth_layer: int = 0
+    # Block-Recurrent Transformer (block_recurrent.py): recurrent layers, state size (0 = n_ctx), gate
+    recurrent_layers: list = field(default_factory=list)
+    n_state_vectors: int = 0
+    state_gate: str = "fixed"  # 'fixed' (learned bias) | 'lstm'
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
@@ -76,6 +82,7 @@ class Config:
         assert self.norm in ("layernorm", "rmsnorm")
         assert self.rmt_mask in ("causal", "upstream")
         assert self.mamba_each_nth_layer >= 0
+        assert all(0 <= i < self.n_layers for i in self.recurrent_layers) and self.state_gate in ("fixed", "lstm")
 
     def has_mamba(self, layer: int) -> bool:
         return self.mamba_each_nth_layer > 0 and layer % self.mamba_each_nth_layer == 0
@@ -96,6 +103,9 @@ class Config:
         d["model_type"] = self.model_type
         for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask", "mamba_each_nth_layer"):
             d.pop(key)
+        for key in ("recurrent_layers", "n_state_vectors", "state_gate"):  # only with recurrent layers
+            if not self.recurrent_layers:
+                d.pop(key)
         if self.mamba_each_nth_layer:  # 007's BakaConfig field
             d.update(mamba_each_nth_layer=self.mamba_each_nth_layer)
         if self.n_pauses or self.n_rmt_tokens:
@@ -125,10 +135,12 @@ class LayerMemory:
     v: torch.Tensor  # [B, H, T, K']
     start: int
     write: Optional[torch.Tensor] = None  # RMT: last layer's outputs at the write positions [B, M, D]
+    state: Optional[torch.Tensor] = None  # a recurrent layer's state after the chunk [B, S, D]
 
     def detached(self) -> "LayerMemory":
         write = None if self.write is None else self.write.detach()
-        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write)
+        state = None if self.state is None else self.state.detach()
+        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write, state=state)
 
 
 def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
@@ -325,16 +337,22 @@ class Layer(nn.Module):
         self.norm_in = make_norm(c)
         self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
         self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
+        self.recurrent = BlockRecurrence(c, make_norm) if index in c.recurrent_layers else None
         if c.has_mamba(index):
             self.mamba = Mamba(c.dim_model)
             self.norm_mamba = nn.LayerNorm(c.dim_model, eps=1e-5)  # a LayerNorm whatever `norm` is
         else:
             self.mamba = None
 
-    def forward(self, x, past, start, rmt=(0, 0)):
+    def forward(self, x, past, start, rmt=(0, 0), state=None):
         h = self.norm_in(x)
         attn, mine = self.attn(h, past, start, rmt)
         y = x + attn
+        if self.recurrent is not None:  # cross term over the previous state; the next state
+            keys = mine.k if past is None else torch.cat((past.k, mine.k), dim=-2)
+            values = mine.v if past is None else torch.cat((past.v, mine.v), dim=-2)
+            cross, mine.state = self.recurrent(h, state, keys, values)
+            y = y + cross
         if self.mlp is not None:
             y = y + self.mlp(h)
         if self.mamba is not None:
@@ -391,7 +409,8 @@ class Net(nn.Module):
                         past = memory[i - 1] if i > 0 else None
                     else:
                         past = memory[i]
-                y, mine = layer(y, past, start, (read, c.n_rmt_tokens))
+                state = state_in(layer, memory, i, b)
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), state)
                 current.append(mine)
             start += y.shape[1]
             if c.n_rmt_tokens:
@@ -478,7 +497,8 @@ def select_memory(memory, previous_rows: list[int], rows: list[int]):
     pick = [previous_rows.index(r) for r in rows]
     return [
         LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start,
-                    write=None if m.write is None else m.write.detach()[pick])
+                    write=None if m.write is None else m.write.detach()[pick],
+                    state=None if m.state is None else m.state.detach()[pick])
         for m in memory
     ]
 
