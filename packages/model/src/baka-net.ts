@@ -16,6 +16,7 @@ import { attention } from './attention';
 import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
+import type { RecurrentWeights } from './kinds/block-recurrent';
 import type { MambaState, MambaWeights } from './kinds/mamba';
 import type { NormKind } from './kinds/norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
@@ -38,6 +39,8 @@ export interface FusedLayerWeights {
   mlp: { gateUp: tf.Tensor2D; down: tf.Tensor2D } | null; // [2F, D], [D, F]
   /** The layer's Mamba block (kinds/mamba.ts), when it has one. */
   mamba?: MambaWeights;
+  /** A recurrent layer's state weights (kinds/block-recurrent.ts). */
+  recurrent?: RecurrentWeights;
 }
 
 /** A layer ready to run: its kind's forward and its weights. */
@@ -55,6 +58,11 @@ export interface LayerStateIn {
    * zero); in generation null at a chunk's first step, then the previous step's state out.
    */
   mamba?: MambaState | null;
+  /**
+   * A recurrent layer's state [B, S, D] written at the previous chunk, and whether this call
+   * computes the next one (the full pass: always; generation: the step that ends the chunk).
+   */
+  recurrent?: { state: tf.Tensor3D; update: boolean };
 }
 
 /** State out: what one layer hands back for the sequence state. */
@@ -65,6 +73,8 @@ export interface LayerStateOut {
   attended: KeyValues | null;
   /** A Mamba layer's state after the step, when the state in had a `mamba` entry. */
   mamba?: MambaState;
+  /** A recurrent layer's next state [B, S, D], when the state in asked for the update. */
+  recurrent?: tf.Tensor3D;
 }
 
 export interface LayerOutput {

@@ -114,6 +114,11 @@ export function configJson(config: BakaConfig): string {
     for (const key of RMT_KEYS) delete written[key];
   }
   if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
+  if (config.recurrent_layers.length === 0) {
+    delete written.recurrent_layers;
+    delete written.n_state_vectors;
+    delete written.state_gate;
+  }
   return `${JSON.stringify(written, null, 2)}\n`;
 }
 

@@ -9,6 +9,7 @@ import { LAYER_KIND_NAMES, THIN_ATTENTION_INIT_SCALE } from './kinds/layers';
 import { NORM_NAMES } from './kinds/norms';
 import { SEQUENCE_STATE_NAMES } from './kinds/sequence-states';
 import { XL_CONFIG_SHAPE } from './kinds/xl';
+import { RECURRENT_CONFIG_SHAPE } from './kinds/block-recurrent';
 
 const positiveInt = z.number().int().positive();
 
@@ -152,6 +153,7 @@ const configShape = {
     .describe(
       'Upstream 007: layers i % n == 0 add y + Mamba(LayerNorm(y)) after their sum; 0 = no Mamba.',
     ),
+  ...RECURRENT_CONFIG_SHAPE,
 };
 
 const configSchema = z.object(configShape).passthrough();
@@ -260,6 +262,7 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
           : 'baka_xl';
   config.dim_ff = raw.dim_ff || 4 * raw.dim_model;
   config.dim_attn = raw.dim_attn || raw.dim_model;
+  config.n_state_vectors = raw.n_state_vectors || raw.n_ctx;
   const result = config as BakaConfig;
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
@@ -284,6 +287,14 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     fail(
       `n_pauses (${result.n_pauses}) must be at most n_ctx (${result.n_ctx}): pauses sit every n_ctx // n_pauses tokens`,
     );
+  }
+  for (const layer of result.recurrent_layers) {
+    if (layer >= result.n_layers) {
+      fail(`recurrent_layers: layer ${layer} does not exist (n_layers ${result.n_layers})`);
+    }
+  }
+  if (new Set(result.recurrent_layers).size !== result.recurrent_layers.length) {
+    fail(`recurrent_layers: [${result.recurrent_layers.join(', ')}] names a layer twice`);
   }
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
     if (result[field].length > 0 && result[field].length !== result.n_layers) {

@@ -152,17 +152,24 @@ export class IncrementalDecoder {
       state.rewind(this.#fed.length - common);
     }
     const slots = layout.slice(common);
-    const y = this.#run(() => {
-      const embedded = tf.reshape(model.embed(tf.tensor2d([tokens], [1, tokens.length], 'int32')), [
-        tokens.length,
-        model.config.dim_model,
-      ]); // [n, D]
-      const pause = model.parameters.get('model.pause.pause_emb');
-      const rows =
-        pause === undefined ? embedded : tf.concat([embedded, tf.reshape(pause, [1, -1])], 0);
-      const indices = slots.map((token) => (token < 0 ? tokens.length : token));
-      return tf.gather(rows, tf.tensor1d(indices, 'int32')) as tf.Tensor2D; // [slots, D]
-    }, 'tokens');
+    // the chunk's last slot is in this step unless a suffix block (RMT's write block) follows
+    const endsChunk =
+      tokens.length === model.config.n_ctx && (state.chunkSuffix?.() ?? null) === null;
+    const y = this.#run(
+      () => {
+        const embedded = tf.reshape(
+          model.embed(tf.tensor2d([tokens], [1, tokens.length], 'int32')),
+          [tokens.length, model.config.dim_model],
+        ); // [n, D]
+        const pause = model.parameters.get('model.pause.pause_emb');
+        const rows =
+          pause === undefined ? embedded : tf.concat([embedded, tf.reshape(pause, [1, -1])], 0);
+        const indices = slots.map((token) => (token < 0 ? tokens.length : token));
+        return tf.gather(rows, tf.tensor1d(indices, 'int32')) as tf.Tensor2D; // [slots, D]
+      },
+      'tokens',
+      endsChunk,
+    );
     this.#chunk = tokens;
     this.#fed = layout;
     this.#position += ids.length;
@@ -182,7 +189,7 @@ export class IncrementalDecoder {
     const state = this.#state;
     const suffix = state.chunkSuffix?.() ?? null;
     if (suffix !== null) {
-      const y = this.#run(() => suffix, 'suffix');
+      const y = this.#run(() => suffix, 'suffix', true);
       state.takeSuffixOutput?.(y);
       y.dispose();
     }
@@ -194,7 +201,12 @@ export class IncrementalDecoder {
   }
 
   // Runs the slots `input()` gives [n, D] through the layers; the last layer's outputs [n, D].
-  #run(input: () => tf.Tensor2D, block: 'prefix' | 'tokens' | 'suffix'): tf.Tensor2D {
+  // `endsChunk`: the step holds the chunk's last slot (a recurrent state updates then).
+  #run(
+    input: () => tf.Tensor2D,
+    block: 'prefix' | 'tokens' | 'suffix',
+    endsChunk = false,
+  ): tf.Tensor2D {
     const state = this.#state;
     const config = this.#model.config;
     return tf.tidy(() => {
@@ -207,7 +219,7 @@ export class IncrementalDecoder {
             ? { read: count, write: 0 }
             : { read: 0, write: count };
       // state in: every view is taken before the first append (they stay valid until then)
-      const states = state.views(open).map((view, layer) => {
+      const states = state.views(open, endsChunk).map((view, layer) => {
         const mamba = this.#mamba[layer];
         return mamba === undefined ? view : { ...view, mamba };
       });

@@ -5,6 +5,7 @@ import type { BakaConfig } from './config';
 import { dimHead, layerDimFf, layerKind } from './config';
 import { LAYER_KINDS } from './kinds/layers';
 import type { LayerKind, LayerShape } from './kinds/layers';
+import { isRecurrent, withRecurrence } from './kinds/block-recurrent';
 import { hasMamba, mambaDims, withMamba } from './kinds/mamba';
 import { NORM_KINDS } from './kinds/norms';
 import { deriveSeed, fillNormal, fillUniform } from './random';
@@ -13,7 +14,7 @@ import { inverseFrequencies } from '@baka/rope';
 export type Initialiser =
   // torch nn.Linear: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), times `scale` (thin layers: 1e-4)
   | { kind: 'linear'; fanIn: number; scale?: number }
-  | { kind: 'normal' } // torch nn.Embedding: N(0, 1)
+  | { kind: 'normal'; std?: number } // N(0, std^2), std 1 by default (torch nn.Embedding)
   | { kind: 'ones' }
   | { kind: 'zeros' }
   | { kind: 'rotary'; scale?: number } // the rotary inverse frequencies x scale (not trained)
@@ -37,21 +38,36 @@ export function layerShape(config: BakaConfig, layer: number): LayerShape {
     dimHead: dimHead(config),
     norm: NORM_KINDS[config.norm],
     ...(hasMamba(config, layer) ? { mamba: mambaDims(config) } : {}),
+    ...(isRecurrent(config, layer) ? { recurrent: config.state_gate } : {}),
   };
 }
 
 const WITH_MAMBA = new Map<LayerKind, LayerKind>();
+const WITH_RECURRENCE = new Map<LayerKind, LayerKind>();
 
-/** Layer i's kind: `layer_kinds`' entry, composed with a Mamba block where mamba_each_nth_layer says. */
-export function layerKindOf(config: BakaConfig, layer: number): LayerKind {
-  const kind: LayerKind = LAYER_KINDS[layerKind(config, layer)];
-  if (!hasMamba(config, layer)) return kind;
-  let composed = WITH_MAMBA.get(kind);
-  if (composed === undefined) {
-    composed = withMamba(kind);
-    WITH_MAMBA.set(kind, composed);
+/** `compose(kind)`, made once per kind. */
+function composed(
+  cache: Map<LayerKind, LayerKind>,
+  kind: LayerKind,
+  compose: (kind: LayerKind) => LayerKind,
+): LayerKind {
+  let result = cache.get(kind);
+  if (result === undefined) {
+    result = compose(kind);
+    cache.set(kind, result);
   }
-  return composed;
+  return result;
+}
+
+/**
+ * Layer i's kind: `layer_kinds`' entry, with a recurrent state where recurrent_layers says
+ * (its cross term joins the parallel sum), then a Mamba block where mamba_each_nth_layer says.
+ */
+export function layerKindOf(config: BakaConfig, layer: number): LayerKind {
+  let kind: LayerKind = LAYER_KINDS[layerKind(config, layer)];
+  if (isRecurrent(config, layer)) kind = composed(WITH_RECURRENCE, kind, withRecurrence);
+  if (hasMamba(config, layer)) kind = composed(WITH_MAMBA, kind, withMamba);
+  return kind;
 }
 
 /** Every tensor of the state_dict, in PyTorch's order. */
@@ -95,7 +111,7 @@ export function initialValues(
       return scale === undefined ? out : out.map((value) => value * scale);
     }
     case 'normal':
-      return fillNormal(out, 1, deriveSeed(seed, index));
+      return fillNormal(out, spec.init.std ?? 1, deriveSeed(seed, index));
     case 'ones':
       return out.fill(1);
     case 'zeros':

@@ -30,6 +30,8 @@ export interface LayerShape {
   norm: NormKind;
   /** The layer's Mamba block sizes (kinds/mamba.ts), when it has one. */
   mamba?: MambaDims;
+  /** A recurrent layer's state gate (kinds/block-recurrent.ts), when it is one. */
+  recurrent?: BakaConfig['state_gate'];
 }
 
 /** One tensor of a layer: `model.layers.{i}.{suffix}`. */

@@ -3,7 +3,8 @@
 // section 6.2.
 import { ModelError } from '../errors';
 import type { SavedState, SequenceState, SequenceStateKind } from '../sequence-state';
-import { loadRMT, rmtKind } from './rmt';
+import { loadRecurrentState, recurrentInitialStates, recurrentKind } from './recurrent-state';
+import { loadRMT, MAY_BE_UNUSED_PARAMETERS, rmtKind } from './rmt';
 import { noMemoryKind, xlKind } from './xl';
 
 export const SEQUENCE_STATE_KINDS = {
@@ -18,25 +19,41 @@ export const SEQUENCE_STATE_NAMES = Object.keys(SEQUENCE_STATE_KINDS) as [
   ...SequenceStateName[],
 ];
 
-const withRMT = new Map<SequenceStateName, SequenceStateKind>();
+const wrapped = new Map<string, SequenceStateKind>();
 
-/** The kind a config selects (wrapped in RMT memory tokens when it has n_rmt_tokens). */
+/**
+ * The kind a config selects: wrapped in RMT memory tokens when it has n_rmt_tokens, then in
+ * block-recurrent states when it has recurrent_layers.
+ */
 export function sequenceStateKind(config: {
   memory: SequenceStateName;
   n_rmt_tokens: number;
+  recurrent_layers: readonly number[];
 }): SequenceStateKind {
-  const base = SEQUENCE_STATE_KINDS[config.memory];
-  if (config.n_rmt_tokens === 0) return base;
-  let kind = withRMT.get(config.memory);
-  if (kind === undefined) {
-    kind = rmtKind(`rmt+${config.memory}`, base);
-    withRMT.set(config.memory, kind);
+  const rmt = config.n_rmt_tokens > 0;
+  const recurrent = config.recurrent_layers.length > 0;
+  let name: string = config.memory;
+  let kind: SequenceStateKind = SEQUENCE_STATE_KINDS[config.memory];
+  if (!rmt && !recurrent) return kind;
+  const key = `${name}:${rmt}:${recurrent}`;
+  const known = wrapped.get(key);
+  if (known !== undefined) return known;
+  if (rmt) {
+    name = `rmt+${name}`;
+    kind = rmtKind(name, kind);
   }
+  if (recurrent) {
+    name = `recurrent+${name}`;
+    kind = recurrentKind(name, kind);
+  }
+  wrapped.set(key, kind);
   return kind;
 }
 
 /** Reads a saved state with whichever kind knows its format; `source` names the file in errors. */
 export function loadSequenceState(saved: SavedState, source: string): SequenceState {
+  const recurrent = loadRecurrentState(saved, source, loadSequenceState);
+  if (recurrent !== null) return recurrent;
   const rmt = loadRMT(saved, source, loadSequenceState);
   if (rmt !== null) return rmt;
   for (const kind of Object.values(SEQUENCE_STATE_KINDS)) {
@@ -46,4 +63,12 @@ export function loadSequenceState(saved: SavedState, source: string): SequenceSt
   throw new ModelError(
     `${source}: unknown sequence state format '${saved.metadata.format}' (not written by this version?)`,
   );
+}
+
+/**
+ * Parameters a forward call need not use, so may have no gradient: what starts a sequence (RMT's
+ * tokens, recurrent layers' initial states) is unused by a call that continues carried state.
+ */
+export function mayBeUnusedParameters(config: { recurrent_layers: readonly number[] }): string[] {
+  return [...MAY_BE_UNUSED_PARAMETERS, ...recurrentInitialStates(config)];
 }
