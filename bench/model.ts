@@ -50,6 +50,7 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   thin: { layer_kinds: ['standard', 'attention-only', 'standard', 'attention-only'] },
   pause: { n_pauses: 8, norm: 'rmsnorm' },
   rmt: { n_pauses: 8, n_rmt_tokens: 16, memory_source: 'same-layer' },
+  recurrent: { recurrent_layers: [2] },
 };
 type Section = (typeof SECTIONS)[number];
 type Preset = 'tiny' | 'small';
@@ -181,6 +182,11 @@ function describeVariant(config: BakaConfig): string {
   if (config.n_rmt_tokens > 0)
     parts.push(`${config.n_rmt_tokens} RMT tokens, ${config.memory_source}`);
   if (config.norm !== 'layernorm') parts.push(config.norm);
+  if (config.recurrent_layers.length > 0) {
+    parts.push(
+      `recurrent layers ${config.recurrent_layers.join('/')} (${config.n_state_vectors} states, ${config.state_gate} gate)`,
+    );
+  }
   return parts.join(', ');
 }
 
