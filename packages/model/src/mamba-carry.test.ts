@@ -20,47 +20,26 @@ import { loadSequenceState, sequenceStateKind } from './kinds/sequence-states';
 import { argmax } from './sampling';
 import type { SequenceState } from './sequence-state';
 import {
+  CARRY_SPLIT,
+  expectCarryParity,
   expectGradientParity,
+  expectLogitParity,
   FIXTURES,
   fixtureTensors,
   int2d,
+  logitsAndLoss,
   maxAbsDifference,
   parityInputs,
+  stateAfterCall,
+  stateAfterFirstCall,
 } from './test-fixtures';
 
 const dir = `${FIXTURES}variants/mamba-carry`;
 const inputs = parityInputs();
 
-function logitsAndLoss(model: BakaCausalLM): { logits: Float32Array; loss: number } {
-  const ids = int2d(inputs.inputIds);
-  const labels = int2d(inputs.labels);
-  const { logits } = model.forward(ids);
-  const { loss } = model.loss(ids, labels);
-  const result = { logits: logits.dataSync() as Float32Array, loss: loss.dataSync()[0] as number };
-  tf.dispose([ids, labels, logits, loss]);
-  return result;
-}
-
 /** Logits [rows x S x V] of one call over `rows`, after `memory` (may be null). */
-function logitsAfter(
-  model: BakaCausalLM,
-  rows: number[][],
-  memory: SequenceState | null,
-): Float32Array {
-  const ids = int2d(rows);
-  const { logits } = model.forward(ids, { memory });
-  const values = logits.dataSync() as Float32Array;
-  tf.dispose([ids, logits]);
-  return values;
-}
-
-/** The detached state after one call over `ids` (the call's other tensors freed). */
-function stateAfter(model: BakaCausalLM, ids: tf.Tensor2D): SequenceState {
-  let state: SequenceState | null = null;
-  tf.tidy(() => {
-    state = (model.forward(ids).memory as SequenceState).detach();
-  });
-  return state as unknown as SequenceState;
+function logitsAfter(model: BakaCausalLM, rows: number[][], memory: SequenceState | null) {
+  return logitsAndLoss(model, rows, rows, memory).logits;
 }
 
 describe('Mamba layers carrying their state: parity with the PyTorch reference', () => {
@@ -72,14 +51,7 @@ describe('Mamba layers carrying their state: parity with the PyTorch reference',
     expect(sequenceStateKind(model.config).describe(model.config)).toBe(
       'xl/previous-layer/reset+mamba-state',
     );
-    const { logits, loss } = logitsAndLoss(model);
-    const logitError = maxAbsDifference(logits, expected.get('logits')!.data);
-    const lossError = Math.abs(loss - expected.get('loss')!.data[0]!);
-    console.log(
-      `mamba-carry: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
-    );
-    expect(logitError).toBeLessThan(1e-4);
-    expect(lossError).toBeLessThan(1e-4);
+    expectLogitParity(model, expected, 'mamba-carry');
     model.dispose();
     // negative control: the same weights restarting every chunk from zero (upstream 007)
     const restarting = BakaCausalLM.fromTensors(
@@ -102,21 +74,10 @@ describe('Mamba layers carrying their state: parity with the PyTorch reference',
   it("a second call continuing the first call's detached state matches PyTorch", async () => {
     const carried = fixtureTensors('variants/mamba-carry/carry.safetensors');
     const model = await loadCheckpoint(dir);
-    const split = 11;
-    const first = int2d(inputs.inputIds.map((row) => row.slice(0, split)));
-    const second = int2d(inputs.inputIds.map((row) => row.slice(split)));
-    const secondLabels = int2d(inputs.labels.map((row) => row.slice(split)));
-    const memory = stateAfter(model, first);
+    const split = CARRY_SPLIT;
+    const memory = stateAfterFirstCall(model);
     expect(memory).toBeInstanceOf(LayerStatesState);
-    const result = tf.tidy(() => {
-      const { loss } = model.loss(second, secondLabels, { memory });
-      const { logits } = model.forward(second, { memory });
-      return { logits, loss };
-    });
-    expect(maxAbsDifference(result.logits.dataSync(), carried.get('logits')!.data)).toBeLessThan(
-      1e-4,
-    );
-    expect(Math.abs(result.loss.dataSync()[0]! - carried.get('loss')!.data[0]!)).toBeLessThan(1e-4);
+    const result = expectCarryParity(model, memory, carried);
     // the state survives memory.safetensors' round trip (save -> load) bit-exactly
     const reloaded = loadSequenceState(memory.save(), 'memory.safetensors');
     const again = logitsAfter(
@@ -124,7 +85,7 @@ describe('Mamba layers carrying their state: parity with the PyTorch reference',
       inputs.inputIds.map((row) => row.slice(split)),
       reloaded,
     );
-    expect(maxAbsDifference(again, result.logits.dataSync())).toBe(0);
+    expect(maxAbsDifference(again, result.logits)).toBe(0);
     // negative control: the XL memory alone (the Mamba state dropped) misses the fixture
     const inner = (memory as LayerStatesState).inner;
     const restarting = BakaCausalLM.fromTensors(
@@ -140,7 +101,6 @@ describe('Mamba layers carrying their state: parity with the PyTorch reference',
     restarting.dispose();
     reloaded.dispose();
     memory.dispose();
-    tf.dispose([first, second, secondLabels, result.logits, result.loss]);
     model.dispose();
   });
 });
@@ -165,9 +125,10 @@ describe('Mamba layers carrying their state: equivalences, rows, generation', ()
       const model = BakaCausalLM.create({ ...config, memory }, { seed: 4 });
       expect(sequenceStateKind(model.config).evaluation).toBe('whole-article');
       const whole = logitsAfter(model, rows, null);
-      const firstIds = int2d(rows.map((row) => row.slice(0, 8)));
-      const state = stateAfter(model, firstIds);
-      firstIds.dispose();
+      const state = stateAfterCall(
+        model,
+        rows.map((row) => row.slice(0, 8)),
+      );
       const second = logitsAfter(
         model,
         rows.map((row) => row.slice(8)),
