@@ -83,13 +83,8 @@ export class IncrementalDecoder {
     this.#prepared = [];
     this.#layers = Array.from({ length: config.n_layers }, (_, index) => {
       const layer = model.prepareLayer(index);
-      const { weights } = layer;
-      const made = [
-        weights.qkv,
-        weights.o,
-        ...(weights.mlp ? [weights.mlp.gateUp, weights.mlp.down] : []),
-      ];
-      for (const tensor of made) {
+      // what the kind's prepare made (stacked matrices), as opposed to the model's own variables
+      for (const tensor of tensorsIn(layer.weights)) {
         if (!variables.has(tensor)) this.#prepared.push(tf.keep(tensor));
       }
       return layer;
@@ -260,6 +255,23 @@ export class IncrementalDecoder {
     this.#state.dispose();
     tf.dispose(this.#prepared);
   }
+}
+
+/**
+ * Every tensor in a prepared layer's weights, looking through plain objects and arrays only
+ * (class instances such as the rotary tables belong to the model and are not entered).
+ */
+export function tensorsIn(value: unknown, found = new Set<tf.Tensor>()): Set<tf.Tensor> {
+  if (value instanceof tf.Tensor) {
+    found.add(value);
+  } else if (Array.isArray(value)) {
+    for (const item of value) tensorsIn(item, found);
+  } else if (typeof value === 'object' && value !== null) {
+    if (Object.getPrototypeOf(value) === Object.prototype) {
+      for (const item of Object.values(value)) tensorsIn(item, found);
+    }
+  }
+  return found;
 }
 
 /** Generates up to maxNewTokens after `prompt`; returns the new ids (the prompt not included). */
