@@ -17,7 +17,7 @@ import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
 import type { RecurrentWeights } from './kinds/block-recurrent';
-import type { MambaState, MambaWeights } from './kinds/mamba';
+import type { MambaWeights } from './kinds/mamba';
 import type { NormKind } from './kinds/norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
@@ -39,8 +39,8 @@ export interface FusedLayerWeights {
   mlp: { gateUp: tf.Tensor2D; down: tf.Tensor2D } | null; // [2F, D], [D, F]
   /** The layer's Mamba block (kinds/mamba.ts), when it has one. */
   mamba?: MambaWeights;
-  /** A recurrent layer's state weights (kinds/block-recurrent.ts). */
-  recurrent?: RecurrentWeights;
+  /** A block-recurrent layer's state weights (kinds/block-recurrent.ts). */
+  blockRecurrent?: RecurrentWeights;
 }
 
 /** A layer ready to run: its kind's forward and its weights. */
@@ -54,16 +54,22 @@ export interface LayerStateIn {
   /** What attention sees in front of the new tokens, and where their rotary positions start. */
   attention: AttentionState;
   /**
-   * A Mamba layer's state within the chunk: absent in the full pass (each chunk starts from
-   * zero); in generation null at a chunk's first step, then the previous step's state out.
+   * The layer's own recurrent state (a Mamba block's conv window and scan state) to continue
+   * from: absent where the layer starts every chunk from zero and hands nothing on (upstream
+   * 007's full pass); null to start from zero and hand the state after the chunk back; else the
+   * state to continue (the previous generation step's, or with mamba_carry_state the previous
+   * chunk's).
    */
-  mamba?: MambaState | null;
+  recurrent?: RecurrentState | null;
   /**
-   * A recurrent layer's state [B, S, D] written at the previous chunk, and whether this call
-   * computes the next one (the full pass: always; generation: the step that ends the chunk).
+   * A block-recurrent layer's state [B, S, D] written at the previous chunk, and whether this
+   * call computes the next one (the full pass: always; generation: the step that ends the chunk).
    */
-  recurrent?: { state: tf.Tensor3D; update: boolean };
+  blockState?: { state: tf.Tensor3D; update: boolean };
 }
+
+/** A layer's recurrent state: named tensors with the batch rows first. */
+export type RecurrentState = Readonly<Record<string, tf.Tensor>>;
 
 /** State out: what one layer hands back for the sequence state. */
 export interface LayerStateOut {
@@ -71,10 +77,10 @@ export interface LayerStateOut {
   written: KeyValues;
   /** [past ; written] as attention joined them, [B, H, P+T, *], when the state in asked for it. */
   attended: KeyValues | null;
-  /** A Mamba layer's state after the step, when the state in had a `mamba` entry. */
-  mamba?: MambaState;
-  /** A recurrent layer's next state [B, S, D], when the state in asked for the update. */
-  recurrent?: tf.Tensor3D;
+  /** The layer's recurrent state after the step, when the state in had a `recurrent` entry. */
+  recurrent?: RecurrentState;
+  /** A block-recurrent layer's next state [B, S, D], when the state in asked for the update. */
+  blockState?: tf.Tensor3D;
 }
 
 export interface LayerOutput {

@@ -19,7 +19,7 @@ import {
 import { makeConfig, parseConfigSettings } from './config';
 import type { BakaConfig } from './config';
 import { IncrementalDecoder } from './generation';
-import { RecurrentState } from './kinds/recurrent-state';
+import { BlockRecurrentState } from './kinds/recurrent-state';
 import {
   loadSequenceState,
   mayBeUnusedParameters,
@@ -168,9 +168,9 @@ describe.each(['recurrent-fixed', 'recurrent-lstm'])(
       tf.tidy(() => {
         state = (model.forward(first).memory as SequenceState).detach();
       });
-      expect(state).toBeInstanceOf(RecurrentState);
+      expect(state).toBeInstanceOf(BlockRecurrentState);
       const restored = loadSequenceState(state.save(), 'saved');
-      expect(restored).toBeInstanceOf(RecurrentState);
+      expect(restored).toBeInstanceOf(BlockRecurrentState);
       for (const memory of [state, restored]) {
         const { logits } = model.forward(second, { memory });
         const { loss } = model.loss(second, secondLabels, { memory });
@@ -225,7 +225,7 @@ describe('block-recurrent semantics', () => {
     expect(maxAbsDifference(logitsAndLoss(shut).logits, reference)).toBeLessThan(1e-6);
     const ids = int2d(inputs.inputIds);
     const { logits, memory } = shut.forward(ids);
-    const written = (memory as RecurrentState).states.get(1)!;
+    const written = (memory as BlockRecurrentState).states.get(1)!;
     const initial = shut.parameters.get('model.layers.1.recurrent.initial_state')!;
     const expectedState = tf.tidy(() => tf.broadcastTo(tf.expandDims(initial, 0), written.shape));
     expect(maxAbsDifference(written.dataSync(), expectedState.dataSync())).toBe(0);
@@ -238,7 +238,7 @@ describe('block-recurrent semantics', () => {
     expect(maxAbsDifference(logitsAndLoss(openGate).logits, reference)).toBeLessThan(1e-6);
     const opened = tf.tidy(() => {
       const out = openGate.forward(int2d(inputs.inputIds));
-      return tf.sub((out.memory as RecurrentState).states.get(1)!, tf.expandDims(initial, 0));
+      return tf.sub((out.memory as BlockRecurrentState).states.get(1)!, tf.expandDims(initial, 0));
     });
     expect(maxAbs(opened.dataSync())).toBeGreaterThan(1e-2);
     opened.dispose();
@@ -254,9 +254,9 @@ describe('block-recurrent semantics', () => {
       const initial = model.parameters.get('model.layers.1.recurrent.initial_state')!;
       const stateAt = (chunkStart: number) => {
         const views = pass.views(chunkStart);
-        expect(views[0]!.recurrent).toBeUndefined(); // only layer 1 is recurrent
-        expect(views[1]!.recurrent!.update).toBe(true);
-        return views[1]!.recurrent!.state;
+        expect(views[0]!.blockState).toBeUndefined(); // only layer 1 is recurrent
+        expect(views[1]!.blockState!.update).toBe(true);
+        return views[1]!.blockState!.state;
       };
       const first = stateAt(0);
       expect(first.shape).toEqual([batch, 5, config.dim_model]);
@@ -279,12 +279,12 @@ describe('block-recurrent semantics', () => {
         const outs: LayerStateOut[] = [0, 1, 2].map((layer) => ({
           written: { k: kv, v: kv },
           attended: null,
-          ...(layer === 1 ? { recurrent: state } : {}),
+          ...(layer === 1 ? { blockState: state } : {}),
         }));
         pass.write(outs, chunk * config.n_ctx);
         expect(stateAt((chunk + 1) * config.n_ctx)).toBe(state);
       }
-      const result = pass.result() as RecurrentState;
+      const result = pass.result() as BlockRecurrentState;
       expect(result.states.get(1)).toBe(written[2]);
     });
     model.dispose();
@@ -417,7 +417,7 @@ describe('block-recurrent generation, training state and config', () => {
     for (let i = 0; i < 3; i++) step(2);
     expect(tf.memory().numTensors).toBe(before);
     const selected = (memory as unknown as SequenceState).selectRows([1]);
-    expect((selected as RecurrentState).states.get(1)!.shape).toEqual([1, 3, 16]);
+    expect((selected as BlockRecurrentState).states.get(1)!.shape).toEqual([1, 3, 16]);
     expect(selected.batchSize).toBe(1);
     selected.dispose();
     (memory as unknown as SequenceState).dispose();

@@ -50,7 +50,7 @@ export { MEMORY_MECHANISMS, type MemoryMechanism } from './kinds/mechanisms';
 export {
   initialStateName,
   RECURRENT_STATE_FORMAT,
-  RecurrentState,
+  BlockRecurrentState,
   recurrentKind,
 } from './kinds/recurrent-state';
 export { MAY_BE_UNUSED_PARAMETERS, RMT_FORMAT, RMTState } from './kinds/rmt';

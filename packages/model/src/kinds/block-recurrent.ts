@@ -11,7 +11,7 @@
 //   lstm gate:  f = sigmoid(forget_gate(u) + 1), i = sigmoid(input_gate(u) - 1), s' = f s + i z
 // `attend` is softmax(q k^T / sqrt(K)) v without mask or rotary. The layer's own kind (standard,
 // attention-only) computes everything but the cross term; this module composes it
-// (withRecurrence), so bakaLayer's attention code is reused. docs/architecture.md section 1.6.
+// (withRecurrence), so bakaLayer's attention code is reused. docs/architecture.md section 1.7.
 //
 // Shape legend: B batch, T chunk length (or new tokens), N = B*T, S state vectors, D dim_model,
 // A dim_attn, H heads, K dim_head, Kv value head dim, P memory length.
@@ -167,12 +167,12 @@ export function withRecurrence(kind: LayerKind): LayerKind {
     rotaryScale: kind.rotaryScale,
     prepare: (get, shape, rotary) => ({
       ...kind.prepare(get, shape, rotary),
-      recurrent: prepareRecurrence(get, shape),
+      blockRecurrent: prepareRecurrence(get, shape),
     }),
     forward: (x, weights, state, batch, length, context) => {
       const inner = kind.forward(x, weights, state, batch, length, context);
-      const r = weights.recurrent;
-      const carried = state.recurrent;
+      const r = weights.blockRecurrent;
+      const carried = state.blockState;
       if (!r)
         throw new Error('withRecurrence: the layer was prepared without its recurrent weights');
       if (!carried) throw new Error('withRecurrence: a recurrent layer got no state in its view');
@@ -225,7 +225,7 @@ export function withRecurrence(kind: LayerKind): LayerKind {
       inner.y.dispose();
       return {
         y,
-        state: next === undefined ? inner.state : { ...inner.state, recurrent: next },
+        state: next === undefined ? inner.state : { ...inner.state, blockState: next },
       };
     },
   };

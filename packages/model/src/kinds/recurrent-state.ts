@@ -6,7 +6,7 @@
 // from chunk to chunk; `detach()` cuts it at a window boundary, `selectRows()` drops rows that
 // ended, `save()` writes it into memory.safetensors. In generation the state is updated only by
 // the step that ends a chunk, and takes effect when the chunk ends, so the tokens of a chunk all
-// read the previous chunk's state. docs/architecture.md section 1.6.
+// read the previous chunk's state. docs/architecture.md section 1.7.
 //
 // Shape legend: B batch rows, S state vectors, D dim_model.
 import * as tf from '@tensorflow/tfjs-core';
@@ -32,7 +32,7 @@ export function initialStateName(layer: number): string {
 }
 
 /** Every recurrent layer's state [B, S, D] and the wrapped kind's state. */
-export class RecurrentState implements SequenceState {
+export class BlockRecurrentState implements SequenceState {
   readonly kind: string;
   readonly inner: SequenceState | null;
   /** By layer index. */
@@ -66,18 +66,18 @@ export class RecurrentState implements SequenceState {
   #derive(
     inner: SequenceState | null,
     change: (state: tf.Tensor3D) => tf.Tensor3D,
-  ): RecurrentState {
+  ): BlockRecurrentState {
     const states = new Map(
       [...this.states].map(([layer, state]) => [layer, tf.keep(tf.tidy(() => change(state)))]),
     );
-    return new RecurrentState(this.kind, inner, states, true);
+    return new BlockRecurrentState(this.kind, inner, states, true);
   }
 
-  detach(): RecurrentState {
+  detach(): BlockRecurrentState {
     return this.#derive(this.inner?.detach() ?? null, (state) => stopGradient(state));
   }
 
-  selectRows(rows: readonly number[]): RecurrentState {
+  selectRows(rows: readonly number[]): BlockRecurrentState {
     return this.#derive(this.inner?.selectRows(rows) ?? null, (state) =>
       tf.gather(state, tf.tensor1d(Int32Array.from(rows), 'int32'), 0),
     );
@@ -117,7 +117,7 @@ export function loadRecurrentState(
   saved: SavedState,
   source: string,
   loadInner: (saved: SavedState, source: string) => SequenceState,
-): RecurrentState | null {
+): BlockRecurrentState | null {
   if (saved.metadata.format !== RECURRENT_STATE_FORMAT) return null;
   let layers: unknown;
   try {
@@ -149,7 +149,7 @@ export function loadRecurrentState(
     }
     inner = loadInner({ tensors, metadata }, source);
   }
-  return new RecurrentState(saved.metadata.kind ?? 'recurrent', inner, states, true);
+  return new BlockRecurrentState(saved.metadata.kind ?? 'recurrent', inner, states, true);
 }
 
 /** Each recurrent layer's initial state broadcast to `batch` rows [B, S, D] (caller's scope). */
@@ -176,7 +176,7 @@ function withState(
   state: tf.Tensor3D | undefined,
   update: boolean,
 ): LayerStateIn {
-  return state === undefined ? view : { ...view, recurrent: { state, update } };
+  return state === undefined ? view : { ...view, blockState: { state, update } };
 }
 
 /** The kind `inner` with block-recurrent states in the config's recurrent layers. */
@@ -188,7 +188,7 @@ export function recurrentKind(name: string, inner: SequenceStateKind): SequenceS
       `recurrent[${config.recurrent_layers.join(',')}]x${config.n_state_vectors}/${config.state_gate}+${inner.describe(config)}`,
     attendsToPast: inner.attendsToPast,
     pass(config, previous, batch, parameters): ChunkPass {
-      if (previous !== null && !(previous instanceof RecurrentState)) {
+      if (previous !== null && !(previous instanceof BlockRecurrentState)) {
         throw new ModelError(
           `memory: a '${previous.kind}' state cannot continue a recurrent model`,
         );
@@ -211,7 +211,7 @@ export function recurrentKind(name: string, inner: SequenceStateKind): SequenceS
           innerPass.write(outs, chunkStart);
           const next = new Map<number, tf.Tensor3D>();
           for (const layer of states.keys()) {
-            const written = outs[layer]?.recurrent;
+            const written = outs[layer]?.blockState;
             if (written === undefined) {
               throw new Error(`recurrent state: layer ${layer} wrote no state`);
             }
@@ -220,7 +220,7 @@ export function recurrentKind(name: string, inner: SequenceStateKind): SequenceS
           states = next;
         },
         ...(innerPass.leave ? { leave: (y: tf.Tensor3D) => innerPass.leave!(y) } : {}),
-        result: () => new RecurrentState(name, innerPass.result(), states, false),
+        result: () => new BlockRecurrentState(name, innerPass.result(), states, false),
       };
     },
     incremental(config, parameters): IncrementalState {
@@ -242,9 +242,9 @@ export function recurrentKind(name: string, inner: SequenceStateKind): SequenceS
             .map((view, layer) => withState(view, states.get(layer), endsChunk === true)),
         append: (layer, out) => {
           chunk.append(layer, out);
-          if (out.recurrent !== undefined) {
+          if (out.blockState !== undefined) {
             pending.get(layer)?.dispose();
-            pending.set(layer, tf.keep(out.recurrent));
+            pending.set(layer, tf.keep(out.blockState));
           }
         },
         rewind: (count) => chunk.rewind(count),
