@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { BakaCausalLM, makeConfig, saveCheckpoint } from '@baka/model';
 import { Tokenizer, trainBpe } from '@baka/tokenizer';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../cli-test-helpers';
 
 const bin = fileURLToPath(new URL('../../bin/baka.js', import.meta.url));
 
@@ -57,28 +58,41 @@ describe('baka generate', () => {
     expect(run.stdout).toBe(`${prompt}${tokenizer.decode(ids)}\n`);
     expect(run.stderr).toMatch(/tokens in .* s/);
 
-    const sampled = (seed: string) =>
-      spawnSync(
-        process.execPath,
-        [
-          bin,
-          'generate',
-          '--checkpoint',
-          dir,
-          '--prompt',
-          prompt,
-          '--max-new-tokens',
-          '12',
-          '--seed',
-          seed,
-          '--top-k',
-          '20',
-          '--backend',
-          'cpu',
-        ],
-        { encoding: 'utf8', timeout: 120_000 },
-      ).stdout;
-    expect(sampled('3')).toBe(sampled('3'));
+    // async child processes: a blocking spawnSync would stall the test worker under load
+    const sampled = (seed: string, ...more: string[]) =>
+      runCli([
+        'generate',
+        '--checkpoint',
+        dir,
+        '--prompt',
+        prompt,
+        '--max-new-tokens',
+        '12',
+        '--seed',
+        seed,
+        '--top-k',
+        '20',
+        '--backend',
+        'cpu',
+        ...more,
+      ]);
+    const [again, batch, ...singles] = await Promise.all([
+      sampled('3'),
+      sampled('3', '--num-samples', '3'),
+      ...['3', '4', '5'].map((seed) => sampled(seed)),
+    ]);
+    expect(again.stdout).toBe(singles[0]!.stdout);
+    // --num-samples: side by side in one batch, sample k is the run with seed + k - 1
+    expect(batch.status, batch.stderr).toBe(0);
+    expect(batch.stderr).toMatch(/3 samples, \d+ tokens in .* s/);
+    const texts = batch.stdout.split(/^--- sample \d of 3 ---\n/m).slice(1);
+    expect(batch.stdout.match(/^--- sample \d of 3 ---$/gm)).toEqual([
+      '--- sample 1 of 3 ---',
+      '--- sample 2 of 3 ---',
+      '--- sample 3 of 3 ---',
+    ]);
+    expect(texts).toEqual(singles.map((single) => single.stdout));
+    expect(new Set(texts).size).toBeGreaterThan(1); // the seeds differ, so do the samples
   });
 
   it('rejects bad flags by name', () => {
@@ -89,6 +103,13 @@ describe('baka generate', () => {
     );
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--top-p expects a number in \(0, 1\]/);
+    const samples = spawnSync(
+      process.execPath,
+      [bin, 'generate', '--checkpoint', '.', '--prompt', 'x', '--num-samples', '0'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(samples.status).toBe(2);
+    expect(samples.stderr).toMatch(/--num-samples expects an integer >= 1, got '0'/);
   });
 
   it('--set changes a model key of the checkpoint; an unknown key lists the valid ones', () => {
