@@ -37,7 +37,9 @@ VARIANTS = {
     # upstream 000_OLD's negator per head: [x ; c - x] (16 features), LayerNorm over them
     "qk-negator": dict(qk_norm="negator"),
     # split norms (RMSNorm) with the negator over all heads, per-head weights, a thin layer and
-    # same-layer memory
+    # same-layer memory. The thin layer rotates like the others (thin_rotary_scale 1): with its
+    # rotation x 1e-4 and same-layer memory, q.(bias of k) would be the same for every key, so
+    # the gradient of k_norm.bias would be ~0 (5e-7, rounding noise) and compare nothing
     "qk-split-combo": dict(
         split_norm=True,
         norm="rmsnorm",
@@ -45,6 +47,7 @@ VARIANTS = {
         qk_norm_scope="all",
         qk_norm_weights="per-head",
         layer_kinds=["standard", "attention-only", "standard"],
+        thin_rotary_scale=1.0,
         memory_source="same-layer",
     ),
     # upstream 00x_split_ln: attn.norm_in and mlp.norm_in instead of the layer's norm_in

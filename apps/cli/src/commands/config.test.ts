@@ -54,7 +54,7 @@ describe('baka config', () => {
     const cases: [string[], RegExp][] = [
       [
         ['--set', 'n_layer=2'],
-        /^baka: --set: unknown key 'n_layer'; valid keys: model_type, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale, n_pauses, .*, norm, mamba_each_nth_layer$/,
+        /^baka: --set: unknown key 'n_layer'; valid keys: model_type, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale, n_pauses, .*, norm, mamba_each_nth_layer, split_norm, qk_norm, qk_norm_scope, qk_norm_weights, qk_norm_scale, qk_norm_learned_scale$/,
       ],
       [
         ['--set', 'rotary_layout=neox'],
