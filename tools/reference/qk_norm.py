@@ -63,7 +63,7 @@ def trim_json(c, d: dict, upstream_only: bool) -> None:
 
 
 def l2_scale(c) -> float:
-    return c.qk_norm_scale or math.sqrt(c.dim_head)
+    return float(c.qk_norm_scale or math.sqrt(c.dim_head))
 
 
 class HeadNorm(nn.Module):
