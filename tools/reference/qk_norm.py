@@ -1,6 +1,6 @@
 """Norms inside attention (`qk_norm`) and split input norms (`split_norm`) for our PyTorch reference.
 
-Our own code, written from the definitions in docs/architecture.md section 1.6. `baka_reference.py`
+Our own code, written from the definitions in docs/architecture.md section 1.7. `baka_reference.py`
 calls in here from `Config` (checks, config.json fields) and `Attention` (parameters, the q/k
 transformation, the logit scale); `split_norm` itself is three lines there.
 

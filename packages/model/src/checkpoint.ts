@@ -124,6 +124,7 @@ export function configJson(config: BakaConfig): string {
     for (const key of RMT_KEYS) delete written[key];
   }
   if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
+  if (!config.mamba_carry_state) delete written.mamba_carry_state;
   for (const key of QK_NORM_KEYS) {
     if (written[key] === configDefault(key)) delete written[key];
   }

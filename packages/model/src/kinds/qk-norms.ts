@@ -1,5 +1,5 @@
 // Query/key norm kinds: what `qk_norm` in the config does to q and k inside attention, per head,
-// right after the projection and before rotary (docs/architecture.md section 1.6). The XL memory
+// right after the projection and before rotary (docs/architecture.md section 1.7). The XL memory
 // and the KV cache keep the keys as they come out of here: normalised, unrotated. A kind is its
 // tensors (suffixes of `model.layers.{i}.`, in state_dict order) and a prepared transformation;
 // adding one is an entry in QK_NORM_KINDS. Kind modules import only types from config.ts.
