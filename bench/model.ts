@@ -53,6 +53,7 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   rmt: { n_pauses: 8, n_rmt_tokens: 16, memory_source: 'same-layer' },
   mamba: { mamba_each_nth_layer: 2 },
   'mamba-carry': { mamba_each_nth_layer: 2, mamba_carry_state: true },
+  'qk-norm': { qk_norm: 'negator', split_norm: true },
 };
 type Section = (typeof SECTIONS)[number];
 type Preset = 'tiny' | 'small';

@@ -38,6 +38,19 @@ export {
   rmsNorm,
 } from './kinds/norms';
 export {
+  headNorm,
+  l2Scale,
+  QK_NORM_KINDS,
+  QK_NORM_NAMES,
+  QK_NORM_SCOPES,
+  QK_NORM_WEIGHTS,
+  type QkNormalisation,
+  type QkNormKind,
+  type QkNormName,
+  type QkNormShape,
+  unitLength,
+} from './kinds/qk-norms';
+export {
   loadSequenceState,
   SEQUENCE_STATE_KINDS,
   SEQUENCE_STATE_NAMES,
