@@ -371,6 +371,23 @@ describe('block-recurrent generation, training state and config', () => {
       expect(worst).toBeLessThan(1e-5);
       decoder.dispose();
       expect(tf.memory().numTensors).toBe(before);
+      // two rows side by side (num-samples): each row's state is its own copy
+      const rows = new IncrementalDecoder(model);
+      rows.append(ids.slice(0, 3));
+      rows.selectRows([0, 0]);
+      let worstRows = 0;
+      for (let t = 3; t < ids.length; t++) {
+        const both = rows.appendRows([ids[t]!, ids[t]!]);
+        const want = full.slice(t * vocab, (t + 1) * vocab);
+        worstRows = Math.max(
+          worstRows,
+          maxAbsDifference(both.slice(0, vocab), want),
+          maxAbsDifference(both.slice(vocab), want),
+        );
+      }
+      expect(worstRows).toBeLessThan(1e-5);
+      rows.dispose();
+      expect(tf.memory().numTensors).toBe(before);
       // negative control: the state matters for these logits (the same weights without it differ)
       const tensors = new Map(
         [...model.parameters].map(([name, variable]) => [

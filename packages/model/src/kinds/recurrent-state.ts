@@ -6,7 +6,7 @@
 // from chunk to chunk; `detach()` cuts it at a window boundary, `selectRows()` drops rows that
 // ended, `save()` writes it into memory.safetensors. In generation the state is updated only by
 // the step that ends a chunk, and takes effect when the chunk ends, so the tokens of a chunk all
-// read the previous chunk's state. docs/architecture.md section 1.7.
+// read the previous chunk's state. docs/architecture.md section 1.8.
 //
 // Shape legend: B batch rows, S state vectors, D dim_model.
 import * as tf from '@tensorflow/tfjs-core';
@@ -248,6 +248,18 @@ export function recurrentKind(name: string, inner: SequenceStateKind): SequenceS
           }
         },
         rewind: (count) => chunk.rewind(count),
+        selectRows: (rows) => {
+          chunk.selectRows(rows);
+          for (const held of [states, pending]) {
+            for (const [layer, tensor] of held) {
+              const picked = tf.tidy(() =>
+                tf.gather(tensor, tf.tensor1d(Int32Array.from(rows), 'int32'), 0),
+              ) as tf.Tensor3D;
+              tensor.dispose();
+              held.set(layer, picked);
+            }
+          }
+        },
         // the new states take effect only now: every token of the chunk read the previous ones
         endChunk: () => {
           if (pending.size !== states.size) {
