@@ -213,6 +213,32 @@ describe('experiment files', () => {
   });
 });
 
+describe('seed-xl', () => {
+  it('runs reset and absolute positions in float32 and with bf16 rotary, no memory, same-layer', () => {
+    const { experiment } = loadExperiment('seed-xl');
+    const plan = planExperiment(experiment, '.', 'seed-xl', 50277, 'tokenizer.json');
+    const seed0 = plan.filter((run) => run.seed === 0);
+    expect(
+      seed0.map((run) => [
+        run.variant,
+        run.config.memory,
+        run.config.memory_source,
+        run.config.position_policy,
+        run.config.rotary_precision,
+      ]),
+    ).toEqual([
+      ['reset', 'xl', 'previous-layer', 'reset', 'float32'],
+      ['absolute', 'xl', 'previous-layer', 'absolute', 'float32'],
+      ['reset-bf16', 'xl', 'previous-layer', 'reset', 'bfloat16'],
+      ['absolute-bf16', 'xl', 'previous-layer', 'absolute', 'bfloat16'],
+      ['no-memory', 'none', 'previous-layer', 'reset', 'float32'],
+      ['same-layer', 'xl', 'same-layer', 'reset', 'float32'],
+    ]);
+    expect(experiment.seeds).toEqual([0, 1]);
+    expect(experiment.budget).toEqual({ steps: 70 });
+  });
+});
+
 describe('memory-reach', () => {
   it('runs the memory variants but thin layers, XL first', () => {
     expect(memoryReachVariants('tiny').map((variant) => variant.name)).toEqual(
