@@ -345,7 +345,7 @@ export function register(program: Command): void {
     )
     .option(
       '--corpus <name|path>',
-      `corpus: tinyshakespeare, wikitext-2, wikitext-103, a file or folder, or a directory of shards from 'baka data prepare' (default ${QUICK_RUN.options.corpus})`,
+      `corpus: tinyshakespeare, wikitext-2, wikitext-103, recall[:options] (generated associative recall), a file or folder, or a directory of shards from 'baka data prepare' (default ${QUICK_RUN.options.corpus})`,
     )
     .option('--tokenizer <file>', 'tokenizer.json (default: the bundled gpt-neox-20b tokenizer)')
     .option('--format <format>', `reader for a --corpus path: auto, ${CORPUS_FORMATS.join(', ')}`)
