@@ -328,6 +328,39 @@ describe('memory-reach', () => {
       expect(report.distances).toEqual([0, 1, 2, 3]);
       const xl = rows.filter((row) => row.name === 'memory-reach.xl.s0');
       expect(report.rows[0].answerAccuracy).toEqual(xl.map((row) => row.correct / row.answers));
+      // the run's checkpoint works with eval (answer accuracy printed) and generate (its symbols)
+      const evaluation = await runCli([
+        'eval',
+        '--checkpoint',
+        'memory-reach.xl.s0',
+        '--runs-dir',
+        runs,
+        '--corpus',
+        'recall:train=12,valid=3',
+        '--backend',
+        'cpu',
+      ]);
+      expect(evaluation.status, evaluation.stderr).toBe(0);
+      expect(evaluation.stdout).toMatch(
+        /^recall:train=12,valid=3 valid: loss [\d.]+ .* \(3 articles, 78 tokens, .*; answer accuracy at distance 0: [\d.]+%, 1: [\d.]+%, 2: [\d.]+%, 3: [\d.]+%$/m,
+      );
+      const generated = await runCli([
+        'generate',
+        '--checkpoint',
+        'memory-reach.xl.s0',
+        '--runs-dir',
+        runs,
+        '--prompt',
+        'xχPφ?x',
+        '--max-new-tokens',
+        '4',
+        '--temperature',
+        '0',
+        '--backend',
+        'cpu',
+      ]);
+      expect(generated.status, generated.stderr).toBe(0);
+      expect(generated.stdout).toMatch(/^xχPφ\?x[.?a-zA-Z0-9α-χ]{4}\n?$/);
     } finally {
       store.close();
     }
