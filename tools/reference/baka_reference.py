@@ -21,6 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
+import qk_norm
+
 
 @dataclass
 class Config:
@@ -58,6 +60,16 @@ class Config:
     rmt_mask: str = "causal"  # 'causal' (upstream's flash attention) | 'upstream' (its hand-built mask)
     # Mamba (upstream 007): layer i with i % n == 0 adds y + Mamba(LayerNorm(y)) after its sum; 0 = none
     mamba_each_nth_layer: int = 0
+    # ours: Mamba layers carry their conv window and scan state from chunk to chunk (and, in the
+    # memory a call returns, to the next call); False = upstream 007 (zero state every chunk)
+    mamba_carry_state: bool = False
+    # norms inside attention and split input norms (qk_norm.py; defaults = 003)
+    qk_norm: str = "none"
+    qk_norm_scope: str = "head"
+    qk_norm_weights: str = "shared"
+    qk_norm_scale: float = 0.0
+    qk_norm_learned_scale: bool = False
+    split_norm: bool = False
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
@@ -76,6 +88,8 @@ class Config:
         assert self.norm in ("layernorm", "rmsnorm")
         assert self.rmt_mask in ("causal", "upstream")
         assert self.mamba_each_nth_layer >= 0
+        assert not self.mamba_carry_state or self.mamba_each_nth_layer > 0
+        qk_norm.check(self)
 
     def has_mamba(self, layer: int) -> bool:
         return self.mamba_each_nth_layer > 0 and layer % self.mamba_each_nth_layer == 0
@@ -94,10 +108,14 @@ class Config:
         """003 models write exactly the 003 config; pause/RMT models add upstream's field names."""
         d = asdict(self)
         d["model_type"] = self.model_type
+        qk_norm.trim_json(self, d, upstream_only)
         for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask", "mamba_each_nth_layer"):
             d.pop(key)
+        d.pop("mamba_carry_state")
         if self.mamba_each_nth_layer:  # 007's BakaConfig field
             d.update(mamba_each_nth_layer=self.mamba_each_nth_layer)
+            if self.mamba_carry_state and not upstream_only:
+                d.update(mamba_carry_state=True)
         if self.n_pauses or self.n_rmt_tokens:
             d.update(n_pauses=self.n_pauses, is_pause_pos_random=self.is_pause_pos_random)
         if self.n_rmt_tokens:  # 005's BakaConfig; use_flash_attn=False ran its hand-built mask
@@ -125,10 +143,13 @@ class LayerMemory:
     v: torch.Tensor  # [B, H, T, K']
     start: int
     write: Optional[torch.Tensor] = None  # RMT: last layer's outputs at the write positions [B, M, D]
+    # mamba_carry_state: the layer's Mamba state after the chunk, (conv inputs [B, W-1, Di], scan [B, Di, N])
+    mamba: Optional[tuple] = None
 
     def detached(self) -> "LayerMemory":
         write = None if self.write is None else self.write.detach()
-        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write)
+        mamba = None if self.mamba is None else tuple(t.detach() for t in self.mamba)
+        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write, mamba=mamba)
 
 
 def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
@@ -174,6 +195,8 @@ def pause_slots(c: Config, n_tokens: int, generator: Optional[torch.Generator]) 
 class MLP(nn.Module):
     def __init__(self, c: Config, dim_ff: int):
         super().__init__()
+        if c.split_norm:  # upstream 00x_split_ln: the MLP's own input norm, registered first
+            self.norm_in = make_norm(c)
         self.fc_gate = nn.Linear(c.dim_model, dim_ff, bias=False)
         self.fc_up = nn.Linear(c.dim_model, dim_ff, bias=False)
         self.fc_down = nn.Linear(dim_ff, c.dim_model, bias=False)
@@ -197,7 +220,11 @@ def bf16_rotary_tables(freqs: torch.Tensor, offset: int, length: int, interpolat
 
 
 def rotate_with_bf16_tables(freqs: torch.Tensor, x: torch.Tensor, offset: int) -> torch.Tensor:
-    """x [..., T, R] (fp32) rotated at positions offset.. with the bf16 tables, in fp32."""
+    """x [..., T, R] (fp32) rotated at positions offset.. with the bf16 tables, in fp32 (features
+    beyond R = 2 x len(freqs) pass through)."""
+    rotary = 2 * freqs.shape[-1]
+    if x.shape[-1] > rotary:
+        return torch.cat((rotate_with_bf16_tables(freqs, x[..., :rotary], offset), x[..., rotary:]), dim=-1)
     *_, cos, sin = bf16_rotary_tables(freqs, offset, x.shape[-2])
     cos = cos.float().repeat_interleave(2, dim=-1)  # [T, R], interleaved pairs
     sin = sin.float().repeat_interleave(2, dim=-1)
@@ -224,6 +251,9 @@ class Attention(nn.Module):
         self.rot = RotaryEmbedding(c.dim_head, theta=c.rope_theta, use_xpos=False)
         with torch.no_grad():
             self.rot.freqs.mul_(rotary_scale)
+        if c.split_norm:  # upstream 00x_split_ln: attention's own input norm
+            self.norm_in = make_norm(c)
+        qk_norm.register(self, c)
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -234,6 +264,7 @@ class Attention(nn.Module):
 
         Returns (output [B, T, D], this chunk's memory)."""
         q, k, v = self.heads(self.q(h)), self.heads(self.k(h)), self.heads(self.v(h))
+        q, k = qk_norm.normalise(self, self.c, q, k)  # before rotary and the cache
         mine = LayerMemory(k=k, v=v, start=start)
         past_length = 0
         if past is not None:
@@ -248,7 +279,7 @@ class Attention(nn.Module):
             q = self.rot.rotate_queries_or_keys(q, -2, offset=query_offset)
             k = self.rot.rotate_queries_or_keys(k, -2, offset=key_offset)
         t = q.shape[-2]
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.c.dim_head)  # [B, H, T, P+T]
+        scores = qk_norm.scale_logits(self, self.c, q @ k.transpose(-1, -2))  # [B, H, T, P+T]
         # query i (0-based in the chunk) sees every past key and current keys 0..i (this is also
         # flash attention's causal=True, aligned bottom right when there are more keys than queries)
         allowed = torch.ones(t, past_length + t, dtype=torch.bool).tril(diagonal=past_length)
@@ -296,33 +327,47 @@ class Mamba(nn.Module):
             dt = torch.exp(torch.rand(inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, state: Optional[tuple] = None):
+        """h [B, T, D] -> (out [B, T, D], state after the last position).
+
+        state: None (zero conv window and scan state, upstream) or a previous call's
+        (conv inputs [B, W-1, Di], scan state [B, Di, N]), which the conv and the scan continue from.
+        """
         t = h.shape[1]
         x, z = self.in_proj(h).chunk(2, dim=-1)  # [B, T, Di]
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :t].transpose(1, 2))
+        w = self.conv1d.kernel_size[0]
+        if state is None:
+            before = x.new_zeros(x.shape[0], w - 1, x.shape[2])
+            s = x.new_zeros(x.shape[0], x.shape[2], self.d_state)  # [B, Di, N]
+        else:
+            before, s = state
+        padded = torch.cat((before, x), dim=1)  # [B, W-1+T, Di]
+        # the depthwise causal conv over [previous inputs ; x], written out (no padding)
+        conv = F.conv1d(padded.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, groups=x.shape[2])
+        x = F.silu(conv.transpose(1, 2))  # [B, T, Di]
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(self.dt_proj(dt))  # [B, T, Di]
         a = -torch.exp(self.A_log)  # [Di, N]
-        s = x.new_zeros(x.shape[0], x.shape[2], self.d_state)  # [B, Di, N]
         ys = []
         for i in range(t):  # the recurrence, one position at a time
             s = torch.exp(dt[:, i, :, None] * a) * s + (dt[:, i] * x[:, i])[..., None] * b[:, i, None, :]
             ys.append((s * c[:, i, None, :]).sum(-1))
         y = torch.stack(ys, dim=1) + x * self.D  # [B, T, Di]
-        return self.out_proj(y * F.silu(z))
+        return self.out_proj(y * F.silu(z)), (padded[:, t:], s)
 
 
 class Layer(nn.Module):
     """'standard': y = x + attn(LN(x)) + mlp(LN(x)); 'attention-only' (a thin layer): no MLP.
 
     With Mamba (upstream 007, layers i % mamba_each_nth_layer == 0): y = y + Mamba(LayerNorm(y))
-    over the whole chunk (pauses and RMT positions included), nothing carried between chunks.
+    over the whole chunk (pauses and RMT positions included); from a zero state every chunk (upstream)
+    or, with mamba_carry_state, from the state the previous chunk ended with.
     """
 
     def __init__(self, c: Config, index: int = 0):
         super().__init__()
         thin = c.layer_kinds[index] == "attention-only"
-        self.norm_in = make_norm(c)
+        self.norm_in = None if c.split_norm else make_norm(c)
         self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
         self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
         if c.has_mamba(index):
@@ -330,15 +375,20 @@ class Layer(nn.Module):
             self.norm_mamba = nn.LayerNorm(c.dim_model, eps=1e-5)  # a LayerNorm whatever `norm` is
         else:
             self.mamba = None
+        self.carry_mamba = c.mamba_carry_state
 
-    def forward(self, x, past, start, rmt=(0, 0)):
-        h = self.norm_in(x)
-        attn, mine = self.attn(h, past, start, rmt)
+    def forward(self, x, past, start, rmt=(0, 0), mamba_state=None):
+        split = self.norm_in is None  # split_norm: each branch normalises x with its own norm
+        h = None if split else self.norm_in(x)
+        attn, mine = self.attn(self.attn.norm_in(x) if split else h, past, start, rmt)
         y = x + attn
         if self.mlp is not None:
-            y = y + self.mlp(h)
+            y = y + self.mlp(self.mlp.norm_in(x) if split else h)
         if self.mamba is not None:
-            y = y + self.mamba(self.norm_mamba(y))
+            out, state = self.mamba(self.norm_mamba(y), mamba_state)
+            y = y + out
+            if self.carry_mamba:
+                mine.mamba = state
         return y, mine
 
 
@@ -391,7 +441,9 @@ class Net(nn.Module):
                         past = memory[i - 1] if i > 0 else None
                     else:
                         past = memory[i]
-                y, mine = layer(y, past, start, (read, c.n_rmt_tokens))
+                # mamba_carry_state: the layer's own Mamba state after the previous chunk
+                mamba_state = None if memory is None else memory[i].mamba
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), mamba_state)
                 current.append(mine)
             start += y.shape[1]
             if c.n_rmt_tokens:
@@ -478,7 +530,8 @@ def select_memory(memory, previous_rows: list[int], rows: list[int]):
     pick = [previous_rows.index(r) for r in rows]
     return [
         LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start,
-                    write=None if m.write is None else m.write.detach()[pick])
+                    write=None if m.write is None else m.write.detach()[pick],
+                    mamba=None if m.mamba is None else tuple(t.detach()[pick] for t in m.mamba))
         for m in memory
     ]
 

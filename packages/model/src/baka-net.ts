@@ -6,7 +6,7 @@
 // generation step, N = B*T, D dim_model, H heads, K dim_head, Kv value head dim.
 //
 // Layer (kinds/layers.ts):  y = x + attention(norm(x), state) + mlp(norm(x))   (one norm feeds
-// both branches; an attention-only layer has no mlp term)
+// both branches, or one each with split_norm; an attention-only layer has no mlp term)
 // A layer takes its chunk input and a state view (state in) and returns its output and what it
 // wrote (state out); it keeps nothing. What the views hold and what becomes of the writes is the
 // sequence-state kind's business (sequence-state.ts; with `xl`, chunk c's layer i views the
@@ -16,8 +16,9 @@ import { attention } from './attention';
 import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
-import type { MambaState, MambaWeights } from './kinds/mamba';
+import type { MambaWeights } from './kinds/mamba';
 import type { NormKind } from './kinds/norms';
+import type { QkNormalisation } from './kinds/qk-norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { KeyValues } from './memory';
@@ -28,8 +29,12 @@ import type { RotaryEmbedding } from '@baka/rope';
 /** One layer's weights for a forward call (PyTorch layout; q, k, v stacked for one matmul). */
 export interface FusedLayerWeights {
   norm: NormKind;
-  /** norm_in's tensors in the norm kind's order. */
+  /** The attention input norm's tensors (norm_in, or attn.norm_in with split_norm) in the norm kind's order. */
   normParameters: tf.Tensor1D[];
+  /** split_norm: the MLP's own input norm (mlp.norm_in); absent: the MLP reads normParameters' output. */
+  mlpNormParameters?: tf.Tensor1D[];
+  /** qk_norm's transformation of q and k (kinds/qk-norms.ts); absent: none. */
+  qkNorm?: QkNormalisation;
   qkv: tf.Tensor2D; // [2A + D, D]
   o: tf.Tensor2D; // [D, D]
   /** The layer's rotary frequencies (model.layers.{i}.attn.rot.freqs) as tables. */
@@ -51,11 +56,17 @@ export interface LayerStateIn {
   /** What attention sees in front of the new tokens, and where their rotary positions start. */
   attention: AttentionState;
   /**
-   * A Mamba layer's state within the chunk: absent in the full pass (each chunk starts from
-   * zero); in generation null at a chunk's first step, then the previous step's state out.
+   * The layer's own recurrent state (a Mamba block's conv window and scan state) to continue
+   * from: absent where the layer starts every chunk from zero and hands nothing on (upstream
+   * 007's full pass); null to start from zero and hand the state after the chunk back; else the
+   * state to continue (the previous generation step's, or with mamba_carry_state the previous
+   * chunk's).
    */
-  mamba?: MambaState | null;
+  recurrent?: RecurrentState | null;
 }
+
+/** A layer's recurrent state: named tensors with the batch rows first. */
+export type RecurrentState = Readonly<Record<string, tf.Tensor>>;
 
 /** State out: what one layer hands back for the sequence state. */
 export interface LayerStateOut {
@@ -63,8 +74,8 @@ export interface LayerStateOut {
   written: KeyValues;
   /** [past ; written] as attention joined them, [B, H, P+T, *], when the state in asked for it. */
   attended: KeyValues | null;
-  /** A Mamba layer's state after the step, when the state in had a `mamba` entry. */
-  mamba?: MambaState;
+  /** The layer's recurrent state after the step, when the state in had a `recurrent` entry. */
+  recurrent?: RecurrentState;
 }
 
 export interface LayerOutput {
@@ -94,10 +105,13 @@ export function bakaLayer(
       batch,
       length,
       layerContext,
+      weights.qkNorm,
     );
     const withAttention = tf.add(x, output); // [N, D]
-    const { mlp } = weights;
-    const sum = mlp ? tf.add(withAttention, gatedMlp(h, mlp.gateUp, mlp.down)) : withAttention;
+    const { mlp, mlpNormParameters } = weights;
+    // split_norm: the MLP normalises x with its own norm
+    const hMlp = mlp && mlpNormParameters ? weights.norm.apply(x, mlpNormParameters) : h; // [N, D]
+    const sum = mlp ? tf.add(withAttention, gatedMlp(hMlp, mlp.gateUp, mlp.down)) : withAttention;
     const joined = attended === null ? [] : [attended.k, attended.v];
     return [sum, written.k, written.v, ...joined];
   }) as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D?, tf.Tensor4D?];

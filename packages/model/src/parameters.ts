@@ -7,6 +7,7 @@ import { LAYER_KINDS } from './kinds/layers';
 import type { LayerKind, LayerShape } from './kinds/layers';
 import { hasMamba, mambaDims, withMamba } from './kinds/mamba';
 import { NORM_KINDS } from './kinds/norms';
+import { QK_NORM_KINDS, qkNormShape } from './kinds/qk-norms';
 import { deriveSeed, fillNormal, fillUniform } from './random';
 import { inverseFrequencies } from '@baka/rope';
 
@@ -16,6 +17,7 @@ export type Initialiser =
   | { kind: 'normal' } // torch nn.Embedding: N(0, 1)
   | { kind: 'ones' }
   | { kind: 'zeros' }
+  | { kind: 'constant'; value: number } // every entry the same (qk_norm l2's learned scale)
   | { kind: 'rotary'; scale?: number } // the rotary inverse frequencies x scale (not trained)
   // Mamba's A_log [Di, S]: every row log(1..S) (S4D-real)
   | { kind: 'mamba-a-log' }
@@ -36,6 +38,9 @@ export function layerShape(config: BakaConfig, layer: number): LayerShape {
     dimFf: layerDimFf(config, layer),
     dimHead: dimHead(config),
     norm: NORM_KINDS[config.norm],
+    splitNorm: config.split_norm,
+    qkNorm: QK_NORM_KINDS[config.qk_norm],
+    qkNormShape: qkNormShape(config),
     ...(hasMamba(config, layer) ? { mamba: mambaDims(config) } : {}),
   };
 }
@@ -100,6 +105,8 @@ export function initialValues(
       return out.fill(1);
     case 'zeros':
       return out;
+    case 'constant':
+      return out.fill(spec.init.value);
     case 'rotary':
       return inverseFrequencies(dimHead(config), config.rope_theta, spec.init.scale ?? 1);
     case 'mamba-a-log': {

@@ -73,11 +73,16 @@ export interface IncrementalState {
   rewind(count: number): void;
   /** Ends the current chunk: it becomes what the next chunk attends to. */
   endChunk(): void;
-  /** Inputs [M, D] the kind puts in front of a chunk's tokens (RMT read block), or null. */
+  /**
+   * Keeps the batch rows `rows` of everything held, in that order (a row may repeat: the
+   * decoder copies one sequence into several to sample them side by side). Between steps.
+   */
+  selectRows(rows: readonly number[]): void;
+  /** Inputs [R*M, D] (row by row) the kind puts in front of a chunk's tokens (RMT read block), or null. */
   chunkPrefix?(): tf.Tensor2D | null;
-  /** Inputs [M, D] the kind puts behind a full chunk (RMT write block), or null. */
+  /** Inputs [R*M, D] (row by row) the kind puts behind a full chunk (RMT write block), or null. */
   chunkSuffix?(): tf.Tensor2D | null;
-  /** The last layer's outputs [M, D] at the suffix positions (RMT: the next chunk's m). */
+  /** The last layer's outputs [R*M, D] at the suffix positions (RMT: the next chunk's m). */
   takeSuffixOutput?(y: tf.Tensor2D): void;
   dispose(): void;
 }
@@ -108,4 +113,29 @@ export interface SequenceStateKind {
   incremental(config: BakaConfig, parameters?: ReadonlyMap<string, tf.Tensor>): IncrementalState;
   /** Reads back what `save()` wrote (an owning state); null when the format is not this kind's. */
   load(saved: SavedState, source: string): SequenceState | null;
+}
+
+/**
+ * A wrapped kind's saved state inside its wrapper's: tensor names and metadata keys get `prefix`
+ * (RMT and carried layer states save the state they wrap this way).
+ */
+export function nestSavedState(inner: SavedState, prefix: string, into: SavedState): void {
+  for (const [name, tensor] of inner.tensors) into.tensors.set(`${prefix}${name}`, tensor);
+  for (const [key, value] of Object.entries(inner.metadata))
+    into.metadata[`${prefix}${key}`] = value;
+}
+
+/** What nestSavedState put under `prefix`, or null when nothing was nested there. */
+export function nestedSavedState(saved: SavedState, prefix: string): SavedState | null {
+  const format = saved.metadata[`${prefix}format`];
+  if (format === undefined) return null;
+  const tensors: SavedState['tensors'] = new Map();
+  for (const [name, tensor] of saved.tensors) {
+    if (name.startsWith(prefix)) tensors.set(name.slice(prefix.length), tensor);
+  }
+  const metadata = { format } as SavedState['metadata'];
+  for (const [key, value] of Object.entries(saved.metadata)) {
+    if (key.startsWith(prefix)) metadata[key.slice(prefix.length)] = value;
+  }
+  return { tensors, metadata };
 }

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BakaConfig } from '../config';
 import { ModelError } from '../errors';
 import { stopGradient } from '../memory';
+import { nestedSavedState, nestSavedState } from '../sequence-state';
 import type {
   ChunkPass,
   IncrementalState,
@@ -97,12 +98,9 @@ export class RMTState implements SequenceState {
       kind: this.kind,
       end: String(this.end),
     };
-    if (this.inner !== null) {
-      const inner = this.inner.save();
-      for (const [name, tensor] of inner.tensors) tensors.set(`${INNER}${name}`, tensor);
-      for (const [key, value] of Object.entries(inner.metadata)) metadata[`${INNER}${key}`] = value;
-    }
-    return { tensors, metadata };
+    const saved = { tensors, metadata };
+    if (this.inner !== null) nestSavedState(this.inner.save(), INNER, saved);
+    return saved;
   }
 }
 
@@ -118,19 +116,8 @@ export function loadRMT(
   if (write === undefined || write.shape.length !== 3 || !Number.isInteger(end)) {
     throw new ModelError(`${source}: not an RMT state file (tensor rmt.write, metadata end)`);
   }
-  const innerFormat = saved.metadata[`${INNER}format`];
-  let inner: SequenceState | null = null;
-  if (innerFormat !== undefined) {
-    const tensors: SavedState['tensors'] = new Map();
-    for (const [name, tensor] of saved.tensors) {
-      if (name.startsWith(INNER)) tensors.set(name.slice(INNER.length), tensor);
-    }
-    const metadata = { format: innerFormat } as SavedState['metadata'];
-    for (const [key, value] of Object.entries(saved.metadata)) {
-      if (key.startsWith(INNER)) metadata[key.slice(INNER.length)] = value;
-    }
-    inner = loadInner({ tensors, metadata }, source);
-  }
+  const nested = nestedSavedState(saved, INNER);
+  const inner = nested === null ? null : loadInner(nested, source);
   const tensor = tf.tensor3d(write.data, write.shape as [number, number, number]);
   return new RMTState(saved.metadata.kind ?? 'rmt', inner, tensor, end, true);
 }
@@ -208,7 +195,10 @@ export function rmtKind(name: string, inner: SequenceStateKind): SequenceStateKi
       const tokens = parameters?.get('model.rmt.rmt_tokens') as tf.Tensor2D | undefined;
       if (tokens === undefined) throw new ModelError('RMT: the model has no model.rmt.rmt_tokens');
       const chunk = inner.incremental(config, parameters);
-      let m: tf.Tensor2D | null = null; // [M, D], owned
+      const [memoryTokens, dimModel] = tokens.shape;
+      let m: tf.Tensor2D | null = null; // [R*M, D] row by row, owned
+      let initial: tf.Tensor2D = tokens; // the first write block: the learned tokens in every row
+      let rows = 1;
       return {
         get chunkSlots() {
           return chunk.chunkSlots;
@@ -217,14 +207,29 @@ export function rmtKind(name: string, inner: SequenceStateKind): SequenceStateKi
         append: (layer, out) => chunk.append(layer, out),
         rewind: (count) => chunk.rewind(count),
         endChunk: () => chunk.endChunk(),
+        selectRows: (selected) => {
+          chunk.selectRows(selected);
+          rows = selected.length;
+          if (initial !== tokens) initial.dispose();
+          initial = rows === 1 ? tokens : (tf.keep(tf.tile(tokens, [rows, 1])) as tf.Tensor2D);
+          if (m === null) return;
+          const previous = m;
+          m = tf.tidy(() => {
+            const byRow = tf.reshape(previous, [-1, memoryTokens, dimModel]); // [R, M, D]
+            const picked = tf.gather(byRow, tf.tensor1d(Int32Array.from(selected), 'int32'));
+            return tf.keep(tf.reshape(picked, [rows * memoryTokens, dimModel])) as tf.Tensor2D;
+          });
+          previous.dispose();
+        },
         chunkPrefix: () => m,
-        chunkSuffix: () => m ?? tokens,
+        chunkSuffix: () => m ?? initial,
         takeSuffixOutput: (y) => {
           m?.dispose();
           m = tf.keep(tf.clone(y));
         },
         dispose: () => {
           m?.dispose();
+          if (initial !== tokens) initial.dispose();
           chunk.dispose();
         },
       };
