@@ -240,8 +240,27 @@ describe('qk_norm: the XL memory keeps normalised, unrotated keys', () => {
   });
 });
 
+/** Generation also with the mechanisms whose decoding differs: pauses (rewinds), RMT, Mamba. */
+const WITH_MECHANISMS: [string, Partial<BakaConfig>][] = [
+  ...OPTIONS,
+  [
+    'negator + split_norm with pauses and RMT',
+    {
+      qk_norm: 'negator',
+      split_norm: true,
+      n_pauses: 2,
+      n_rmt_tokens: 2,
+      memory_source: 'same-layer',
+    },
+  ],
+  [
+    'l2 learned + split_norm with Mamba',
+    { qk_norm: 'l2', qk_norm_learned_scale: true, split_norm: true, mamba_each_nth_layer: 2 },
+  ],
+];
+
 describe('qk_norm and split_norm: generation, checkpoints, hygiene, config', () => {
-  it.each(OPTIONS)(
+  it.each(WITH_MECHANISMS)(
     '%s: greedy generation equals full recomputation; incremental logits equal the full pass',
     (_, fields) => {
       const model = perturbedModel(fields, 41);
