@@ -217,6 +217,15 @@ describe('qk_norm: the XL memory keeps normalised, unrotated keys', () => {
       const memory = first.memory as XLState;
       const secondIds = int2d([ids.slice(8)]);
       const second = model.forward(secondIds, { memory }).logits.dataSync();
+      // the memory holds the normalised keys: the negator's are 2 x dim_head wide, l2's unit long
+      const keys = memory.memory.layers()[0]!.k!; // [B, H, P, K']
+      expect(keys.shape[3]).toBe(fields.qk_norm === 'negator' ? 16 : 8);
+      if (fields.qk_norm === 'l2') {
+        const lengths = tf.sqrt(tf.sum(tf.square(keys), 3)).dataSync();
+        expect(maxAbsDifference(lengths, new Float32Array(lengths.length).fill(1))).toBeLessThan(
+          1e-5,
+        );
+      }
       // negative control: a memory holding the keys rotated (as a cache after rotary would): the
       // next chunk rotates them again, so the two calls no longer equal the one
       const layers = memory.memory.layers().map((entry) => ({
