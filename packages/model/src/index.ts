@@ -126,7 +126,14 @@ export {
 } from './memory-estimate';
 export { ModelError } from './errors';
 export { evaluateLoss, type EvaluateLossOptions } from './evaluate-loss';
-export { generate, type GenerateOptions, IncrementalDecoder, KEY_BUCKET } from './generation';
+export {
+  generate,
+  generateSamples,
+  type GenerateOptions,
+  type GenerateSamplesOptions,
+  IncrementalDecoder,
+  KEY_BUCKET,
+} from './generation';
 export { blockRows, projectedCrossEntropy } from './head-loss';
 export { LAYER_NORM_EPSILON, layerNorm } from './layer-norm';
 export {
