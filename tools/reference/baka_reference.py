@@ -21,6 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
+import mega
+
 
 @dataclass
 class Config:
@@ -58,6 +60,11 @@ class Config:
     rmt_mask: str = "causal"  # 'causal' (upstream's flash attention) | 'upstream' (its hand-built mask)
     # Mamba (upstream 007): layer i with i % n == 0 adds y + Mamba(LayerNorm(y)) after its sum; 0 = none
     mamba_each_nth_layer: int = 0
+    # Mega layers (layer_kinds "mega", mega.py): EMA dimensions N, shared z width (0: max(dim_head,
+    # dim_model // 4)), value width (0: 2 * dim_model)
+    ema_dim: int = 16
+    mega_z_dim: int = 0
+    mega_h_dim: int = 0
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
@@ -65,7 +72,10 @@ class Config:
         self.layer_kinds = list(self.layer_kinds) or ["standard"] * self.n_layers
         self.layer_dim_ff = list(self.layer_dim_ff) or [self.dim_ff] * self.n_layers
         assert len(self.layer_kinds) == self.n_layers and len(self.layer_dim_ff) == self.n_layers
-        assert all(kind in ("standard", "attention-only") for kind in self.layer_kinds)
+        assert all(kind in ("standard", "attention-only", "mega") for kind in self.layer_kinds)
+        self.mega_z_dim = self.mega_z_dim or max(self.dim_attn // self.n_heads, self.dim_model // 4)
+        self.mega_h_dim = self.mega_h_dim or 2 * self.dim_model
+        mega.check_config(self)
         assert self.dim_attn % self.n_heads == 0
         assert self.dim_model % self.n_heads == 0
         assert self.memory in ("xl", "none")
@@ -114,6 +124,9 @@ class Config:
             d.pop("layer_kinds")  # a uniform model writes the 003 config, without per-layer fields
             d.pop("layer_dim_ff")
             d.pop("thin_rotary_scale")
+        if "mega" not in self.layer_kinds:
+            for key in ("ema_dim", "mega_z_dim", "mega_h_dim"):
+                d.pop(key)
         return d
 
 
@@ -125,10 +138,12 @@ class LayerMemory:
     v: torch.Tensor  # [B, H, T, K']
     start: int
     write: Optional[torch.Tensor] = None  # RMT: last layer's outputs at the write positions [B, M, D]
+    ema: Optional[torch.Tensor] = None  # a Mega layer's EMA state after the chunk [B, D, N]
 
     def detached(self) -> "LayerMemory":
         write = None if self.write is None else self.write.detach()
-        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write)
+        ema = None if self.ema is None else self.ema.detach()
+        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write, ema=ema)
 
 
 def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
@@ -323,7 +338,10 @@ class Layer(nn.Module):
         super().__init__()
         thin = c.layer_kinds[index] == "attention-only"
         self.norm_in = make_norm(c)
-        self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
+        if c.layer_kinds[index] == "mega":  # Mega's gated attention takes the attention branch's place
+            self.mega = mega.MegaAttention(c)
+        else:
+            self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
         self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
         if c.has_mamba(index):
             self.mamba = Mamba(c.dim_model)
@@ -331,9 +349,12 @@ class Layer(nn.Module):
         else:
             self.mamba = None
 
-    def forward(self, x, past, start, rmt=(0, 0)):
+    def forward(self, x, past, start, rmt=(0, 0), ema=None):
         h = self.norm_in(x)
-        attn, mine = self.attn(h, past, start, rmt)
+        if hasattr(self, "mega"):
+            attn, mine = self.mega(x, h, past, start, ema)
+        else:
+            attn, mine = self.attn(h, past, start, rmt)
         y = x + attn
         if self.mlp is not None:
             y = y + self.mlp(h)
@@ -391,7 +412,8 @@ class Net(nn.Module):
                         past = memory[i - 1] if i > 0 else None
                     else:
                         past = memory[i]
-                y, mine = layer(y, past, start, (read, c.n_rmt_tokens))
+                ema = None if memory is None else memory[i].ema  # a Mega layer's own EMA state
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), ema)
                 current.append(mine)
             start += y.shape[1]
             if c.n_rmt_tokens:
@@ -478,7 +500,8 @@ def select_memory(memory, previous_rows: list[int], rows: list[int]):
     pick = [previous_rows.index(r) for r in rows]
     return [
         LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start,
-                    write=None if m.write is None else m.write.detach()[pick])
+                    write=None if m.write is None else m.write.detach()[pick],
+                    ema=None if m.ema is None else m.ema.detach()[pick])
         for m in memory
     ]
 
