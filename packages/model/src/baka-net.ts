@@ -17,6 +17,7 @@ import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
 import type { MambaState, MambaWeights } from './kinds/mamba';
+import type { MegaWeights } from './kinds/mega';
 import type { NormKind } from './kinds/norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
@@ -30,14 +31,17 @@ export interface FusedLayerWeights {
   norm: NormKind;
   /** norm_in's tensors in the norm kind's order. */
   normParameters: tf.Tensor1D[];
-  qkv: tf.Tensor2D; // [2A + D, D]
-  o: tf.Tensor2D; // [D, D]
+  /** The stacked attention projections; null for a Mega layer (its own weights are `mega`). */
+  qkv: tf.Tensor2D | null; // [2A + D, D]
+  o: tf.Tensor2D | null; // [D, D]
   /** The layer's rotary frequencies (model.layers.{i}.attn.rot.freqs) as tables. */
   rotary: RotaryEmbedding;
   /** The gated MLP; null for an attention-only (thin) layer. F = the layer's dim_ff. */
   mlp: { gateUp: tf.Tensor2D; down: tf.Tensor2D } | null; // [2F, D], [D, F]
   /** The layer's Mamba block (kinds/mamba.ts), when it has one. */
   mamba?: MambaWeights;
+  /** A Mega layer's EMA and gated-attention weights (kinds/mega.ts). */
+  mega?: MegaWeights;
 }
 
 /** A layer ready to run: its kind's forward and its weights. */
@@ -55,6 +59,11 @@ export interface LayerStateIn {
    * zero); in generation null at a chunk's first step, then the previous step's state out.
    */
   mamba?: MambaState | null;
+  /**
+   * A Mega layer's EMA state [B, D, N] after the previous chunk (or generation step); null: zeros
+   * (a fresh sequence). Carried across chunks, calls and windows by the Mega sequence state.
+   */
+  ema?: tf.Tensor3D | null;
 }
 
 /** State out: what one layer hands back for the sequence state. */
@@ -65,6 +74,8 @@ export interface LayerStateOut {
   attended: KeyValues | null;
   /** A Mamba layer's state after the step, when the state in had a `mamba` entry. */
   mamba?: MambaState;
+  /** A Mega layer's EMA state after the chunk's last position [B, D, N]. */
+  ema?: tf.Tensor3D;
 }
 
 export interface LayerOutput {
@@ -84,12 +95,14 @@ export function bakaLayer(
   // Each layer rotates with its own frequencies (a thin layer's are scaled).
   const layerContext =
     weights.rotary === context.rotary ? context : { ...context, rotary: weights.rotary };
+  const { qkv, o } = weights;
+  if (qkv === null || o === null) throw new Error('bakaLayer: the layer has no attention weights');
   const [y, k, v, keys, values] = tf.tidy((): tf.Tensor[] => {
     const h = weights.norm.apply(x, weights.normParameters); // [N, D]
     const { output, written, attended } = attention(
       h,
-      weights.qkv,
-      weights.o,
+      qkv,
+      o,
       state.attention,
       batch,
       length,

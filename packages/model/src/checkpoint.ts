@@ -114,6 +114,11 @@ export function configJson(config: BakaConfig): string {
     for (const key of RMT_KEYS) delete written[key];
   }
   if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
+  if (!config.layer_kinds.includes('mega')) {
+    delete written.ema_dim;
+    delete written.mega_z_dim;
+    delete written.mega_h_dim;
+  }
   return `${JSON.stringify(written, null, 2)}\n`;
 }
 

@@ -71,7 +71,7 @@ const configShape = {
     .array(z.enum(LAYER_KIND_NAMES))
     .default([])
     .describe(
-      "Per-layer kind: 'standard' or 'attention-only' (a thin layer, no MLP); [] = all standard.",
+      "Per-layer kind: 'standard', 'attention-only' (a thin layer, no MLP) or 'mega' (Mega's EMA + gated attention in the attention branch's place); [] = all standard.",
     ),
   layer_dim_ff: z
     .array(positiveInt)
@@ -152,6 +152,25 @@ const configShape = {
     .describe(
       'Upstream 007: layers i % n == 0 add y + Mamba(LayerNorm(y)) after their sum; 0 = no Mamba.',
     ),
+  ema_dim: positiveInt
+    .default(16)
+    .describe(
+      "Mega layers: EMA dimensions per channel (the paper's 16); the EMA state is [B, D, ema_dim].",
+    ),
+  mega_z_dim: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Mega layers: width of the shared query/key representation z (0: max(dim_head, dim_model / 4)); at least dim_head.',
+    ),
+  mega_h_dim: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe('Mega layers: width of the attention values and the reset gate (0: 2 * dim_model).'),
 };
 
 const configSchema = z.object(configShape).passthrough();
@@ -260,6 +279,10 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
           : 'baka_xl';
   config.dim_ff = raw.dim_ff || 4 * raw.dim_model;
   config.dim_attn = raw.dim_attn || raw.dim_model;
+  config.mega_z_dim =
+    raw.mega_z_dim ||
+    Math.max((config.dim_attn as number) / raw.n_heads, Math.floor(raw.dim_model / 4));
+  config.mega_h_dim = raw.mega_h_dim || 2 * raw.dim_model;
   const result = config as BakaConfig;
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
@@ -292,7 +315,30 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
       );
     }
   }
+  if (result.layer_kinds.includes('mega')) checkMega(result, fail);
   return result;
+}
+
+/** What a model with Mega layers needs (kinds/mega.ts). */
+function checkMega(config: BakaConfig, fail: (message: string) => never): void {
+  if (config.memory === 'xl' && config.memory_source !== 'same-layer') {
+    fail(
+      "layer_kinds 'mega' needs memory_source same-layer (or memory none): a Mega layer's keys are one head of mega_z_dim features, which other layers cannot read",
+    );
+  }
+  if (config.mega_z_dim < dimHead(config)) {
+    fail(
+      `mega_z_dim (${config.mega_z_dim}) must be at least dim_head (${dimHead(config)}): rotary positions turn its first dim_head features`,
+    );
+  }
+  for (const [field, unsupported] of [
+    ['n_pauses', config.n_pauses > 0],
+    ['n_rmt_tokens', config.n_rmt_tokens > 0],
+    ['mamba_each_nth_layer', config.mamba_each_nth_layer > 0],
+    ['rotary_precision', config.rotary_precision !== 'float32'],
+  ] as const) {
+    if (unsupported) fail(`${field}: not supported together with layer_kinds 'mega'`);
+  }
 }
 
 /**

@@ -78,8 +78,7 @@ export class IncrementalDecoder {
       const layer = model.prepareLayer(index);
       const { weights } = layer;
       const made = [
-        weights.qkv,
-        weights.o,
+        ...(weights.qkv && weights.o ? [weights.qkv, weights.o] : []),
         ...(weights.mlp ? [weights.mlp.gateUp, weights.mlp.down] : []),
       ];
       for (const tensor of made) {

@@ -3,6 +3,7 @@
 // section 6.2.
 import { ModelError } from '../errors';
 import type { SavedState, SequenceState, SequenceStateKind } from '../sequence-state';
+import { loadMega, megaKind, usesMega } from './mega-state';
 import { loadRMT, rmtKind } from './rmt';
 import { noMemoryKind, xlKind } from './xl';
 
@@ -19,13 +20,26 @@ export const SEQUENCE_STATE_NAMES = Object.keys(SEQUENCE_STATE_KINDS) as [
 ];
 
 const withRMT = new Map<SequenceStateName, SequenceStateKind>();
+const withMega = new Map<SequenceStateName, SequenceStateKind>();
 
-/** The kind a config selects (wrapped in RMT memory tokens when it has n_rmt_tokens). */
+/**
+ * The kind a config selects: wrapped in RMT memory tokens when it has n_rmt_tokens, with the
+ * Mega layers' EMA states when it has Mega layers (the config refuses both at once).
+ */
 export function sequenceStateKind(config: {
   memory: SequenceStateName;
   n_rmt_tokens: number;
+  layer_kinds: readonly string[];
 }): SequenceStateKind {
   const base = SEQUENCE_STATE_KINDS[config.memory];
+  if (usesMega(config)) {
+    let kind = withMega.get(config.memory);
+    if (kind === undefined) {
+      kind = megaKind(`mega+${config.memory}`, base);
+      withMega.set(config.memory, kind);
+    }
+    return kind;
+  }
   if (config.n_rmt_tokens === 0) return base;
   let kind = withRMT.get(config.memory);
   if (kind === undefined) {
@@ -39,6 +53,8 @@ export function sequenceStateKind(config: {
 export function loadSequenceState(saved: SavedState, source: string): SequenceState {
   const rmt = loadRMT(saved, source, loadSequenceState);
   if (rmt !== null) return rmt;
+  const mega = loadMega(saved, source, loadSequenceState);
+  if (mega !== null) return mega;
   for (const kind of Object.values(SEQUENCE_STATE_KINDS)) {
     const state = kind.load(saved, source);
     if (state !== null) return state;
