@@ -1,6 +1,6 @@
 """Mega layers for the reference (Ma et al. 2022, "Mega: Moving Average Equipped Gated Attention").
 
-Our own fp32 code from the paper's equations (docs/architecture.md section 1.6). A `mega` layer
+Our own fp32 code from the paper's equations (docs/architecture.md section 1.7). A `mega` layer
 keeps the parallel block's one norm and its elephant MLP; Mega's gated attention sub-layer
 (its damped EMA included) takes the attention branch's place:
 

@@ -114,6 +114,7 @@ export function configJson(config: BakaConfig): string {
     for (const key of RMT_KEYS) delete written[key];
   }
   if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
+  if (!config.mamba_carry_state) delete written.mamba_carry_state;
   if (!config.layer_kinds.includes('mega')) {
     delete written.ema_dim;
     delete written.mega_z_dim;

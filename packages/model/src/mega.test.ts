@@ -16,7 +16,7 @@ import type { BakaConfig } from './config';
 import { makeConfig, parseConfigSettings } from './config';
 import { IncrementalDecoder } from './generation';
 import { dampedEma } from './kinds/mega';
-import { MegaState } from './kinds/mega-state';
+import { LayerStatesState } from './kinds/layer-states';
 import { loadSequenceState, sequenceStateKind } from './kinds/sequence-states';
 import { parameterSpecs } from './parameters';
 import { readSafetensors } from './safetensors';
@@ -138,22 +138,27 @@ describe('Mega layers: parity with the PyTorch reference', () => {
     const first = inputs.inputIds.map((row) => row.slice(0, split));
     const second = inputs.inputIds.map((row) => row.slice(split));
     const memory = detachedMemory(model, first);
-    expect(memory).toBeInstanceOf(MegaState);
+    expect(memory).toBeInstanceOf(LayerStatesState);
     const logits = allLogits(model, second, memory);
     expect(maxAbsDifference(logits, carried.get('logits')!.data)).toBeLessThan(1e-4);
     // negative control: the same XL memory with the EMA states zeroed misses the fixture
-    const mega = memory as MegaState;
-    const zeroed = new MegaState(
-      mega.kind,
-      mega.inner,
-      mega.ema.map((state) => (state ? tf.zerosLike(state) : state)),
-      mega.end,
+    const carriedStates = memory as LayerStatesState;
+    expect(carriedStates.layers.map((state) => state && Object.keys(state))).toEqual([
+      ['ema'],
+      undefined,
+      ['ema'],
+    ]);
+    const zeroed = new LayerStatesState(
+      carriedStates.kind,
+      carriedStates.inner,
+      carriedStates.layers.map((state) => (state ? { ema: tf.zerosLike(state.ema!) } : state)),
+      carriedStates.end,
       false,
     );
     expect(
       maxAbsDifference(allLogits(model, second, zeroed), carried.get('logits')!.data),
     ).toBeGreaterThan(1e-3);
-    tf.dispose(zeroed.ema.filter((state): state is tf.Tensor3D => Boolean(state)));
+    tf.dispose(zeroed.layers.flatMap((state) => (state ? [state.ema!] : [])));
     memory.dispose();
     model.dispose();
   });
@@ -278,7 +283,7 @@ describe('Mega layers: reach, config, checkpoints and generation', () => {
     expect(set).toEqual({ layer_kinds: ['mega', 'standard'], memory_source: 'same-layer' });
     const made = makeConfig({ dim_model: 16, n_layers: 2, n_heads: 2, ...set });
     expect([made.ema_dim, made.mega_z_dim, made.mega_h_dim]).toEqual([16, 8, 32]);
-    expect(sequenceStateKind(made).describe(made)).toBe('mega-ema16+xl/same-layer/reset');
+    expect(sequenceStateKind(made).describe(made)).toBe('xl/same-layer/reset+mega-ema16');
     expect(sequenceStateKind(made).evaluation).toBe('whole-article');
     const none = makeConfig({
       ...small,

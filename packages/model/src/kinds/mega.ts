@@ -1,7 +1,7 @@
 // Mega layers (Ma et al. 2022, "Mega: Moving Average Equipped Gated Attention"; reference code
 // facebookresearch/mega): layer kind `mega`. The layer keeps the parallel block's one norm and its
 // elephant MLP; Mega's gated attention sub-layer, its damped EMA included, takes the attention
-// branch's place (docs/architecture.md section 1.6):
+// branch's place (docs/architecture.md section 1.7):
 //
 //   h = norm_in(x);   y = x + u * (o - x) + mlp(h)
 //   EMA     s_t = q * s_{t-1} + p * beta * h_t,  q = 1 - p * sigmoid(alpha),  p = sigmoid(delta)
@@ -12,8 +12,9 @@
 //   o = silu(hx + h_proj(attention * r))
 //
 // The EMA runs as scanDecays (kinds/mamba.ts), the chunked scan Mamba uses: its decay is constant
-// over time, broadcast along it. The state after the chunk goes out (LayerStateOut.ema) and the
-// Mega sequence state (mega-state.ts) hands it to the next chunk, call and window.
+// over time, broadcast along it. The state after the chunk goes out as the layer's recurrent state
+// `{ ema }` (LayerStateOut.recurrent), which the carried layer states (layer-states.ts) hand to the
+// next chunk, call and window, and generation to the next step.
 //
 // Shape legend: B batch, T chunk length (or new tokens), N rows B*T, D dim_model, M ema_dim,
 // Z mega_z_dim, E mega_h_dim, P past length, W padded key width.
@@ -31,6 +32,11 @@ export interface MegaDims {
   emaDim: number; // M
   zDim: number; // Z
   hDim: number; // E
+}
+
+/** Whether layer `layer` is a Mega layer. */
+export function hasMega(config: BakaConfig, layer: number): boolean {
+  return config.layer_kinds[layer] === 'mega';
 }
 
 export function megaDims(config: BakaConfig): MegaDims {
@@ -150,7 +156,8 @@ export function megaLayer(
   const dimModel = x.shape[1];
   const [y, k, v, ema, keys, values] = tf.tidy((): tf.Tensor[] => {
     const h = weights.norm.apply(x, weights.normParameters); // [N, D]
-    const [e, ema] = dampedEma(tf.reshape(h, [batch, length, dimModel]), mega, state.ema ?? null);
+    const carried = (state.recurrent?.ema as tf.Tensor3D | undefined) ?? null; // [B, D, M]
+    const [e, ema] = dampedEma(tf.reshape(h, [batch, length, dimModel]), mega, carried);
     const eh = tf.add(tf.reshape(e, [batch * length, dimModel]), tf.mul(h, mega.omega));
     const m = tf.mul(eh, tf.sigmoid(eh)); // silu, [N, D]
     const vRaw = tf.add(tf.matMul(h, mega.vProj, false, true), mega.vBias);
@@ -193,5 +200,5 @@ export function megaLayer(
     return [sum, kNew, vNew, ema, ...joined];
   }) as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor3D, tf.Tensor4D?, tf.Tensor4D?];
   const attended = keys === undefined || values === undefined ? null : { k: keys, v: values };
-  return { y, state: { written: { k, v }, attended, ema } };
+  return { y, state: { written: { k, v }, attended, recurrent: { ema } } };
 }
