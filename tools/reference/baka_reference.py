@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
 import mega
+import qk_norm
 
 
 @dataclass
@@ -68,6 +69,13 @@ class Config:
     ema_dim: int = 16
     mega_z_dim: int = 0
     mega_h_dim: int = 0
+    # norms inside attention and split input norms (qk_norm.py; defaults = 003)
+    qk_norm: str = "none"
+    qk_norm_scope: str = "head"
+    qk_norm_weights: str = "shared"
+    qk_norm_scale: float = 0.0
+    qk_norm_learned_scale: bool = False
+    split_norm: bool = False
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
@@ -90,6 +98,7 @@ class Config:
         assert self.rmt_mask in ("causal", "upstream")
         assert self.mamba_each_nth_layer >= 0
         assert not self.mamba_carry_state or self.mamba_each_nth_layer > 0
+        qk_norm.check(self)
 
     def has_mamba(self, layer: int) -> bool:
         return self.mamba_each_nth_layer > 0 and layer % self.mamba_each_nth_layer == 0
@@ -108,6 +117,7 @@ class Config:
         """003 models write exactly the 003 config; pause/RMT models add upstream's field names."""
         d = asdict(self)
         d["model_type"] = self.model_type
+        qk_norm.trim_json(self, d, upstream_only)
         for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask", "mamba_each_nth_layer"):
             d.pop(key)
         d.pop("mamba_carry_state")
@@ -200,6 +210,8 @@ def pause_slots(c: Config, n_tokens: int, generator: Optional[torch.Generator]) 
 class MLP(nn.Module):
     def __init__(self, c: Config, dim_ff: int):
         super().__init__()
+        if c.split_norm:  # upstream 00x_split_ln: the MLP's own input norm, registered first
+            self.norm_in = make_norm(c)
         self.fc_gate = nn.Linear(c.dim_model, dim_ff, bias=False)
         self.fc_up = nn.Linear(c.dim_model, dim_ff, bias=False)
         self.fc_down = nn.Linear(dim_ff, c.dim_model, bias=False)
@@ -223,7 +235,11 @@ def bf16_rotary_tables(freqs: torch.Tensor, offset: int, length: int, interpolat
 
 
 def rotate_with_bf16_tables(freqs: torch.Tensor, x: torch.Tensor, offset: int) -> torch.Tensor:
-    """x [..., T, R] (fp32) rotated at positions offset.. with the bf16 tables, in fp32."""
+    """x [..., T, R] (fp32) rotated at positions offset.. with the bf16 tables, in fp32 (features
+    beyond R = 2 x len(freqs) pass through)."""
+    rotary = 2 * freqs.shape[-1]
+    if x.shape[-1] > rotary:
+        return torch.cat((rotate_with_bf16_tables(freqs, x[..., :rotary], offset), x[..., rotary:]), dim=-1)
     *_, cos, sin = bf16_rotary_tables(freqs, offset, x.shape[-2])
     cos = cos.float().repeat_interleave(2, dim=-1)  # [T, R], interleaved pairs
     sin = sin.float().repeat_interleave(2, dim=-1)
@@ -250,6 +266,9 @@ class Attention(nn.Module):
         self.rot = RotaryEmbedding(c.dim_head, theta=c.rope_theta, use_xpos=False)
         with torch.no_grad():
             self.rot.freqs.mul_(rotary_scale)
+        if c.split_norm:  # upstream 00x_split_ln: attention's own input norm
+            self.norm_in = make_norm(c)
+        qk_norm.register(self, c)
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
@@ -260,6 +279,7 @@ class Attention(nn.Module):
 
         Returns (output [B, T, D], this chunk's memory)."""
         q, k, v = self.heads(self.q(h)), self.heads(self.k(h)), self.heads(self.v(h))
+        q, k = qk_norm.normalise(self, self.c, q, k)  # before rotary and the cache
         mine = LayerMemory(k=k, v=v, start=start)
         past_length = 0
         if past is not None:
@@ -274,7 +294,7 @@ class Attention(nn.Module):
             q = self.rot.rotate_queries_or_keys(q, -2, offset=query_offset)
             k = self.rot.rotate_queries_or_keys(k, -2, offset=key_offset)
         t = q.shape[-2]
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.c.dim_head)  # [B, H, T, P+T]
+        scores = qk_norm.scale_logits(self, self.c, q @ k.transpose(-1, -2))  # [B, H, T, P+T]
         # query i (0-based in the chunk) sees every past key and current keys 0..i (this is also
         # flash attention's causal=True, aligned bottom right when there are more keys than queries)
         allowed = torch.ones(t, past_length + t, dtype=torch.bool).tril(diagonal=past_length)
@@ -362,7 +382,7 @@ class Layer(nn.Module):
     def __init__(self, c: Config, index: int = 0):
         super().__init__()
         thin = c.layer_kinds[index] == "attention-only"
-        self.norm_in = make_norm(c)
+        self.norm_in = None if c.split_norm else make_norm(c)
         if c.layer_kinds[index] == "mega":  # Mega's gated attention takes the attention branch's place
             self.mega = mega.MegaAttention(c)
         else:
@@ -376,14 +396,15 @@ class Layer(nn.Module):
         self.carry_mamba = c.mamba_carry_state
 
     def forward(self, x, past, start, rmt=(0, 0), mamba_state=None, ema=None):
-        h = self.norm_in(x)
-        if hasattr(self, "mega"):
+        split = self.norm_in is None  # split_norm: each branch normalises x with its own norm
+        h = None if split else self.norm_in(x)
+        if hasattr(self, "mega"):  # (no split_norm with Mega layers)
             attn, mine = self.mega(x, h, past, start, ema)
         else:
-            attn, mine = self.attn(h, past, start, rmt)
+            attn, mine = self.attn(self.attn.norm_in(x) if split else h, past, start, rmt)
         y = x + attn
         if self.mlp is not None:
-            y = y + self.mlp(h)
+            y = y + self.mlp(self.mlp.norm_in(x) if split else h)
         if self.mamba is not None:
             out, state = self.mamba(self.norm_mamba(y), mamba_state)
             y = y + out

@@ -1,6 +1,6 @@
 """Mega layers for the reference (Ma et al. 2022, "Mega: Moving Average Equipped Gated Attention").
 
-Our own fp32 code from the paper's equations (docs/architecture.md section 1.7). A `mega` layer
+Our own fp32 code from the paper's equations (docs/architecture.md section 1.8). A `mega` layer
 keeps the parallel block's one norm and its elephant MLP; Mega's gated attention sub-layer
 (its damped EMA included) takes the attention branch's place:
 
@@ -136,4 +136,4 @@ def check_config(c) -> None:
     assert c.ema_dim >= 1 and c.mega_z_dim >= c.dim_head and c.mega_h_dim >= 1
     assert c.memory == "none" or c.memory_source == "same-layer", "a Mega layer's keys are [1, Z] wide"
     assert c.rotary_precision == "float32" and not c.n_pauses and not c.n_rmt_tokens
-    assert not c.mamba_each_nth_layer
+    assert not c.mamba_each_nth_layer and c.qk_norm == "none" and not c.split_norm

@@ -11,12 +11,16 @@
 //   keyOffset..keyOffset+P+T-1, queries at keyOffset+P..keyOffset+P+T-1 (the state says where
 //   the keys start: 0 with the 'reset' policy, the document position with 'absolute')
 //   softmax(q k^T / sqrt(K) + mask) v, mask: every past key plus the causal part of the new ones.
+// With qk_norm (kinds/qk-norms.ts) q and k are normalised per head right after the projection,
+// before rotary and before they are handed back as `written` (so caches keep them normalised and
+// unrotated); the kind also sets the logit scale, and the negator doubles their width to 2K.
 import * as tf from '@tensorflow/tfjs-core';
 import type { RotaryEmbedding } from '@baka/rope';
 import type { KeyValues } from './memory';
 import type { PositionPolicy } from './config';
 import type { AttentionMasks } from './attention-mask';
 import { attentionCore } from './attention-core';
+import type { QkNormalisation } from './kinds/qk-norms';
 
 export interface AttentionContext {
   nHeads: number;
@@ -80,7 +84,10 @@ export function padKeys(x: tf.Tensor4D, width: number): tf.Tensor4D {
   ]); // [B, H, W, X]
 }
 
-/** h [N, D] (normalised input of N = batch * length new tokens); qkv [2A + D, D]; o [D, D]. */
+/**
+ * h [N, D] (normalised input of N = batch * length new tokens); qkv [2A + D, D]; o [D, D];
+ * qkNorm: the layer's qk_norm, if any.
+ */
 export function attention(
   h: tf.Tensor2D,
   qkv: tf.Tensor2D,
@@ -89,6 +96,7 @@ export function attention(
   batch: number,
   length: number,
   context: AttentionContext,
+  qkNorm?: QkNormalisation,
 ): AttentionResult {
   const dimModel = o.shape[0];
   const dimAttn = (qkv.shape[0] - dimModel) / 2;
@@ -100,8 +108,10 @@ export function attention(
     [dimAttn, dimAttn, dimModel],
     1,
   ) as tf.Tensor2D[];
-  const q = toHeads(qFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
-  const k = toHeads(kFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
+  const projectedQ = toHeads(qFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
+  const projectedK = toHeads(kFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
+  // with qk_norm [B, H, T, K'], K' = K or 2K (negator); rotary turns the first K features
+  const [q, k] = qkNorm ? qkNorm.normalise(projectedQ, projectedK) : [projectedQ, projectedK];
   const v = toHeads(vFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, Kv]
   const { past, keyOffset } = state;
   const pastLength = past === null ? 0 : past.k.shape[2];
@@ -109,7 +119,9 @@ export function attention(
   const values = past === null ? v : (tf.concat([past.v, v], 2) as tf.Tensor4D); // [B, H, P+T, Kv]
   const rotatedQueries = context.rotary.rotate(q, { offset: keyOffset + pastLength }); // [B, H, T, K]
   const rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K]
-  const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D; // [B, H, T, K]
+  const scaled = qkNorm
+    ? qkNorm.scaleQueries(rotatedQueries)
+    : (tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D); // [B, H, T, K]
   // Padded key positions are masked out (their weights are exactly 0), so padding changes no value.
   const width = Math.ceil((pastLength + length) / context.keyBucket) * context.keyBucket; // W
   // softmax(q k^T + mask) v, with a gradient that keeps few [B, H, T, W] tensors

@@ -3,7 +3,7 @@
 // EMA state) to the same layer at the next chunk (LayerStateIn.recurrent), and from one forward call to the next.
 // It wraps whatever the config's memory is (xl, none, RMT around either): that part runs as it
 // would alone. Selected by mamba_carry_state (without it every chunk starts Mamba blocks from
-// zero, upstream 007) and by Mega layers, whose EMA always carries on (section 1.7). Inside a training window the gradient flows through the carried state
+// zero, upstream 007) and by Mega layers, whose EMA always carries on (section 1.8). Inside a training window the gradient flows through the carried state
 // from chunk to chunk; `detach()` cuts it at a window boundary, like the XL memory.
 // docs/architecture.md section 1.6.
 //

@@ -17,6 +17,7 @@ import type { MambaDims } from './mamba';
 import { megaLayer, megaTensors, prepareMega } from './mega';
 import type { MegaDims } from './mega';
 import type { NormKind } from './norms';
+import type { QkNormKind, QkNormShape } from './qk-norms';
 
 /** The upstream init factor of a thin layer's attention weights. */
 export const THIN_ATTENTION_INIT_SCALE = 1e-4;
@@ -28,8 +29,13 @@ export interface LayerShape {
   /** The layer's MLP width F (layer_dim_ff, else dim_ff). */
   dimFf: number;
   dimHead: number;
-  /** The config's norm kind (norm_in). */
+  /** The config's norm kind (norm_in, or attn.norm_in and mlp.norm_in with split_norm). */
   norm: NormKind;
+  /** split_norm: attention and MLP normalise the input with norms of their own (upstream 00x_split_ln). */
+  splitNorm: boolean;
+  /** The config's qk_norm kind and its fields (kinds/qk-norms.ts). */
+  qkNorm: QkNormKind;
+  qkNormShape: QkNormShape;
   /** The layer's Mamba block sizes (kinds/mamba.ts), when it has one. */
   mamba?: MambaDims;
   /** A Mega layer's sizes (kinds/mega.ts). */
@@ -71,7 +77,20 @@ export interface LayerKind {
   forward: LayerForward;
 }
 
-/** norm_in, the four attention projections and the rotary frequencies; `scale` x the Linear init. */
+/** A norm module's tensors: `{prefix}.weight` (and `.bias`), [D]. */
+function normTensors(shape: LayerShape, prefix: string, dimModel: number): LayerTensor[] {
+  return shape.norm.parameters.map(({ suffix, init }) => ({
+    suffix: `${prefix}.${suffix}`,
+    shape: [dimModel],
+    init: { kind: init } as Initialiser,
+    trainable: true,
+  }));
+}
+
+/**
+ * norm_in (attn.norm_in with split_norm), the four attention projections, the rotary frequencies
+ * and the qk_norm tensors; `scale` x the Linear init.
+ */
 function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number): LayerTensor[] {
   const { dim_model: D, dim_attn: A } = config;
   const linear: Initialiser = {
@@ -81,7 +100,7 @@ function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number)
   };
   const rotaryScale = scale === undefined ? undefined : config.thin_rotary_scale;
   return [
-    ...normTensors(config, shape),
+    ...(shape.splitNorm ? [] : normTensors(shape, 'norm_in', D)),
     { suffix: 'attn.q.weight', shape: [A, D], init: linear, trainable: true },
     { suffix: 'attn.k.weight', shape: [A, D], init: linear, trainable: true },
     { suffix: 'attn.v.weight', shape: [D, D], init: linear, trainable: true },
@@ -92,18 +111,55 @@ function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number)
       init: { kind: 'rotary', ...(rotaryScale === undefined ? {} : { scale: rotaryScale }) },
       trainable: false,
     },
+    ...(shape.splitNorm ? normTensors(shape, 'attn.norm_in', D) : []),
+    ...shape.qkNorm.tensors(shape.qkNormShape),
   ];
 }
 
-/** norm_in's tensors. */
-function normTensors(config: BakaConfig, shape: LayerShape): LayerTensor[] {
-  return shape.norm.parameters.map(({ suffix, init }) => ({
-    suffix: `norm_in.${suffix}`,
-    shape: [config.dim_model],
-    init: { kind: init } as Initialiser,
-    trainable: true,
-  }));
+/** The norm's tensors under `prefix`, in the norm kind's order. */
+function normParameters(get: (suffix: string) => tf.Tensor, shape: LayerShape, prefix: string) {
+  return shape.norm.parameters.map(({ suffix }) => get(`${prefix}.${suffix}`) as tf.Tensor1D);
 }
+
+/** The stacked attention weights [q ; k ; v], the input norm(s) and qk_norm (tensors of the caller's scope). */
+function prepareAttention(
+  get: (suffix: string) => tf.Tensor,
+  shape: LayerShape,
+  rotary: RotaryEmbedding,
+): Omit<FusedLayerWeights, 'mlp'> {
+  const qkNorm = shape.qkNorm.prepare(get, shape.qkNormShape);
+  return {
+    norm: shape.norm,
+    normParameters: normParameters(get, shape, shape.splitNorm ? 'attn.norm_in' : 'norm_in'),
+    qkv: tf.concat(
+      [get('attn.q.weight'), get('attn.k.weight'), get('attn.v.weight')],
+      0,
+    ) as tf.Tensor2D, // [2A + D, D]
+    o: get('attn.o.weight') as tf.Tensor2D,
+    rotary,
+    ...(qkNorm === null ? {} : { qkNorm }),
+  };
+}
+
+/**
+ * Upstream's layer: y = x + attention(norm(x)) + mlp(norm(x)); with split_norm each branch has
+ * its own norm, y = x + attention(attn.norm_in(x)) + mlp(mlp.norm_in(x)).
+ */
+const standard: LayerKind = {
+  description: 'parallel attention + elephant-gated MLP on one shared input norm (upstream 003)',
+  tensors: (config, shape) => [
+    ...attentionTensors(config, shape),
+    ...(shape.splitNorm ? normTensors(shape, 'mlp.norm_in', config.dim_model) : []),
+    ...mlpTensors(config, shape),
+  ],
+  rotaryScale: () => 1,
+  prepare: (get, shape, rotary) => ({
+    ...prepareAttention(get, shape, rotary),
+    ...(shape.splitNorm ? { mlpNormParameters: normParameters(get, shape, 'mlp.norm_in') } : {}),
+    mlp: prepareMlp(get),
+  }),
+  forward: bakaLayer,
+};
 
 /** The gated MLP's three Linear weights (F = the layer's dim_ff). */
 function mlpTensors(config: BakaConfig, shape: LayerShape): LayerTensor[] {
@@ -125,38 +181,6 @@ function prepareMlp(get: (suffix: string) => tf.Tensor): FusedLayerWeights['mlp'
     down: get('mlp.fc_down.weight') as tf.Tensor2D,
   };
 }
-
-/** The stacked attention weights [q ; k ; v] and the norm (tensors of the caller's scope). */
-function prepareAttention(
-  get: (suffix: string) => tf.Tensor,
-  shape: LayerShape,
-  rotary: RotaryEmbedding,
-): Omit<FusedLayerWeights, 'mlp'> {
-  return {
-    norm: shape.norm,
-    normParameters: shape.norm.parameters.map(
-      ({ suffix }) => get(`norm_in.${suffix}`) as tf.Tensor1D,
-    ),
-    qkv: tf.concat(
-      [get('attn.q.weight'), get('attn.k.weight'), get('attn.v.weight')],
-      0,
-    ) as tf.Tensor2D, // [2A + D, D]
-    o: get('attn.o.weight') as tf.Tensor2D,
-    rotary,
-  };
-}
-
-/** Upstream's layer: y = x + attention(norm(x)) + mlp(norm(x)). */
-const standard: LayerKind = {
-  description: 'parallel attention + elephant-gated MLP on one shared input norm (upstream 003)',
-  tensors: (config, shape) => [...attentionTensors(config, shape), ...mlpTensors(config, shape)],
-  rotaryScale: () => 1,
-  prepare: (get, shape, rotary) => ({
-    ...prepareAttention(get, shape, rotary),
-    mlp: prepareMlp(get),
-  }),
-  forward: bakaLayer,
-};
 
 /**
  * A thin layer (upstream 00x_thin): attention only, no MLP tensors; its attention weights and
@@ -181,7 +205,7 @@ const mega: LayerKind = {
   // its keys (one head of mega_z_dim features) are only read by itself; memory none works too
   requires: { memory_source: 'same-layer' },
   tensors: (config, shape) => [
-    ...normTensors(config, shape),
+    ...normTensors(shape, 'norm_in', config.dim_model),
     ...megaTensors(config),
     {
       suffix: 'mega.rot.freqs',
@@ -196,9 +220,7 @@ const mega: LayerKind = {
     if (shape.mega === undefined) throw new Error('mega layer: no Mega sizes in its shape');
     return {
       norm: shape.norm,
-      normParameters: shape.norm.parameters.map(
-        ({ suffix }) => get(`norm_in.${suffix}`) as tf.Tensor1D,
-      ),
+      normParameters: normParameters(get, shape, 'norm_in'),
       qkv: null,
       o: null,
       rotary,

@@ -1,7 +1,7 @@
 // Mega layers (Ma et al. 2022, "Mega: Moving Average Equipped Gated Attention"; reference code
 // facebookresearch/mega): layer kind `mega`. The layer keeps the parallel block's one norm and its
 // elephant MLP; Mega's gated attention sub-layer, its damped EMA included, takes the attention
-// branch's place (docs/architecture.md section 1.7):
+// branch's place (docs/architecture.md section 1.8):
 //
 //   h = norm_in(x);   y = x + u * (o - x) + mlp(h)
 //   EMA     s_t = q * s_{t-1} + p * beta * h_t,  q = 1 - p * sigmoid(alpha),  p = sigmoid(delta)

@@ -193,6 +193,10 @@ class CachedChunk implements IncrementalState {
     this.#cache.endChunk();
   }
 
+  selectRows(rows: readonly number[]): void {
+    this.#cache.selectRows(rows);
+  }
+
   dispose(): void {
     this.#cache.dispose();
   }
