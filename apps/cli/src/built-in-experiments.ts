@@ -1,7 +1,9 @@
 // The experiments shipped with the repository, run by name (`baka experiment run seed-xl`).
 // `seed-xl` is a file (apps/cli/experiments/seed-xl.json): a variant is one line of it.
 // `memory-variants` is built from the model config schema: every value the registry offers for
-// the memory-related keys, so a new value there becomes a new variant here.
+// the memory-related keys, so a new value there becomes a new variant here. `memory-reach` runs
+// the same memory variants (without the thin-layer kinds) on the recall corpus, where an answer
+// is predictable only from a chunk d chunks back, and reports answer accuracy per distance d.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
@@ -87,6 +89,45 @@ export function memoryVariants(preset: string): Experiment['variants'] {
   return variants;
 }
 
+/** The shared part of `memory-reach` (everything but the variants). */
+const MEMORY_REACH_BASE = {
+  name: 'memory-reach',
+  description:
+    'How far back each memory mechanism reaches: multi-query associative recall with queries 0 to 3 chunks after their pairs (corpus recall, chunks of 20 tokens), answer accuracy per distance.',
+  base: {
+    preset: 'tiny',
+    corpus: 'recall',
+    set: [
+      'n_ctx=20',
+      'dim_model=64',
+      'dim_ff=256',
+      'window=512',
+      'epochs=100',
+      'batchSize=16',
+      'learningRate=5e-3',
+      'schedule=cosine',
+      'warmupSteps=20',
+      'saveEvery=0',
+      'keep=1',
+    ],
+  },
+  budget: { steps: 300 },
+  seeds: [0],
+  eval: { every: 0, documents: 100 },
+  report: { lastSteps: 20 },
+};
+
+/**
+ * The variants of `memory-reach`: those of `memory-variants` without the thin-layer kinds (a
+ * layer kind changes what a layer computes, not what it can see), so XL as the first, no memory,
+ * same-layer XL and every entry of MEMORY_MECHANISMS.
+ */
+export function memoryReachVariants(preset: string): Experiment['variants'] {
+  return memoryVariants(preset)
+    .filter((variant) => !variant.name.startsWith(`${LAYER_KIND_KEY}-`))
+    .map((variant) => (variant.name === 'defaults' ? { ...variant, name: 'xl' } : variant));
+}
+
 const BUILT_INS: Record<string, () => Experiment> = {
   'seed-xl': () =>
     parseExperiment(
@@ -97,6 +138,11 @@ const BUILT_INS: Record<string, () => Experiment> = {
     parseExperiment(
       { ...MEMORY_VARIANTS_BASE, variants: memoryVariants(MEMORY_VARIANTS_BASE.base.preset) },
       'built-in memory-variants',
+    ),
+  'memory-reach': () =>
+    parseExperiment(
+      { ...MEMORY_REACH_BASE, variants: memoryReachVariants(MEMORY_REACH_BASE.base.preset) },
+      'built-in memory-reach',
     ),
 };
 

@@ -4,7 +4,8 @@
 //
 // Shape legend: B batch, T new tokens (the chunk, or a generation step), N = B*T rows,
 // D dim_model, A dim_attn, H heads, K dim_head (A / H), Kv value head dim (D / H), P past length,
-// W key width P+T rounded up to the context's key bucket.
+// W key width P+T rounded up to the context's key bucket, K' q/k width after qk_norm (K, or 2K
+// with the negator).
 //
 //   q, k: N x D -> A, v: N x D -> D (one matmul with [q ; k ; v] stacked, PyTorch layout)
 //   keys/values = [past ; new] (past unrotated, as cached), then rotated: keys at
@@ -115,13 +116,13 @@ export function attention(
   const v = toHeads(vFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, Kv]
   const { past, keyOffset } = state;
   const pastLength = past === null ? 0 : past.k.shape[2];
-  const keys = past === null ? k : (tf.concat([past.k, k], 2) as tf.Tensor4D); // [B, H, P+T, K]
+  const keys = past === null ? k : (tf.concat([past.k, k], 2) as tf.Tensor4D); // [B, H, P+T, K']
   const values = past === null ? v : (tf.concat([past.v, v], 2) as tf.Tensor4D); // [B, H, P+T, Kv]
-  const rotatedQueries = context.rotary.rotate(q, { offset: keyOffset + pastLength }); // [B, H, T, K]
-  const rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K]
+  const rotatedQueries = context.rotary.rotate(q, { offset: keyOffset + pastLength }); // [B, H, T, K']
+  const rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K']
   const scaled = qkNorm
     ? qkNorm.scaleQueries(rotatedQueries)
-    : (tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D); // [B, H, T, K]
+    : (tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D); // [B, H, T, K']
   // Padded key positions are masked out (their weights are exactly 0), so padding changes no value.
   const width = Math.ceil((pastLength + length) / context.keyBucket) * context.keyBucket; // W
   // softmax(q k^T + mask) v, with a gradient that keeps few [B, H, T, W] tensors
