@@ -460,6 +460,14 @@ describe('block-recurrent generation, training state and config', () => {
       /recurrent_layers: .* names a layer twice/,
     );
     expect(() => parseConfigSettings(['state_gate=gru'])).toThrow(/state_gate/);
+    expect(() =>
+      makeConfig({
+        ...base,
+        layer_kinds: ['standard', 'mega', 'standard'],
+        memory_source: 'same-layer',
+        recurrent_layers: [1],
+      }),
+    ).toThrow(/recurrent_layers: layer 1 is a Mega layer/);
     // without recurrent layers the config.json is the one written before the fields
     const plain = JSON.parse(configJson(makeConfig(base)));
     expect(

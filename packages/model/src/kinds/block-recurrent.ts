@@ -11,7 +11,7 @@
 //   lstm gate:  f = sigmoid(forget_gate(u) + 1), i = sigmoid(input_gate(u) - 1), s' = f s + i z
 // `attend` is softmax(q k^T / sqrt(K)) v without mask or rotary. The layer's own kind (standard,
 // attention-only) computes everything but the cross term; this module composes it
-// (withRecurrence), so bakaLayer's attention code is reused. docs/architecture.md section 1.8.
+// (withRecurrence), so bakaLayer's attention code is reused. docs/architecture.md section 1.9.
 //
 // Shape legend: B batch, T chunk length (or new tokens), N = B*T, S state vectors, D dim_model,
 // A dim_attn, H heads, K dim_head, Kv value head dim, P memory length.

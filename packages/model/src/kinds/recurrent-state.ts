@@ -6,7 +6,7 @@
 // from chunk to chunk; `detach()` cuts it at a window boundary, `selectRows()` drops rows that
 // ended, `save()` writes it into memory.safetensors. In generation the state is updated only by
 // the step that ends a chunk, and takes effect when the chunk ends, so the tokens of a chunk all
-// read the previous chunk's state. docs/architecture.md section 1.8.
+// read the previous chunk's state. docs/architecture.md section 1.9.
 //
 // Shape legend: B batch rows, S state vectors, D dim_model.
 import * as tf from '@tensorflow/tfjs-core';
