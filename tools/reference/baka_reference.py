@@ -21,6 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
+import memory_tokens
+
 
 @dataclass
 class Config:
@@ -58,6 +60,11 @@ class Config:
     rmt_mask: str = "causal"  # 'causal' (upstream's flash attention) | 'upstream' (its hand-built mask)
     # Mamba (upstream 007): layer i with i % n == 0 adds y + Mamba(LayerNorm(y)) after its sum; 0 = none
     mamba_each_nth_layer: int = 0
+    # Memory Transformer tokens and persistent memory k/v (memory_tokens.py)
+    n_memory_tokens: int = 0
+    memory_tokens_every: int = 0
+    memory_tokens_in_xl: bool = False
+    n_mem_kv: int = 0
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
@@ -76,6 +83,9 @@ class Config:
         assert self.norm in ("layernorm", "rmsnorm")
         assert self.rmt_mask in ("causal", "upstream")
         assert self.mamba_each_nth_layer >= 0
+        assert self.n_memory_tokens >= 0 and self.memory_tokens_every >= 0 and self.n_mem_kv >= 0
+        if self.n_memory_tokens:  # combinations we refuse (as @baka/model's config does)
+            assert not (self.n_pauses or self.n_rmt_tokens or self.mamba_each_nth_layer)
 
     def has_mamba(self, layer: int) -> bool:
         return self.mamba_each_nth_layer > 0 and layer % self.mamba_each_nth_layer == 0
@@ -105,6 +115,9 @@ class Config:
                      use_flash_attn=self.rmt_mask == "causal")
         if not upstream_only and (self.n_pauses or self.n_rmt_tokens or self.norm != "layernorm"):
             d.update(norm=self.norm, pause_seed=self.pause_seed, rmt_mask=self.rmt_mask)
+        for key, default in (("n_memory_tokens", 0), ("memory_tokens_every", 0), ("memory_tokens_in_xl", False), ("n_mem_kv", 0)):
+            if upstream_only or getattr(self, key) == default:
+                d.pop(key)
         if upstream_only:
             for key in ("memory", "memory_source", "position_policy", "carry_memory", "rotary_layout", "rope_theta"):
                 d.pop(key)
@@ -224,13 +237,17 @@ class Attention(nn.Module):
         self.rot = RotaryEmbedding(c.dim_head, theta=c.rope_theta, use_xpos=False)
         with torch.no_grad():
             self.rot.freqs.mul_(rotary_scale)
+        if c.n_mem_kv:  # persistent memory (memory_tokens.py)
+            self.mem_k = nn.Parameter(torch.randn(c.n_heads, c.n_mem_kv, c.dim_head))  # [H, N, K]
+            self.mem_v = nn.Parameter(torch.randn(c.n_heads, c.n_mem_kv, c.dim_model // c.n_heads))
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         return x.view(b, t, self.c.n_heads, -1).transpose(1, 2)  # [B, H, T, K]
 
-    def forward(self, h: torch.Tensor, past: Optional[LayerMemory], start: int, rmt: tuple[int, int] = (0, 0)):
-        """h: normalised input [B, T, D]; rmt: (read, write) memory token counts at the ends of h.
+    def forward(self, h: torch.Tensor, past: Optional[LayerMemory], start: int, rmt: tuple[int, int] = (0, 0), groups=()):
+        """h: normalised input [B, T, D]; rmt: (read, write) memory token counts at the ends of h;
+        groups: (start, size) of memory-token groups in h.
 
         Returns (output [B, T, D], this chunk's memory)."""
         q, k, v = self.heads(self.q(h)), self.heads(self.k(h)), self.heads(self.v(h))
@@ -248,7 +265,6 @@ class Attention(nn.Module):
             q = self.rot.rotate_queries_or_keys(q, -2, offset=query_offset)
             k = self.rot.rotate_queries_or_keys(k, -2, offset=key_offset)
         t = q.shape[-2]
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.c.dim_head)  # [B, H, T, P+T]
         # query i (0-based in the chunk) sees every past key and current keys 0..i (this is also
         # flash attention's causal=True, aligned bottom right when there are more keys than queries)
         allowed = torch.ones(t, past_length + t, dtype=torch.bool).tril(diagonal=past_length)
@@ -260,6 +276,10 @@ class Attention(nn.Module):
                 allowed[-write:] = True
             if read:
                 allowed[:read, past_length : past_length + read] = True
+        memory_tokens.open_groups(allowed, past_length, groups)
+        if self.c.n_mem_kv:
+            k, v, allowed = memory_tokens.with_mem_kv(self, k, v, allowed)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.c.dim_head)  # [B, H, T, N+P+T]
         scores = scores.masked_fill(~allowed, float("-inf"))
         y = scores.softmax(dim=-1) @ v  # [B, H, T, K']
         y = y.transpose(1, 2).reshape(h.shape[0], t, -1)  # [B, T, D]
@@ -331,9 +351,9 @@ class Layer(nn.Module):
         else:
             self.mamba = None
 
-    def forward(self, x, past, start, rmt=(0, 0)):
+    def forward(self, x, past, start, rmt=(0, 0), groups=()):
         h = self.norm_in(x)
-        attn, mine = self.attn(h, past, start, rmt)
+        attn, mine = self.attn(h, past, start, rmt, groups)
         y = x + attn
         if self.mlp is not None:
             y = y + self.mlp(h)
@@ -354,6 +374,9 @@ class Net(nn.Module):
         if c.n_rmt_tokens:
             self.rmt = nn.Module()
             self.rmt.rmt_tokens = nn.Parameter(torch.randn(c.n_rmt_tokens, c.dim_model))  # [M, D]
+        if c.n_memory_tokens:
+            self.memtok = nn.Module()
+            self.memtok.tokens = nn.Parameter(torch.randn(c.n_memory_tokens, c.dim_model))  # [M, D]
 
     def forward(self, x: torch.Tensor, memory: Optional[list[LayerMemory]] = None):
         """x: [B, S, D]; memory: per layer, from the previous chunk (or window). Returns (y, memory).
@@ -375,6 +398,9 @@ class Net(nn.Module):
                 with_pause = torch.cat((y, self.model_pause(b)), dim=1)  # index -1 = the pause
                 y = with_pause[:, slots]
                 keep = [i for i, token in enumerate(slots) if token >= 0]
+            chunk_groups = ()
+            if c.n_memory_tokens:
+                y, keep, chunk_groups = memory_tokens.insert(y, self.memtok.tokens, c)
             read = 0
             if c.n_rmt_tokens:
                 if write is None:
@@ -391,7 +417,9 @@ class Net(nn.Module):
                         past = memory[i - 1] if i > 0 else None
                     else:
                         past = memory[i]
-                y, mine = layer(y, past, start, (read, c.n_rmt_tokens))
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), chunk_groups)
+                if c.n_memory_tokens and not c.memory_tokens_in_xl:
+                    mine = memory_tokens.xl_entry(LayerMemory, mine, keep, start, y.shape[1])
                 current.append(mine)
             start += y.shape[1]
             if c.n_rmt_tokens:

@@ -56,6 +56,14 @@ VARIANTS = {
     # upstream 007_mamba's layer: y + Mamba(LayerNorm(y)) in layers 0 and 2 (i % 2 == 0), on the
     # 003 model (no pauses or RMT); A_log, D and dt moved off their init (perturb_mamba)
     "mamba": dict(mamba_each_nth_layer=2),
+    # Memory Transformer tokens (memory_tokens.py): 2 learned tokens in front of every chunk, kept
+    # out of the XL memory; a group of 2 in front of every 3 tokens with absolute positions (the
+    # memory entry ends where its chunk ends); persistent memory k/v; all of them at once with
+    # the memory tokens' k/v in the XL memory
+    "memory-tokens": dict(n_memory_tokens=2),
+    "memory-tokens-every": dict(n_memory_tokens=2, memory_tokens_every=3, position_policy="absolute"),
+    "mem-kv": dict(n_mem_kv=3),
+    "memory-combined": dict(n_memory_tokens=2, memory_tokens_every=4, memory_tokens_in_xl=True, n_mem_kv=2),
 }
 
 
@@ -64,9 +72,12 @@ def load_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(data["input_ids"]), torch.tensor(data["labels"])
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
+    """Writes every variant, or only the names given (then without the upstream checkpoints)."""
     ids, labels = load_inputs()
     for index, (name, overrides) in enumerate(VARIANTS.items()):
+        if only and name not in only:
+            continue
         torch.manual_seed(3000 + index)
         model = CausalLM(Config(**{**TINY, **overrides}))
         perturb_norms(model, torch.Generator().manual_seed(4000 + index))
@@ -78,6 +89,8 @@ def main() -> None:
         print(f"variants/{name}: loss {loss:.6f}, carried second call {carried:.6f}")
         if name == "rmt":
             train_upstream(model, ids, labels, directory / "train-upstream.json")
+    if only:
+        return
     import upstream_checkpoints
 
     upstream_checkpoints.main()
@@ -109,4 +122,4 @@ def train_upstream(model: CausalLM, ids, labels, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -1,4 +1,5 @@
-// Writes __fixtures__/ours-checkpoint/, ours-thin-checkpoint/ and ours-rmt-checkpoint/ with our TypeScript checkpoint writer, for
+// Writes __fixtures__/ours-checkpoint/, ours-thin-checkpoint/, ours-rmt-checkpoint/ and
+// ours-memtok-checkpoint/ with our TypeScript checkpoint writer, for
 // tools/reference/load_ours.py to load in PyTorch (strict load_state_dict).
 // Run from the repository root:
 //   node --conditions=@baka/source --import tsx packages/model/scripts/write-ours-checkpoint.ts
@@ -37,6 +38,12 @@ export const OURS_FIXTURES = {
         memory_source: 'same-layer',
       }),
       { seed: 44 },
+    ),
+  // Memory Transformer tokens in groups every 3 tokens and persistent memory k/v
+  'ours-memtok-checkpoint': () =>
+    BakaCausalLM.create(
+      makeConfig({ ...TINY, n_memory_tokens: 2, memory_tokens_every: 3, n_mem_kv: 2 }),
+      { seed: 45 },
     ),
 } as const;
 

@@ -114,6 +114,12 @@ export function configJson(config: BakaConfig): string {
     for (const key of RMT_KEYS) delete written[key];
   }
   if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
+  if (config.n_memory_tokens === 0) {
+    delete written.n_memory_tokens;
+    delete written.memory_tokens_every;
+    delete written.memory_tokens_in_xl;
+  }
+  if (config.n_mem_kv === 0) delete written.n_mem_kv;
   return `${JSON.stringify(written, null, 2)}\n`;
 }
 

@@ -152,6 +152,34 @@ const configShape = {
     .describe(
       'Upstream 007: layers i % n == 0 add y + Mamba(LayerNorm(y)) after their sum; 0 = no Mamba.',
     ),
+  n_memory_tokens: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Memory Transformer tokens (Burtsev et al. 2020): learned vectors in front of every chunk, seeing only each other and earlier positions; no loss on them. 0 = off.',
+    ),
+  memory_tokens_every: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'A group of the memory tokens in front of every N tokens of a chunk instead of one in front of it (0: one group per chunk).',
+    ),
+  memory_tokens_in_xl: z
+    .boolean()
+    .default(false)
+    .describe("Whether the memory tokens' k/v enter the XL memory with the chunk's (default: no)."),
+  n_mem_kv: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Persistent memory (all-attention, Sukhbaatar et al. 2019): learned key/value pairs per layer and head that every query attends to, unrotated and never masked. 0 = off.',
+    ),
 };
 
 const configSchema = z.object(configShape).passthrough();
@@ -284,6 +312,20 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     fail(
       `n_pauses (${result.n_pauses}) must be at most n_ctx (${result.n_ctx}): pauses sit every n_ctx // n_pauses tokens`,
     );
+  }
+  if (result.n_memory_tokens === 0) {
+    if (result.memory_tokens_every > 0) fail('memory_tokens_every needs n_memory_tokens >= 1');
+    if (result.memory_tokens_in_xl) fail('memory_tokens_in_xl needs n_memory_tokens >= 1');
+  } else {
+    const other: [string, number][] = [
+      ['n_pauses', result.n_pauses],
+      ['n_rmt_tokens', result.n_rmt_tokens],
+      ['mamba_each_nth_layer', result.mamba_each_nth_layer],
+    ];
+    for (const [field, value] of other) {
+      if (value > 0)
+        fail(`n_memory_tokens cannot be combined with ${field} (set one of them to 0)`);
+    }
   }
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
     if (result[field].length > 0 && result[field].length !== result.n_layers) {

@@ -7,13 +7,21 @@
 // Shape legend: D dim_model, V vocab, n new tokens.
 import * as tf from '@tensorflow/tfjs-core';
 import type { AttentionContext } from './attention';
+import type { QueryGroup } from './attention-mask';
 import { layerStack } from './baka-net';
 import type { PreparedLayer } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
 import type { MambaState } from './kinds/mamba';
 import { hasMamba } from './kinds/mamba';
-import { pauseLayout } from './kinds/pauses';
+import {
+  MEMORY_TOKENS_PARAMETER,
+  slotGroups,
+  slotLayout,
+  slotSources,
+  withGroups,
+  xlSlots,
+} from './kinds/memory-tokens';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { IncrementalState } from './sequence-state';
 import { mulberry32 } from '@baka/common';
@@ -46,7 +54,9 @@ export interface GenerateOptions extends SamplingOptions {
  * (for xl @baka/cache's KVCache), which keeps the current chunk's k/v and hands a finished chunk
  * to the next as a full pass does. Chunks hold n_ctx tokens; with pauses, a chunk's layout
  * depends on its length (kinds/pauses.ts), so when a new token brings a pause in front of tokens
- * already fed, those are dropped from the cache and fed again behind it. RMT chunks get the
+ * already fed, those are dropped from the cache and fed again behind it. Memory-token groups
+ * (kinds/memory-tokens.ts) only ever join a chunk at its end, in front of the token they precede;
+ * a chunk keeps them out of the XL memory when it ends (unless memory_tokens_in_xl). RMT chunks get the
  * kind's read block first and, once full, its write block last. Owns its tensors: call dispose().
  * `append(ids)` feeds tokens and returns the logits [V] after the last one.
  */
@@ -138,7 +148,7 @@ export class IncrementalDecoder {
       this.#prefixFed = true;
     }
     const tokens = [...this.#chunk, ...ids];
-    const layout = pauseLayout(model.config, tokens.length);
+    const layout = slotLayout(model.config, tokens.length);
     let common = 0;
     while (common < this.#fed.length && this.#fed[common] === layout[common]) common++;
     if (common < this.#fed.length && this.#mamba.some((entry) => entry !== undefined)) {
@@ -152,17 +162,28 @@ export class IncrementalDecoder {
       state.rewind(this.#fed.length - common);
     }
     const slots = layout.slice(common);
-    const y = this.#run(() => {
-      const embedded = tf.reshape(model.embed(tf.tensor2d([tokens], [1, tokens.length], 'int32')), [
-        tokens.length,
-        model.config.dim_model,
-      ]); // [n, D]
-      const pause = model.parameters.get('model.pause.pause_emb');
-      const rows =
-        pause === undefined ? embedded : tf.concat([embedded, tf.reshape(pause, [1, -1])], 0);
-      const indices = slots.map((token) => (token < 0 ? tokens.length : token));
-      return tf.gather(rows, tf.tensor1d(indices, 'int32')) as tf.Tensor2D; // [slots, D]
-    }, 'tokens');
+    const y = this.#run(
+      () => {
+        const embedded = tf.reshape(
+          model.embed(tf.tensor2d([tokens], [1, tokens.length], 'int32')),
+          [tokens.length, model.config.dim_model],
+        ); // [n, D]
+        const pause = model.parameters.get('model.pause.pause_emb');
+        const memory = model.parameters.get(MEMORY_TOKENS_PARAMETER); // [M, D]
+        const rows = tf.concat(
+          [
+            embedded,
+            ...(pause === undefined ? [] : [tf.reshape(pause, [1, -1])]),
+            ...(memory === undefined ? [] : [memory]),
+          ],
+          0,
+        ); // [n (+ 1) (+ M), D]
+        const indices = slotSources(slots, tokens.length, pause !== undefined);
+        return tf.gather(rows, tf.tensor1d(indices, 'int32')) as tf.Tensor2D; // [slots, D]
+      },
+      'tokens',
+      slotGroups(slots),
+    );
     this.#chunk = tokens;
     this.#fed = layout;
     this.#position += ids.length;
@@ -186,7 +207,7 @@ export class IncrementalDecoder {
       state.takeSuffixOutput?.(y);
       y.dispose();
     }
-    state.endChunk();
+    state.endChunk(xlSlots(this.#model.config, this.#fed) ?? undefined);
     this.#resetMamba();
     this.#chunk = [];
     this.#fed = [];
@@ -194,7 +215,12 @@ export class IncrementalDecoder {
   }
 
   // Runs the slots `input()` gives [n, D] through the layers; the last layer's outputs [n, D].
-  #run(input: () => tf.Tensor2D, block: 'prefix' | 'tokens' | 'suffix'): tf.Tensor2D {
+  // `groups`: the memory-token groups among them.
+  #run(
+    input: () => tf.Tensor2D,
+    block: 'prefix' | 'tokens' | 'suffix',
+    groups: readonly QueryGroup[] = [],
+  ): tf.Tensor2D {
     const state = this.#state;
     const config = this.#model.config;
     return tf.tidy(() => {
@@ -207,7 +233,7 @@ export class IncrementalDecoder {
             ? { read: count, write: 0 }
             : { read: 0, write: count };
       // state in: every view is taken before the first append (they stay valid until then)
-      const states = state.views(open).map((view, layer) => {
+      const states = withGroups(state.views(open), groups).map((view, layer) => {
         const mamba = this.#mamba[layer];
         return mamba === undefined ? view : { ...view, mamba };
       });

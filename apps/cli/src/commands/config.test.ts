@@ -54,7 +54,7 @@ describe('baka config', () => {
     const cases: [string[], RegExp][] = [
       [
         ['--set', 'n_layer=2'],
-        /^baka: --set: unknown key 'n_layer'; valid keys: model_type, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale, n_pauses, .*, norm, mamba_each_nth_layer$/,
+        /^baka: --set: unknown key 'n_layer'; valid keys: model_type, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale, n_pauses, .*, norm, mamba_each_nth_layer, .*n_memory_tokens, memory_tokens_every, memory_tokens_in_xl, n_mem_kv\b/,
       ],
       [
         ['--set', 'rotary_layout=neox'],

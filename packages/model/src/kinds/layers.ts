@@ -14,6 +14,7 @@ import type { FusedLayerWeights, LayerOutput, LayerStateIn } from '../baka-net';
 import type { BakaConfig } from '../config';
 import type { Initialiser } from '../parameters';
 import type { MambaDims } from './mamba';
+import { persistentMemoryTensors } from './memory-tokens';
 import type { NormKind } from './norms';
 
 /** The upstream init factor of a thin layer's attention weights. */
@@ -30,6 +31,8 @@ export interface LayerShape {
   norm: NormKind;
   /** The layer's Mamba block sizes (kinds/mamba.ts), when it has one. */
   mamba?: MambaDims;
+  /** Whether attention has persistent memory k/v (n_mem_kv > 0, kinds/memory-tokens.ts). */
+  persistentMemory?: boolean;
 }
 
 /** One tensor of a layer: `model.layers.{i}.{suffix}`. */
@@ -65,7 +68,11 @@ export interface LayerKind {
   forward: LayerForward;
 }
 
-/** norm_in, the four attention projections and the rotary frequencies; `scale` x the Linear init. */
+/**
+ * norm_in, the persistent memory k/v (n_mem_kv, kinds/memory-tokens.ts; attn's own parameters
+ * come first in its state_dict), the four attention projections and the rotary frequencies;
+ * `scale` x the Linear init.
+ */
 function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number): LayerTensor[] {
   const { dim_model: D, dim_attn: A } = config;
   const linear: Initialiser = {
@@ -81,6 +88,7 @@ function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number)
       init: { kind: init } as Initialiser,
       trainable: true,
     })),
+    ...persistentMemoryTensors(config, shape),
     { suffix: 'attn.q.weight', shape: [A, D], init: linear, trainable: true },
     { suffix: 'attn.k.weight', shape: [A, D], init: linear, trainable: true },
     { suffix: 'attn.v.weight', shape: [D, D], init: linear, trainable: true },
@@ -111,6 +119,14 @@ function prepareAttention(
     ) as tf.Tensor2D, // [2A + D, D]
     o: get('attn.o.weight') as tf.Tensor2D,
     rotary,
+    ...(shape.persistentMemory
+      ? {
+          persistent: {
+            k: get('attn.mem_k') as tf.Tensor3D, // [H, Nm, K]
+            v: get('attn.mem_v') as tf.Tensor3D, // [H, Nm, Kv]
+          },
+        }
+      : {}),
   };
 }
 

@@ -216,7 +216,7 @@ export function rmtKind(name: string, inner: SequenceStateKind): SequenceStateKi
         views: (open) => chunk.views(open),
         append: (layer, out) => chunk.append(layer, out),
         rewind: (count) => chunk.rewind(count),
-        endChunk: () => chunk.endChunk(),
+        endChunk: (keep) => chunk.endChunk(keep),
         chunkPrefix: () => m,
         chunkSuffix: () => m ?? tokens,
         takeSuffixOutput: (y) => {
