@@ -50,6 +50,7 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   thin: { layer_kinds: ['standard', 'attention-only', 'standard', 'attention-only'] },
   pause: { n_pauses: 8, norm: 'rmsnorm' },
   rmt: { n_pauses: 8, n_rmt_tokens: 16, memory_source: 'same-layer' },
+  memtok: { n_memory_tokens: 4, memory_tokens_every: 64, n_mem_kv: 16 },
 };
 type Section = (typeof SECTIONS)[number];
 type Preset = 'tiny' | 'small';
@@ -180,6 +181,11 @@ function describeVariant(config: BakaConfig): string {
   if (config.n_pauses > 0) parts.push(`${config.n_pauses} pauses`);
   if (config.n_rmt_tokens > 0)
     parts.push(`${config.n_rmt_tokens} RMT tokens, ${config.memory_source}`);
+  if (config.n_memory_tokens > 0) {
+    const every = config.memory_tokens_every || config.n_ctx;
+    parts.push(`${config.n_memory_tokens} memory tokens every ${every}`);
+  }
+  if (config.n_mem_kv > 0) parts.push(`${config.n_mem_kv} persistent k/v`);
   if (config.norm !== 'layernorm') parts.push(config.norm);
   return parts.join(', ');
 }

@@ -27,4 +27,10 @@ export const MEMORY_MECHANISMS: readonly MemoryMechanism[] = [
     description: 'a Mamba block in every second layer (upstream 007 without its pauses and RMT)',
     set: { mamba_each_nth_layer: 2 },
   },
+  {
+    name: 'memtok',
+    description:
+      'Memory Transformer tokens in front of every chunk and persistent memory k/v (Burtsev et al. 2020; Sukhbaatar et al. 2019)',
+    set: { n_memory_tokens: 4, n_mem_kv: 4 },
+  },
 ];
