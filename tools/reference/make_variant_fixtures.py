@@ -64,6 +64,9 @@ VARIANTS = {
     "memory-tokens-every": dict(n_memory_tokens=2, memory_tokens_every=3, position_policy="absolute"),
     "mem-kv": dict(n_mem_kv=3),
     "memory-combined": dict(n_memory_tokens=2, memory_tokens_every=4, memory_tokens_in_xl=True, n_mem_kv=2),
+    # persistent memory k/v on 005's pauses and RMT with its hand-built mask (the read block's
+    # columns sit behind the persistent ones)
+    "mem-kv-rmt": dict(n_mem_kv=2, n_pauses=2, n_rmt_tokens=3, rmt_mask="upstream", memory_source="same-layer"),
 }
 
 

@@ -26,7 +26,13 @@ import {
 } from './test-fixtures';
 
 const inputs = parityInputs();
-const VARIANTS = ['memory-tokens', 'memory-tokens-every', 'mem-kv', 'memory-combined'];
+const VARIANTS = [
+  'memory-tokens',
+  'memory-tokens-every',
+  'mem-kv',
+  'memory-combined',
+  'mem-kv-rmt',
+];
 
 describe.each(VARIANTS)('variants/%s: parity with the PyTorch reference', (name) => {
   const dir = `${FIXTURES}variants/${name}`;
@@ -197,6 +203,21 @@ describe('memory tokens never see a later token', () => {
     model.dispose();
   });
 
+  it('a group sees itself whole: its first token reads the second one', () => {
+    const model = causalModel();
+    const a = probe(model, ids, [0]);
+    const tokens = model.parameters.get('model.memtok.tokens')!;
+    tokens.assign(
+      tf.concat([tf.slice(tokens, [0, 0], [1, -1]), tf.slice(tokens, [1, 0], [1, -1]).mul(2)]),
+    );
+    const b = probe(model, ids, [0]);
+    // layer 0's k/v at slot 0 come from its own input row; the layers above read slot 1 too
+    const perLayer = a.kv.length / 6;
+    expect(maxAbsDifference(a.kv.slice(0, 2 * perLayer), b.kv.slice(0, 2 * perLayer))).toBe(0);
+    expect(maxAbsDifference(a.kv, b.kv)).toBeGreaterThan(1e-4);
+    model.dispose();
+  });
+
   it('generation sees the same: a memory group fed before later tokens equals the full pass', () => {
     const model = causalModel();
     const decoder = new IncrementalDecoder(model);
@@ -230,6 +251,17 @@ describe.each([
     },
   ],
   ['one group per chunk, no persistent k/v', { memory_tokens_every: 0, n_mem_kv: 0 }],
+  [
+    'persistent k/v on pauses and RMT (upstream mask)',
+    {
+      n_memory_tokens: 0,
+      memory_tokens_every: 0,
+      memory_tokens_in_xl: false,
+      n_pauses: 2,
+      n_rmt_tokens: 2,
+      rmt_mask: 'upstream',
+    },
+  ],
 ] as [string, Partial<BakaConfig>][])('generation with %s', (_, overrides) => {
   it('greedy generation equals full recomputation and leaks no tensors', () => {
     const model = causalModel(overrides);
