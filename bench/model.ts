@@ -50,6 +50,8 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   thin: { layer_kinds: ['standard', 'attention-only', 'standard', 'attention-only'] },
   pause: { n_pauses: 8, norm: 'rmsnorm' },
   rmt: { n_pauses: 8, n_rmt_tokens: 16, memory_source: 'same-layer' },
+  mamba: { mamba_each_nth_layer: 2 },
+  'mamba-carry': { mamba_each_nth_layer: 2, mamba_carry_state: true },
   memtok: { n_memory_tokens: 4, memory_tokens_every: 64, n_mem_kv: 16 },
 };
 type Section = (typeof SECTIONS)[number];

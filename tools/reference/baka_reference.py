@@ -60,6 +60,9 @@ class Config:
     rmt_mask: str = "causal"  # 'causal' (upstream's flash attention) | 'upstream' (its hand-built mask)
     # Mamba (upstream 007): layer i with i % n == 0 adds y + Mamba(LayerNorm(y)) after its sum; 0 = none
     mamba_each_nth_layer: int = 0
+    # ours: Mamba layers carry their conv window and scan state from chunk to chunk (and, in the
+    # memory a call returns, to the next call); False = upstream 007 (zero state every chunk)
+    mamba_carry_state: bool = False
     # Memory Transformer tokens and persistent memory k/v (memory_tokens.py)
     n_memory_tokens: int = 0
     memory_tokens_every: int = 0
@@ -83,6 +86,7 @@ class Config:
         assert self.norm in ("layernorm", "rmsnorm")
         assert self.rmt_mask in ("causal", "upstream")
         assert self.mamba_each_nth_layer >= 0
+        assert not self.mamba_carry_state or self.mamba_each_nth_layer > 0
         assert self.n_memory_tokens >= 0 and self.memory_tokens_every >= 0 and self.n_mem_kv >= 0
         if self.n_memory_tokens:  # combinations we refuse (as @baka/model's config does)
             assert not (self.n_pauses or self.n_rmt_tokens or self.mamba_each_nth_layer)
@@ -106,8 +110,11 @@ class Config:
         d["model_type"] = self.model_type
         for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask", "mamba_each_nth_layer"):
             d.pop(key)
+        d.pop("mamba_carry_state")
         if self.mamba_each_nth_layer:  # 007's BakaConfig field
             d.update(mamba_each_nth_layer=self.mamba_each_nth_layer)
+            if self.mamba_carry_state and not upstream_only:
+                d.update(mamba_carry_state=True)
         if self.n_pauses or self.n_rmt_tokens:
             d.update(n_pauses=self.n_pauses, is_pause_pos_random=self.is_pause_pos_random)
         if self.n_rmt_tokens:  # 005's BakaConfig; use_flash_attn=False ran its hand-built mask
@@ -138,10 +145,13 @@ class LayerMemory:
     v: torch.Tensor  # [B, H, T, K']
     start: int
     write: Optional[torch.Tensor] = None  # RMT: last layer's outputs at the write positions [B, M, D]
+    # mamba_carry_state: the layer's Mamba state after the chunk, (conv inputs [B, W-1, Di], scan [B, Di, N])
+    mamba: Optional[tuple] = None
 
     def detached(self) -> "LayerMemory":
         write = None if self.write is None else self.write.detach()
-        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write)
+        mamba = None if self.mamba is None else tuple(t.detach() for t in self.mamba)
+        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write, mamba=mamba)
 
 
 def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
@@ -316,27 +326,41 @@ class Mamba(nn.Module):
             dt = torch.exp(torch.rand(inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, state: Optional[tuple] = None):
+        """h [B, T, D] -> (out [B, T, D], state after the last position).
+
+        state: None (zero conv window and scan state, upstream) or a previous call's
+        (conv inputs [B, W-1, Di], scan state [B, Di, N]), which the conv and the scan continue from.
+        """
         t = h.shape[1]
         x, z = self.in_proj(h).chunk(2, dim=-1)  # [B, T, Di]
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :t].transpose(1, 2))
+        w = self.conv1d.kernel_size[0]
+        if state is None:
+            before = x.new_zeros(x.shape[0], w - 1, x.shape[2])
+            s = x.new_zeros(x.shape[0], x.shape[2], self.d_state)  # [B, Di, N]
+        else:
+            before, s = state
+        padded = torch.cat((before, x), dim=1)  # [B, W-1+T, Di]
+        # the depthwise causal conv over [previous inputs ; x], written out (no padding)
+        conv = F.conv1d(padded.transpose(1, 2), self.conv1d.weight, self.conv1d.bias, groups=x.shape[2])
+        x = F.silu(conv.transpose(1, 2))  # [B, T, Di]
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = F.softplus(self.dt_proj(dt))  # [B, T, Di]
         a = -torch.exp(self.A_log)  # [Di, N]
-        s = x.new_zeros(x.shape[0], x.shape[2], self.d_state)  # [B, Di, N]
         ys = []
         for i in range(t):  # the recurrence, one position at a time
             s = torch.exp(dt[:, i, :, None] * a) * s + (dt[:, i] * x[:, i])[..., None] * b[:, i, None, :]
             ys.append((s * c[:, i, None, :]).sum(-1))
         y = torch.stack(ys, dim=1) + x * self.D  # [B, T, Di]
-        return self.out_proj(y * F.silu(z))
+        return self.out_proj(y * F.silu(z)), (padded[:, t:], s)
 
 
 class Layer(nn.Module):
     """'standard': y = x + attn(LN(x)) + mlp(LN(x)); 'attention-only' (a thin layer): no MLP.
 
     With Mamba (upstream 007, layers i % mamba_each_nth_layer == 0): y = y + Mamba(LayerNorm(y))
-    over the whole chunk (pauses and RMT positions included), nothing carried between chunks.
+    over the whole chunk (pauses and RMT positions included); from a zero state every chunk (upstream)
+    or, with mamba_carry_state, from the state the previous chunk ended with.
     """
 
     def __init__(self, c: Config, index: int = 0):
@@ -350,15 +374,19 @@ class Layer(nn.Module):
             self.norm_mamba = nn.LayerNorm(c.dim_model, eps=1e-5)  # a LayerNorm whatever `norm` is
         else:
             self.mamba = None
+        self.carry_mamba = c.mamba_carry_state
 
-    def forward(self, x, past, start, rmt=(0, 0), groups=()):
+    def forward(self, x, past, start, rmt=(0, 0), mamba_state=None, groups=()):
         h = self.norm_in(x)
         attn, mine = self.attn(h, past, start, rmt, groups)
         y = x + attn
         if self.mlp is not None:
             y = y + self.mlp(h)
         if self.mamba is not None:
-            y = y + self.mamba(self.norm_mamba(y))
+            out, state = self.mamba(self.norm_mamba(y), mamba_state)
+            y = y + out
+            if self.carry_mamba:
+                mine.mamba = state
         return y, mine
 
 
@@ -417,7 +445,9 @@ class Net(nn.Module):
                         past = memory[i - 1] if i > 0 else None
                     else:
                         past = memory[i]
-                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), chunk_groups)
+                # mamba_carry_state: the layer's own Mamba state after the previous chunk
+                mamba_state = None if memory is None else memory[i].mamba
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), mamba_state, chunk_groups)
                 if c.n_memory_tokens and not c.memory_tokens_in_xl:
                     mine = memory_tokens.xl_entry(LayerMemory, mine, keep, start, y.shape[1])
                 current.append(mine)
@@ -506,7 +536,8 @@ def select_memory(memory, previous_rows: list[int], rows: list[int]):
     pick = [previous_rows.index(r) for r in rows]
     return [
         LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start,
-                    write=None if m.write is None else m.write.detach()[pick])
+                    write=None if m.write is None else m.write.detach()[pick],
+                    mamba=None if m.mamba is None else tuple(t.detach()[pick] for t in m.mamba))
         for m in memory
     ]
 

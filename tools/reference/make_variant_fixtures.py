@@ -56,6 +56,9 @@ VARIANTS = {
     # upstream 007_mamba's layer: y + Mamba(LayerNorm(y)) in layers 0 and 2 (i % 2 == 0), on the
     # 003 model (no pauses or RMT); A_log, D and dt moved off their init (perturb_mamba)
     "mamba": dict(mamba_each_nth_layer=2),
+    # ours: the same Mamba layers carrying their conv window and scan state from chunk to chunk
+    # (and, in the returned memory, into the second call of carry.safetensors)
+    "mamba-carry": dict(mamba_each_nth_layer=2, mamba_carry_state=True),
     # Memory Transformer tokens (memory_tokens.py): 2 learned tokens in front of every chunk, kept
     # out of the XL memory; a group of 2 in front of every 3 tokens with absolute positions (the
     # memory entry ends where its chunk ends); persistent memory k/v; all of them at once with
@@ -90,6 +93,8 @@ def main(only: list[str]) -> None:
         loss = forward_fixture(model, ids, labels, directory / "expected.safetensors")
         carried = carry_fixture(model, ids, labels, directory / "carry.safetensors", split=11)
         print(f"variants/{name}: loss {loss:.6f}, carried second call {carried:.6f}")
+        if name == "mamba-carry":
+            check_mamba_continuation(model)
         if name == "rmt":
             train_upstream(model, ids, labels, directory / "train-upstream.json")
     if only:
@@ -109,6 +114,23 @@ def perturb_mamba(model: CausalLM, generator: torch.Generator) -> None:
                 parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator))
             if name.endswith("mamba.dt_proj.bias"):
                 parameter.add_(2.0)
+
+
+def check_mamba_continuation(model: CausalLM) -> None:
+    """The block run over a sequence in two calls, the second continuing the first's state, equals
+    one call over the whole (so a carried state is the recurrence continued, not an approximation);
+    and starting the second call from zero instead does not (negative control)."""
+    block = next(layer.mamba for layer in model.model.layers if layer.mamba is not None)
+    h = torch.randn(2, 23, model.config.dim_model, generator=torch.Generator().manual_seed(17))
+    with torch.no_grad():
+        whole, _ = block(h)
+        first, state = block(h[:, :10])
+        second, _ = block(h[:, 10:], state)
+        fresh, _ = block(h[:, 10:])
+    error = (torch.cat((first, second), dim=1) - whole).abs().max().item()
+    control = (fresh - whole[:, 10:]).abs().max().item()
+    assert error < 1e-5 and control > 1e-3, (error, control)
+    print(f"mamba-carry: two calls vs one {error:.1e} (restarting from zero: {control:.1e})")
 
 
 def train_upstream(model: CausalLM, ids, labels, path: Path) -> None:

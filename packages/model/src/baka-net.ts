@@ -16,7 +16,7 @@ import { attention } from './attention';
 import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
-import type { MambaState, MambaWeights } from './kinds/mamba';
+import type { MambaWeights } from './kinds/mamba';
 import type { NormKind } from './kinds/norms';
 import {
   insertMemoryTokens,
@@ -59,11 +59,17 @@ export interface LayerStateIn {
   /** What attention sees in front of the new tokens, and where their rotary positions start. */
   attention: AttentionState;
   /**
-   * A Mamba layer's state within the chunk: absent in the full pass (each chunk starts from
-   * zero); in generation null at a chunk's first step, then the previous step's state out.
+   * The layer's own recurrent state (a Mamba block's conv window and scan state) to continue
+   * from: absent where the layer starts every chunk from zero and hands nothing on (upstream
+   * 007's full pass); null to start from zero and hand the state after the chunk back; else the
+   * state to continue (the previous generation step's, or with mamba_carry_state the previous
+   * chunk's).
    */
-  mamba?: MambaState | null;
+  recurrent?: RecurrentState | null;
 }
+
+/** A layer's recurrent state: named tensors with the batch rows first. */
+export type RecurrentState = Readonly<Record<string, tf.Tensor>>;
 
 /** State out: what one layer hands back for the sequence state. */
 export interface LayerStateOut {
@@ -71,8 +77,8 @@ export interface LayerStateOut {
   written: KeyValues;
   /** [past ; written] as attention joined them, [B, H, P+T, *], when the state in asked for it. */
   attended: KeyValues | null;
-  /** A Mamba layer's state after the step, when the state in had a `mamba` entry. */
-  mamba?: MambaState;
+  /** The layer's recurrent state after the step, when the state in had a `recurrent` entry. */
+  recurrent?: RecurrentState;
 }
 
 export interface LayerOutput {

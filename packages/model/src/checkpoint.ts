@@ -114,6 +114,7 @@ export function configJson(config: BakaConfig): string {
     for (const key of RMT_KEYS) delete written[key];
   }
   if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
+  if (!config.mamba_carry_state) delete written.mamba_carry_state;
   if (config.n_memory_tokens === 0) {
     delete written.n_memory_tokens;
     delete written.memory_tokens_every;

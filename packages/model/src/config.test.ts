@@ -87,8 +87,12 @@ describe('config', () => {
         'position_policy=absolute',
       ]),
     ).toEqual({ n_layers: 3, memory: 'none', rope_theta: 500000, position_policy: 'absolute' });
+    // every key, in config.json order (a new field joins the list without editing this test)
     expect(() => parseConfigSettings(['n_layer=3'])).toThrow(
-      /^--set: unknown key 'n_layer'; valid keys: model_type, dim_model, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale, n_pauses, .*, norm, mamba_each_nth_layer, .*n_memory_tokens, memory_tokens_every, memory_tokens_in_xl, n_mem_kv\b/,
+      `--set: unknown key 'n_layer'; valid keys: ${CONFIG_KEYS.join(', ')}`,
+    );
+    expect(CONFIG_KEYS.join(', ')).toMatch(
+      /^model_type, dim_model, .*rope_theta, layer_kinds, layer_dim_ff, thin_rotary_scale, n_pauses, .*, norm, mamba_each_nth_layer/,
     );
     expect(() => parseConfigSettings(['memory=long'])).toThrow(
       /^--set memory=long: expected one of xl, none/,

@@ -152,6 +152,12 @@ const configShape = {
     .describe(
       'Upstream 007: layers i % n == 0 add y + Mamba(LayerNorm(y)) after their sum; 0 = no Mamba.',
     ),
+  mamba_carry_state: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Mamba layers continue from the conv window and scan state the previous chunk ended with (and, with carried memory, the previous window's); false = upstream 007's zero state every chunk.",
+    ),
   n_memory_tokens: z
     .number()
     .int()
@@ -294,6 +300,9 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
   };
   if (raw.model_type === 'baka_mamba' && result.mamba_each_nth_layer === 0) {
     fail('model_type baka_mamba needs mamba_each_nth_layer >= 1');
+  }
+  if (result.mamba_carry_state && result.mamba_each_nth_layer === 0) {
+    fail('mamba_carry_state needs Mamba layers (mamba_each_nth_layer >= 1)');
   }
   if (result.dim_attn % result.n_heads !== 0) {
     fail(`dim_attn (${result.dim_attn}) must be divisible by n_heads (${result.n_heads})`);

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
 import { makeConfig } from './config';
 import type { BakaConfig } from './config';
-import { IncrementalDecoder } from './generation';
+import { IncrementalDecoder, tensorsIn } from './generation';
 import { argmax, sampleToken } from './sampling';
 import { int2d, maxAbsDifference } from './test-fixtures';
 
@@ -134,6 +134,31 @@ describe('sampling', () => {
     const before = tf.memory().numTensors;
     model.generate([1, 2, 3], { maxNewTokens: 9, temperature: 0.8, topK: 5, seed: 3 });
     expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
+
+describe('tensorsIn (what a decoder keeps of a prepared layer)', () => {
+  it('finds tensors in nested plain objects and arrays, once, and skips class instances', () => {
+    const a = tf.zeros([2]);
+    const b = tf.ones([3]);
+    const c = tf.zeros([1]);
+    class Owned {
+      readonly table = c;
+    }
+    const found = tensorsIn({ a, nested: { list: [b, a], empty: null }, owned: new Owned() });
+    expect([...found]).toEqual([a, b]);
+    // a model's prepared layers: the stacked q/k/v is found, the rotary tables' owner is not entered
+    const model = BakaCausalLM.create(base, { seed: 1 });
+    const { weights } = model.prepareLayer(0);
+    const tensors = tensorsIn(weights);
+    expect(tensors.has(weights.qkv)).toBe(true);
+    expect(tensors.has(weights.mlp!.down)).toBe(true);
+    const variables = new Set<tf.Tensor>(model.parameters.values());
+    expect([...tensors].filter((tensor) => !variables.has(tensor))).toEqual(
+      [weights.qkv, weights.mlp!.gateUp].filter((tensor) => !variables.has(tensor)),
+    );
+    tf.dispose([a, b, c, weights.qkv, weights.mlp!.gateUp]);
     model.dispose();
   });
 });

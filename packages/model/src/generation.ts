@@ -9,10 +9,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { AttentionContext } from './attention';
 import type { QueryGroup } from './attention-mask';
 import { layerStack } from './baka-net';
-import type { PreparedLayer } from './baka-net';
+import type { PreparedLayer, RecurrentState } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
-import type { MambaState } from './kinds/mamba';
+import { carriesLayerStates } from './kinds/layer-states';
 import { hasMamba } from './kinds/mamba';
 import {
   MEMORY_TOKENS_PARAMETER,
@@ -71,8 +71,15 @@ export class IncrementalDecoder {
   #chunk: number[] = []; // the current chunk's token ids
   #fed: number[] = []; // pauseLayout of the chunk as fed (token index or -1 per slot)
   #prefixFed = false;
-  /** Per layer: a Mamba layer's state within the current chunk (null at its start); undefined without Mamba. */
-  readonly #mamba: (MambaState | null | undefined)[];
+  /**
+   * Per layer: its recurrent state (a Mamba block's) after the last step, null for a zero state;
+   * undefined for a layer without one.
+   */
+  readonly #recurrent: (RecurrentState | null | undefined)[];
+  /** Per layer: the state the current chunk started from (the previous chunk's end when carried). */
+  readonly #chunkStart: (RecurrentState | null | undefined)[];
+  /** Whether a chunk starts from the previous chunk's recurrent state (mamba_carry_state). */
+  readonly #carry: boolean;
 
   constructor(model: BakaCausalLM) {
     const config = model.config;
@@ -86,31 +93,47 @@ export class IncrementalDecoder {
     this.#prepared = [];
     this.#layers = Array.from({ length: config.n_layers }, (_, index) => {
       const layer = model.prepareLayer(index);
-      const { weights } = layer;
-      const made = [
-        weights.qkv,
-        weights.o,
-        ...(weights.mlp ? [weights.mlp.gateUp, weights.mlp.down] : []),
-      ];
-      for (const tensor of made) {
+      // what the kind's prepare made (stacked matrices), as opposed to the model's own variables
+      for (const tensor of tensorsIn(layer.weights)) {
         if (!variables.has(tensor)) this.#prepared.push(tf.keep(tensor));
       }
       return layer;
     });
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
     this.#state = sequenceStateKind(config).incremental(config, model.parameters);
-    this.#mamba = Array.from({ length: config.n_layers }, (_, layer) =>
+    this.#recurrent = Array.from({ length: config.n_layers }, (_, layer) =>
       hasMamba(config, layer) ? null : undefined,
     );
+    this.#chunkStart = [...this.#recurrent];
+    this.#carry = carriesLayerStates(config);
   }
 
-  // A new chunk starts every Mamba block from zero, as the full pass does.
-  #resetMamba(): void {
-    this.#mamba.forEach((state, layer) => {
-      if (state) {
-        tf.dispose([state.conv, state.ssm]);
-        this.#mamba[layer] = null;
+  // Layer `layer`'s running state becomes `state` (owned; null: zero).
+  #setRecurrent(layer: number, state: RecurrentState | null): void {
+    const previous = this.#recurrent[layer];
+    if (previous && previous !== this.#chunkStart[layer]) tf.dispose(Object.values(previous));
+    this.#recurrent[layer] = state;
+  }
+
+  // The chunk runs again from its start: every layer back to the state the chunk started from.
+  #restartRecurrent(): void {
+    this.#chunkStart.forEach((state, layer) => {
+      if (state !== undefined) this.#setRecurrent(layer, state);
+    });
+  }
+
+  // The chunk ended: the next one starts from zero, as the full pass does, or with
+  // mamba_carry_state from the state this one ended with.
+  #endChunkRecurrent(): void {
+    this.#recurrent.forEach((state, layer) => {
+      if (state === undefined) return;
+      if (!this.#carry) {
+        this.#setRecurrent(layer, null);
+        return;
       }
+      const start = this.#chunkStart[layer];
+      if (start && start !== state) tf.dispose(Object.values(start));
+      this.#chunkStart[layer] = state;
     });
   }
 
@@ -151,10 +174,10 @@ export class IncrementalDecoder {
     const layout = slotLayout(model.config, tokens.length);
     let common = 0;
     while (common < this.#fed.length && this.#fed[common] === layout[common]) common++;
-    if (common < this.#fed.length && this.#mamba.some((entry) => entry !== undefined)) {
-      // a Mamba state cannot be rewound: the chunk runs again from its start
+    if (common < this.#fed.length && this.#recurrent.some((entry) => entry !== undefined)) {
+      // a recurrent state cannot be rewound: the chunk runs again from its start
       state.rewind(state.chunkSlots);
-      this.#resetMamba();
+      this.#restartRecurrent();
       const prefix = state.chunkPrefix?.() ?? null;
       if (prefix !== null) this.#run(() => prefix, 'prefix').dispose();
       common = 0;
@@ -208,7 +231,7 @@ export class IncrementalDecoder {
       y.dispose();
     }
     state.endChunk(xlSlots(this.#model.config, this.#fed) ?? undefined);
-    this.#resetMamba();
+    this.#endChunkRecurrent();
     this.#chunk = [];
     this.#fed = [];
     this.#prefixFed = false;
@@ -234,19 +257,18 @@ export class IncrementalDecoder {
             : { read: 0, write: count };
       // state in: every view is taken before the first append (they stay valid until then)
       const states = withGroups(state.views(open), groups).map((view, layer) => {
-        const mamba = this.#mamba[layer];
-        return mamba === undefined ? view : { ...view, mamba };
+        const recurrent = this.#recurrent[layer];
+        return recurrent === undefined ? view : { ...view, recurrent };
       });
       const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
       out.forEach((layerState, index) => {
         state.append(index, layerState);
-        const previous = this.#mamba[index];
-        if (layerState.mamba) {
-          if (previous) tf.dispose([previous.conv, previous.ssm]);
-          this.#mamba[index] = {
-            conv: tf.keep(layerState.mamba.conv),
-            ssm: tf.keep(layerState.mamba.ssm),
-          };
+        const { recurrent } = layerState;
+        if (recurrent) {
+          const kept = Object.fromEntries(
+            Object.entries(recurrent).map(([name, tensor]) => [name, tf.keep(tensor)]),
+          );
+          this.#setRecurrent(index, kept);
         }
       });
       return y;
@@ -254,10 +276,28 @@ export class IncrementalDecoder {
   }
 
   dispose(): void {
-    this.#resetMamba();
+    const states = new Set([...this.#recurrent, ...this.#chunkStart]);
+    for (const state of states) if (state) tf.dispose(Object.values(state));
     this.#state.dispose();
     tf.dispose(this.#prepared);
   }
+}
+
+/**
+ * Every tensor in a prepared layer's weights, looking through plain objects and arrays only
+ * (class instances such as the rotary tables belong to the model and are not entered).
+ */
+export function tensorsIn(value: unknown, found = new Set<tf.Tensor>()): Set<tf.Tensor> {
+  if (value instanceof tf.Tensor) {
+    found.add(value);
+  } else if (Array.isArray(value)) {
+    for (const item of value) tensorsIn(item, found);
+  } else if (typeof value === 'object' && value !== null) {
+    if (Object.getPrototypeOf(value) === Object.prototype) {
+      for (const item of Object.values(value)) tensorsIn(item, found);
+    }
+  }
+  return found;
 }
 
 /** Generates up to maxNewTokens after `prompt`; returns the new ids (the prompt not included). */

@@ -24,19 +24,20 @@ import { hasMamba, scanDecays } from './kinds/mamba';
 import { parameterSpecs } from './parameters';
 import { readSafetensors } from './safetensors';
 import { argmax } from './sampling';
-import type { SequenceState } from './sequence-state';
 import {
+  expectCarryParity,
   expectGradientParity,
+  expectLogitParity,
   FIXTURES,
   fixtureTensors,
   int2d,
   maxAbs,
   maxAbsDifference,
-  parityInputs,
+  logitsAndLoss,
+  stateAfterFirstCall,
 } from './test-fixtures';
 
 const dir = `${FIXTURES}variants/mamba`;
-const inputs = parityInputs();
 const work = mkdtempSync(join(tmpdir(), 'baka-mamba-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -68,16 +69,6 @@ function allLogits(model: BakaCausalLM, ids: number[]): Float32Array {
   return values;
 }
 
-function logitsAndLoss(model: BakaCausalLM): { logits: Float32Array; loss: number } {
-  const ids = int2d(inputs.inputIds);
-  const labels = int2d(inputs.labels);
-  const { logits } = model.forward(ids);
-  const { loss } = model.loss(ids, labels);
-  const result = { logits: logits.dataSync() as Float32Array, loss: loss.dataSync()[0] as number };
-  tf.dispose([ids, labels, logits, loss]);
-  return result;
-}
-
 describe('Mamba layers: parity with the PyTorch reference', () => {
   const expected = fixtureTensors('variants/mamba/expected.safetensors');
 
@@ -88,14 +79,7 @@ describe('Mamba layers: parity with the PyTorch reference', () => {
     expect([0, 1, 2].map((layer) => hasMamba(model.config, layer))).toEqual([true, false, true]);
     expect(model.parameters.has('model.layers.1.mamba.A_log')).toBe(false);
     expect(model.parameters.get('model.layers.2.mamba.conv1d.weight')!.shape).toEqual([64, 1, 4]);
-    const { logits, loss } = logitsAndLoss(model);
-    const logitError = maxAbsDifference(logits, expected.get('logits')!.data);
-    const lossError = Math.abs(loss - expected.get('loss')!.data[0]!);
-    console.log(
-      `mamba: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
-    );
-    expect(logitError).toBeLessThan(1e-4);
-    expect(lossError).toBeLessThan(1e-4);
+    expectLogitParity(model, expected, 'mamba');
     model.dispose();
   });
 
@@ -109,22 +93,9 @@ describe('Mamba layers: parity with the PyTorch reference', () => {
   it('a second call fed the first call’s memory matches PyTorch (the block restarts per chunk)', async () => {
     const carried = fixtureTensors('variants/mamba/carry.safetensors');
     const model = await loadCheckpoint(dir);
-    const split = 11;
-    const first = int2d(inputs.inputIds.map((row) => row.slice(0, split)));
-    const second = int2d(inputs.inputIds.map((row) => row.slice(split)));
-    const secondLabels = int2d(inputs.labels.map((row) => row.slice(split)));
-    const result = tf.tidy(() => {
-      const memory = (model.forward(first).memory as SequenceState).detach();
-      const { loss } = model.loss(second, secondLabels, { memory });
-      const { logits } = model.forward(second, { memory });
-      memory.dispose();
-      return { logits, loss };
-    });
-    expect(maxAbsDifference(result.logits.dataSync(), carried.get('logits')!.data)).toBeLessThan(
-      1e-4,
-    );
-    expect(Math.abs(result.loss.dataSync()[0]! - carried.get('loss')!.data[0]!)).toBeLessThan(1e-4);
-    tf.dispose([first, second, secondLabels, result.logits, result.loss]);
+    const memory = stateAfterFirstCall(model);
+    expectCarryParity(model, memory, carried);
+    memory.dispose();
     model.dispose();
   });
 

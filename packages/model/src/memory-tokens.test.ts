@@ -208,7 +208,12 @@ describe('memory tokens never see a later token', () => {
     const a = probe(model, ids, [0]);
     const tokens = model.parameters.get('model.memtok.tokens')!;
     tokens.assign(
-      tf.concat([tf.slice(tokens, [0, 0], [1, -1]), tf.slice(tokens, [1, 0], [1, -1]).mul(2)]),
+      tf.tidy(() =>
+        tf.concat([
+          tf.slice(tokens, [0, 0], [1, -1]),
+          tf.mul(tf.slice(tokens, [1, 0], [1, -1]), 2),
+        ]),
+      ),
     );
     const b = probe(model, ids, [0]);
     // layer 0's k/v at slot 0 come from its own input row; the layers above read slot 1 too

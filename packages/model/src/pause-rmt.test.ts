@@ -14,14 +14,17 @@ import { evaluateLoss } from './evaluate-loss';
 import { IncrementalDecoder } from './generation';
 import { pauseLayout, pauseRandom } from './kinds/pauses';
 import { loadSequenceState } from './kinds/sequence-states';
-import type { SequenceState } from './sequence-state';
 import {
+  CARRY_SPLIT,
+  expectCarryParity,
   expectGradientParity,
+  expectLogitParity,
   FIXTURES,
   fixtureTensors,
   int2d,
   maxAbsDifference,
   parityInputs,
+  stateAfterFirstCall,
 } from './test-fixtures';
 
 const inputs = parityInputs();
@@ -33,18 +36,7 @@ describe.each(['pause', 'rmt'])('variants/%s: parity with the PyTorch reference'
   it('logits and loss match to 1e-4', async () => {
     const model = await loadCheckpoint(dir);
     expect(model.config.model_type).toBe(name === 'pause' ? 'baka_pause' : 'baka_rmt');
-    const ids = int2d(inputs.inputIds);
-    const labels = int2d(inputs.labels);
-    const { logits } = model.forward(ids);
-    const { loss } = model.loss(ids, labels);
-    const logitError = maxAbsDifference(logits.dataSync(), expected.get('logits')!.data);
-    const lossError = Math.abs(loss.dataSync()[0]! - expected.get('loss')!.data[0]!);
-    console.log(
-      `${name}: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
-    );
-    expect(logitError).toBeLessThan(1e-4);
-    expect(lossError).toBeLessThan(1e-4);
-    tf.dispose([ids, labels, logits, loss]);
+    expectLogitParity(model, expected, name);
     model.dispose();
   });
 
@@ -58,27 +50,14 @@ describe.each(['pause', 'rmt'])('variants/%s: parity with the PyTorch reference'
   it('a second call fed the first call’s detached state matches PyTorch, also after save/load', async () => {
     const carried = fixtureTensors(`variants/${name}/carry.safetensors`);
     const model = await loadCheckpoint(dir);
-    const split = 11;
-    const first = int2d(inputs.inputIds.map((row) => row.slice(0, split)));
-    const second = int2d(inputs.inputIds.map((row) => row.slice(split)));
-    const secondLabels = int2d(inputs.labels.map((row) => row.slice(split)));
-    let state: SequenceState | null = null;
-    tf.tidy(() => {
-      state = (model.forward(first).memory as SequenceState).detach();
-    });
-    const kept = state as unknown as SequenceState;
+    const second = int2d(inputs.inputIds.map((row) => row.slice(CARRY_SPLIT)));
+    const kept = stateAfterFirstCall(model);
     const restored = loadSequenceState(kept.save(), 'saved');
-    for (const memory of [kept, restored]) {
-      const { loss } = model.loss(second, secondLabels, { memory });
-      const { logits } = model.forward(second, { memory });
-      expect(maxAbsDifference(logits.dataSync(), carried.get('logits')!.data)).toBeLessThan(1e-4);
-      expect(Math.abs(loss.dataSync()[0]! - carried.get('loss')!.data[0]!)).toBeLessThan(1e-4);
-      tf.dispose([loss, logits]);
-    }
+    for (const memory of [kept, restored]) expectCarryParity(model, memory, carried);
     // negative control: a fresh second call differs
     const fresh = model.forward(second).logits;
     expect(maxAbsDifference(fresh.dataSync(), carried.get('logits')!.data)).toBeGreaterThan(1e-3);
-    tf.dispose([first, second, secondLabels, fresh]);
+    tf.dispose([second, fresh]);
     kept.dispose();
     restored.dispose();
     model.dispose();

@@ -115,3 +115,28 @@ export interface SequenceStateKind {
   /** Reads back what `save()` wrote (an owning state); null when the format is not this kind's. */
   load(saved: SavedState, source: string): SequenceState | null;
 }
+
+/**
+ * A wrapped kind's saved state inside its wrapper's: tensor names and metadata keys get `prefix`
+ * (RMT and carried layer states save the state they wrap this way).
+ */
+export function nestSavedState(inner: SavedState, prefix: string, into: SavedState): void {
+  for (const [name, tensor] of inner.tensors) into.tensors.set(`${prefix}${name}`, tensor);
+  for (const [key, value] of Object.entries(inner.metadata))
+    into.metadata[`${prefix}${key}`] = value;
+}
+
+/** What nestSavedState put under `prefix`, or null when nothing was nested there. */
+export function nestedSavedState(saved: SavedState, prefix: string): SavedState | null {
+  const format = saved.metadata[`${prefix}format`];
+  if (format === undefined) return null;
+  const tensors: SavedState['tensors'] = new Map();
+  for (const [name, tensor] of saved.tensors) {
+    if (name.startsWith(prefix)) tensors.set(name.slice(prefix.length), tensor);
+  }
+  const metadata = { format } as SavedState['metadata'];
+  for (const [key, value] of Object.entries(saved.metadata)) {
+    if (key.startsWith(prefix)) metadata[key.slice(prefix.length)] = value;
+  }
+  return { tensors, metadata };
+}

@@ -7,6 +7,7 @@ import { BakaCausalLM } from './causal-lm';
 import { readCheckpointConfig, readCheckpointTensors } from './checkpoint';
 import type { BakaConfig } from './config';
 import { readSafetensors } from './safetensors';
+import type { SequenceState } from './sequence-state';
 
 export const FIXTURES = fileURLToPath(new URL('../__fixtures__/', import.meta.url));
 
@@ -129,4 +130,88 @@ export function expectGradientParity(
   }
   tf.dispose([ids, labels, value, ...Object.values(grads)]);
   return worst;
+}
+
+type FixtureTensors = ReadonlyMap<string, { shape: number[]; data: Float32Array }>;
+
+/** A fixture's split point: carry.safetensors' second call starts at this token. */
+export const CARRY_SPLIT = 11;
+
+/**
+ * Flattened logits and the loss of one call of `model` over `rows` (default: the parity inputs)
+ * with `labels`, continuing `memory` (null: a fresh sequence).
+ */
+export function logitsAndLoss(
+  model: BakaCausalLM,
+  rows: number[][] = parityInputs().inputIds,
+  labels: number[][] = parityInputs().labels,
+  memory: SequenceState | null = null,
+): { logits: Float32Array; loss: number } {
+  const ids = int2d(rows);
+  const targets = int2d(labels);
+  const { logits } = model.forward(ids, { memory });
+  const { loss } = model.loss(ids, targets, { memory });
+  const result = { logits: logits.dataSync() as Float32Array, loss: loss.dataSync()[0] as number };
+  tf.dispose([ids, targets, logits, loss]);
+  return result;
+}
+
+/**
+ * Asserts that logits and loss on the parity inputs match a fixture's `expected.safetensors`
+ * within 1e-4 and logs the errors as `label`.
+ */
+export function expectLogitParity(
+  model: BakaCausalLM,
+  expected: FixtureTensors,
+  label: string,
+): void {
+  const { logits, loss } = logitsAndLoss(model);
+  const logitError = maxAbsDifference(logits, expected.get('logits')!.data);
+  const lossError = Math.abs(loss - expected.get('loss')!.data[0]!);
+  console.log(
+    `${label}: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
+  );
+  expect(logitError).toBeLessThan(1e-4);
+  expect(lossError).toBeLessThan(1e-4);
+}
+
+/** The detached state after one call over `rows` (the call's other tensors freed). */
+export function stateAfterCall(model: BakaCausalLM, rows: number[][]): SequenceState {
+  const ids = int2d(rows);
+  let state: SequenceState | null = null;
+  tf.tidy(() => {
+    state = (model.forward(ids).memory as SequenceState).detach();
+  });
+  ids.dispose();
+  return state as unknown as SequenceState;
+}
+
+/** The detached state after one call over the parity inputs' first `split` tokens. */
+export function stateAfterFirstCall(model: BakaCausalLM, split = CARRY_SPLIT): SequenceState {
+  return stateAfterCall(
+    model,
+    parityInputs().inputIds.map((row) => row.slice(0, split)),
+  );
+}
+
+/**
+ * Asserts that a second call over the parity inputs from token `split`, continuing `memory`,
+ * matches a fixture's `carry.safetensors` within 1e-4; returns its logits and loss.
+ */
+export function expectCarryParity(
+  model: BakaCausalLM,
+  memory: SequenceState | null,
+  carried: FixtureTensors,
+  split = CARRY_SPLIT,
+): { logits: Float32Array; loss: number } {
+  const inputs = parityInputs();
+  const second = logitsAndLoss(
+    model,
+    inputs.inputIds.map((row) => row.slice(split)),
+    inputs.labels.map((row) => row.slice(split)),
+    memory,
+  );
+  expect(maxAbsDifference(second.logits, carried.get('logits')!.data)).toBeLessThan(1e-4);
+  expect(Math.abs(second.loss - carried.get('loss')!.data[0]!)).toBeLessThan(1e-4);
+  return second;
 }

@@ -13,17 +13,19 @@ import { BakaCausalLM } from './causal-lm';
 import { loadCheckpoint, readCheckpointTensors, saveCheckpoint } from './checkpoint';
 import { isUniform, layerDimFf, layerKind, makeConfig } from './config';
 import { IncrementalDecoder } from './generation';
-import type { SequenceState } from './sequence-state';
 import { readSafetensors } from './safetensors';
 import { argmax } from './sampling';
 import {
+  expectCarryParity,
   expectGradientParity,
+  expectLogitParity,
   FIXTURES,
   fixtureTensors,
   int2d,
   maxAbs,
   maxAbsDifference,
   parityInputs,
+  stateAfterFirstCall,
 } from './test-fixtures';
 
 const dir = `${FIXTURES}variants/thin-layers`;
@@ -46,18 +48,7 @@ describe('thin layers: parity with the PyTorch reference', () => {
     expect(names.filter((name) => name.startsWith('model.layers.1.mlp'))).toEqual([]);
     expect(model.parameters.get('model.layers.0.mlp.fc_up.weight')!.shape).toEqual([128, 32]);
     expect(model.parameters.get('model.layers.2.mlp.fc_up.weight')!.shape).toEqual([48, 32]);
-    const ids = int2d(inputs.inputIds);
-    const labels = int2d(inputs.labels);
-    const { logits } = model.forward(ids);
-    const { loss } = model.loss(ids, labels);
-    const logitError = maxAbsDifference(logits.dataSync(), expected.get('logits')!.data);
-    const lossError = Math.abs(loss.dataSync()[0]! - expected.get('loss')!.data[0]!);
-    console.log(
-      `thin-layers: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
-    );
-    expect(logitError).toBeLessThan(1e-4);
-    expect(lossError).toBeLessThan(1e-4);
-    tf.dispose([ids, labels, logits, loss]);
+    expectLogitParity(model, expected, 'thin-layers');
     model.dispose();
   });
 
@@ -71,22 +62,9 @@ describe('thin layers: parity with the PyTorch reference', () => {
   it('a second call fed the first call’s memory matches PyTorch', async () => {
     const carried = fixtureTensors('variants/thin-layers/carry.safetensors');
     const model = await loadCheckpoint(dir);
-    const split = 11;
-    const first = int2d(inputs.inputIds.map((row) => row.slice(0, split)));
-    const second = int2d(inputs.inputIds.map((row) => row.slice(split)));
-    const secondLabels = int2d(inputs.labels.map((row) => row.slice(split)));
-    const result = tf.tidy(() => {
-      const memory = (model.forward(first).memory as SequenceState).detach();
-      const { loss } = model.loss(second, secondLabels, { memory });
-      const { logits } = model.forward(second, { memory });
-      memory.dispose();
-      return { logits, loss };
-    });
-    expect(maxAbsDifference(result.logits.dataSync(), carried.get('logits')!.data)).toBeLessThan(
-      1e-4,
-    );
-    expect(Math.abs(result.loss.dataSync()[0]! - carried.get('loss')!.data[0]!)).toBeLessThan(1e-4);
-    tf.dispose([first, second, secondLabels, result.logits, result.loss]);
+    const memory = stateAfterFirstCall(model);
+    expectCarryParity(model, memory, carried);
+    memory.dispose();
     model.dispose();
   });
 

@@ -119,6 +119,52 @@ describe('memory variants from the CLI', { timeout: 180_000 }, () => {
     expect(info.stdout).toMatch(/n_rmt_tokens +3/);
   });
 
+  it('--set mamba_carry_state=true: the Mamba state is saved with --carry-memory and resumes exactly', async () => {
+    const { dir, common } = smallSetup();
+    const mamba = [
+      ...common,
+      '--carry-memory',
+      '--set',
+      'mamba_each_nth_layer=2',
+      '--set',
+      'mamba_carry_state=true',
+      '--no-sample',
+    ];
+    const straight = await runCli(['train', ...mamba, '--run', 'straight', '--steps', '4']);
+    expect(straight.status, straight.stderr).toBe(0);
+    const first = await runCli(['train', ...mamba, '--run', 'split', '--steps', '2']);
+    expect(first.status, first.stderr).toBe(0);
+    const checkpoint = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
+    const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
+    expect([...state.keys()]).toEqual(
+      expect.arrayContaining(['layers.0.conv', 'layers.0.ssm', 'inner.layers.1.k']),
+    );
+    const resumed = await runCli([
+      'train',
+      '--resume',
+      'split',
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--backend',
+      'cpu',
+      '--steps',
+      '4',
+      '--no-sample',
+    ]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const database = join(dir, 'runs', 'metrics.sqlite');
+    const straightLosses = runLosses(database, 'straight');
+    expect(straightLosses).toHaveLength(4);
+    expect(runLosses(database, 'split')).toEqual(straightLosses);
+    // negative control: upstream 007's restart from zero in every chunk trains differently
+    const restarting = mamba.map((arg) =>
+      arg === 'mamba_carry_state=true' ? 'mamba_carry_state=false' : arg,
+    );
+    const plain = await runCli(['train', ...restarting, '--run', 'plain', '--steps', '2']);
+    expect(plain.status, plain.stderr).toBe(0);
+    expect(runLosses(database, 'plain')).not.toEqual(straightLosses.slice(0, 2));
+  });
+
   it('unsupported upstream fields are one line naming the field, exit 2', async () => {
     const { common } = smallSetup();
     for (const [setting, field] of [

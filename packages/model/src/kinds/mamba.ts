@@ -1,17 +1,20 @@
 // Mamba layers (upstream 007_mamba): in every layer i with i % mamba_each_nth_layer == 0, the
 // layer's own output y (its kind's forward) gets a selective state-space block added,
 //   y + Mamba(LayerNorm(y)),
-// over the whole chunk; nothing of it crosses a chunk boundary (the block starts from a zero state
-// in every chunk, as upstream calls Mamba afresh per chunk). The block (Gu & Dao 2023, mamba_ssm's
-// `Mamba(d_model)` defaults: d_state 16, d_conv 4, expand 2, dt_rank ceil(D / 16)):
+// over the whole chunk. By default nothing of it crosses a chunk boundary (the block starts from a
+// zero state in every chunk, as upstream calls Mamba afresh per chunk); with mamba_carry_state the
+// conv window and scan state the chunk ended with start the next chunk (kinds/layer-states.ts).
+// The block (Gu & Dao 2023, mamba_ssm's `Mamba(d_model)` defaults: d_state 16, d_conv 4,
+// expand 2, dt_rank ceil(D / 16)):
 //   x, z = in_proj(h)                        [N, Di] each (no bias)
 //   x = silu(depthwise causal conv of x)    kernel d_conv, with bias, per row of the batch
 //   dt, b, c = x_proj(x) split [R, S, S];    dt = softplus(dt_proj(dt))   [N, Di]
 //   s_t = exp(dt_t A) s_{t-1} + dt_t x_t b_t, A = -exp(A_log) [Di, S], s_0 = 0 (state [Di, S])
 //   y_t = <s_t, c_t> + D x_t;  out = out_proj(y * silu(z))
 // The recurrence runs as a chunked scan over time (scanDecays): a loop over the positions of a
-// block of 32 for all blocks at once, then a short loop over the blocks; gradients by tfjs autodiff. Generation carries the conv window and the scan
-// state per layer within a chunk (MambaState), so a step equals the full pass.
+// block of 32 for all blocks at once, then a short loop over the blocks; gradients by tfjs
+// autodiff. Generation carries the conv window and the scan state per layer from step to step
+// (MambaState), so a step equals the full pass.
 //
 // Shape legend: B batch, T chunk length (or new tokens), N = B*T, D dim_model, Di = 2D inner
 // channels, S d_state, R dt_rank, W d_conv.
@@ -119,13 +122,16 @@ function prepareMamba(get: (suffix: string) => tf.Tensor, dims: MambaDims): Mamb
   };
 }
 
-/** What a Mamba block carries from one generation step to the next within a chunk. */
-export interface MambaState {
-  /** The last W - 1 conv inputs (zeros before the chunk's first token). */
+/**
+ * What a Mamba block continues from: the previous generation step's state, or with
+ * mamba_carry_state the previous chunk's (a RecurrentState of the layer).
+ */
+export type MambaState = {
+  /** The last W - 1 conv inputs (zeros before the first token the block starts from zero at). */
   conv: tf.Tensor3D; // [B, W-1, Di]
   /** The scan state s after the last token. */
   ssm: tf.Tensor3D; // [B, Di, S]
-}
+};
 
 /** Positions per block of the chunked scan (scanDecays). */
 export const SCAN_BLOCK = 32;
@@ -285,12 +291,18 @@ export function withMamba(kind: LayerKind): LayerKind {
       const mamba = weights.mamba;
       if (!mamba) throw new Error('withMamba: the layer was prepared without its Mamba weights');
       const h = layerNorm(inner.y, mamba.normWeight, mamba.normBias);
-      const block = mambaBlock(h, mamba, batch, length, state.mamba);
+      const block = mambaBlock(
+        h,
+        mamba,
+        batch,
+        length,
+        state.recurrent as MambaState | null | undefined,
+      );
       const y = tf.add(inner.y, block.out) as tf.Tensor2D;
       tf.dispose([inner.y, h, block.out]);
       return {
         y,
-        state: block.state === null ? inner.state : { ...inner.state, mamba: block.state },
+        state: block.state === null ? inner.state : { ...inner.state, recurrent: block.state },
       };
     },
   };

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BakaConfig } from '../config';
 import { ModelError } from '../errors';
 import { stopGradient } from '../memory';
+import { nestedSavedState, nestSavedState } from '../sequence-state';
 import type {
   ChunkPass,
   IncrementalState,
@@ -97,12 +98,9 @@ export class RMTState implements SequenceState {
       kind: this.kind,
       end: String(this.end),
     };
-    if (this.inner !== null) {
-      const inner = this.inner.save();
-      for (const [name, tensor] of inner.tensors) tensors.set(`${INNER}${name}`, tensor);
-      for (const [key, value] of Object.entries(inner.metadata)) metadata[`${INNER}${key}`] = value;
-    }
-    return { tensors, metadata };
+    const saved = { tensors, metadata };
+    if (this.inner !== null) nestSavedState(this.inner.save(), INNER, saved);
+    return saved;
   }
 }
 
@@ -118,19 +116,8 @@ export function loadRMT(
   if (write === undefined || write.shape.length !== 3 || !Number.isInteger(end)) {
     throw new ModelError(`${source}: not an RMT state file (tensor rmt.write, metadata end)`);
   }
-  const innerFormat = saved.metadata[`${INNER}format`];
-  let inner: SequenceState | null = null;
-  if (innerFormat !== undefined) {
-    const tensors: SavedState['tensors'] = new Map();
-    for (const [name, tensor] of saved.tensors) {
-      if (name.startsWith(INNER)) tensors.set(name.slice(INNER.length), tensor);
-    }
-    const metadata = { format: innerFormat } as SavedState['metadata'];
-    for (const [key, value] of Object.entries(saved.metadata)) {
-      if (key.startsWith(INNER)) metadata[key.slice(INNER.length)] = value;
-    }
-    inner = loadInner({ tensors, metadata }, source);
-  }
+  const nested = nestedSavedState(saved, INNER);
+  const inner = nested === null ? null : loadInner(nested, source);
   const tensor = tf.tensor3d(write.data, write.shape as [number, number, number]);
   return new RMTState(saved.metadata.kind ?? 'rmt', inner, tensor, end, true);
 }

@@ -1,8 +1,10 @@
 // The registry of sequence-state kinds (`memory` in the config). Adding a kind: a module
 // implementing SequenceStateKind (sequence-state.ts) and a line here; docs/architecture.md
 // section 6.2.
+import type { BakaConfig } from '../config';
 import { ModelError } from '../errors';
 import type { SavedState, SequenceState, SequenceStateKind } from '../sequence-state';
+import { carriesLayerStates, layerStatesKind, loadLayerStates } from './layer-states';
 import { loadRMT, rmtKind } from './rmt';
 import { noMemoryKind, xlKind } from './xl';
 
@@ -18,27 +20,45 @@ export const SEQUENCE_STATE_NAMES = Object.keys(SEQUENCE_STATE_KINDS) as [
   ...SequenceStateName[],
 ];
 
-const withRMT = new Map<SequenceStateName, SequenceStateKind>();
+const wrapped = new Map<string, SequenceStateKind>();
 
-/** The kind a config selects (wrapped in RMT memory tokens when it has n_rmt_tokens). */
-export function sequenceStateKind(config: {
-  memory: SequenceStateName;
-  n_rmt_tokens: number;
-}): SequenceStateKind {
-  const base = SEQUENCE_STATE_KINDS[config.memory];
-  if (config.n_rmt_tokens === 0) return base;
-  let kind = withRMT.get(config.memory);
+/** `make(name, inner)` made once per name. */
+function wrap(
+  name: string,
+  inner: SequenceStateKind,
+  make: (name: string, inner: SequenceStateKind) => SequenceStateKind,
+): SequenceStateKind {
+  let kind = wrapped.get(name);
   if (kind === undefined) {
-    kind = rmtKind(`rmt+${config.memory}`, base);
-    withRMT.set(config.memory, kind);
+    kind = make(name, inner);
+    wrapped.set(name, kind);
+  }
+  return kind;
+}
+
+/**
+ * The kind a config selects: `memory`'s, wrapped in RMT memory tokens when it has n_rmt_tokens,
+ * and that in carried layer states when layers carry theirs (mamba_carry_state).
+ */
+export function sequenceStateKind(config: BakaConfig): SequenceStateKind {
+  let name: string = config.memory;
+  let kind: SequenceStateKind = SEQUENCE_STATE_KINDS[config.memory];
+  if (config.n_rmt_tokens > 0) {
+    name = `rmt+${name}`;
+    kind = wrap(name, kind, rmtKind);
+  }
+  if (carriesLayerStates(config)) {
+    name = `layer-states+${name}`;
+    kind = wrap(name, kind, layerStatesKind);
   }
   return kind;
 }
 
 /** Reads a saved state with whichever kind knows its format; `source` names the file in errors. */
 export function loadSequenceState(saved: SavedState, source: string): SequenceState {
-  const rmt = loadRMT(saved, source, loadSequenceState);
-  if (rmt !== null) return rmt;
+  const wrapper =
+    loadLayerStates(saved, source, loadSequenceState) ?? loadRMT(saved, source, loadSequenceState);
+  if (wrapper !== null) return wrapper;
   for (const kind of Object.values(SEQUENCE_STATE_KINDS)) {
     const state = kind.load(saved, source);
     if (state !== null) return state;
