@@ -32,6 +32,16 @@ export type WorkerTask =
       check?: boolean;
       threads: number;
     }
+  | {
+      /** Batched sampling (tfjs only): `samples` continuations of one prompt side by side. */
+      kind: 'generate-samples';
+      checkpoint: string;
+      ids: string;
+      prompt: number;
+      tokens: number;
+      samples: number;
+      threads: number;
+    }
   | { kind: 'matmul'; size: number; warmup: number; reps: number; threads: number }
   | {
       kind: 'leak';
@@ -84,6 +94,14 @@ export interface GenerateResult extends WorkerResult {
   lastLogitSum: number;
   maxAbsDifference?: number;
   tensors?: { before: TensorCounters; after: TensorCounters };
+}
+
+export interface SamplesResult extends WorkerResult {
+  samples: number;
+  /** Seconds per step after the prompt (each step adds one token to every sample). */
+  seconds: number[];
+  /** Seconds from the start until the first new token of every sample. */
+  firstTokenSeconds: number;
 }
 
 export interface MatmulResult extends WorkerResult {

@@ -217,6 +217,31 @@ function leak(task: Extract<WorkerTask, { kind: 'leak' }>) {
   };
 }
 
+async function generateSamples(task: Extract<WorkerTask, { kind: 'generate-samples' }>) {
+  const model = await loadCheckpoint(task.checkpoint);
+  const prompt = Array.from(readIds(task.ids).subarray(0, task.prompt));
+  const decoder = new IncrementalDecoder(model);
+  const vocab = model.config.n_vocab;
+  const began = performance.now();
+  let logits = decoder.append(prompt);
+  if (task.samples > 1) decoder.selectRows(new Array(task.samples).fill(0));
+  let next = new Array(task.samples).fill(argmax(logits));
+  const firstTokenSeconds = seconds(began);
+  const times: number[] = [];
+  for (let step = 1; step < task.tokens; step++) {
+    const stepBegan = performance.now();
+    logits = decoder.appendRows(next); // host logits [samples x V], as a sampler reads them
+    // greedy per row, each row offset so the rows differ (as sampled rows would)
+    next = next.map(
+      (_, row) => (argmax(logits.subarray(row * vocab, (row + 1) * vocab)) + row) % vocab,
+    );
+    times.push(seconds(stepBegan));
+  }
+  decoder.dispose();
+  model.dispose();
+  return { samples: task.samples, seconds: times, firstTokenSeconds };
+}
+
 async function runTask(task: WorkerTask): Promise<Record<string, unknown>> {
   switch (task.kind) {
     case 'train':
@@ -225,6 +250,8 @@ async function runTask(task: WorkerTask): Promise<Record<string, unknown>> {
       return evaluate(task);
     case 'generate':
       return generate(task);
+    case 'generate-samples':
+      return generateSamples(task);
     case 'matmul':
       return matmul(task);
     case 'leak':

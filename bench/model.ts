@@ -30,6 +30,7 @@ import type {
   GenerateResult,
   LeakResult,
   MatmulResult,
+  SamplesResult,
   Side,
   TrainResult,
   WorkerResult,
@@ -39,7 +40,7 @@ import type {
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const SIDES: readonly Side[] = ['tfjs', 'torch'];
 const VOCAB = 50277; // the GPT-NeoX-20B tokenizer's vocabulary
-const SECTIONS = ['train', 'eval', 'generate', 'scaling', 'leak', 'variants'] as const;
+const SECTIONS = ['train', 'eval', 'generate', 'samples', 'scaling', 'leak', 'variants'] as const;
 
 /**
  * The memory variants measured beside the base model (`variants` section): the first preset with
@@ -52,13 +53,14 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   rmt: { n_pauses: 8, n_rmt_tokens: 16, memory_source: 'same-layer' },
   mamba: { mamba_each_nth_layer: 2 },
   'mamba-carry': { mamba_each_nth_layer: 2, mamba_carry_state: true },
+  'qk-norm': { qk_norm: 'negator', split_norm: true },
   memtok: { n_memory_tokens: 4, memory_tokens_every: 64, n_mem_kv: 16 },
 };
 type Section = (typeof SECTIONS)[number];
 type Preset = 'tiny' | 'small';
 
 const USAGE = `usage: bench/model.ts [--quick] [--presets tiny,small] [--batch N] [--window N] [--n-ctx N]
-       [--rounds N] [--threads N] [--only train,eval,generate,scaling,leak,variants] [--no-torch] [--out FILE]
+       [--rounds N] [--threads N] [--only train,eval,generate,samples,scaling,leak,variants] [--no-torch] [--out FILE]
        [--render RESULTS.json]   (recompute the tables from the raw results of an earlier run)`;
 
 interface Plan {
@@ -78,6 +80,8 @@ interface Plan {
   evalLength: number;
   evalReps: { warmup: number; reps: number };
   generateTokens: number;
+  /** Batched sampling: samples side by side (tfjs only). */
+  sampleCounts: number[];
   scalingWindows: number[];
   scalingLengths: number[];
   leakSteps: number;
@@ -151,6 +155,7 @@ function makePlan(argv: string[]): Plan {
     evalLength: (quick ? 2 : 8) * nCtx,
     evalReps: quick ? { warmup: 0, reps: 1 } : { warmup: 1, reps: 3 },
     generateTokens: quick ? 64 : nCtx + 64,
+    sampleCounts: [1, 4, 16],
     scalingWindows: (quick ? [1, 2] : [1, 2, 4, 8]).map((chunks) => chunks * nCtx),
     scalingLengths: (quick ? [1, 2] : [1, 2, 4, 8, 16]).map((chunks) => chunks * nCtx),
     leakSteps: quick ? 100 : 1000,
@@ -366,6 +371,13 @@ interface Report {
     evaluation: { length: number; chunks: number; tfjs: number | null; torch: number | null }[];
   };
   leak: LeakResult | null;
+  /** Batched sampling per sample count (tfjs only). */
+  samples: {
+    preset: Preset;
+    samples: number;
+    tokensPerSecond: number | null;
+    firstTokenSeconds: number | null;
+  }[];
   errors: string[];
   raw: Record<string, unknown>;
 }
@@ -564,6 +576,27 @@ async function measurementCases(setup: CaseSetup): Promise<Case[]> {
             window,
             warmup: 1,
             steps: plan.quick ? 1 : 2,
+            threads,
+          },
+        ],
+      });
+    }
+  }
+  if (plan.sections.has('samples')) {
+    for (const samples of plan.sampleCounts) {
+      cases.push({
+        key: `samples-${first}-${samples}`,
+        label: `generate ${first}, ${samples} sample(s) side by side`,
+        rounds: Math.min(plan.rounds, 1),
+        sides: ['tfjs'],
+        tasks: [
+          {
+            kind: 'generate-samples',
+            checkpoint: firstCheckpoint,
+            ids,
+            prompt: plan.nCtx,
+            tokens: plan.quick ? 32 : 64,
+            samples,
             threads,
           },
         ],
@@ -902,6 +935,32 @@ function variantRows(context: ReportContext): void {
   }
 }
 
+/** Batched sampling: tokens/s (all samples together) per sample count, after an n_ctx prompt. */
+function samplesRows(context: ReportContext): void {
+  const { plan, get, rows, report, first } = context;
+  if (!plan.sections.has('samples')) return;
+  for (const samples of plan.sampleCounts) {
+    const result = get<SamplesResult>(`samples-${first}-${samples}`, 0).tfjs[0];
+    const step = result ? median(result.seconds) : null;
+    const tokensPerSecond = step ? samples / step : null;
+    report.samples.push({
+      preset: first,
+      samples,
+      tokensPerSecond,
+      firstTokenSeconds: result?.firstTokenSeconds ?? null,
+    });
+    rows.push(
+      row(
+        `batched generation tokens/s, ${first}, ${samples} sample(s) side by side (all samples)`,
+        'tokens/s',
+        tokensPerSecond,
+        null,
+        'info',
+      ),
+    );
+  }
+}
+
 /** Tensor growth over many steps, evaluations and generated tokens. */
 function leakRows(context: ReportContext): void {
   const { plan, get, rows, report } = context;
@@ -974,6 +1033,7 @@ export async function benchModel(argv: string[]): Promise<Report> {
     generation: [],
     scaling: { training: [], evaluation: [] },
     leak: null,
+    samples: [],
     errors: runner.log,
     raw: {},
   };
@@ -1027,6 +1087,7 @@ export async function benchModel(argv: string[]): Promise<Report> {
   for (const preset of plan.presets) presetRows(context, preset);
   scalingRows(context);
   variantRows(context);
+  samplesRows(context);
   leakRows(context);
 
   const cpu = cpus()[0];
@@ -1181,12 +1242,38 @@ function describe(report: Report): string {
   );
 }
 
+function samplesTable(report: Report) {
+  const one = (report.samples ?? []).find((entry) => entry.samples === 1)?.tokensPerSecond ?? null;
+  return {
+    header: [
+      'samples',
+      'tfjs tokens/s (all samples)',
+      'x one sample',
+      'first token after the prompt [s]',
+    ],
+    rows: (report.samples ?? []).map((entry) => [
+      String(entry.samples),
+      formatNumber(entry.tokensPerSecond),
+      formatRatio(entry.tokensPerSecond !== null && one ? entry.tokensPerSecond / one : null),
+      formatNumber(entry.firstTokenSeconds),
+    ]),
+  };
+}
+
 export function printReport(report: Report, markdown = false): string {
   const render = markdown ? renderMarkdown : renderTable;
   const main = mainTable(report);
   const generation = generationTable(report);
+  const samples = samplesTable(report);
   const scaling = scalingTables(report);
   const parts = [describe(report), '', render(main.header, main.rows)];
+  if (samples.rows.length > 0)
+    parts.push(
+      '',
+      `Batched sampling (\`baka generate --num-samples N\`, ${report.samples[0]?.preset}, after a prompt of n_ctx tokens):`,
+      '',
+      render(samples.header, samples.rows),
+    );
   if (generation.rows.length > 0)
     parts.push(
       '',

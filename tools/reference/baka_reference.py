@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
 import memory_tokens
+import qk_norm
 
 
 @dataclass
@@ -63,6 +64,13 @@ class Config:
     # ours: Mamba layers carry their conv window and scan state from chunk to chunk (and, in the
     # memory a call returns, to the next call); False = upstream 007 (zero state every chunk)
     mamba_carry_state: bool = False
+    # norms inside attention and split input norms (qk_norm.py; defaults = 003)
+    qk_norm: str = "none"
+    qk_norm_scope: str = "head"
+    qk_norm_weights: str = "shared"
+    qk_norm_scale: float = 0.0
+    qk_norm_learned_scale: bool = False
+    split_norm: bool = False
     # Memory Transformer tokens and persistent memory k/v (memory_tokens.py)
     n_memory_tokens: int = 0
     memory_tokens_every: int = 0
@@ -87,9 +95,11 @@ class Config:
         assert self.rmt_mask in ("causal", "upstream")
         assert self.mamba_each_nth_layer >= 0
         assert not self.mamba_carry_state or self.mamba_each_nth_layer > 0
+        qk_norm.check(self)
         assert self.n_memory_tokens >= 0 and self.memory_tokens_every >= 0 and self.n_mem_kv >= 0
         if self.n_memory_tokens:  # combinations we refuse (as @baka/model's config does)
             assert not (self.n_pauses or self.n_rmt_tokens or self.mamba_each_nth_layer)
+        assert not (self.n_mem_kv and self.qk_norm != "none")
 
     def has_mamba(self, layer: int) -> bool:
         return self.mamba_each_nth_layer > 0 and layer % self.mamba_each_nth_layer == 0
@@ -108,6 +118,7 @@ class Config:
         """003 models write exactly the 003 config; pause/RMT models add upstream's field names."""
         d = asdict(self)
         d["model_type"] = self.model_type
+        qk_norm.trim_json(self, d, upstream_only)
         for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask", "mamba_each_nth_layer"):
             d.pop(key)
         d.pop("mamba_carry_state")
@@ -197,6 +208,8 @@ def pause_slots(c: Config, n_tokens: int, generator: Optional[torch.Generator]) 
 class MLP(nn.Module):
     def __init__(self, c: Config, dim_ff: int):
         super().__init__()
+        if c.split_norm:  # upstream 00x_split_ln: the MLP's own input norm, registered first
+            self.norm_in = make_norm(c)
         self.fc_gate = nn.Linear(c.dim_model, dim_ff, bias=False)
         self.fc_up = nn.Linear(c.dim_model, dim_ff, bias=False)
         self.fc_down = nn.Linear(dim_ff, c.dim_model, bias=False)
@@ -220,7 +233,11 @@ def bf16_rotary_tables(freqs: torch.Tensor, offset: int, length: int, interpolat
 
 
 def rotate_with_bf16_tables(freqs: torch.Tensor, x: torch.Tensor, offset: int) -> torch.Tensor:
-    """x [..., T, R] (fp32) rotated at positions offset.. with the bf16 tables, in fp32."""
+    """x [..., T, R] (fp32) rotated at positions offset.. with the bf16 tables, in fp32 (features
+    beyond R = 2 x len(freqs) pass through)."""
+    rotary = 2 * freqs.shape[-1]
+    if x.shape[-1] > rotary:
+        return torch.cat((rotate_with_bf16_tables(freqs, x[..., :rotary], offset), x[..., rotary:]), dim=-1)
     *_, cos, sin = bf16_rotary_tables(freqs, offset, x.shape[-2])
     cos = cos.float().repeat_interleave(2, dim=-1)  # [T, R], interleaved pairs
     sin = sin.float().repeat_interleave(2, dim=-1)
@@ -247,6 +264,9 @@ class Attention(nn.Module):
         self.rot = RotaryEmbedding(c.dim_head, theta=c.rope_theta, use_xpos=False)
         with torch.no_grad():
             self.rot.freqs.mul_(rotary_scale)
+        if c.split_norm:  # upstream 00x_split_ln: attention's own input norm
+            self.norm_in = make_norm(c)
+        qk_norm.register(self, c)
         if c.n_mem_kv:  # persistent memory (memory_tokens.py)
             self.mem_k = nn.Parameter(torch.randn(c.n_heads, c.n_mem_kv, c.dim_head))  # [H, N, K]
             self.mem_v = nn.Parameter(torch.randn(c.n_heads, c.n_mem_kv, c.dim_model // c.n_heads))
@@ -261,6 +281,7 @@ class Attention(nn.Module):
 
         Returns (output [B, T, D], this chunk's memory)."""
         q, k, v = self.heads(self.q(h)), self.heads(self.k(h)), self.heads(self.v(h))
+        q, k = qk_norm.normalise(self, self.c, q, k)  # before rotary and the cache
         mine = LayerMemory(k=k, v=v, start=start)
         past_length = 0
         if past is not None:
@@ -289,7 +310,7 @@ class Attention(nn.Module):
         memory_tokens.open_groups(allowed, past_length, groups)
         if self.c.n_mem_kv:
             k, v, allowed = memory_tokens.with_mem_kv(self, k, v, allowed)
-        scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.c.dim_head)  # [B, H, T, N+P+T]
+        scores = qk_norm.scale_logits(self, self.c, q @ k.transpose(-1, -2))  # [B, H, T, N+P+T]
         scores = scores.masked_fill(~allowed, float("-inf"))
         y = scores.softmax(dim=-1) @ v  # [B, H, T, K']
         y = y.transpose(1, 2).reshape(h.shape[0], t, -1)  # [B, T, D]
@@ -366,7 +387,7 @@ class Layer(nn.Module):
     def __init__(self, c: Config, index: int = 0):
         super().__init__()
         thin = c.layer_kinds[index] == "attention-only"
-        self.norm_in = make_norm(c)
+        self.norm_in = None if c.split_norm else make_norm(c)
         self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
         self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
         if c.has_mamba(index):
@@ -377,11 +398,12 @@ class Layer(nn.Module):
         self.carry_mamba = c.mamba_carry_state
 
     def forward(self, x, past, start, rmt=(0, 0), mamba_state=None, groups=()):
-        h = self.norm_in(x)
-        attn, mine = self.attn(h, past, start, rmt, groups)
+        split = self.norm_in is None  # split_norm: each branch normalises x with its own norm
+        h = None if split else self.norm_in(x)
+        attn, mine = self.attn(self.attn.norm_in(x) if split else h, past, start, rmt, groups)
         y = x + attn
         if self.mlp is not None:
-            y = y + self.mlp(h)
+            y = y + self.mlp(self.mlp.norm_in(x) if split else h)
         if self.mamba is not None:
             out, state = self.mamba(self.norm_mamba(y), mamba_state)
             y = y + out

@@ -15,7 +15,7 @@ variants/<name>/
   train-upstream.json  (rmt only) upstream 005's procedure on the same rows: windows of 16,
                      passes skipping 0 and n_ctx // 2 tokens, AdamW defaults, clip 0.5; per-step
                      loss, grad norm, window start/length/rows
-Then upstream-004/, upstream-005/ and upstream-007/ (see upstream_checkpoints.py).
+Then qk-*/ and split-norm/ (make_qk_norm_fixtures.py), upstream-004/, upstream-005/ and upstream-007/ (see upstream_checkpoints.py).
 """
 
 from __future__ import annotations
@@ -99,8 +99,10 @@ def main(only: list[str]) -> None:
             train_upstream(model, ids, labels, directory / "train-upstream.json")
     if only:
         return
+    import make_qk_norm_fixtures
     import upstream_checkpoints
 
+    make_qk_norm_fixtures.main()
     upstream_checkpoints.main()
 
 

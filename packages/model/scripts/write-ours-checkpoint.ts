@@ -1,5 +1,5 @@
-// Writes __fixtures__/ours-checkpoint/, ours-thin-checkpoint/, ours-rmt-checkpoint/ and
-// ours-memtok-checkpoint/ with our TypeScript checkpoint writer, for
+// Writes __fixtures__/ours-checkpoint/, ours-thin-checkpoint/, ours-rmt-checkpoint/, ours-qknorm-checkpoint/,
+// ours-qk-l2-checkpoint/ and ours-memtok-checkpoint/ with our TypeScript checkpoint writer, for
 // tools/reference/load_ours.py to load in PyTorch (strict load_state_dict).
 // Run from the repository root:
 //   node --conditions=@baka/source --import tsx packages/model/scripts/write-ours-checkpoint.ts
@@ -38,6 +38,24 @@ export const OURS_FIXTURES = {
         memory_source: 'same-layer',
       }),
       { seed: 44 },
+    ),
+  // split input norms and upstream 000_OLD's negator over all heads with per-head weights
+  'ours-qknorm-checkpoint': () =>
+    BakaCausalLM.create(
+      makeConfig({
+        ...TINY,
+        split_norm: true,
+        qk_norm: 'negator',
+        qk_norm_scope: 'all',
+        qk_norm_weights: 'per-head',
+      }),
+      { seed: 45 },
+    ),
+  // unit q and k with a learned per-head logit scale
+  'ours-qk-l2-checkpoint': () =>
+    BakaCausalLM.create(
+      makeConfig({ ...TINY, qk_norm: 'l2', qk_norm_learned_scale: true, qk_norm_scale: 5 }),
+      { seed: 46 },
     ),
   // Memory Transformer tokens in groups every 3 tokens and persistent memory k/v
   'ours-memtok-checkpoint': () =>

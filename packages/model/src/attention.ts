@@ -11,6 +11,9 @@
 //   keyOffset..keyOffset+P+T-1, queries at keyOffset+P..keyOffset+P+T-1 (the state says where
 //   the keys start: 0 with the 'reset' policy, the document position with 'absolute')
 //   softmax(q k^T / sqrt(K) + mask) v, mask: every past key plus the causal part of the new ones.
+// With qk_norm (kinds/qk-norms.ts) q and k are normalised per head right after the projection,
+// before rotary and before they are handed back as `written` (so caches keep them normalised and
+// unrotated); the kind also sets the logit scale, and the negator doubles their width to 2K.
 //   Persistent memory (n_mem_kv N, kinds/memory-tokens.ts): the layer's learned k/v [H, N, *] go
 //   in front of the rotated keys and the values, unrotated and never masked (the mask treats
 //   them as N more past keys). Memory-token groups open the mask inside each group.
@@ -20,6 +23,7 @@ import type { KeyValues } from './memory';
 import type { PositionPolicy } from './config';
 import type { AttentionMasks, QueryGroup } from './attention-mask';
 import { attentionCore } from './attention-core';
+import type { QkNormalisation } from './kinds/qk-norms';
 
 export interface AttentionContext {
   nHeads: number;
@@ -99,7 +103,8 @@ function withPersistent(persistent: tf.Tensor3D, x: tf.Tensor4D): tf.Tensor4D {
 
 /**
  * h [N, D] (normalised input of N = batch * length new tokens); qkv [2A + D, D]; o [D, D];
- * `persistent`: the layer's persistent memory k [H, Nm, K], v [H, Nm, Kv] (n_mem_kv), if any.
+ * qkNorm: the layer's qk_norm, if any; `persistent`: the layer's persistent memory k [H, Nm, K],
+ * v [H, Nm, Kv] (n_mem_kv), if any.
  */
 export function attention(
   h: tf.Tensor2D,
@@ -109,6 +114,7 @@ export function attention(
   batch: number,
   length: number,
   context: AttentionContext,
+  qkNorm?: QkNormalisation,
   persistent?: { k: tf.Tensor3D; v: tf.Tensor3D },
 ): AttentionResult {
   const dimModel = o.shape[0];
@@ -121,8 +127,10 @@ export function attention(
     [dimAttn, dimAttn, dimModel],
     1,
   ) as tf.Tensor2D[];
-  const q = toHeads(qFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
-  const k = toHeads(kFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
+  const projectedQ = toHeads(qFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
+  const projectedK = toHeads(kFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, K]
+  // with qk_norm [B, H, T, K'], K' = K or 2K (negator); rotary turns the first K features
+  const [q, k] = qkNorm ? qkNorm.normalise(projectedQ, projectedK) : [projectedQ, projectedK];
   const v = toHeads(vFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, Kv]
   const { past, keyOffset } = state;
   const pastLength = past === null ? 0 : past.k.shape[2];
@@ -137,7 +145,9 @@ export function attention(
     attendedValues = withPersistent(persistent.v, values); // [B, H, Nm+P+T, Kv]
     seen += persistent.k.shape[1];
   }
-  const scaled = tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D; // [B, H, T, K]
+  const scaled = qkNorm
+    ? qkNorm.scaleQueries(rotatedQueries)
+    : (tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D); // [B, H, T, K]
   // Padded key positions are masked out (their weights are exactly 0), so padding changes no value.
   const width = Math.ceil((seen + length) / context.keyBucket) * context.keyBucket; // W
   // softmax(q k^T + mask) v, with a gradient that keeps few [B, H, T, W] tensors

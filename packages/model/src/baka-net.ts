@@ -6,7 +6,7 @@
 // generation step, N = B*T, D dim_model, H heads, K dim_head, Kv value head dim.
 //
 // Layer (kinds/layers.ts):  y = x + attention(norm(x), state) + mlp(norm(x))   (one norm feeds
-// both branches; an attention-only layer has no mlp term)
+// both branches, or one each with split_norm; an attention-only layer has no mlp term)
 // A layer takes its chunk input and a state view (state in) and returns its output and what it
 // wrote (state out); it keeps nothing. What the views hold and what becomes of the writes is the
 // sequence-state kind's business (sequence-state.ts; with `xl`, chunk c's layer i views the
@@ -24,6 +24,7 @@ import {
   MEMORY_TOKENS_PARAMETER,
   withGroups,
 } from './kinds/memory-tokens';
+import type { QkNormalisation } from './kinds/qk-norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { KeyValues } from './memory';
@@ -34,8 +35,12 @@ import type { RotaryEmbedding } from '@baka/rope';
 /** One layer's weights for a forward call (PyTorch layout; q, k, v stacked for one matmul). */
 export interface FusedLayerWeights {
   norm: NormKind;
-  /** norm_in's tensors in the norm kind's order. */
+  /** The attention input norm's tensors (norm_in, or attn.norm_in with split_norm) in the norm kind's order. */
   normParameters: tf.Tensor1D[];
+  /** split_norm: the MLP's own input norm (mlp.norm_in); absent: the MLP reads normParameters' output. */
+  mlpNormParameters?: tf.Tensor1D[];
+  /** qk_norm's transformation of q and k (kinds/qk-norms.ts); absent: none. */
+  qkNorm?: QkNormalisation;
   qkv: tf.Tensor2D; // [2A + D, D]
   o: tf.Tensor2D; // [D, D]
   /** The layer's rotary frequencies (model.layers.{i}.attn.rot.freqs) as tables. */
@@ -108,11 +113,14 @@ export function bakaLayer(
       batch,
       length,
       layerContext,
+      weights.qkNorm,
       weights.persistent,
     );
     const withAttention = tf.add(x, output); // [N, D]
-    const { mlp } = weights;
-    const sum = mlp ? tf.add(withAttention, gatedMlp(h, mlp.gateUp, mlp.down)) : withAttention;
+    const { mlp, mlpNormParameters } = weights;
+    // split_norm: the MLP normalises x with its own norm
+    const hMlp = mlp && mlpNormParameters ? weights.norm.apply(x, mlpNormParameters) : h; // [N, D]
+    const sum = mlp ? tf.add(withAttention, gatedMlp(hMlp, mlp.gateUp, mlp.down)) : withAttention;
     const joined = attended === null ? [] : [attended.k, attended.v];
     return [sum, written.k, written.v, ...joined];
   }) as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D?, tf.Tensor4D?];

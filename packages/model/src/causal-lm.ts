@@ -17,8 +17,8 @@ import type { BakaConfig } from './config';
 import { dimHead, makeConfig } from './config';
 import { NORM_KINDS } from './kinds/norms';
 import { ModelError } from './errors';
-import { generate } from './generation';
-import type { GenerateOptions } from './generation';
+import { generate, generateSamples } from './generation';
+import type { GenerateOptions, GenerateSamplesOptions } from './generation';
 import { projectedCrossEntropy } from './head-loss';
 import { shiftLabels } from './loss';
 import { checkFitsInMemory } from './memory-estimate';
@@ -319,6 +319,12 @@ export class BakaCausalLM {
   generate(prompt: readonly number[], options: GenerateOptions): number[] {
     this.#checkAlive('generate');
     return generate(this, prompt, options);
+  }
+
+  /** `numSamples` continuations of `prompt` sampled side by side (see generateSamples). */
+  generateSamples(prompt: readonly number[], options: GenerateSamplesOptions): number[][] {
+    this.#checkAlive('generate');
+    return generateSamples(this, prompt, options);
   }
 
   #checkAlive(what: string): void {

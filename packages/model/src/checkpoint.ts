@@ -15,7 +15,7 @@ import {
 import { basename, dirname, join } from 'node:path';
 import { BakaCausalLM } from './causal-lm';
 import type { BakaConfig } from './config';
-import { isUniform, makeConfig } from './config';
+import { configDefault, isUniform, makeConfig } from './config';
 import { ModelError } from './errors';
 import { readSafetensors, writeSafetensors } from './safetensors';
 import type { FloatDtype, SafetensorsTensor } from './safetensors';
@@ -98,6 +98,16 @@ const RMT_KEYS = [
 ] as const satisfies readonly (keyof BakaConfig)[];
 const PAUSE_AND_RMT_KEYS = ['n_pauses', 'is_pause_pos_random', 'pause_seed', ...RMT_KEYS] as const;
 
+/** split_norm and qk_norm's fields, each left out at its default. */
+const QK_NORM_KEYS = [
+  'split_norm',
+  'qk_norm',
+  'qk_norm_scope',
+  'qk_norm_weights',
+  'qk_norm_scale',
+  'qk_norm_learned_scale',
+] as const satisfies readonly (keyof BakaConfig)[];
+
 export function configJson(config: BakaConfig): string {
   // fields of later variants are left out at their 003 values, so a 003 model writes 003's config
   const written: Partial<BakaConfig> = { ...config };
@@ -115,6 +125,9 @@ export function configJson(config: BakaConfig): string {
   }
   if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
   if (!config.mamba_carry_state) delete written.mamba_carry_state;
+  for (const key of QK_NORM_KEYS) {
+    if (written[key] === configDefault(key)) delete written[key];
+  }
   if (config.n_memory_tokens === 0) {
     delete written.n_memory_tokens;
     delete written.memory_tokens_every;

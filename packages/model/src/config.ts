@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ModelError } from './errors';
 import { LAYER_KIND_NAMES, THIN_ATTENTION_INIT_SCALE } from './kinds/layers';
 import { NORM_NAMES } from './kinds/norms';
+import { QK_NORM_NAMES, QK_NORM_SCOPES, QK_NORM_WEIGHTS } from './kinds/qk-norms';
 import { SEQUENCE_STATE_NAMES } from './kinds/sequence-states';
 import { XL_CONFIG_SHAPE } from './kinds/xl';
 
@@ -158,6 +159,41 @@ const configShape = {
     .describe(
       "Mamba layers continue from the conv window and scan state the previous chunk ended with (and, with carried memory, the previous window's); false = upstream 007's zero state every chunk.",
     ),
+  split_norm: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Separate input norms for attention and MLP (attn.norm_in, mlp.norm_in; upstream 00x_split_ln, GPT-NeoX style) instead of the layer's one norm_in.",
+    ),
+  qk_norm: z
+    .enum(QK_NORM_NAMES)
+    .default('none')
+    .describe(
+      "Norm of q and k per head after the projection, before rotary (the XL memory keeps them normalised): 'none' (003), 'layernorm', 'rmsnorm', 'l2' (unit length, logits x qk_norm_scale) or 'negator' (upstream 000_OLD: [x ; c - x], then LayerNorm).",
+    ),
+  qk_norm_scope: z
+    .enum(QK_NORM_SCOPES)
+    .default('head')
+    .describe(
+      "qk_norm layernorm/rmsnorm/negator statistics: over each head's features ('head') or over all heads' at once ('all').",
+    ),
+  qk_norm_weights: z
+    .enum(QK_NORM_WEIGHTS)
+    .default('shared')
+    .describe(
+      "qk_norm layernorm/rmsnorm/negator weights and biases: one vector shared by the heads ('shared') or one per head ('per-head').",
+    ),
+  qk_norm_scale: z
+    .number()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'qk_norm l2: the logits are q.k times this instead of / sqrt(dim_head) (0: sqrt(dim_head)); the start value when learned.',
+    ),
+  qk_norm_learned_scale: z
+    .boolean()
+    .default(false)
+    .describe('qk_norm l2: learn the logit scale per head (attn.qk_scale, [n_heads]).'),
   n_memory_tokens: z
     .number()
     .int()
@@ -322,6 +358,7 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
       `n_pauses (${result.n_pauses}) must be at most n_ctx (${result.n_ctx}): pauses sit every n_ctx // n_pauses tokens`,
     );
   }
+  checkQkNorm(result, fail);
   if (result.n_memory_tokens === 0) {
     if (result.memory_tokens_every > 0) fail('memory_tokens_every needs n_memory_tokens >= 1');
     if (result.memory_tokens_in_xl) fail('memory_tokens_in_xl needs n_memory_tokens >= 1');
@@ -336,6 +373,9 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
         fail(`n_memory_tokens cannot be combined with ${field} (set one of them to 0)`);
     }
   }
+  if (result.n_mem_kv > 0 && result.qk_norm !== 'none') {
+    fail('n_mem_kv cannot be combined with qk_norm (persistent keys are not normalised)');
+  }
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
     if (result[field].length > 0 && result[field].length !== result.n_layers) {
       fail(
@@ -344,6 +384,28 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     }
   }
   return result;
+}
+
+/** The qk_norm_* fields must belong to the chosen qk_norm (a field it ignores is an error). */
+function checkQkNorm(config: BakaConfig, fail: (message: string) => void): void {
+  const kind = config.qk_norm;
+  const normalising = kind === 'layernorm' || kind === 'rmsnorm' || kind === 'negator';
+  if (!normalising && config.qk_norm_scope !== 'head') {
+    fail(
+      `qk_norm_scope: '${config.qk_norm_scope}' needs qk_norm layernorm, rmsnorm or negator, not '${kind}'`,
+    );
+  }
+  if (!normalising && config.qk_norm_weights !== 'shared') {
+    fail(
+      `qk_norm_weights: '${config.qk_norm_weights}' needs qk_norm layernorm, rmsnorm or negator, not '${kind}'`,
+    );
+  }
+  if (kind !== 'l2' && config.qk_norm_scale !== 0) {
+    fail(`qk_norm_scale: only qk_norm l2 has a logit scale, not '${kind}'`);
+  }
+  if (kind !== 'l2' && config.qk_norm_learned_scale) {
+    fail(`qk_norm_learned_scale: only qk_norm l2 has a logit scale, not '${kind}'`);
+  }
 }
 
 /**
@@ -461,6 +523,12 @@ export function describeFields(shape: Record<string, z.ZodType>): FieldInfo[] {
       expected: expectedOf(json),
     };
   });
+}
+
+/** A config field's default (undefined for a required field). */
+export function configDefault(key: ConfigKey): unknown {
+  const parsed = configShape[key].safeParse(undefined);
+  return parsed.success ? parsed.data : undefined;
 }
 
 /** The model config's fields (descriptions, defaults), for help text and `baka info`. */

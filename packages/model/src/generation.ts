@@ -67,9 +67,10 @@ export class IncrementalDecoder {
   readonly #prepared: tf.Tensor[];
   readonly #context: AttentionContext;
   readonly #state: IncrementalState;
-  #position = 0; // tokens consumed
-  #chunk: number[] = []; // the current chunk's token ids
-  #fed: number[] = []; // pauseLayout of the chunk as fed (token index or -1 per slot)
+  #position = 0; // tokens consumed (per row)
+  #rows = 1; // sequences decoded side by side (expandRows)
+  #chunk: number[][] = [[]]; // per row: the current chunk's token ids
+  #fed: number[] = []; // slotLayout of the chunk as fed (token index, -1 pause, <= -2 memory token)
   #prefixFed = false;
   /**
    * Per layer: its recurrent state (a Mamba block's) after the last step, null for a zero state;
@@ -137,41 +138,116 @@ export class IncrementalDecoder {
     });
   }
 
-  /** Number of tokens consumed so far. */
+  /** Number of tokens consumed so far (by each row). */
   get position(): number {
     return this.#position;
   }
 
-  /** Feeds token ids; returns the next-token logits after the last one ([V], float32). */
+  /** Sequences decoded side by side: 1, until expandRows. */
+  get rows(): number {
+    return this.#rows;
+  }
+
+  /** Feeds token ids (one sequence); returns the next-token logits after the last one ([V], float32). */
   append(ids: readonly number[]): Float32Array {
+    if (this.#rows !== 1) {
+      throw new ModelError(`IncrementalDecoder.append: ${this.#rows} rows; use appendRows`);
+    }
+    return this.#append([ids]);
+  }
+
+  /**
+   * Keeps the rows `rows` of the sequences decoded so far, in that order, between steps: a row
+   * may repeat, so `selectRows([0, 0, 0])` makes three copies of one prompt to sample side by
+   * side (the prompt runs once), and leaving a row out drops a finished sample.
+   */
+  selectRows(rows: readonly number[]): void {
+    if (
+      rows.length === 0 ||
+      rows.some((row) => !Number.isInteger(row) || row < 0 || row >= this.#rows)
+    ) {
+      throw new ModelError(
+        `IncrementalDecoder.selectRows: expected one or more rows in 0..${this.#rows - 1}, got [${rows.join(', ')}]`,
+      );
+    }
+    this.#state.selectRows(rows);
+    // every recurrent state (running, and the chunk's start) gathered once each
+    const copies = new Map<RecurrentState, RecurrentState>();
+    const copy = (state: RecurrentState | null | undefined) => {
+      if (!state) return state;
+      let copied = copies.get(state);
+      if (copied === undefined) {
+        copied = tf.tidy(() => {
+          const indices = tf.tensor1d(Int32Array.from(rows), 'int32');
+          return Object.fromEntries(
+            Object.entries(state).map(([name, tensor]) => [
+              name,
+              tf.keep(tf.gather(tensor, indices)),
+            ]),
+          );
+        });
+        copies.set(state, copied);
+      }
+      return copied;
+    };
+    const running = this.#recurrent.map(copy);
+    const starts = this.#chunkStart.map(copy);
+    for (const state of copies.keys()) tf.dispose(Object.values(state));
+    running.forEach((state, layer) => {
+      this.#recurrent[layer] = state;
+      this.#chunkStart[layer] = starts[layer];
+    });
+    this.#chunk = rows.map((row) => [...(this.#chunk[row] as number[])]);
+    this.#rows = rows.length;
+  }
+
+  /**
+   * Feeds one token to every row (`ids[r]` to row r); returns the next-token logits of every row,
+   * [rows x V] row by row (float32).
+   */
+  appendRows(ids: readonly number[]): Float32Array {
+    if (ids.length !== this.#rows) {
+      throw new ModelError(
+        `IncrementalDecoder.appendRows: expected one token for each of ${this.#rows} rows, got ${ids.length}`,
+      );
+    }
+    return this.#append(ids.map((id) => [id]));
+  }
+
+  // Feeds each row its ids (equally many); logits [rows x V] after the last ones.
+  #append(ids: readonly (readonly number[])[]): Float32Array {
     const { n_vocab: vocab, n_ctx: chunkLength } = this.#model.config;
-    if (ids.length === 0) throw new ModelError('IncrementalDecoder.append: no tokens given');
-    for (const id of ids) {
+    const length = ids[0]?.length ?? 0;
+    if (length === 0) throw new ModelError('IncrementalDecoder.append: no tokens given');
+    for (const id of ids.flat()) {
       if (!Number.isInteger(id) || id < 0 || id >= vocab) {
         throw new ModelError(`token id ${id} is outside the vocabulary 0..${vocab - 1}`);
       }
     }
     let logits: Float32Array | null = null;
     let offset = 0;
-    while (offset < ids.length) {
-      const piece = ids.slice(offset, offset + chunkLength - this.#chunk.length); // within the chunk
-      offset += piece.length;
-      logits = this.#feedTokens(piece, offset === ids.length);
+    while (offset < length) {
+      const room = chunkLength - (this.#chunk[0] as number[]).length; // within the chunk
+      const pieces = ids.map((row) => row.slice(offset, offset + room));
+      offset += (pieces[0] as number[]).length;
+      logits = this.#feedTokens(pieces, offset === length);
     }
     return logits as Float32Array;
   }
 
-  // Adds `ids` (fitting in the current chunk) to it; logits of the last one if asked.
-  #feedTokens(ids: readonly number[], wantLogits: boolean): Float32Array | null {
+  // Adds each row's ids (fitting in the current chunk) to it; logits of the last ones if asked.
+  #feedTokens(ids: readonly (readonly number[])[], wantLogits: boolean): Float32Array | null {
     const model = this.#model;
+    const rows = this.#rows;
     const state = this.#state;
     if (!this.#prefixFed) {
       const prefix = state.chunkPrefix?.() ?? null;
       if (prefix !== null) this.#run(() => prefix, 'prefix').dispose();
       this.#prefixFed = true;
     }
-    const tokens = [...this.#chunk, ...ids];
-    const layout = slotLayout(model.config, tokens.length);
+    const tokens = this.#chunk.map((chunk, row) => [...chunk, ...(ids[row] as number[])]);
+    const length = (tokens[0] as number[]).length;
+    const layout = slotLayout(model.config, length); // the same for every row
     let common = 0;
     while (common < this.#fed.length && this.#fed[common] === layout[common]) common++;
     if (common < this.#fed.length && this.#recurrent.some((entry) => entry !== undefined)) {
@@ -185,36 +261,44 @@ export class IncrementalDecoder {
       state.rewind(this.#fed.length - common);
     }
     const slots = layout.slice(common);
+    const dimModel = model.config.dim_model;
     const y = this.#run(
       () => {
-        const embedded = tf.reshape(
-          model.embed(tf.tensor2d([tokens], [1, tokens.length], 'int32')),
-          [tokens.length, model.config.dim_model],
-        ); // [n, D]
-        const pause = model.parameters.get('model.pause.pause_emb');
+        const embedded = model.embed(tf.tensor2d(tokens, [rows, length], 'int32')); // [R, n, D]
+        const pause = model.parameters.get('model.pause.pause_emb'); // [D]
         const memory = model.parameters.get(MEMORY_TOKENS_PARAMETER); // [M, D]
-        const rows = tf.concat(
-          [
-            embedded,
-            ...(pause === undefined ? [] : [tf.reshape(pause, [1, -1])]),
-            ...(memory === undefined ? [] : [memory]),
-          ],
-          0,
-        ); // [n (+ 1) (+ M), D]
-        const indices = slotSources(slots, tokens.length, pause !== undefined);
-        return tf.gather(rows, tf.tensor1d(indices, 'int32')) as tf.Tensor2D; // [slots, D]
+        const extra = (vectors: tf.Tensor) =>
+          tf.broadcastTo(tf.reshape(vectors, [1, -1, dimModel]), [
+            rows,
+            vectors.size / dimModel,
+            dimModel,
+          ]);
+        const source = tf.concat(
+          [embedded, ...(pause ? [extra(pause)] : []), ...(memory ? [extra(memory)] : [])],
+          1,
+        ); // [R, n (+ 1) (+ M), D]
+        const indices = slotSources(slots, length, pause !== undefined);
+        const picked = tf.gather(source, tf.tensor1d(indices, 'int32'), 1); // [R, slots, D]
+        return tf.reshape(picked, [rows * slots.length, dimModel]) as tf.Tensor2D; // [R*slots, D]
       },
       'tokens',
       slotGroups(slots),
     );
     this.#chunk = tokens;
     this.#fed = layout;
-    this.#position += ids.length;
+    this.#position += (ids[0] as number[]).length;
     const logits = wantLogits
-      ? tf.tidy(() => model.head(tf.slice(y, [y.shape[0] - 1, 0], [1, model.config.dim_model]))) // [1, V]
+      ? tf.tidy(() => {
+          const last = tf.slice(
+            tf.reshape(y, [rows, slots.length, dimModel]),
+            [0, slots.length - 1, 0],
+            [rows, 1, dimModel],
+          ); // [R, 1, D]
+          return model.head(tf.reshape(last, [rows, dimModel])); // [R, V]
+        })
       : null;
     y.dispose();
-    if (tokens.length === model.config.n_ctx) this.#endChunk();
+    if (length === model.config.n_ctx) this.#endChunk();
     if (logits === null) return null;
     const values = logits.dataSync() as Float32Array;
     logits.dispose();
@@ -232,13 +316,14 @@ export class IncrementalDecoder {
     }
     state.endChunk(xlSlots(this.#model.config, this.#fed) ?? undefined);
     this.#endChunkRecurrent();
-    this.#chunk = [];
+    this.#chunk = this.#chunk.map(() => []);
     this.#fed = [];
     this.#prefixFed = false;
   }
 
-  // Runs the slots `input()` gives [n, D] through the layers; the last layer's outputs [n, D].
-  // `groups`: the memory-token groups among them.
+  // Runs the slots `input()` gives [R*n, D] (rows in (row, slot) order) through the layers; the
+  // last layer's outputs [R*n, D].
+  // `groups`: the memory-token groups among a row's slots.
   #run(
     input: () => tf.Tensor2D,
     block: 'prefix' | 'tokens' | 'suffix',
@@ -246,9 +331,10 @@ export class IncrementalDecoder {
   ): tf.Tensor2D {
     const state = this.#state;
     const config = this.#model.config;
+    const rows = this.#rows;
     return tf.tidy(() => {
       const x = input();
-      const count = x.shape[0];
+      const count = x.shape[0] / rows; // slots per row
       const open =
         config.rmt_mask !== 'upstream' || block === 'tokens'
           ? undefined
@@ -260,7 +346,7 @@ export class IncrementalDecoder {
         const recurrent = this.#recurrent[layer];
         return recurrent === undefined ? view : { ...view, recurrent };
       });
-      const { y, states: out } = layerStack(x, this.#layers, states, 1, count, this.#context);
+      const { y, states: out } = layerStack(x, this.#layers, states, rows, count, this.#context);
       out.forEach((layerState, index) => {
         state.append(index, layerState);
         const { recurrent } = layerState;
@@ -306,28 +392,78 @@ export function generate(
   prompt: readonly number[],
   options: GenerateOptions,
 ): number[] {
-  const { maxNewTokens } = options;
+  const { onToken, shouldStop, ...rest } = options;
+  const [generated] = generateSamples(model, prompt, {
+    ...rest,
+    numSamples: 1,
+    ...(onToken ? { onToken: (id: number) => onToken(id) } : {}),
+    ...(shouldStop ? { shouldStop: () => shouldStop() } : {}),
+  });
+  return generated as number[];
+}
+
+export interface GenerateSamplesOptions extends Omit<GenerateOptions, 'onToken' | 'shouldStop'> {
+  /** How many continuations of the prompt to sample side by side (one batch). */
+  numSamples: number;
+  /** Called with each new token of sample `sample` as soon as it is chosen. */
+  onToken?: (id: number, sample: number) => void;
+  /** Asked after each token of sample `sample` (after `onToken`): true ends that sample. */
+  shouldStop?: (sample: number) => boolean;
+}
+
+/**
+ * Samples `numSamples` continuations of `prompt` as one batch: the prompt runs once, its state is
+ * copied into every row, then each step feeds every unfinished row its last token at once
+ * (finished rows leave the batch). Sample r draws from the PRNG seeded `seed + r`, so it is the
+ * continuation `generate` gives with that seed. Returns each sample's new ids.
+ */
+export function generateSamples(
+  model: BakaCausalLM,
+  prompt: readonly number[],
+  options: GenerateSamplesOptions,
+): number[][] {
+  const { maxNewTokens, numSamples } = options;
   if (!Number.isInteger(maxNewTokens) || maxNewTokens < 0) {
     throw new ModelError(`maxNewTokens must be an integer >= 0, got ${maxNewTokens}`);
+  }
+  if (!Number.isInteger(numSamples) || numSamples < 1) {
+    throw new ModelError(`numSamples must be an integer >= 1, got ${numSamples}`);
   }
   if (prompt.length === 0)
     throw new ModelError('generate: the prompt must contain at least one token');
   checkSamplingOptions(options);
-  const random = mulberry32(options.seed ?? 0);
+  const seed = options.seed ?? 0;
+  const randoms = Array.from({ length: numSamples }, (_, sample) => mulberry32(seed + sample));
   const stop = new Set(options.stopTokens ?? []);
+  const vocab = model.config.n_vocab;
+  const samples: number[][] = Array.from({ length: numSamples }, () => []);
+  if (maxNewTokens === 0) return samples;
   const decoder = new IncrementalDecoder(model);
-  const generated: number[] = [];
   try {
-    if (maxNewTokens === 0) return generated;
-    let logits = decoder.append(prompt);
+    const first = decoder.append(prompt);
+    let active = samples.map((_, sample) => sample); // the decoder's rows, by sample
+    let logits = active.map(() => first);
+    if (numSamples > 1) decoder.selectRows(active.map(() => 0));
     for (;;) {
-      const next = sampleToken(logits, options, random);
-      generated.push(next);
-      options.onToken?.(next);
-      if (generated.length >= maxNewTokens || stop.has(next) || options.shouldStop?.()) break;
-      logits = decoder.append([next]);
+      const next = active.map((sample, row) =>
+        sampleToken(logits[row] as Float32Array, options, randoms[sample] as () => number),
+      );
+      const going: number[] = [];
+      next.forEach((id, row) => {
+        const sample = active[row] as number;
+        const ids = samples[sample] as number[];
+        ids.push(id);
+        options.onToken?.(id, sample);
+        const done =
+          ids.length >= maxNewTokens || stop.has(id) || options.shouldStop?.(sample) === true;
+        if (!done) going.push(row);
+      });
+      if (going.length === 0) return samples;
+      if (going.length < active.length) decoder.selectRows(going);
+      const values = decoder.appendRows(going.map((row) => next[row] as number));
+      active = going.map((row) => active[row] as number);
+      logits = active.map((_, row) => values.subarray(row * vocab, (row + 1) * vocab));
     }
-    return generated;
   } finally {
     decoder.dispose();
   }

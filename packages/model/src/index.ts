@@ -38,6 +38,19 @@ export {
   rmsNorm,
 } from './kinds/norms';
 export {
+  headNorm,
+  l2Scale,
+  QK_NORM_KINDS,
+  QK_NORM_NAMES,
+  QK_NORM_SCOPES,
+  QK_NORM_WEIGHTS,
+  type QkNormalisation,
+  type QkNormKind,
+  type QkNormName,
+  type QkNormShape,
+  unitLength,
+} from './kinds/qk-norms';
+export {
   loadSequenceState,
   SEQUENCE_STATE_KINDS,
   SEQUENCE_STATE_NAMES,
@@ -113,7 +126,14 @@ export {
 } from './memory-estimate';
 export { ModelError } from './errors';
 export { evaluateLoss, type EvaluateLossOptions } from './evaluate-loss';
-export { generate, type GenerateOptions, IncrementalDecoder, KEY_BUCKET } from './generation';
+export {
+  generate,
+  generateSamples,
+  type GenerateOptions,
+  type GenerateSamplesOptions,
+  IncrementalDecoder,
+  KEY_BUCKET,
+} from './generation';
 export { blockRows, projectedCrossEntropy } from './head-loss';
 export { LAYER_NORM_EPSILON, layerNorm } from './layer-norm';
 export {

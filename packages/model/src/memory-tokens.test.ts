@@ -307,6 +307,37 @@ describe.each([
   });
 });
 
+describe('memory tokens: rows decoded side by side', () => {
+  it('each row of an expanded decoder equals its own full pass, across chunk boundaries', () => {
+    const model = causalModel({ memory_tokens_in_xl: false });
+    const vocab = model.config.n_vocab;
+    const prompt = [3, 14, 15, 9, 2, 6];
+    const continuations = [
+      [7, 21, 4, 9, 11, 2, 17, 8, 19, 1],
+      [30, 1, 12, 5, 25, 3, 6, 28, 0, 13],
+    ];
+    const decoder = new IncrementalDecoder(model);
+    decoder.append(prompt);
+    decoder.selectRows([0, 0]);
+    const fulls = continuations.map((tail) =>
+      tf.tidy(() => model.forward(int2d([[...prompt, ...tail]])).logits).dataSync(),
+    );
+    let worst = 0;
+    for (let t = 0; t < continuations[0]!.length; t++) {
+      const logits = decoder.appendRows(continuations.map((tail) => tail[t]!));
+      const at = prompt.length + t;
+      continuations.forEach((_, row) => {
+        const got = logits.slice(row * vocab, (row + 1) * vocab);
+        const want = fulls[row]!.slice(at * vocab, (at + 1) * vocab);
+        worst = Math.max(worst, maxAbsDifference(got, want));
+      });
+    }
+    expect(worst).toBeLessThan(1e-5);
+    decoder.dispose();
+    model.dispose();
+  });
+});
+
 describe('memory tokens: tensor hygiene, checkpoints, config', () => {
   it('training-style steps with carried state do not grow tf.memory().numTensors', () => {
     const model = causalModel({ memory_tokens_in_xl: false });
@@ -350,6 +381,9 @@ describe('memory tokens: tensor hygiene, checkpoints, config', () => {
       );
     }
     expect(() => makeConfig({ ...base, n_mem_kv: -1 })).toThrow(/n_mem_kv/);
+    expect(() => makeConfig({ ...base, n_mem_kv: 2, qk_norm: 'l2' })).toThrow(
+      /n_mem_kv cannot be combined with qk_norm/,
+    );
     // persistent k/v combine with everything
     expect(makeConfig({ ...base, n_mem_kv: 2, n_pauses: 2, n_rmt_tokens: 2 }).n_mem_kv).toBe(2);
   });

@@ -8,6 +8,7 @@ import type { LayerKind, LayerShape } from './kinds/layers';
 import { hasMamba, mambaDims, withMamba } from './kinds/mamba';
 import { MEMORY_TOKENS_PARAMETER } from './kinds/memory-tokens';
 import { NORM_KINDS } from './kinds/norms';
+import { QK_NORM_KINDS, qkNormShape } from './kinds/qk-norms';
 import { deriveSeed, fillNormal, fillUniform } from './random';
 import { inverseFrequencies } from '@baka/rope';
 
@@ -17,6 +18,7 @@ export type Initialiser =
   | { kind: 'normal' } // torch nn.Embedding: N(0, 1)
   | { kind: 'ones' }
   | { kind: 'zeros' }
+  | { kind: 'constant'; value: number } // every entry the same (qk_norm l2's learned scale)
   | { kind: 'rotary'; scale?: number } // the rotary inverse frequencies x scale (not trained)
   // Mamba's A_log [Di, S]: every row log(1..S) (S4D-real)
   | { kind: 'mamba-a-log' }
@@ -37,6 +39,9 @@ export function layerShape(config: BakaConfig, layer: number): LayerShape {
     dimFf: layerDimFf(config, layer),
     dimHead: dimHead(config),
     norm: NORM_KINDS[config.norm],
+    splitNorm: config.split_norm,
+    qkNorm: QK_NORM_KINDS[config.qk_norm],
+    qkNormShape: qkNormShape(config),
     ...(hasMamba(config, layer) ? { mamba: mambaDims(config) } : {}),
     ...(config.n_mem_kv > 0 ? { persistentMemory: true } : {}),
   };
@@ -105,6 +110,8 @@ export function initialValues(
       return out.fill(1);
     case 'zeros':
       return out;
+    case 'constant':
+      return out.fill(spec.init.value);
     case 'rotary':
       return inverseFrequencies(dimHead(config), config.rope_theta, spec.init.scale ?? 1);
     case 'mamba-a-log': {

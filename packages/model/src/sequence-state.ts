@@ -79,11 +79,16 @@ export interface IncrementalState {
    * of it (memory tokens kept out of the XL memory), ending where the chunk ends.
    */
   endChunk(keep?: readonly number[]): void;
-  /** Inputs [M, D] the kind puts in front of a chunk's tokens (RMT read block), or null. */
+  /**
+   * Keeps the batch rows `rows` of everything held, in that order (a row may repeat: the
+   * decoder copies one sequence into several to sample them side by side). Between steps.
+   */
+  selectRows(rows: readonly number[]): void;
+  /** Inputs [R*M, D] (row by row) the kind puts in front of a chunk's tokens (RMT read block), or null. */
   chunkPrefix?(): tf.Tensor2D | null;
-  /** Inputs [M, D] the kind puts behind a full chunk (RMT write block), or null. */
+  /** Inputs [R*M, D] (row by row) the kind puts behind a full chunk (RMT write block), or null. */
   chunkSuffix?(): tf.Tensor2D | null;
-  /** The last layer's outputs [M, D] at the suffix positions (RMT: the next chunk's m). */
+  /** The last layer's outputs [R*M, D] at the suffix positions (RMT: the next chunk's m). */
   takeSuffixOutput?(y: tf.Tensor2D): void;
   dispose(): void;
 }

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { BakaCausalLM, makeConfig, saveCheckpoint } from '@baka/model';
 import { Tokenizer, trainBpe } from '@baka/tokenizer';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../cli-test-helpers';
 
 const bin = fileURLToPath(new URL('../../bin/baka.js', import.meta.url));
 
@@ -35,77 +36,86 @@ describe('baka generate', () => {
       stopTokens: [tokenizer.tokenToId('<|endoftext|>')!],
     });
     model.dispose();
-    const run = spawnSync(
-      process.execPath,
-      [
-        bin,
+    const run = await runCli([
+      'generate',
+      '--checkpoint',
+      dir,
+      '--prompt',
+      prompt,
+      '--max-new-tokens',
+      '9',
+      '--temperature',
+      '0',
+      '--backend',
+      'cpu',
+    ]);
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toBe(`${prompt}${tokenizer.decode(ids)}\n`);
+    expect(run.stderr).toMatch(/tokens in .* s/);
+
+    // async child processes: a blocking spawnSync would stall the test worker under load
+    const sampled = (seed: string, ...more: string[]) =>
+      runCli([
         'generate',
         '--checkpoint',
         dir,
         '--prompt',
         prompt,
         '--max-new-tokens',
-        '9',
-        '--temperature',
-        '0',
+        '12',
+        '--seed',
+        seed,
+        '--top-k',
+        '20',
         '--backend',
         'cpu',
-      ],
-      { encoding: 'utf8', timeout: 120_000 },
-    );
-    expect(run.status, run.stderr).toBe(0);
-    expect(run.stdout).toBe(`${prompt}${tokenizer.decode(ids)}\n`);
-    expect(run.stderr).toMatch(/tokens in .* s/);
-
-    const sampled = (seed: string) =>
-      spawnSync(
-        process.execPath,
-        [
-          bin,
-          'generate',
-          '--checkpoint',
-          dir,
-          '--prompt',
-          prompt,
-          '--max-new-tokens',
-          '12',
-          '--seed',
-          seed,
-          '--top-k',
-          '20',
-          '--backend',
-          'cpu',
-        ],
-        { encoding: 'utf8', timeout: 120_000 },
-      ).stdout;
-    expect(sampled('3')).toBe(sampled('3'));
+        ...more,
+      ]);
+    const [again, batch, ...singles] = await Promise.all([
+      sampled('3'),
+      sampled('3', '--num-samples', '3'),
+      ...['3', '4', '5'].map((seed) => sampled(seed)),
+    ]);
+    expect(again.stdout).toBe(singles[0]!.stdout);
+    // --num-samples: side by side in one batch, sample k is the run with seed + k - 1
+    expect(batch.status, batch.stderr).toBe(0);
+    expect(batch.stderr).toMatch(/3 samples, \d+ tokens in .* s/);
+    const texts = batch.stdout.split(/^--- sample \d of 3 ---\n/m).slice(1);
+    expect(batch.stdout.match(/^--- sample \d of 3 ---$/gm)).toEqual([
+      '--- sample 1 of 3 ---',
+      '--- sample 2 of 3 ---',
+      '--- sample 3 of 3 ---',
+    ]);
+    expect(texts).toEqual(singles.map((single) => single.stdout));
+    expect(new Set(texts).size).toBeGreaterThan(1); // the seeds differ, so do the samples
   });
 
-  it('rejects bad flags by name', () => {
-    const run = spawnSync(
-      process.execPath,
-      [bin, 'generate', '--checkpoint', '.', '--prompt', 'x', '--top-p', '1.5'],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
+  it('rejects bad flags by name', async () => {
+    const [run, samples] = await Promise.all([
+      runCli(['generate', '--checkpoint', '.', '--prompt', 'x', '--top-p', '1.5']),
+      runCli(['generate', '--checkpoint', '.', '--prompt', 'x', '--num-samples', '0']),
+    ]);
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--top-p expects a number in \(0, 1\]/);
+    expect(samples.status).toBe(2);
+    expect(samples.stderr).toMatch(/--num-samples expects an integer >= 1, got '0'/);
   });
 
-  it('--set changes a model key of the checkpoint; an unknown key lists the valid ones', () => {
+  it('--set changes a model key of the checkpoint; an unknown key lists the valid ones', async () => {
     const checkpoint = fileURLToPath(
       new URL('../../../../packages/model/__fixtures__/tiny-torch', import.meta.url),
     );
     const generate = (...set: string[]) =>
-      spawnSync(
-        process.execPath,
-        [bin, 'generate', '--checkpoint', checkpoint, '--prompt', 'a', '--max-new-tokens', '4']
+      runCli(
+        ['generate', '--checkpoint', checkpoint, '--prompt', 'a', '--max-new-tokens', '4']
           .concat(['--temperature', '0', '--backend', 'cpu'])
           .concat(set.flatMap((setting) => ['--set', setting])),
-        { encoding: 'utf8', timeout: 120_000 },
       );
-    const changed = generate('n_ctx=4', 'memory=none');
+    const [changed, unknown] = await Promise.all([
+      generate('n_ctx=4', 'memory=none'),
+      generate('ctx=4'),
+    ]);
     expect(changed.status, changed.stderr).toBe(0);
-    const unknown = generate('ctx=4');
     expect(unknown.status).toBe(2);
     expect(unknown.stderr.trim()).toMatch(/^baka: --set: unknown key 'ctx'; valid keys: .*n_ctx/m);
   });

@@ -1,8 +1,10 @@
 // `baka generate`: sample a continuation of a prompt, streaming the decoded text.
 //   baka generate --checkpoint DIR --prompt TEXT|- | --prompt-file FILE [--stop TEXT...]
 //                 [--keep-special-tokens] [--max-new-tokens N] [--temperature T]
-//                 [--top-k K] [--top-p P] [--seed S] [--backend NAME]
-// The tokenizer is DIR/tokenizer.json, or the bundled GPT-NeoX-20B one when absent.
+//                 [--top-k K] [--top-p P] [--seed S] [--num-samples N] [--backend NAME]
+// The tokenizer is DIR/tokenizer.json, or the bundled GPT-NeoX-20B one when absent. One sample
+// streams as it is generated; N > 1 samples are generated side by side (one batch) and printed
+// one after another when done, each under a `--- sample k of N ---` line.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer, defaultTokenizerPath } from '@baka/tokenizer';
@@ -32,6 +34,7 @@ interface GenerateFlags {
   topK?: string;
   topP?: string;
   seed: string;
+  numSamples: string;
   set?: string[];
   backend: BackendChoice;
 }
@@ -146,6 +149,11 @@ export function register(program: Command): void {
     .option('--top-k <k>', 'sample from the k most likely tokens')
     .option('--top-p <p>', 'sample from the smallest set of tokens with probability >= p')
     .option('--seed <s>', 'sampling seed (same seed, same text)', '0')
+    .option(
+      '--num-samples <n>',
+      'samples generated side by side in one batch (sample k uses seed + k - 1)',
+      '1',
+    )
     .option('--set <key=value>', SET_FLAG_HELP, collect)
     .addOption(backendOption())
     .action(
@@ -161,6 +169,7 @@ export function register(program: Command): void {
           throw new UserError(`--top-p expects a number in (0, 1], got '${flags.topP}'`);
         }
         const seed = parseIntFlag('--seed', flags.seed, { min: 0 });
+        const numSamples = parseIntFlag('--num-samples', flags.numSamples, { min: 1 });
         flags.checkpoint = resolveCheckpointArgument(
           flags.checkpoint,
           runsDirectory(flags.runsDir),
@@ -183,27 +192,50 @@ export function register(program: Command): void {
             );
           }
           const eos = tokenizer.specialTokens.eos;
-          process.stdout.write(promptText);
-          const streamer = new TextStreamer(tokenizer, (text) => process.stdout.write(text), {
+          const streamerOptions = {
             ...(flags.stop ? { stop: flags.stop } : {}),
             ...(flags.keepSpecialTokens ? { keepSpecialTokens: true } : {}),
-          });
+          };
+          // one sample streams to stdout; several are collected and printed when all are done
+          const texts = Array.from({ length: numSamples }, () => promptText);
+          if (numSamples === 1) process.stdout.write(promptText);
+          const streamers = texts.map(
+            (_, sample) =>
+              new TextStreamer(
+                tokenizer,
+                numSamples === 1
+                  ? (text) => process.stdout.write(text)
+                  : (text) => {
+                      texts[sample] += text;
+                    },
+                streamerOptions,
+              ),
+          );
           const started = performance.now();
-          const generated = model.generate(prompt, {
+          const samples = model.generateSamples(prompt, {
+            numSamples,
             maxNewTokens,
             temperature,
             ...(topK === undefined ? {} : { topK }),
             ...(topP === undefined ? {} : { topP }),
             seed,
             ...(eos === undefined ? {} : { stopTokens: [eos] }),
-            onToken: (id) => streamer.push(id),
-            shouldStop: () => streamer.stopped,
+            onToken: (id, sample) => streamers[sample]?.push(id),
+            shouldStop: (sample) => streamers[sample]?.stopped === true,
           });
-          streamer.flush();
-          process.stdout.write('\n');
+          for (const streamer of streamers) streamer.flush();
+          if (numSamples === 1) {
+            process.stdout.write('\n');
+          } else {
+            texts.forEach((text, sample) => {
+              process.stdout.write(`--- sample ${sample + 1} of ${numSamples} ---\n${text}\n`);
+            });
+          }
           const seconds = (performance.now() - started) / 1000;
+          const tokens = samples.reduce((sum, sample) => sum + sample.length, 0);
+          const what = numSamples === 1 ? '' : `${numSamples} samples, `;
           process.stderr.write(
-            `${generated.length} tokens in ${seconds.toFixed(2)} s (${(generated.length / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s, prompt ${prompt.length} tokens)\n`,
+            `${what}${tokens} tokens in ${seconds.toFixed(2)} s (${(tokens / Math.max(seconds, 1e-9)).toFixed(1)} tokens/s, prompt ${prompt.length} tokens)\n`,
           );
         } finally {
           model.dispose();

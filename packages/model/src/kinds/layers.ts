@@ -16,6 +16,7 @@ import type { Initialiser } from '../parameters';
 import type { MambaDims } from './mamba';
 import { persistentMemoryTensors } from './memory-tokens';
 import type { NormKind } from './norms';
+import type { QkNormKind, QkNormShape } from './qk-norms';
 
 /** The upstream init factor of a thin layer's attention weights. */
 export const THIN_ATTENTION_INIT_SCALE = 1e-4;
@@ -27,8 +28,13 @@ export interface LayerShape {
   /** The layer's MLP width F (layer_dim_ff, else dim_ff). */
   dimFf: number;
   dimHead: number;
-  /** The config's norm kind (norm_in). */
+  /** The config's norm kind (norm_in, or attn.norm_in and mlp.norm_in with split_norm). */
   norm: NormKind;
+  /** split_norm: attention and MLP normalise the input with norms of their own (upstream 00x_split_ln). */
+  splitNorm: boolean;
+  /** The config's qk_norm kind and its fields (kinds/qk-norms.ts). */
+  qkNorm: QkNormKind;
+  qkNormShape: QkNormShape;
   /** The layer's Mamba block sizes (kinds/mamba.ts), when it has one. */
   mamba?: MambaDims;
   /** Whether attention has persistent memory k/v (n_mem_kv > 0, kinds/memory-tokens.ts). */
@@ -68,10 +74,20 @@ export interface LayerKind {
   forward: LayerForward;
 }
 
+/** A norm module's tensors: `{prefix}.weight` (and `.bias`), [D]. */
+function normTensors(shape: LayerShape, prefix: string, dimModel: number): LayerTensor[] {
+  return shape.norm.parameters.map(({ suffix, init }) => ({
+    suffix: `${prefix}.${suffix}`,
+    shape: [dimModel],
+    init: { kind: init } as Initialiser,
+    trainable: true,
+  }));
+}
+
 /**
- * norm_in, the persistent memory k/v (n_mem_kv, kinds/memory-tokens.ts; attn's own parameters
- * come first in its state_dict), the four attention projections and the rotary frequencies;
- * `scale` x the Linear init.
+ * norm_in (attn.norm_in with split_norm), the persistent memory k/v (n_mem_kv,
+ * kinds/memory-tokens.ts; attn's own parameters come first in its state_dict), the four attention
+ * projections, the rotary frequencies and the qk_norm tensors; `scale` x the Linear init.
  */
 function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number): LayerTensor[] {
   const { dim_model: D, dim_attn: A } = config;
@@ -82,12 +98,7 @@ function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number)
   };
   const rotaryScale = scale === undefined ? undefined : config.thin_rotary_scale;
   return [
-    ...shape.norm.parameters.map(({ suffix, init }) => ({
-      suffix: `norm_in.${suffix}`,
-      shape: [D],
-      init: { kind: init } as Initialiser,
-      trainable: true,
-    })),
+    ...(shape.splitNorm ? [] : normTensors(shape, 'norm_in', D)),
     ...persistentMemoryTensors(config, shape),
     { suffix: 'attn.q.weight', shape: [A, D], init: linear, trainable: true },
     { suffix: 'attn.k.weight', shape: [A, D], init: linear, trainable: true },
@@ -99,20 +110,26 @@ function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number)
       init: { kind: 'rotary', ...(rotaryScale === undefined ? {} : { scale: rotaryScale }) },
       trainable: false,
     },
+    ...(shape.splitNorm ? normTensors(shape, 'attn.norm_in', D) : []),
+    ...shape.qkNorm.tensors(shape.qkNormShape),
   ];
 }
 
-/** The stacked attention weights [q ; k ; v] and the norm (tensors of the caller's scope). */
+/** The norm's tensors under `prefix`, in the norm kind's order. */
+function normParameters(get: (suffix: string) => tf.Tensor, shape: LayerShape, prefix: string) {
+  return shape.norm.parameters.map(({ suffix }) => get(`${prefix}.${suffix}`) as tf.Tensor1D);
+}
+
+/** The stacked attention weights [q ; k ; v], the input norm(s) and qk_norm (tensors of the caller's scope). */
 function prepareAttention(
   get: (suffix: string) => tf.Tensor,
   shape: LayerShape,
   rotary: RotaryEmbedding,
 ): Omit<FusedLayerWeights, 'mlp'> {
+  const qkNorm = shape.qkNorm.prepare(get, shape.qkNormShape);
   return {
     norm: shape.norm,
-    normParameters: shape.norm.parameters.map(
-      ({ suffix }) => get(`norm_in.${suffix}`) as tf.Tensor1D,
-    ),
+    normParameters: normParameters(get, shape, shape.splitNorm ? 'attn.norm_in' : 'norm_in'),
     qkv: tf.concat(
       [get('attn.q.weight'), get('attn.k.weight'), get('attn.v.weight')],
       0,
@@ -127,10 +144,14 @@ function prepareAttention(
           },
         }
       : {}),
+    ...(qkNorm === null ? {} : { qkNorm }),
   };
 }
 
-/** Upstream's layer: y = x + attention(norm(x)) + mlp(norm(x)). */
+/**
+ * Upstream's layer: y = x + attention(norm(x)) + mlp(norm(x)); with split_norm each branch has
+ * its own norm, y = x + attention(attn.norm_in(x)) + mlp(mlp.norm_in(x)).
+ */
 const standard: LayerKind = {
   description: 'parallel attention + elephant-gated MLP on one shared input norm (upstream 003)',
   tensors: (config, shape) => {
@@ -144,6 +165,7 @@ const standard: LayerKind = {
     });
     return [
       ...attentionTensors(config, shape),
+      ...(shape.splitNorm ? normTensors(shape, 'mlp.norm_in', D) : []),
       mlp('fc_gate', [F, D], D),
       mlp('fc_up', [F, D], D),
       mlp('fc_down', [D, F], F),
@@ -152,6 +174,7 @@ const standard: LayerKind = {
   rotaryScale: () => 1,
   prepare: (get, shape, rotary) => ({
     ...prepareAttention(get, shape, rotary),
+    ...(shape.splitNorm ? { mlpNormParameters: normParameters(get, shape, 'mlp.norm_in') } : {}),
     mlp: {
       gateUp: tf.concat([get('mlp.fc_gate.weight'), get('mlp.fc_up.weight')], 0) as tf.Tensor2D, // [2F, D]
       down: get('mlp.fc_down.weight') as tf.Tensor2D,

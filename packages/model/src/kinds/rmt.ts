@@ -195,7 +195,10 @@ export function rmtKind(name: string, inner: SequenceStateKind): SequenceStateKi
       const tokens = parameters?.get('model.rmt.rmt_tokens') as tf.Tensor2D | undefined;
       if (tokens === undefined) throw new ModelError('RMT: the model has no model.rmt.rmt_tokens');
       const chunk = inner.incremental(config, parameters);
-      let m: tf.Tensor2D | null = null; // [M, D], owned
+      const [memoryTokens, dimModel] = tokens.shape;
+      let m: tf.Tensor2D | null = null; // [R*M, D] row by row, owned
+      let initial: tf.Tensor2D = tokens; // the first write block: the learned tokens in every row
+      let rows = 1;
       return {
         get chunkSlots() {
           return chunk.chunkSlots;
@@ -204,14 +207,29 @@ export function rmtKind(name: string, inner: SequenceStateKind): SequenceStateKi
         append: (layer, out) => chunk.append(layer, out),
         rewind: (count) => chunk.rewind(count),
         endChunk: (keep) => chunk.endChunk(keep),
+        selectRows: (selected) => {
+          chunk.selectRows(selected);
+          rows = selected.length;
+          if (initial !== tokens) initial.dispose();
+          initial = rows === 1 ? tokens : (tf.keep(tf.tile(tokens, [rows, 1])) as tf.Tensor2D);
+          if (m === null) return;
+          const previous = m;
+          m = tf.tidy(() => {
+            const byRow = tf.reshape(previous, [-1, memoryTokens, dimModel]); // [R, M, D]
+            const picked = tf.gather(byRow, tf.tensor1d(Int32Array.from(selected), 'int32'));
+            return tf.keep(tf.reshape(picked, [rows * memoryTokens, dimModel])) as tf.Tensor2D;
+          });
+          previous.dispose();
+        },
         chunkPrefix: () => m,
-        chunkSuffix: () => m ?? tokens,
+        chunkSuffix: () => m ?? initial,
         takeSuffixOutput: (y) => {
           m?.dispose();
           m = tf.keep(tf.clone(y));
         },
         dispose: () => {
           m?.dispose();
+          if (initial !== tokens) initial.dispose();
           chunk.dispose();
         },
       };

@@ -194,6 +194,10 @@ class CachedChunk implements IncrementalState {
     this.#cache.endChunk(keep);
   }
 
+  selectRows(rows: readonly number[]): void {
+    this.#cache.selectRows(rows);
+  }
+
   dispose(): void {
     this.#cache.dispose();
   }
