@@ -5,7 +5,7 @@
 // Per token: q, k ([A, D] each), v, o ([D, D]), gate, up ([F, D]), down ([D, F]) per layer, and
 // the output projection [V, D]; the embedding is a gather (0 FLOPs). Per chunk of T queries over
 // P memory + T current keys: scores 2*T*(P+T)*A and mixing 2*T*(P+T)*D per layer, counted in
-// full (the model computes the masked half too).
+// full (the model computes the masked half too). With qk_norm negator the scores run over 2A.
 import { type BakaConfig, sequenceStateKind } from '@baka/model';
 
 /** Forward FLOPs for one sequence of `length` tokens (batch row), chunked by n_ctx with XL memory. */
@@ -19,6 +19,8 @@ export function forwardFlops(config: BakaConfig, length: number): number {
     n_ctx: chunk,
   } = config;
   const perTokenLinear = layers * 2 * (2 * a * d + 2 * d * d + 3 * d * f) + 2 * d * v;
+  // qk_norm negator: queries and keys are [x ; c - x], so scores run over 2A features
+  const scoreWidth = config.qk_norm === 'negator' ? 2 * a : a;
   let attention = 0;
   let previous = 0; // length of the previous chunk (the memory)
   for (let position = 0; position < length; position += chunk) {
@@ -26,7 +28,7 @@ export function forwardFlops(config: BakaConfig, length: number): number {
     for (let layer = 0; layer < layers; layer++) {
       const reads = previous > 0 && sequenceStateKind(config).attendsToPast(config, layer);
       const keys = (reads ? previous : 0) + t;
-      attention += 2 * t * keys * a + 2 * t * keys * d;
+      attention += 2 * t * keys * scoreWidth + 2 * t * keys * d;
     }
     previous = t;
   }

@@ -4,7 +4,8 @@
 //
 // Shape legend: B batch, T new tokens (the chunk, or a generation step), N = B*T rows,
 // D dim_model, A dim_attn, H heads, K dim_head (A / H), Kv value head dim (D / H), P past length,
-// W key width P+T rounded up to the context's key bucket.
+// W key width P+T rounded up to the context's key bucket, K' q/k width after qk_norm (K, or 2K
+// with the negator).
 //
 //   q, k: N x D -> A, v: N x D -> D (one matmul with [q ; k ; v] stacked, PyTorch layout)
 //   keys/values = [past ; new] (past unrotated, as cached), then rotated: keys at
@@ -78,7 +79,7 @@ export function fromHeads(x: tf.Tensor4D): tf.Tensor2D {
 }
 
 /** x [B, H, L, X] padded with zeros to [B, H, W, X] along the key axis. */
-function padKeys(x: tf.Tensor4D, width: number): tf.Tensor4D {
+export function padKeys(x: tf.Tensor4D, width: number): tf.Tensor4D {
   const padding = width - x.shape[2];
   if (padding === 0) return x;
   return tf.pad(x, [
@@ -134,10 +135,10 @@ export function attention(
   const v = toHeads(vFlat as tf.Tensor2D, batch, length, heads); // [B, H, T, Kv]
   const { past, keyOffset } = state;
   const pastLength = past === null ? 0 : past.k.shape[2];
-  const keys = past === null ? k : (tf.concat([past.k, k], 2) as tf.Tensor4D); // [B, H, P+T, K]
+  const keys = past === null ? k : (tf.concat([past.k, k], 2) as tf.Tensor4D); // [B, H, P+T, K']
   const values = past === null ? v : (tf.concat([past.v, v], 2) as tf.Tensor4D); // [B, H, P+T, Kv]
-  const rotatedQueries = context.rotary.rotate(q, { offset: keyOffset + pastLength }); // [B, H, T, K]
-  let rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K]
+  const rotatedQueries = context.rotary.rotate(q, { offset: keyOffset + pastLength }); // [B, H, T, K']
+  let rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K']
   let attendedValues = values; // [B, H, P+T, Kv]
   let seen = pastLength; // keys every query sees in front of the new ones
   if (persistent !== undefined) {
@@ -147,7 +148,7 @@ export function attention(
   }
   const scaled = qkNorm
     ? qkNorm.scaleQueries(rotatedQueries)
-    : (tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D); // [B, H, T, K]
+    : (tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D); // [B, H, T, K']
   // Padded key positions are masked out (their weights are exactly 0), so padding changes no value.
   const width = Math.ceil((seen + length) / context.keyBucket) * context.keyBucket; // W
   // softmax(q k^T + mask) v, with a gradient that keeps few [B, H, T, W] tensors

@@ -72,7 +72,7 @@ const configShape = {
     .array(z.enum(LAYER_KIND_NAMES))
     .default([])
     .describe(
-      "Per-layer kind: 'standard' or 'attention-only' (a thin layer, no MLP); [] = all standard.",
+      "Per-layer kind: 'standard', 'attention-only' (a thin layer, no MLP) or 'mega' (Mega's EMA + gated attention in the attention branch's place); [] = all standard.",
     ),
   layer_dim_ff: z
     .array(positiveInt)
@@ -194,6 +194,25 @@ const configShape = {
     .boolean()
     .default(false)
     .describe('qk_norm l2: learn the logit scale per head (attn.qk_scale, [n_heads]).'),
+  ema_dim: positiveInt
+    .default(16)
+    .describe(
+      "Mega layers: EMA dimensions per channel (the paper's 16); the EMA state is [B, D, ema_dim].",
+    ),
+  mega_z_dim: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Mega layers: width of the shared query/key representation z (0: max(dim_head, dim_model / 4)); at least dim_head.',
+    ),
+  mega_h_dim: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe('Mega layers: width of the attention values and the reset gate (0: 2 * dim_model).'),
   n_memory_tokens: z
     .number()
     .int()
@@ -330,6 +349,10 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
           : 'baka_xl';
   config.dim_ff = raw.dim_ff || 4 * raw.dim_model;
   config.dim_attn = raw.dim_attn || raw.dim_model;
+  config.mega_z_dim =
+    raw.mega_z_dim ||
+    Math.max((config.dim_attn as number) / raw.n_heads, Math.floor(raw.dim_model / 4));
+  config.mega_h_dim = raw.mega_h_dim || 2 * raw.dim_model;
   const result = config as BakaConfig;
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
@@ -359,23 +382,7 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     );
   }
   checkQkNorm(result, fail);
-  if (result.n_memory_tokens === 0) {
-    if (result.memory_tokens_every > 0) fail('memory_tokens_every needs n_memory_tokens >= 1');
-    if (result.memory_tokens_in_xl) fail('memory_tokens_in_xl needs n_memory_tokens >= 1');
-  } else {
-    const other: [string, number][] = [
-      ['n_pauses', result.n_pauses],
-      ['n_rmt_tokens', result.n_rmt_tokens],
-      ['mamba_each_nth_layer', result.mamba_each_nth_layer],
-    ];
-    for (const [field, value] of other) {
-      if (value > 0)
-        fail(`n_memory_tokens cannot be combined with ${field} (set one of them to 0)`);
-    }
-  }
-  if (result.n_mem_kv > 0 && result.qk_norm !== 'none') {
-    fail('n_mem_kv cannot be combined with qk_norm (persistent keys are not normalised)');
-  }
+  checkMemoryTokens(result, fail);
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
     if (result[field].length > 0 && result[field].length !== result.n_layers) {
       fail(
@@ -383,6 +390,7 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
       );
     }
   }
+  if (result.layer_kinds.includes('mega')) checkMega(result, fail);
   return result;
 }
 
@@ -405,6 +413,52 @@ function checkQkNorm(config: BakaConfig, fail: (message: string) => void): void 
   }
   if (kind !== 'l2' && config.qk_norm_learned_scale) {
     fail(`qk_norm_learned_scale: only qk_norm l2 has a logit scale, not '${kind}'`);
+  }
+}
+
+/** Memory tokens and persistent memory k/v (kinds/memory-tokens.ts): what they combine with. */
+function checkMemoryTokens(config: BakaConfig, fail: (message: string) => never): void {
+  if (config.n_memory_tokens === 0) {
+    if (config.memory_tokens_every > 0) fail('memory_tokens_every needs n_memory_tokens >= 1');
+    if (config.memory_tokens_in_xl) fail('memory_tokens_in_xl needs n_memory_tokens >= 1');
+  } else {
+    for (const [field, value] of [
+      ['n_pauses', config.n_pauses],
+      ['n_rmt_tokens', config.n_rmt_tokens],
+      ['mamba_each_nth_layer', config.mamba_each_nth_layer],
+    ] as const) {
+      if (value > 0)
+        fail(`n_memory_tokens cannot be combined with ${field} (set one of them to 0)`);
+    }
+  }
+  if (config.n_mem_kv > 0 && config.qk_norm !== 'none') {
+    fail('n_mem_kv cannot be combined with qk_norm (persistent keys are not normalised)');
+  }
+}
+
+/** What a model with Mega layers needs (kinds/mega.ts). */
+function checkMega(config: BakaConfig, fail: (message: string) => never): void {
+  if (config.memory === 'xl' && config.memory_source !== 'same-layer') {
+    fail(
+      "layer_kinds 'mega' needs memory_source same-layer (or memory none): a Mega layer's keys are one head of mega_z_dim features, which other layers cannot read",
+    );
+  }
+  if (config.mega_z_dim < dimHead(config)) {
+    fail(
+      `mega_z_dim (${config.mega_z_dim}) must be at least dim_head (${dimHead(config)}): rotary positions turn its first dim_head features`,
+    );
+  }
+  for (const [field, unsupported] of [
+    ['n_pauses', config.n_pauses > 0],
+    ['n_rmt_tokens', config.n_rmt_tokens > 0],
+    ['mamba_each_nth_layer', config.mamba_each_nth_layer > 0],
+    ['rotary_precision', config.rotary_precision !== 'float32'],
+    ['qk_norm', config.qk_norm !== 'none'],
+    ['split_norm', config.split_norm],
+    ['n_memory_tokens', config.n_memory_tokens > 0],
+    ['n_mem_kv', config.n_mem_kv > 0],
+  ] as const) {
+    if (unsupported) fail(`${field}: not supported together with layer_kinds 'mega'`);
   }
 }
 

@@ -14,6 +14,7 @@ import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
 import { carriesLayerStates } from './kinds/layer-states';
 import { hasMamba } from './kinds/mamba';
+import { hasMega } from './kinds/mega';
 import {
   MEMORY_TOKENS_PARAMETER,
   slotGroups,
@@ -103,7 +104,7 @@ export class IncrementalDecoder {
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
     this.#state = sequenceStateKind(config).incremental(config, model.parameters);
     this.#recurrent = Array.from({ length: config.n_layers }, (_, layer) =>
-      hasMamba(config, layer) ? null : undefined,
+      hasMamba(config, layer) || hasMega(config, layer) ? null : undefined,
     );
     this.#chunkStart = [...this.#recurrent];
     this.#carry = carriesLayerStates(config);

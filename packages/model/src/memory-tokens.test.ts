@@ -384,6 +384,13 @@ describe('memory tokens: tensor hygiene, checkpoints, config', () => {
     expect(() => makeConfig({ ...base, n_mem_kv: 2, qk_norm: 'l2' })).toThrow(
       /n_mem_kv cannot be combined with qk_norm/,
     );
+    const mega = { ...base, layer_kinds: ['mega', 'standard'], memory_source: 'same-layer' };
+    expect(() => makeConfig({ ...mega, n_memory_tokens: 2 })).toThrow(
+      /n_memory_tokens: not supported together with layer_kinds 'mega'/,
+    );
+    expect(() => makeConfig({ ...mega, n_mem_kv: 2 })).toThrow(
+      /n_mem_kv: not supported together with layer_kinds 'mega'/,
+    );
     // persistent k/v combine with everything
     expect(makeConfig({ ...base, n_mem_kv: 2, n_pauses: 2, n_rmt_tokens: 2 }).n_mem_kv).toBe(2);
   });

@@ -217,6 +217,15 @@ describe('qk_norm: the XL memory keeps normalised, unrotated keys', () => {
       const memory = first.memory as XLState;
       const secondIds = int2d([ids.slice(8)]);
       const second = model.forward(secondIds, { memory }).logits.dataSync();
+      // the memory holds the normalised keys: the negator's are 2 x dim_head wide, l2's unit long
+      const keys = memory.memory.layers()[0]!.k!; // [B, H, P, K']
+      expect(keys.shape[3]).toBe(fields.qk_norm === 'negator' ? 16 : 8);
+      if (fields.qk_norm === 'l2') {
+        const lengths = tf.sqrt(tf.sum(tf.square(keys), 3)).dataSync();
+        expect(maxAbsDifference(lengths, new Float32Array(lengths.length).fill(1))).toBeLessThan(
+          1e-5,
+        );
+      }
       // negative control: a memory holding the keys rotated (as a cache after rotary would): the
       // next chunk rotates them again, so the two calls no longer equal the one
       const layers = memory.memory.layers().map((entry) => ({
@@ -240,8 +249,27 @@ describe('qk_norm: the XL memory keeps normalised, unrotated keys', () => {
   });
 });
 
+/** Generation also with the mechanisms whose decoding differs: pauses (rewinds), RMT, Mamba. */
+const WITH_MECHANISMS: [string, Partial<BakaConfig>][] = [
+  ...OPTIONS,
+  [
+    'negator + split_norm with pauses and RMT',
+    {
+      qk_norm: 'negator',
+      split_norm: true,
+      n_pauses: 2,
+      n_rmt_tokens: 2,
+      memory_source: 'same-layer',
+    },
+  ],
+  [
+    'l2 learned + split_norm with Mamba',
+    { qk_norm: 'l2', qk_norm_learned_scale: true, split_norm: true, mamba_each_nth_layer: 2 },
+  ],
+];
+
 describe('qk_norm and split_norm: generation, checkpoints, hygiene, config', () => {
-  it.each(OPTIONS)(
+  it.each(WITH_MECHANISMS)(
     '%s: greedy generation equals full recomputation; incremental logits equal the full pass',
     (_, fields) => {
       const model = perturbedModel(fields, 41);
