@@ -3,7 +3,7 @@
 Written from the papers' descriptions (Burtsev et al. 2020, "Memory Transformer": learned memory
 tokens prepended to every segment; Sukhbaatar et al. 2019, "Augmenting Self-attention with
 Persistent Memory": learned key/value pairs every query attends to), not from any implementation.
-docs/architecture.md section 1.9 states the semantics both sides compute:
+docs/architecture.md section 1.10 states the semantics both sides compute:
 
 - `n_memory_tokens` M: the learned rows `model.memtok.tokens` [M, D] run as a group in front of
   the chunk's tokens (`memory_tokens_every` N > 0: a group in front of tokens 0, N, 2N, ... of the

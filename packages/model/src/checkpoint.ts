@@ -133,6 +133,11 @@ export function configJson(config: BakaConfig): string {
   for (const key of QK_NORM_KEYS) {
     if (written[key] === configDefault(key)) delete written[key];
   }
+  if (config.recurrent_layers.length === 0) {
+    delete written.recurrent_layers;
+    delete written.n_state_vectors;
+    delete written.state_gate;
+  }
   if (config.n_memory_tokens === 0) {
     delete written.n_memory_tokens;
     delete written.memory_tokens_every;

@@ -263,6 +263,8 @@ export class IncrementalDecoder {
     }
     const slots = layout.slice(common);
     const dimModel = model.config.dim_model;
+    // the chunk's last slot is in this step unless a suffix block (RMT's write block) follows
+    const endsChunk = length === model.config.n_ctx && (state.chunkSuffix?.() ?? null) === null;
     const y = this.#run(
       () => {
         const embedded = model.embed(tf.tensor2d(tokens, [rows, length], 'int32')); // [R, n, D]
@@ -283,6 +285,7 @@ export class IncrementalDecoder {
         return tf.reshape(picked, [rows * slots.length, dimModel]) as tf.Tensor2D; // [R*slots, D]
       },
       'tokens',
+      endsChunk,
       slotGroups(slots),
     );
     this.#chunk = tokens;
@@ -311,7 +314,7 @@ export class IncrementalDecoder {
     const state = this.#state;
     const suffix = state.chunkSuffix?.() ?? null;
     if (suffix !== null) {
-      const y = this.#run(() => suffix, 'suffix');
+      const y = this.#run(() => suffix, 'suffix', true);
       state.takeSuffixOutput?.(y);
       y.dispose();
     }
@@ -323,11 +326,12 @@ export class IncrementalDecoder {
   }
 
   // Runs the slots `input()` gives [R*n, D] (rows in (row, slot) order) through the layers; the
-  // last layer's outputs [R*n, D].
-  // `groups`: the memory-token groups among a row's slots.
+  // last layer's outputs [R*n, D]. `endsChunk`: the step holds the chunk's last slot (a
+  // block-recurrent state updates then); `groups`: the memory-token groups among a row's slots.
   #run(
     input: () => tf.Tensor2D,
     block: 'prefix' | 'tokens' | 'suffix',
+    endsChunk = false,
     groups: readonly QueryGroup[] = [],
   ): tf.Tensor2D {
     const state = this.#state;
@@ -343,7 +347,7 @@ export class IncrementalDecoder {
             ? { read: count, write: 0 }
             : { read: 0, write: count };
       // state in: every view is taken before the first append (they stay valid until then)
-      const states = withGroups(state.views(open), groups).map((view, layer) => {
+      const states = withGroups(state.views(open, endsChunk), groups).map((view, layer) => {
         const recurrent = this.#recurrent[layer];
         return recurrent === undefined ? view : { ...view, recurrent };
       });

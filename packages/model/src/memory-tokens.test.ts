@@ -388,6 +388,12 @@ describe('memory tokens: tensor hygiene, checkpoints, config', () => {
     expect(() => makeConfig({ ...mega, n_memory_tokens: 2 })).toThrow(
       /n_memory_tokens: not supported together with layer_kinds 'mega'/,
     );
+    expect(() => makeConfig({ ...base, n_mem_kv: 2, recurrent_layers: [1] })).toThrow(
+      /n_mem_kv cannot be combined with recurrent_layers/,
+    );
+    expect(() => makeConfig({ ...base, n_memory_tokens: 2, recurrent_layers: [1] })).toThrow(
+      /n_memory_tokens cannot be combined with recurrent_layers/,
+    );
     expect(() => makeConfig({ ...mega, n_mem_kv: 2 })).toThrow(
       /n_mem_kv: not supported together with layer_kinds 'mega'/,
     );

@@ -41,6 +41,8 @@ export interface LayerShape {
   mamba?: MambaDims;
   /** A Mega layer's sizes (kinds/mega.ts). */
   mega?: MegaDims;
+  /** A recurrent layer's state gate (kinds/block-recurrent.ts), when it is one. */
+  recurrent?: BakaConfig['state_gate'];
   /** Whether attention has persistent memory k/v (n_mem_kv > 0, kinds/memory-tokens.ts). */
   persistentMemory?: boolean;
 }

@@ -1,5 +1,5 @@
 // Memory Transformer tokens (Burtsev et al. 2020) and persistent memory key/values (Sukhbaatar
-// et al. 2019, "all-attention"; x-transformers' num_mem_kv). docs/architecture.md section 1.9.
+// et al. 2019, "all-attention"; x-transformers' num_mem_kv). docs/architecture.md section 1.10.
 //
 // Memory tokens: `n_memory_tokens` M learned rows `model.memtok.tokens` [M, D] run as a group in
 // front of the chunk's tokens, or with `memory_tokens_every` N > 0 in front of tokens 0, N, 2N, ...
