@@ -54,6 +54,7 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   mamba: { mamba_each_nth_layer: 2 },
   'mamba-carry': { mamba_each_nth_layer: 2, mamba_carry_state: true },
   'qk-norm': { qk_norm: 'negator', split_norm: true },
+  mega: { layer_kinds: ['standard', 'mega', 'standard', 'mega'], memory_source: 'same-layer' },
 };
 type Section = (typeof SECTIONS)[number];
 type Preset = 'tiny' | 'small';
