@@ -188,6 +188,8 @@ function describeVariant(config: BakaConfig): string {
   if (config.n_rmt_tokens > 0)
     parts.push(`${config.n_rmt_tokens} RMT tokens, ${config.memory_source}`);
   if (config.norm !== 'layernorm') parts.push(config.norm);
+  if (config.qk_norm !== 'none') parts.push(`qk_norm ${config.qk_norm}`);
+  if (config.split_norm) parts.push('split_norm');
   return parts.join(', ');
 }
 
