@@ -21,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
+import mega
 import qk_norm
 
 
@@ -63,6 +64,11 @@ class Config:
     # ours: Mamba layers carry their conv window and scan state from chunk to chunk (and, in the
     # memory a call returns, to the next call); False = upstream 007 (zero state every chunk)
     mamba_carry_state: bool = False
+    # Mega layers (layer_kinds "mega", mega.py): EMA dimensions N, shared z width (0: max(dim_head,
+    # dim_model // 4)), value width (0: 2 * dim_model)
+    ema_dim: int = 16
+    mega_z_dim: int = 0
+    mega_h_dim: int = 0
     # norms inside attention and split input norms (qk_norm.py; defaults = 003)
     qk_norm: str = "none"
     qk_norm_scope: str = "head"
@@ -77,7 +83,10 @@ class Config:
         self.layer_kinds = list(self.layer_kinds) or ["standard"] * self.n_layers
         self.layer_dim_ff = list(self.layer_dim_ff) or [self.dim_ff] * self.n_layers
         assert len(self.layer_kinds) == self.n_layers and len(self.layer_dim_ff) == self.n_layers
-        assert all(kind in ("standard", "attention-only") for kind in self.layer_kinds)
+        assert all(kind in ("standard", "attention-only", "mega") for kind in self.layer_kinds)
+        self.mega_z_dim = self.mega_z_dim or max(self.dim_attn // self.n_heads, self.dim_model // 4)
+        self.mega_h_dim = self.mega_h_dim or 2 * self.dim_model
+        mega.check_config(self)
         assert self.dim_attn % self.n_heads == 0
         assert self.dim_model % self.n_heads == 0
         assert self.memory in ("xl", "none")
@@ -132,6 +141,9 @@ class Config:
             d.pop("layer_kinds")  # a uniform model writes the 003 config, without per-layer fields
             d.pop("layer_dim_ff")
             d.pop("thin_rotary_scale")
+        if "mega" not in self.layer_kinds:
+            for key in ("ema_dim", "mega_z_dim", "mega_h_dim"):
+                d.pop(key)
         return d
 
 
@@ -145,11 +157,14 @@ class LayerMemory:
     write: Optional[torch.Tensor] = None  # RMT: last layer's outputs at the write positions [B, M, D]
     # mamba_carry_state: the layer's Mamba state after the chunk, (conv inputs [B, W-1, Di], scan [B, Di, N])
     mamba: Optional[tuple] = None
+    ema: Optional[torch.Tensor] = None  # a Mega layer's EMA state after the chunk [B, D, N]
 
     def detached(self) -> "LayerMemory":
         write = None if self.write is None else self.write.detach()
         mamba = None if self.mamba is None else tuple(t.detach() for t in self.mamba)
-        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write, mamba=mamba)
+        ema = None if self.ema is None else self.ema.detach()
+        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write, mamba=mamba,
+                           ema=ema)
 
 
 def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
@@ -368,7 +383,10 @@ class Layer(nn.Module):
         super().__init__()
         thin = c.layer_kinds[index] == "attention-only"
         self.norm_in = None if c.split_norm else make_norm(c)
-        self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
+        if c.layer_kinds[index] == "mega":  # Mega's gated attention takes the attention branch's place
+            self.mega = mega.MegaAttention(c)
+        else:
+            self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
         self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
         if c.has_mamba(index):
             self.mamba = Mamba(c.dim_model)
@@ -377,10 +395,13 @@ class Layer(nn.Module):
             self.mamba = None
         self.carry_mamba = c.mamba_carry_state
 
-    def forward(self, x, past, start, rmt=(0, 0), mamba_state=None):
+    def forward(self, x, past, start, rmt=(0, 0), mamba_state=None, ema=None):
         split = self.norm_in is None  # split_norm: each branch normalises x with its own norm
         h = None if split else self.norm_in(x)
-        attn, mine = self.attn(self.attn.norm_in(x) if split else h, past, start, rmt)
+        if hasattr(self, "mega"):  # (no split_norm with Mega layers)
+            attn, mine = self.mega(x, h, past, start, ema)
+        else:
+            attn, mine = self.attn(self.attn.norm_in(x) if split else h, past, start, rmt)
         y = x + attn
         if self.mlp is not None:
             y = y + self.mlp(self.mlp.norm_in(x) if split else h)
@@ -443,7 +464,8 @@ class Net(nn.Module):
                         past = memory[i]
                 # mamba_carry_state: the layer's own Mamba state after the previous chunk
                 mamba_state = None if memory is None else memory[i].mamba
-                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), mamba_state)
+                ema = None if memory is None else memory[i].ema  # a Mega layer's own EMA state
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), mamba_state, ema)
                 current.append(mine)
             start += y.shape[1]
             if c.n_rmt_tokens:
@@ -531,7 +553,8 @@ def select_memory(memory, previous_rows: list[int], rows: list[int]):
     return [
         LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start,
                     write=None if m.write is None else m.write.detach()[pick],
-                    mamba=None if m.mamba is None else tuple(t.detach()[pick] for t in m.mamba))
+                    mamba=None if m.mamba is None else tuple(t.detach()[pick] for t in m.mamba),
+                    ema=None if m.ema is None else m.ema.detach()[pick])
         for m in memory
     ]
 

@@ -21,6 +21,15 @@ interface RunFigures {
   trainLoss: number | null;
   validLoss: number | null;
   validTokenLoss: number | null;
+  /** The last evaluation's answer accuracy per distance (recall corpus). */
+  answerAccuracy: Map<number, number>;
+}
+
+function hasTable(db: Database.Database, name: string): boolean {
+  return (
+    db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !==
+    undefined
+  );
 }
 
 function hasExperimentTables(db: Database.Database): boolean {
@@ -95,6 +104,7 @@ function runFigures(
     trainLoss: null,
     validLoss: null,
     validTokenLoss: null,
+    answerAccuracy: new Map(),
   };
   if (runId === null) return figures;
   const steps = db
@@ -116,11 +126,28 @@ function runFigures(
   figures.trainLoss = mean(last);
   const evaluation = db
     .prepare(
-      'SELECT loss, token_loss AS tokenLoss FROM evals WHERE run_id = ? AND split = ? ORDER BY step DESC LIMIT 1',
+      'SELECT step, loss, token_loss AS tokenLoss FROM evals WHERE run_id = ? AND split = ? ORDER BY step DESC LIMIT 1',
     )
-    .get(runId, spec.eval.split) as { loss: number | null; tokenLoss: number | null } | undefined;
+    .get(runId, spec.eval.split) as
+    | { step: number; loss: number | null; tokenLoss: number | null }
+    | undefined;
   figures.validLoss = evaluation?.loss ?? null;
   figures.validTokenLoss = evaluation?.tokenLoss ?? null;
+  // a database written before answer evaluations existed has no such table
+  if (evaluation && hasTable(db, 'answer_evals')) {
+    const answers = db
+      .prepare(
+        'SELECT distance, answers, correct FROM answer_evals WHERE run_id = ? AND step = ? AND split = ? ORDER BY distance',
+      )
+      .all(runId, evaluation.step, spec.eval.split) as {
+      distance: number;
+      answers: number;
+      correct: number;
+    }[];
+    for (const row of answers) {
+      if (row.answers > 0) figures.answerAccuracy.set(row.distance, row.correct / row.answers);
+    }
+  }
   return figures;
 }
 
@@ -148,12 +175,14 @@ export function experimentReport(db: Database.Database, name: string): Experimen
     status: string | null;
   }[];
   const rows: ExperimentReportRow[] = [];
+  const finishedRuns: RunFigures[][] = [];
   for (const { name: variant } of spec.variants) {
     const all = links
       .filter((link) => link.variant === variant && spec.seeds.includes(link.seed))
       .map((link) => runFigures(db, link.runId, link.status, spec, link));
     // Figures come from finished runs only: a run still training would mix its early losses in.
     const runs = all.filter((run) => run.finished);
+    finishedRuns.push(runs);
     const valid = runs.flatMap((run) => (run.validLoss === null ? [] : [run.validLoss]));
     const seconds = runs.reduce((sum, run) => sum + run.trainSeconds, 0);
     const validLoss = mean(valid);
@@ -173,8 +202,17 @@ export function experimentReport(db: Database.Database, name: string): Experimen
       perplexity: validLoss === null ? null : Math.exp(validLoss),
       diff: null,
       spread: sampleDeviation(valid),
+      answerAccuracy: [],
     });
   }
+  const distances = [
+    ...new Set(finishedRuns.flat().flatMap((run) => [...run.answerAccuracy.keys()])),
+  ].sort((a, b) => a - b);
+  rows.forEach((row, i) => {
+    row.answerAccuracy = distances.map((distance) =>
+      mean(finishedRuns[i]!.flatMap((run) => run.answerAccuracy.get(distance) ?? [])),
+    );
+  });
   const first = rows[0]?.validLoss ?? null;
   for (const row of rows) {
     row.diff = first === null || row.validLoss === null ? null : row.validLoss - first;
@@ -184,6 +222,7 @@ export function experimentReport(db: Database.Database, name: string): Experimen
     split: spec.eval.split,
     lastSteps: spec.report.lastSteps,
     seeds: spec.seeds,
+    distances,
     rows,
   };
 }

@@ -26,6 +26,11 @@ export interface ExperimentReportRow {
   diff: number | null;
   /** Sample standard deviation of validLoss over seeds (null with fewer than two). */
   spread: number | null;
+  /**
+   * Answer accuracy (recall corpus) at each of the report's `distances`: mean over seeds of the
+   * last evaluation's share of answer tokens predicted right; null where none was scored.
+   */
+  answerAccuracy: (number | null)[];
 }
 
 export interface ExperimentReport {
@@ -35,6 +40,8 @@ export interface ExperimentReport {
   /** Training steps the final train loss is averaged over. */
   lastSteps: number;
   seeds: number[];
+  /** Distances in chunks the runs' answer evaluations scored (empty: the corpus has no answers). */
+  distances: number[];
   rows: ExperimentReportRow[];
 }
 
@@ -42,8 +49,11 @@ export const REPORT_FORMATS = ['table', 'markdown', 'csv', 'json'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 interface Column {
-  key: keyof ExperimentReportRow;
+  /** A field of the row, or `answerAccuracy.<distance>`. */
+  key: string;
   header: string;
+  /** The unrounded value (CSV, sorting). */
+  value: (row: ExperimentReportRow) => number | string | null;
   text: (row: ExperimentReportRow) => string;
 }
 
@@ -68,34 +78,36 @@ export function formatCount(value: number | null): string {
 /** The report's columns, in order: header and how a row's value reads. */
 export function reportColumns(report: ExperimentReport): Column[] {
   const loss = fixed(4);
+  const field = (
+    key: Exclude<keyof ExperimentReportRow, 'answerAccuracy'>,
+    header: string,
+    text: (row: ExperimentReportRow) => string,
+  ): Column => ({ key, header, value: (row) => row[key], text });
   return [
-    { key: 'variant', header: 'variant', text: (row) => row.variant },
-    { key: 'runs', header: 'runs', text: (row) => `${row.finished}/${row.runs}` },
-    { key: 'params', header: 'params', text: (row) => formatCount(row.params) },
-    {
-      key: 'nonEmbeddingParams',
-      header: 'non-emb params',
-      text: (row) => formatCount(row.nonEmbeddingParams),
-    },
-    { key: 'tokensPerSecond', header: 'tokens/s', text: (row) => formatCount(row.tokensPerSecond) },
-    {
-      key: 'trainLoss',
-      header: `train loss (last ${report.lastSteps})`,
-      text: (row) => loss(row.trainLoss),
-    },
-    { key: 'validLoss', header: `${report.split} loss`, text: (row) => loss(row.validLoss) },
-    {
-      key: 'validTokenLoss',
-      header: `${report.split} loss (token-weighted)`,
-      text: (row) => loss(row.validTokenLoss),
-    },
-    { key: 'perplexity', header: 'ppl', text: (row) => fixed(1)(row.perplexity) },
-    { key: 'diff', header: 'vs first', text: (row) => signed(row.diff) },
-    {
-      key: 'spread',
-      header: `± seeds (${report.seeds.length})`,
-      text: (row) => loss(row.spread),
-    },
+    field('variant', 'variant', (row) => row.variant),
+    field('runs', 'runs', (row) => `${row.finished}/${row.runs}`),
+    field('params', 'params', (row) => formatCount(row.params)),
+    field('nonEmbeddingParams', 'non-emb params', (row) => formatCount(row.nonEmbeddingParams)),
+    field('tokensPerSecond', 'tokens/s', (row) => formatCount(row.tokensPerSecond)),
+    field('trainLoss', `train loss (last ${report.lastSteps})`, (row) => loss(row.trainLoss)),
+    field('validLoss', `${report.split} loss`, (row) => loss(row.validLoss)),
+    field('validTokenLoss', `${report.split} loss (token-weighted)`, (row) =>
+      loss(row.validTokenLoss),
+    ),
+    field('perplexity', 'ppl', (row) => fixed(1)(row.perplexity)),
+    field('diff', 'vs first', (row) => signed(row.diff)),
+    field('spread', `± seeds (${report.seeds.length})`, (row) => loss(row.spread)),
+    ...report.distances.map(
+      (distance, i): Column => ({
+        key: `answerAccuracy.${distance}`,
+        header: `acc @${distance}`,
+        value: (row) => row.answerAccuracy[i] ?? null,
+        text: (row) => {
+          const value = row.answerAccuracy[i] ?? null;
+          return value === null ? '-' : `${(100 * value).toFixed(1)}%`;
+        },
+      }),
+    ),
   ];
 }
 
@@ -134,11 +146,15 @@ function csvCell(value: unknown): string {
 
 /** The report as CSV: one row per variant, the unrounded numbers, empty where there is none. */
 export function reportCsv(report: ExperimentReport): string {
-  const keys = reportColumns(report).flatMap((column) =>
-    column.key === 'runs' ? (['runs', 'finished'] as const) : [column.key],
+  const columns = reportColumns(report).flatMap((column) =>
+    column.key === 'runs'
+      ? [column, { ...column, key: 'finished', value: (row: ExperimentReportRow) => row.finished }]
+      : [column],
   );
-  const rows = report.rows.map((row) => keys.map((key) => csvCell(row[key])).join(','));
-  return `${[keys.join(','), ...rows].join('\n')}\n`;
+  const rows = report.rows.map((row) =>
+    columns.map((column) => csvCell(column.value(row))).join(','),
+  );
+  return `${[columns.map((column) => column.key).join(','), ...rows].join('\n')}\n`;
 }
 
 /** The report in one of `REPORT_FORMATS`. */

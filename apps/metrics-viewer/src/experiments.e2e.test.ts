@@ -87,6 +87,11 @@ function writeRun(
         tokenLoss: loss + 0.25,
         ppl: Math.exp(loss + 0.3),
         nans: 0,
+        // answer accuracy per distance (a recall-corpus run): 10 answers fewer right per level
+        answers: [
+          { distance: 0, answers: 40, correct: 30 - 10 * level + 2 * seed, loss: 1 },
+          { distance: 1, answers: 35, correct: 20 - 10 * level + 2 * seed, loss: 2 },
+        ],
       });
     }
   }
@@ -162,6 +167,18 @@ describe('experiments view in Chromium', () => {
       .locator('td[data-key="diff"]')
       .textContent();
     expect(diff?.trim()).toBe('+1.0000');
+    // answer accuracy per distance, the mean over seeds of the last evaluation
+    const headers = await page.locator('#experiment-table thead th').allTextContents();
+    expect(headers.slice(-2)).toEqual(['acc @0', 'acc @1']);
+    const accuracy = (row: number, distance: number) =>
+      page
+        .locator('#experiment-table tbody tr')
+        .nth(row)
+        .locator(`td[data-key="answerAccuracy.${distance}"]`)
+        .textContent();
+    expect(await accuracy(0, 0)).toBe('77.5%'); // (30 + 32) / 80
+    expect(await accuracy(0, 1)).toBe('60.0%'); // (20 + 22) / 70
+    expect(await accuracy(1, 1)).toBe('31.4%'); // (10 + 12) / 70
     expect(await page.locator('#experiment-status').textContent()).toBe('4 of 4 runs finished');
   });
 

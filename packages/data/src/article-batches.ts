@@ -48,7 +48,7 @@ export interface ArticleBatchOptions {
 /** Pads documents (id arrays) into one batch; labels are -100 wherever a row is padding. */
 export function padDocuments(
   documents: ArrayLike<number>[],
-  options: { padId?: number; documentIndices?: number[] } = {},
+  options: { padId?: number; documentIndices?: number[]; labels?: ArrayLike<number>[] } = {},
 ): ArticleBatch {
   const padId = options.padId ?? 0;
   const rows = documents.length;
@@ -60,7 +60,7 @@ export function padDocuments(
     for (let t = 0; t < doc.length; t++) {
       const id = doc[t] as number;
       ids[row * length + t] = id;
-      labels[row * length + t] = id;
+      labels[row * length + t] = options.labels ? (options.labels[row]![t] as number) : id;
     }
   });
   return { ids, labels, rows, length, documents: options.documentIndices ?? [], lengths };
@@ -123,7 +123,11 @@ export function* articleBatches(
       const indices = order.slice(position * batchSize, (position + 1) * batchSize);
       const batch = padDocuments(
         indices.map((i) => documents.document(i)),
-        { padId: options.padId, documentIndices: indices },
+        {
+          padId: options.padId,
+          documentIndices: indices,
+          ...(documents.labels ? { labels: indices.map((i) => documents.labels!(i)) } : {}),
+        },
       );
       const last = position + 1 === perEpoch;
       batch.cursor = last

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DATASETS, datasetDirectory } from './datasets';
 import { DataError } from './errors';
+import { isRecallCorpus } from './recall';
 import { type DocumentSource, type ReadOptions, describeSource, documentSource } from './readers';
 import type { SplitName } from './token-documents';
 
@@ -85,6 +86,11 @@ export function resolveCorpus(nameOrPath: string, options: ResolveOptions = {}):
       validFraction: 0,
       description: `${spec.name}: ${spec.description} (${dir})`,
     };
+  }
+  if (isRecallCorpus(nameOrPath)) {
+    throw new DataError(
+      `${nameOrPath} is generated in memory by \`baka train\` and \`baka eval\` (recallDocuments); there are no files to read or prepare`,
+    );
   }
   if (!existsSync(nameOrPath) && !nameOrPath.includes('/') && !nameOrPath.includes('.')) {
     throw new DataError(

@@ -54,3 +54,19 @@ export type { ShardReader } from './shard-reader';
 export { type OpenShardsOptions, openShards } from './shard-reader';
 export type { Encoder, EncoderPool } from './encoder-pool';
 export { createEncoderPool } from './encoder-pool';
+export type { AnsweredDocuments, RecallAnswer, RecallOptions } from './recall';
+export {
+  checkRecallOptions,
+  describeRecall,
+  hasAnswers,
+  isRecallCorpus,
+  parseRecallCorpus,
+  RECALL_CORPUS,
+  RECALL_DEFAULTS,
+  RECALL_SYMBOLS,
+  recallAnswers,
+  recallDocument,
+  recallDocuments,
+  recallTokenizerJson,
+  recallTokenizerPath,
+} from './recall';

@@ -24,6 +24,11 @@ export interface TokenDocuments {
   document(index: number): Uint32Array;
   /** Token ids [start, end) of the global stream (documents concatenated in index order). */
   tokens(start: number, end: number): Uint32Array;
+  /**
+   * The labels of document i when they are not its ids: -100 where no loss is taken (the recall
+   * corpus keeps only its answers). Absent: every token is a label.
+   */
+  labels?(index: number): Int32Array;
 }
 
 /** The document range of `split`; an error names the splits that exist. */

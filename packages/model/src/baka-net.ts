@@ -17,6 +17,7 @@ import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
 import type { MambaWeights } from './kinds/mamba';
+import type { MegaWeights } from './kinds/mega';
 import type { NormKind } from './kinds/norms';
 import type { QkNormalisation } from './kinds/qk-norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
@@ -35,14 +36,17 @@ export interface FusedLayerWeights {
   mlpNormParameters?: tf.Tensor1D[];
   /** qk_norm's transformation of q and k (kinds/qk-norms.ts); absent: none. */
   qkNorm?: QkNormalisation;
-  qkv: tf.Tensor2D; // [2A + D, D]
-  o: tf.Tensor2D; // [D, D]
+  /** The stacked attention projections; null for a Mega layer (its own weights are `mega`). */
+  qkv: tf.Tensor2D | null; // [2A + D, D]
+  o: tf.Tensor2D | null; // [D, D]
   /** The layer's rotary frequencies (model.layers.{i}.attn.rot.freqs) as tables. */
   rotary: RotaryEmbedding;
   /** The gated MLP; null for an attention-only (thin) layer. F = the layer's dim_ff. */
   mlp: { gateUp: tf.Tensor2D; down: tf.Tensor2D } | null; // [2F, D], [D, F]
   /** The layer's Mamba block (kinds/mamba.ts), when it has one. */
   mamba?: MambaWeights;
+  /** A Mega layer's EMA and gated-attention weights (kinds/mega.ts). */
+  mega?: MegaWeights;
 }
 
 /** A layer ready to run: its kind's forward and its weights. */
@@ -95,12 +99,14 @@ export function bakaLayer(
   // Each layer rotates with its own frequencies (a thin layer's are scaled).
   const layerContext =
     weights.rotary === context.rotary ? context : { ...context, rotary: weights.rotary };
+  const { qkv, o } = weights;
+  if (qkv === null || o === null) throw new Error('bakaLayer: the layer has no attention weights');
   const [y, k, v, keys, values] = tf.tidy((): tf.Tensor[] => {
     const h = weights.norm.apply(x, weights.normParameters); // [N, D]
     const { output, written, attended } = attention(
       h,
-      weights.qkv,
-      weights.o,
+      qkv,
+      o,
       state.attention,
       batch,
       length,

@@ -13,6 +13,7 @@ import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
 import { carriesLayerStates } from './kinds/layer-states';
 import { hasMamba } from './kinds/mamba';
+import { hasMega } from './kinds/mega';
 import { pauseLayout } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { IncrementalState } from './sequence-state';
@@ -93,7 +94,7 @@ export class IncrementalDecoder {
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
     this.#state = sequenceStateKind(config).incremental(config, model.parameters);
     this.#recurrent = Array.from({ length: config.n_layers }, (_, layer) =>
-      hasMamba(config, layer) ? null : undefined,
+      hasMamba(config, layer) || hasMega(config, layer) ? null : undefined,
     );
     this.#chunkStart = [...this.#recurrent];
     this.#carry = carriesLayerStates(config);

@@ -6,6 +6,7 @@ import { dimHead, layerDimFf, layerKind } from './config';
 import { LAYER_KINDS } from './kinds/layers';
 import type { LayerKind, LayerShape } from './kinds/layers';
 import { hasMamba, mambaDims, withMamba } from './kinds/mamba';
+import { megaDims } from './kinds/mega';
 import { NORM_KINDS } from './kinds/norms';
 import { QK_NORM_KINDS, qkNormShape } from './kinds/qk-norms';
 import { deriveSeed, fillNormal, fillUniform } from './random';
@@ -14,7 +15,10 @@ import { inverseFrequencies } from '@baka/rope';
 export type Initialiser =
   // torch nn.Linear: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), times `scale` (thin layers: 1e-4)
   | { kind: 'linear'; fanIn: number; scale?: number }
-  | { kind: 'normal' } // torch nn.Embedding: N(0, 1)
+  // torch nn.Embedding: N(0, 1); Mega's EMA and q/k affine: N(mean, std^2)
+  | { kind: 'normal'; std?: number; mean?: number }
+  // Mega's EMA beta [D, N]: N(0, 0.02^2) plus +1, -1, +1, ... along the EMA dimensions
+  | { kind: 'mega-ema-beta' }
   | { kind: 'ones' }
   | { kind: 'zeros' }
   | { kind: 'constant'; value: number } // every entry the same (qk_norm l2's learned scale)
@@ -42,6 +46,7 @@ export function layerShape(config: BakaConfig, layer: number): LayerShape {
     qkNorm: QK_NORM_KINDS[config.qk_norm],
     qkNormShape: qkNormShape(config),
     ...(hasMamba(config, layer) ? { mamba: mambaDims(config) } : {}),
+    ...(layerKind(config, layer) === 'mega' ? { mega: megaDims(config) } : {}),
   };
 }
 
@@ -99,8 +104,16 @@ export function initialValues(
       const scale = spec.init.scale;
       return scale === undefined ? out : out.map((value) => value * scale);
     }
-    case 'normal':
-      return fillNormal(out, 1, deriveSeed(seed, index));
+    case 'normal': {
+      const { std = 1, mean = 0 } = spec.init;
+      fillNormal(out, std, deriveSeed(seed, index));
+      return mean === 0 ? out : out.map((value) => value + mean);
+    }
+    case 'mega-ema-beta': {
+      const dims = spec.shape[1] as number;
+      fillNormal(out, 0.02, deriveSeed(seed, index));
+      return out.map((value, i) => value + ((i % dims) % 2 === 0 ? 1 : -1));
+    }
     case 'ones':
       return out.fill(1);
     case 'zeros':

@@ -1,13 +1,18 @@
 // A corpus as tokenized documents for training, tokenized once: shards are cached under
 // `<cacheDir>/<corpus>-<tokenizer digest>/` and reused by later runs (prepareShards checks the
 // source files and re-tokenizes when they changed). A directory of prepared shards (written by
-// `baka data prepare --out DIR`) is opened as it is, once its tokenizer is checked.
+// `baka data prepare --out DIR`) is opened as it is, once its tokenizer is checked. The recall
+// corpus (`recall[:options]`) is generated in memory, in its own vocabulary.
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import {
   DataError,
+  isRecallCorpus,
   openShards,
+  parseRecallCorpus,
+  recallDocuments,
+  recallTokenizerPath,
   prepareShards,
   type ReadOptions,
   readManifest,
@@ -47,6 +52,15 @@ export function shardCacheDirectory(
 export async function openCorpusDocuments(
   options: CorpusDocumentsOptions,
 ): Promise<TokenDocuments> {
+  if (isRecallCorpus(options.corpus)) {
+    const recall = parseRecallCorpus(options.corpus);
+    if (Tokenizer.fromFile(options.tokenizerPath).hash !== recallTokenizerHash()) {
+      throw new DataError(
+        `${options.corpus}: the recall corpus is ids of its own vocabulary; use its tokenizer (${recallTokenizerPath()}, the default for this corpus), not ${options.tokenizerPath}`,
+      );
+    }
+    return recallDocuments(recall);
+  }
   const openOptions = options.vocabSize !== undefined ? { vocabSize: options.vocabSize } : {};
   const manifest = preparedShards(options.corpus);
   if (manifest !== undefined) {
@@ -89,6 +103,12 @@ export async function openCorpusDocuments(
   }
   if (!prepared.reused) options.onProgress?.(`tokenized ${options.corpus} into ${outDir}`);
   return openShards(outDir, openOptions);
+}
+
+let recallHash: string | undefined;
+function recallTokenizerHash(): string {
+  recallHash ??= Tokenizer.fromFile(recallTokenizerPath()).hash;
+  return recallHash;
 }
 
 /** The manifest of a directory of prepared shards, or undefined when `corpus` is not one. */

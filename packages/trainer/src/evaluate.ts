@@ -3,10 +3,20 @@
 // flowing); a model without memory is scored in windows of n_ctx with stride n_ctx/2, the
 // overlapped first half of every window after the first masked out. Reported: the mean of the
 // per-window losses (for the XL model, one window = one article), exp of it, the NaN count, and a
-// token-weighted mean beside it.
+// token-weighted mean beside it. Documents that mark answers (the recall corpus) are also scored
+// on their answer tokens alone, per distance in chunks (`answerAccuracy`).
 //
 // Shapes: one article of L tokens -> ids [1, L].
-import { IGNORE_INDEX, type SplitName, splitRange, type TokenDocuments, windows } from '@baka/data';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  type AnsweredDocuments,
+  hasAnswers,
+  IGNORE_INDEX,
+  type SplitName,
+  splitRange,
+  type TokenDocuments,
+  windows,
+} from '@baka/data';
 import { type BakaCausalLM, countParameters, evaluateLoss, sequenceStateKind } from '@baka/model';
 import type { ResultRow } from './metrics-store';
 
@@ -34,6 +44,19 @@ export interface EvaluationResult {
   /** Tokens predicted. */
   tokens: number;
   seconds: number;
+  /** Per distance, when the documents mark answers (the recall corpus); otherwise null. */
+  answers: AnswerAccuracy[] | null;
+}
+
+/** How well a model predicts the answer tokens that sit `distance` chunks after their pair. */
+export interface AnswerAccuracy {
+  distance: number;
+  /** Answer tokens scored. */
+  answers: number;
+  /** Of them, those the model's most likely next token got right. */
+  correct: number;
+  /** Mean cross-entropy on them. */
+  loss: number;
 }
 
 /** Number of predicted positions of a [1, L] window: labels 1..L-1 that are not -100. */
@@ -47,15 +70,16 @@ function targets(labels: Int32Array): number {
 function articleWindows(
   model: BakaCausalLM,
   ids: Uint32Array,
+  labels: Int32Array | undefined,
 ): { ids: Int32Array; labels: Int32Array }[] {
   const whole = Int32Array.from(ids);
   if (sequenceStateKind(model.config).evaluation === 'whole-article') {
-    return [{ ids: whole, labels: whole.slice() }];
+    return [{ ids: whole, labels: labels ?? whole.slice() }];
   }
   const nCtx = model.config.n_ctx;
   const batch = {
     ids: whole,
-    labels: whole.slice(),
+    labels: labels ?? whole.slice(),
     rows: 1,
     length: whole.length,
     documents: [],
@@ -86,7 +110,8 @@ export function evaluate(
   let nans = 0;
   let scored = 0;
   for (let index = range.start; index < range.start + total; index++) {
-    for (const window of articleWindows(model, documents.document(index))) {
+    const labels = documents.labels?.(index);
+    for (const window of articleWindows(model, documents.document(index), labels)) {
       const n = targets(window.labels);
       if (n === 0) continue;
       // Long articles run in segments with the memory handed on: the same chunking as one call,
@@ -110,6 +135,9 @@ export function evaluate(
     options.onProgress?.({ documents: scored, totalDocuments: total, tokens });
   }
   const loss = counted > 0 ? sum / counted : Number.NaN;
+  const answers = hasAnswers(documents)
+    ? answerAccuracy(model, documents, { split, maxDocuments: total })
+    : null;
   return {
     split,
     documents: scored,
@@ -120,7 +148,85 @@ export function evaluate(
     nans,
     tokens,
     seconds: (performance.now() - started) / 1000,
+    answers,
   };
+}
+
+/**
+ * Accuracy and loss on the answer tokens of the first `maxDocuments` documents of `split`, per
+ * distance in chunks of the model's n_ctx. Every model, with memory or without, sees each
+ * document in one call, chunked as in training (the windowed scoring of a memoryless model in
+ * `evaluate` would let an answer see half of the previous chunk). Documents of equal length run
+ * together, up to about 4M logits per call.
+ */
+export function answerAccuracy(
+  model: BakaCausalLM,
+  documents: AnsweredDocuments,
+  options: { split?: SplitName; maxDocuments?: number } = {},
+): AnswerAccuracy[] {
+  const range = splitRange(documents, options.split ?? 'valid');
+  const end = Math.min(range.end, range.start + (options.maxDocuments ?? Number.POSITIVE_INFINITY));
+  const { n_ctx: chunk, n_vocab: vocab } = model.config;
+  const totals = new Map<number, { answers: number; correct: number; loss: number }>();
+  let index = range.start;
+  while (index < end) {
+    const length = documents.documentLength(index);
+    const rowsAtMost = Math.max(1, Math.floor(4_000_000 / Math.max(1, length * vocab)));
+    const group: number[] = [];
+    while (index < end && group.length < rowsAtMost && documents.documentLength(index) === length) {
+      group.push(index);
+      index += 1;
+    }
+    if (length < 2) continue;
+    // the logits row predicting each answer (its position - 1 in the flattened [B*L] rows)
+    const rows: number[] = [];
+    const targets: number[] = [];
+    const distances: number[] = [];
+    const ids = new Int32Array(group.length * length);
+    group.forEach((document, row) => {
+      const tokens = documents.document(document);
+      ids.set(tokens, row * length);
+      for (const answer of documents.answers(document, chunk)) {
+        rows.push(row * length + answer.position - 1);
+        targets.push(tokens[answer.position]!);
+        distances.push(answer.distance);
+      }
+    });
+    if (rows.length === 0) continue;
+    const [logProbabilities, predictions] = tf.tidy(() => {
+      const input = tf.tensor2d(ids, [group.length, length], 'int32');
+      const logits = model.forward(input).logits; // [B, L, V]
+      const flat = tf.reshape(logits, [group.length * length, vocab]) as tf.Tensor2D; // [B*L, V]
+      const picked = tf.gather(flat, tf.tensor1d(rows, 'int32')); // [N, V]
+      const logSoftmax = tf.logSoftmax(picked); // [N, V]
+      const target = tf.tensor2d(
+        targets.map((t, i) => i * vocab + t),
+        [targets.length, 1],
+        'int32',
+      ); // [N, 1] flat indices
+      const chosen = tf.gather(tf.reshape(logSoftmax, [-1]), tf.reshape(target, [-1])); // [N]
+      return [chosen, tf.argMax(picked, 1)] as const; // [N], [N]
+    });
+    const logValues = logProbabilities.dataSync();
+    const predicted = predictions.dataSync();
+    logProbabilities.dispose();
+    predictions.dispose();
+    distances.forEach((distance, i) => {
+      const total = totals.get(distance) ?? { answers: 0, correct: 0, loss: 0 };
+      total.answers += 1;
+      if (predicted[i] === targets[i]) total.correct += 1;
+      total.loss -= logValues[i]!;
+      totals.set(distance, total);
+    });
+  }
+  return [...totals.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([distance, total]) => ({
+      distance,
+      answers: total.answers,
+      correct: total.correct,
+      loss: total.loss / total.answers,
+    }));
 }
 
 /** A results-table row (upstream's result fields) for an evaluation of `model` on `benchmark`. */

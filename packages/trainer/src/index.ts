@@ -21,7 +21,14 @@ export {
   openCorpusDocuments,
   shardCacheDirectory,
 } from './corpus-documents';
-export { type EvaluationOptions, type EvaluationResult, evaluate, resultRow } from './evaluate';
+export {
+  type AnswerAccuracy,
+  answerAccuracy,
+  type EvaluationOptions,
+  type EvaluationResult,
+  evaluate,
+  resultRow,
+} from './evaluate';
 export { MEMORY_FILE, readMemory, serializeMemory } from './memory-state';
 export {
   clipByGlobalNorm,

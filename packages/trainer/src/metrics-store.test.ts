@@ -46,6 +46,10 @@ describe('MetricsStore', () => {
       tokenLoss: 9.1,
       ppl: Math.exp(9),
       nans: 0,
+      answers: [
+        { distance: 0, answers: 40, correct: 30, loss: 0.5 },
+        { distance: 2, answers: 30, correct: 1, loss: Number.NaN },
+      ],
     });
     store.logResult({
       runId,
@@ -61,6 +65,16 @@ describe('MetricsStore', () => {
     });
 
     const reader = new MetricsStore(path, { readonly: true });
+    expect(
+      reader.db
+        .prepare(
+          'SELECT step, split, distance, answers, correct, loss FROM answer_evals WHERE run_id = ?',
+        )
+        .all(runId),
+    ).toEqual([
+      { step: 2, split: 'valid', distance: 0, answers: 40, correct: 30, loss: 0.5 },
+      { step: 2, split: 'valid', distance: 2, answers: 30, correct: 1, loss: null },
+    ]);
     const run = reader.db.prepare('SELECT * FROM runs WHERE id = ?').get(runId) as Record<
       string,
       unknown
@@ -166,14 +180,14 @@ describe('MetricsStore experiments', () => {
     old.logMetrics(runId, { step: 1, tokens: 10, elapsed: 1, loss: 3 });
     // what a version 1 trainer left: no experiment tables, version 1
     old.db.exec(
-      "DROP TABLE experiment_runs; DROP TABLE experiments; UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+      "DROP TABLE answer_evals; DROP TABLE experiment_runs; DROP TABLE experiments; UPDATE meta SET value = '1' WHERE key = 'schema_version'",
     );
     old.close();
     const store = new MetricsStore(path);
     expect(store.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({
       value: String(METRICS_SCHEMA_VERSION),
     });
-    expect(METRICS_SCHEMA_VERSION).toBe(2);
+    expect(METRICS_SCHEMA_VERSION).toBe(3);
     expect(store.listRuns().map((run) => [run.name, run.lastLoss])).toEqual([['before', 3]]);
     const id = store.saveExperiment('e', { variants: [] });
     expect(store.experiment('e')).toMatchObject({ id, name: 'e', spec: { variants: [] } });

@@ -7,11 +7,12 @@ import Database from 'better-sqlite3';
 import { databaseError } from './storage-errors';
 
 /**
- * The schema's version, in `meta`. 2 added `experiments` and `experiment_runs`; every change so
+ * The schema's version, in `meta`. 2 added `experiments` and `experiment_runs`, 3 `answer_evals`;
+ * every change so
  * far only adds tables, so opening an older database for writing brings it up to date in one
  * transaction, and older readers keep working.
  */
-export const METRICS_SCHEMA_VERSION = 2;
+export const METRICS_SCHEMA_VERSION = 3;
 
 /** The schema. Times are unix milliseconds; `elapsed` is seconds since the run started. */
 export const METRICS_SCHEMA = `
@@ -55,6 +56,16 @@ CREATE TABLE IF NOT EXISTS evals (
   ppl REAL,
   nans INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (run_id, step, split)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS answer_evals (  -- an evaluation's answer tokens (recall corpus)
+  run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step INTEGER NOT NULL,
+  split TEXT NOT NULL,
+  distance INTEGER NOT NULL,       -- chunks between an answer and its pair
+  answers INTEGER NOT NULL,        -- answer tokens scored
+  correct INTEGER NOT NULL,        -- of them, predicted right (argmax)
+  loss REAL,                       -- mean cross-entropy on them
+  PRIMARY KEY (run_id, step, split, distance)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS results (
   id INTEGER PRIMARY KEY,
@@ -129,6 +140,8 @@ export interface EvalRow {
   ppl: number | null;
   nans: number;
   time?: number;
+  /** Answer-token figures per distance (documents that mark answers), stored in answer_evals. */
+  answers?: { distance: number; answers: number; correct: number; loss: number }[] | null;
 }
 
 export interface ResultRow {
@@ -327,24 +340,45 @@ export class MetricsStore {
 
   logEval(runId: number, row: EvalRow): void {
     this.guard(() => {
-      this.db
-        .prepare(
-          `INSERT OR REPLACE INTO evals (run_id, step, tokens, elapsed, time, split, loss, token_loss, ppl, nans)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          runId,
-          row.step,
-          row.tokens,
-          row.elapsed,
-          row.time ?? Date.now(),
-          row.split,
-          finiteOrNull(row.loss),
-          finiteOrNull(row.tokenLoss),
-          finiteOrNull(row.ppl),
-          row.nans,
-        );
+      const answers = this.db.prepare(
+        `INSERT OR REPLACE INTO answer_evals (run_id, step, split, distance, answers, correct, loss)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      );
+      this.db.transaction(() => {
+        this.insertEval(runId, row);
+        for (const answer of row.answers ?? []) {
+          answers.run(
+            runId,
+            row.step,
+            row.split,
+            answer.distance,
+            answer.answers,
+            answer.correct,
+            finiteOrNull(answer.loss),
+          );
+        }
+      })();
     });
+  }
+
+  private insertEval(runId: number, row: EvalRow): void {
+    this.db
+      .prepare(
+        `INSERT OR REPLACE INTO evals (run_id, step, tokens, elapsed, time, split, loss, token_loss, ppl, nans)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        runId,
+        row.step,
+        row.tokens,
+        row.elapsed,
+        row.time ?? Date.now(),
+        row.split,
+        finiteOrNull(row.loss),
+        finiteOrNull(row.tokenLoss),
+        finiteOrNull(row.ppl),
+        row.nans,
+      );
   }
 
   logResult(row: ResultRow): number {

@@ -253,6 +253,7 @@ export class TrainingSession {
         tokenLoss: result.tokenLoss,
         ppl: result.ppl,
         nans: result.nans,
+        answers: result.answers,
       });
     }
     return result;

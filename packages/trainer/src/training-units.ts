@@ -124,6 +124,11 @@ export function* trainingUnits(
     return;
   }
   if (options.mode === 'packed') {
+    if (documents.labels) {
+      throw new TrainerError(
+        "mode=packed trains on every token of the stream and would drop the documents' own labels (the recall corpus keeps only its answers); use mode=upstream",
+      );
+    }
     yield* packedUnits(documents, position, options);
     return;
   }

@@ -39,6 +39,7 @@ import {
 } from '../cli-kit';
 import { resolveCheckpointArgument, runsDirectory } from '../run-directory';
 import { readerOptions } from './data';
+import { answerLine } from './train';
 
 export interface EvalResult {
   loss: number;
@@ -255,11 +256,12 @@ export function register(program: Command): void {
                 resultId: result.resultId,
                 checkpoint: flags.checkpoint,
                 backend: report.name,
+                ...(result.answers ? { answers: result.answers } : {}),
               };
               process.stdout.write(
                 flags.json
                   ? `${JSON.stringify(line)}\n`
-                  : `${flags.corpus} ${result.split}: loss ${result.loss.toFixed(4)}  ppl ${result.ppl.toFixed(2)}  token-weighted ${result.tokenLoss.toFixed(4)}  NaN ${result.nans}  (${result.documents} articles, ${result.tokens} tokens, ${result.seconds.toFixed(1)} s)\nresult #${result.resultId} saved in ${result.database}\n`,
+                  : `${flags.corpus} ${result.split}: loss ${result.loss.toFixed(4)}  ppl ${result.ppl.toFixed(2)}  token-weighted ${result.tokenLoss.toFixed(4)}  NaN ${result.nans}  (${result.documents} articles, ${result.tokens} tokens, ${result.seconds.toFixed(1)} s)${answerLine(result)}\nresult #${result.resultId} saved in ${result.database}\n`,
               );
               checkCorpusResult(flags.checkpoint, `${flags.corpus} ${result.split}`, result);
               return;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { latestCheckpoint, loadTrainingCheckpoint, MetricsStore } from '@baka/trainer';
 import { describe, expect, it } from 'vitest';
-import { memoryVariants } from '../built-in-experiments';
+import { memoryReachVariants, memoryVariants } from '../built-in-experiments';
 import { collect, runCli, startCli, waitFor, writeSmallCorpus } from '../cli-test-helpers';
 import { parseExperiment } from '../experiment-file';
 import { BakaCausalLM, makeConfig } from '@baka/model';
@@ -173,7 +173,7 @@ describe('experiment files', () => {
     const missing = await runCli(runArgs('nope', runs));
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(
-      /^baka: experiment: no file .*nope and no built-in experiment 'nope' \(built-in: seed-xl, memory-variants\)\n$/,
+      /^baka: experiment: no file .*nope and no built-in experiment 'nope' \(built-in: seed-xl, memory-variants, memory-reach\)\n$/,
     );
   });
 
@@ -187,12 +187,16 @@ describe('experiment files', () => {
         name: 'layer_kinds-attention-only',
         set: ['layer_kinds=standard,attention-only,standard,attention-only'],
       },
+      {
+        name: 'layer_kinds-mega',
+        set: ['layer_kinds=standard,mega,standard,mega', 'memory_source=same-layer'],
+      },
       { name: 'pause', set: ['n_pauses=4', 'norm=rmsnorm'] },
       { name: 'rmt', set: ['n_pauses=4', 'n_rmt_tokens=4', 'memory_source=same-layer'] },
       { name: 'mamba', set: ['mamba_each_nth_layer=2'] },
     ]);
     // both built-ins resolve completely (every setting and config valid)
-    for (const name of ['seed-xl', 'memory-variants']) {
+    for (const name of ['seed-xl', 'memory-variants', 'memory-reach']) {
       const { experiment } = loadExperiment(name);
       const plan = planExperiment(experiment, '.', name, 50277, 'tokenizer.json');
       expect(plan.length).toBe(experiment.variants.length * experiment.seeds.length);
@@ -210,6 +214,160 @@ describe('experiment files', () => {
       'standard',
       'attention-only',
     ]);
+  });
+});
+
+describe('seed-xl', () => {
+  it('runs reset and absolute positions in float32 and with bf16 rotary, no memory, same-layer', () => {
+    const { experiment } = loadExperiment('seed-xl');
+    const plan = planExperiment(experiment, '.', 'seed-xl', 50277, 'tokenizer.json');
+    const seed0 = plan.filter((run) => run.seed === 0);
+    expect(
+      seed0.map((run) => [
+        run.variant,
+        run.config.memory,
+        run.config.memory_source,
+        run.config.position_policy,
+        run.config.rotary_precision,
+      ]),
+    ).toEqual([
+      ['reset', 'xl', 'previous-layer', 'reset', 'float32'],
+      ['absolute', 'xl', 'previous-layer', 'absolute', 'float32'],
+      ['reset-bf16', 'xl', 'previous-layer', 'reset', 'bfloat16'],
+      ['absolute-bf16', 'xl', 'previous-layer', 'absolute', 'bfloat16'],
+      ['no-memory', 'none', 'previous-layer', 'reset', 'float32'],
+      ['same-layer', 'xl', 'same-layer', 'reset', 'float32'],
+    ]);
+    expect(experiment.seeds).toEqual([0, 1]);
+    expect(experiment.budget).toEqual({ steps: 70 });
+  });
+});
+
+describe('memory-reach', () => {
+  it('runs the memory variants but thin layers, XL first', () => {
+    expect(memoryReachVariants('tiny').map((variant) => variant.name)).toEqual(
+      memoryVariants('tiny')
+        .map((variant) => (variant.name === 'defaults' ? 'xl' : variant.name))
+        .filter((name) => !name.startsWith('layer_kinds-')),
+    );
+    const { experiment } = loadExperiment('memory-reach');
+    expect(experiment.base.corpus).toBe('recall');
+    expect(experiment.variants.slice(0, 3)).toEqual([
+      { name: 'xl', set: [] },
+      { name: 'memory-none', set: ['memory=none'] },
+      { name: 'memory_source-same-layer', set: ['memory_source=same-layer'] },
+    ]);
+  });
+
+  it('on a tiny budget: the recall corpus, answer accuracy per distance in the database and the report', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'baka-reach-'));
+    const runs = join(dir, 'runs');
+    const { experiment } = loadExperiment('memory-reach');
+    const file = join(dir, 'reach.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        ...experiment,
+        base: {
+          ...experiment.base,
+          corpus: 'recall:train=12,valid=3',
+          set: [
+            ...experiment.base.set,
+            'dim_model=16',
+            'dim_ff=32',
+            'n_layers=2',
+            'n_heads=2',
+            'batchSize=2',
+          ],
+        },
+        variants: experiment.variants.slice(0, 2),
+        budget: { steps: 2 },
+        eval: { every: 0, documents: 3, split: 'valid' },
+      }),
+    );
+    const result = await runCli(runArgs(file, runs));
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/data: recall:train=12,valid=3: 2400 tokens in 15 documents/);
+    const lines = result.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/ ± seeds \(1\) +acc @0 +acc @1 +acc @2 +acc @3$/);
+    expect(lines[1]).toMatch(/^xl +1\/1 .* \d+\.\d% +\d+\.\d% +\d+\.\d% +\d+\.\d%$/);
+    expect(lines[2]).toMatch(/^memory-none +1\/1 /);
+    const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+    try {
+      const rows = store.db
+        .prepare(
+          `SELECT r.name, a.step, a.distance, a.answers, a.correct FROM answer_evals a
+           JOIN runs r ON r.id = a.run_id ORDER BY r.name, a.distance`,
+        )
+        .all() as {
+        name: string;
+        step: number;
+        distance: number;
+        answers: number;
+        correct: number;
+      }[];
+      // 3 valid documents of 8 chunks: 8, 7, 6 and 5 answers each at distance 0..3
+      expect(rows.filter((row) => row.name === 'memory-reach.xl.s0')).toEqual(
+        [0, 1, 2, 3].map((distance) => ({
+          name: 'memory-reach.xl.s0',
+          step: 2,
+          distance,
+          answers: 3 * (8 - distance),
+          correct: expect.any(Number),
+        })),
+      );
+      const report = JSON.parse(
+        (
+          await runCli([
+            'experiment',
+            'report',
+            'memory-reach',
+            '--runs-dir',
+            runs,
+            '--format',
+            'json',
+          ])
+        ).stdout,
+      );
+      expect(report.distances).toEqual([0, 1, 2, 3]);
+      const xl = rows.filter((row) => row.name === 'memory-reach.xl.s0');
+      expect(report.rows[0].answerAccuracy).toEqual(xl.map((row) => row.correct / row.answers));
+      // the run's checkpoint works with eval (answer accuracy printed) and generate (its symbols)
+      const evaluation = await runCli([
+        'eval',
+        '--checkpoint',
+        'memory-reach.xl.s0',
+        '--runs-dir',
+        runs,
+        '--corpus',
+        'recall:train=12,valid=3',
+        '--backend',
+        'cpu',
+      ]);
+      expect(evaluation.status, evaluation.stderr).toBe(0);
+      expect(evaluation.stdout).toMatch(
+        /^recall:train=12,valid=3 valid: loss [\d.]+ .* \(3 articles, 78 tokens, .*; answer accuracy at distance 0: [\d.]+%, 1: [\d.]+%, 2: [\d.]+%, 3: [\d.]+%$/m,
+      );
+      const generated = await runCli([
+        'generate',
+        '--checkpoint',
+        'memory-reach.xl.s0',
+        '--runs-dir',
+        runs,
+        '--prompt',
+        'xχPφ?x',
+        '--max-new-tokens',
+        '4',
+        '--temperature',
+        '0',
+        '--backend',
+        'cpu',
+      ]);
+      expect(generated.status, generated.stderr).toBe(0);
+      expect(generated.stdout).toMatch(/^xχPφ\?x[.?a-zA-Z0-9α-χ]{4}\n?$/);
+    } finally {
+      store.close();
+    }
   });
 });
 

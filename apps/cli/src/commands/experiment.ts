@@ -21,7 +21,7 @@ import {
   type ReportFormat,
 } from '@baka/metrics-viewer/experiment-table';
 import { experimentNames, experimentReport } from '@baka/metrics-viewer/experiment-report';
-import { defaultTokenizerPath, Tokenizer } from '@baka/tokenizer';
+import { Tokenizer } from '@baka/tokenizer';
 import {
   type ExperimentRunLink,
   latestCheckpoint,
@@ -40,6 +40,7 @@ import { type Command, Option } from 'commander';
 import { backendOption, describeBackend, initBackend } from '../backend';
 import { BUILT_IN_NAMES, builtInExperiment } from '../built-in-experiments';
 import { action, asUserError, resolveUserPath, UserError } from '../cli-kit';
+import { defaultTokenizerFor } from '../default-tokenizer';
 import { EXPERIMENT_OWNED, type Experiment, readExperimentFile } from '../experiment-file';
 import { formatCount, ProgressBar } from '../progress';
 import { runsDirectory } from '../run-directory';
@@ -314,7 +315,7 @@ async function runExperiment(target: string, flags: RunFlags): Promise<void> {
   const runsDir = runsDirectory(flags.runsDir);
   const tokenizerPath = experiment.base.tokenizer
     ? resolve(directory, experiment.base.tokenizer)
-    : defaultTokenizerPath();
+    : defaultTokenizerFor(experiment.base.corpus);
   if (!existsSync(tokenizerPath)) {
     throw new UserError(`${source}: base.tokenizer: file not found: ${tokenizerPath}`);
   }

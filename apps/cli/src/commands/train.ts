@@ -32,6 +32,7 @@ import { defaultTokenizerPath, Tokenizer } from '@baka/tokenizer';
 import {
   CHECKPOINT_FILES,
   checkTrainingCheckpointTarget,
+  type EvaluationResult,
   isTrainingOptionKey,
   latestCheckpoint,
   loadTrainingCheckpoint,
@@ -65,6 +66,7 @@ import {
   resolveUserPath,
   UserError,
 } from '../cli-kit';
+import { defaultTokenizerFor } from '../default-tokenizer';
 import { formatCount, ProgressBar } from '../progress';
 import { readerOptions } from './data';
 
@@ -343,7 +345,7 @@ export function register(program: Command): void {
     )
     .option(
       '--corpus <name|path>',
-      `corpus: tinyshakespeare, wikitext-2, wikitext-103, a file or folder, or a directory of shards from 'baka data prepare' (default ${QUICK_RUN.options.corpus})`,
+      `corpus: tinyshakespeare, wikitext-2, wikitext-103, recall[:options] (generated associative recall), a file or folder, or a directory of shards from 'baka data prepare' (default ${QUICK_RUN.options.corpus})`,
     )
     .option('--tokenizer <file>', 'tokenizer.json (default: the bundled gpt-neox-20b tokenizer)')
     .option('--format <format>', `reader for a --corpus path: auto, ${CORPUS_FORMATS.join(', ')}`)
@@ -463,7 +465,9 @@ async function loadStart(flags: Flags, runsDir: string): Promise<RunStart> {
       modelDefaults: {},
     };
   }
-  const tokenizerPath = flags.tokenizer ? resolveUserPath(flags.tokenizer) : defaultTokenizerPath();
+  const tokenizerPath = flags.tokenizer
+    ? resolveUserPath(flags.tokenizer)
+    : defaultTokenizerFor(flags.corpus);
   if (!existsSync(tokenizerPath))
     throw new UserError(`--tokenizer: file not found: ${tokenizerPath}`);
   const tokenizer = Tokenizer.fromFile(tokenizerPath);
@@ -604,6 +608,15 @@ export async function openData(
   return documents;
 }
 
+/** `; answers at distance 0: 97.5%, 1: 41.0%` when the documents mark answers (recall corpus). */
+export function answerLine(result: EvaluationResult): string {
+  if (!result.answers || result.answers.length === 0) return '';
+  const parts = result.answers.map(
+    (answer) => `${answer.distance}: ${((100 * answer.correct) / answer.answers).toFixed(1)}%`,
+  );
+  return `; answer accuracy at distance ${parts.join(', ')}`;
+}
+
 /** Progress bar, JSON step lines (--input-ids) and messages for skips and evaluations. */
 export function progressHooks(
   bar: ProgressBar,
@@ -639,7 +652,7 @@ export function progressHooks(
     onNote: (message) => process.stderr.write(`note: ${message}\n`),
     onEvaluate: (result, step) => {
       process.stderr.write(
-        `\neval @ step ${step}: valid loss ${formatLoss(result.loss)} (ppl ${result.ppl.toFixed(1)}, token-weighted ${formatLoss(result.tokenLoss)}, ${result.documents} articles, ${result.nans} NaN)\n`,
+        `\neval @ step ${step}: valid loss ${formatLoss(result.loss)} (ppl ${result.ppl.toFixed(1)}, token-weighted ${formatLoss(result.tokenLoss)}, ${result.documents} articles, ${result.nans} NaN)${answerLine(result)}\n`,
       );
     },
   };
@@ -847,6 +860,11 @@ function samplePrompt(documents: TokenDocuments, tokenizer: Tokenizer): number[]
   const ids = Array.from(documents.document(index).subarray(0, 16));
   const text = tokenizer.decode(ids);
   const firstLine = text.split('\n').find((line) => line.trim().length > 0) ?? text;
-  const prompt = Array.from(tokenizer.encode(`${firstLine.trim()}\n`));
+  let prompt: number[];
+  try {
+    prompt = Array.from(tokenizer.encode(`${firstLine.trim()}\n`));
+  } catch {
+    return ids; // a vocabulary without a newline (the recall corpus's): the first ids as they are
+  }
   return prompt.length > 0 ? prompt : ids.slice(0, 4);
 }

@@ -147,10 +147,7 @@ export class ExperimentsView {
         columns.map((column, index) => ({
           key: column.key,
           label: column.header,
-          value: (row) => {
-            const value = row[column.key];
-            return typeof value === 'number' || typeof value === 'string' ? value : null;
-          },
+          value: column.value,
           render: (row) => {
             if (index !== 0) return column.text(row);
             const wrapper = document.createElement('span');
