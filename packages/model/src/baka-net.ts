@@ -16,6 +16,7 @@ import { attention } from './attention';
 import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
+import type { RecurrentWeights } from './kinds/block-recurrent';
 import type { MambaWeights } from './kinds/mamba';
 import type { MegaWeights } from './kinds/mega';
 import type { NormKind } from './kinds/norms';
@@ -47,6 +48,8 @@ export interface FusedLayerWeights {
   mamba?: MambaWeights;
   /** A Mega layer's EMA and gated-attention weights (kinds/mega.ts). */
   mega?: MegaWeights;
+  /** A block-recurrent layer's state weights (kinds/block-recurrent.ts). */
+  blockRecurrent?: RecurrentWeights;
 }
 
 /** A layer ready to run: its kind's forward and its weights. */
@@ -67,6 +70,11 @@ export interface LayerStateIn {
    * chunk's).
    */
   recurrent?: RecurrentState | null;
+  /**
+   * A block-recurrent layer's state [B, S, D] written at the previous chunk, and whether this
+   * call computes the next one (the full pass: always; generation: the step that ends the chunk).
+   */
+  blockState?: { state: tf.Tensor3D; update: boolean };
 }
 
 /** A layer's recurrent state: named tensors with the batch rows first. */
@@ -80,6 +88,8 @@ export interface LayerStateOut {
   attended: KeyValues | null;
   /** The layer's recurrent state after the step, when the state in had a `recurrent` entry. */
   recurrent?: RecurrentState;
+  /** A block-recurrent layer's next state [B, S, D], when the state in asked for the update. */
+  blockState?: tf.Tensor3D;
 }
 
 export interface LayerOutput {

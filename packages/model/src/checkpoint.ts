@@ -133,6 +133,11 @@ export function configJson(config: BakaConfig): string {
   for (const key of QK_NORM_KEYS) {
     if (written[key] === configDefault(key)) delete written[key];
   }
+  if (config.recurrent_layers.length === 0) {
+    delete written.recurrent_layers;
+    delete written.n_state_vectors;
+    delete written.state_gate;
+  }
   return `${JSON.stringify(written, null, 2)}\n`;
 }
 

@@ -10,6 +10,7 @@ import { NORM_NAMES } from './kinds/norms';
 import { QK_NORM_NAMES, QK_NORM_SCOPES, QK_NORM_WEIGHTS } from './kinds/qk-norms';
 import { SEQUENCE_STATE_NAMES } from './kinds/sequence-states';
 import { XL_CONFIG_SHAPE } from './kinds/xl';
+import { RECURRENT_CONFIG_SHAPE } from './kinds/block-recurrent';
 
 const positiveInt = z.number().int().positive();
 
@@ -213,6 +214,7 @@ const configShape = {
     .nonnegative()
     .default(0)
     .describe('Mega layers: width of the attention values and the reset gate (0: 2 * dim_model).'),
+  ...RECURRENT_CONFIG_SHAPE,
 };
 
 const configSchema = z.object(configShape).passthrough();
@@ -325,6 +327,7 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     raw.mega_z_dim ||
     Math.max((config.dim_attn as number) / raw.n_heads, Math.floor(raw.dim_model / 4));
   config.mega_h_dim = raw.mega_h_dim || 2 * raw.dim_model;
+  config.n_state_vectors = raw.n_state_vectors || raw.n_ctx;
   const result = config as BakaConfig;
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
@@ -354,6 +357,19 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     );
   }
   checkQkNorm(result, fail);
+  for (const layer of result.recurrent_layers) {
+    if (layer >= result.n_layers) {
+      fail(`recurrent_layers: layer ${layer} does not exist (n_layers ${result.n_layers})`);
+    }
+    if (layerKind(result, layer) === 'mega') {
+      fail(
+        `recurrent_layers: layer ${layer} is a Mega layer; a block-recurrent layer needs attention`,
+      );
+    }
+  }
+  if (new Set(result.recurrent_layers).size !== result.recurrent_layers.length) {
+    fail(`recurrent_layers: [${result.recurrent_layers.join(', ')}] names a layer twice`);
+  }
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
     if (result[field].length > 0 && result[field].length !== result.n_layers) {
       fail(

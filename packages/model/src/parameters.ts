@@ -5,6 +5,7 @@ import type { BakaConfig } from './config';
 import { dimHead, layerDimFf, layerKind } from './config';
 import { LAYER_KINDS } from './kinds/layers';
 import type { LayerKind, LayerShape } from './kinds/layers';
+import { isRecurrent, withRecurrence } from './kinds/block-recurrent';
 import { hasMamba, mambaDims, withMamba } from './kinds/mamba';
 import { megaDims } from './kinds/mega';
 import { NORM_KINDS } from './kinds/norms';
@@ -47,21 +48,36 @@ export function layerShape(config: BakaConfig, layer: number): LayerShape {
     qkNormShape: qkNormShape(config),
     ...(hasMamba(config, layer) ? { mamba: mambaDims(config) } : {}),
     ...(layerKind(config, layer) === 'mega' ? { mega: megaDims(config) } : {}),
+    ...(isRecurrent(config, layer) ? { recurrent: config.state_gate } : {}),
   };
 }
 
 const WITH_MAMBA = new Map<LayerKind, LayerKind>();
+const WITH_RECURRENCE = new Map<LayerKind, LayerKind>();
 
-/** Layer i's kind: `layer_kinds`' entry, composed with a Mamba block where mamba_each_nth_layer says. */
-export function layerKindOf(config: BakaConfig, layer: number): LayerKind {
-  const kind: LayerKind = LAYER_KINDS[layerKind(config, layer)];
-  if (!hasMamba(config, layer)) return kind;
-  let composed = WITH_MAMBA.get(kind);
-  if (composed === undefined) {
-    composed = withMamba(kind);
-    WITH_MAMBA.set(kind, composed);
+/** `compose(kind)`, made once per kind. */
+function composed(
+  cache: Map<LayerKind, LayerKind>,
+  kind: LayerKind,
+  compose: (kind: LayerKind) => LayerKind,
+): LayerKind {
+  let result = cache.get(kind);
+  if (result === undefined) {
+    result = compose(kind);
+    cache.set(kind, result);
   }
-  return composed;
+  return result;
+}
+
+/**
+ * Layer i's kind: `layer_kinds`' entry, with a recurrent state where recurrent_layers says
+ * (its cross term joins the parallel sum), then a Mamba block where mamba_each_nth_layer says.
+ */
+export function layerKindOf(config: BakaConfig, layer: number): LayerKind {
+  let kind: LayerKind = LAYER_KINDS[layerKind(config, layer)];
+  if (isRecurrent(config, layer)) kind = composed(WITH_RECURRENCE, kind, withRecurrence);
+  if (hasMamba(config, layer)) kind = composed(WITH_MAMBA, kind, withMamba);
+  return kind;
 }
 
 /** Every tensor of the state_dict, in PyTorch's order. */

@@ -40,6 +40,8 @@ export interface LayerShape {
   mamba?: MambaDims;
   /** A Mega layer's sizes (kinds/mega.ts). */
   mega?: MegaDims;
+  /** A recurrent layer's state gate (kinds/block-recurrent.ts), when it is one. */
+  recurrent?: BakaConfig['state_gate'];
 }
 
 /** One tensor of a layer: `model.layers.{i}.{suffix}`. */
