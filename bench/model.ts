@@ -55,6 +55,7 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   'mamba-carry': { mamba_each_nth_layer: 2, mamba_carry_state: true },
   'qk-norm': { qk_norm: 'negator', split_norm: true },
   recurrent: { recurrent_layers: [2] },
+  mega: { layer_kinds: ['standard', 'mega', 'standard', 'mega'], memory_source: 'same-layer' },
   memtok: { n_memory_tokens: 4, memory_tokens_every: 64, n_mem_kv: 16 },
 };
 type Section = (typeof SECTIONS)[number];
@@ -195,6 +196,8 @@ function describeVariant(config: BakaConfig): string {
   }
   if (config.n_mem_kv > 0) parts.push(`${config.n_mem_kv} persistent k/v`);
   if (config.norm !== 'layernorm') parts.push(config.norm);
+  if (config.qk_norm !== 'none') parts.push(`qk_norm ${config.qk_norm}`);
+  if (config.split_norm) parts.push('split_norm');
   if (config.recurrent_layers.length > 0) {
     parts.push(
       `recurrent layers ${config.recurrent_layers.join('/')} (${config.n_state_vectors} states, ${config.state_gate} gate)`,
