@@ -185,8 +185,11 @@ function idsFile(count: number, seed = 1234): string {
 /** A variant's fields that differ from the 003 model, for row labels. */
 function describeVariant(config: BakaConfig): string {
   const parts: string[] = [];
-  if (config.layer_kinds.includes('attention-only'))
+  if (config.layer_kinds.some((kind) => kind !== 'standard'))
     parts.push(`layers ${config.layer_kinds.join('/')}`);
+  if (config.layer_kinds.includes('mega')) {
+    parts.push(`ema_dim ${config.ema_dim}, z ${config.mega_z_dim}, h ${config.mega_h_dim}`);
+  }
   if (config.n_pauses > 0) parts.push(`${config.n_pauses} pauses`);
   if (config.n_rmt_tokens > 0)
     parts.push(`${config.n_rmt_tokens} RMT tokens, ${config.memory_source}`);
