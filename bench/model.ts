@@ -54,6 +54,7 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   mamba: { mamba_each_nth_layer: 2 },
   'mamba-carry': { mamba_each_nth_layer: 2, mamba_carry_state: true },
   'qk-norm': { qk_norm: 'negator', split_norm: true },
+  recurrent: { recurrent_layers: [2] },
 };
 type Section = (typeof SECTIONS)[number];
 type Preset = 'tiny' | 'small';
@@ -188,6 +189,13 @@ function describeVariant(config: BakaConfig): string {
   if (config.n_rmt_tokens > 0)
     parts.push(`${config.n_rmt_tokens} RMT tokens, ${config.memory_source}`);
   if (config.norm !== 'layernorm') parts.push(config.norm);
+  if (config.qk_norm !== 'none') parts.push(`qk_norm ${config.qk_norm}`);
+  if (config.split_norm) parts.push('split_norm');
+  if (config.recurrent_layers.length > 0) {
+    parts.push(
+      `recurrent layers ${config.recurrent_layers.join('/')} (${config.n_state_vectors} states, ${config.state_gate} gate)`,
+    );
+  }
   return parts.join(', ');
 }
 

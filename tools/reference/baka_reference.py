@@ -21,7 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
+import mega
 import qk_norm
+from block_recurrent import BlockRecurrence, state_in
 
 
 @dataclass
@@ -60,9 +62,18 @@ class Config:
     rmt_mask: str = "causal"  # 'causal' (upstream's flash attention) | 'upstream' (its hand-built mask)
     # Mamba (upstream 007): layer i with i % n == 0 adds y + Mamba(LayerNorm(y)) after its sum; 0 = none
     mamba_each_nth_layer: int = 0
+    # Block-Recurrent Transformer (block_recurrent.py): recurrent layers, state size (0 = n_ctx), gate
+    recurrent_layers: list = field(default_factory=list)
+    n_state_vectors: int = 0
+    state_gate: str = "fixed"  # 'fixed' (learned bias) | 'lstm'
     # ours: Mamba layers carry their conv window and scan state from chunk to chunk (and, in the
     # memory a call returns, to the next call); False = upstream 007 (zero state every chunk)
     mamba_carry_state: bool = False
+    # Mega layers (layer_kinds "mega", mega.py): EMA dimensions N, shared z width (0: max(dim_head,
+    # dim_model // 4)), value width (0: 2 * dim_model)
+    ema_dim: int = 16
+    mega_z_dim: int = 0
+    mega_h_dim: int = 0
     # norms inside attention and split input norms (qk_norm.py; defaults = 003)
     qk_norm: str = "none"
     qk_norm_scope: str = "head"
@@ -77,7 +88,10 @@ class Config:
         self.layer_kinds = list(self.layer_kinds) or ["standard"] * self.n_layers
         self.layer_dim_ff = list(self.layer_dim_ff) or [self.dim_ff] * self.n_layers
         assert len(self.layer_kinds) == self.n_layers and len(self.layer_dim_ff) == self.n_layers
-        assert all(kind in ("standard", "attention-only") for kind in self.layer_kinds)
+        assert all(kind in ("standard", "attention-only", "mega") for kind in self.layer_kinds)
+        self.mega_z_dim = self.mega_z_dim or max(self.dim_attn // self.n_heads, self.dim_model // 4)
+        self.mega_h_dim = self.mega_h_dim or 2 * self.dim_model
+        mega.check_config(self)
         assert self.dim_attn % self.n_heads == 0
         assert self.dim_model % self.n_heads == 0
         assert self.memory in ("xl", "none")
@@ -88,6 +102,8 @@ class Config:
         assert self.norm in ("layernorm", "rmsnorm")
         assert self.rmt_mask in ("causal", "upstream")
         assert self.mamba_each_nth_layer >= 0
+        assert all(0 <= i < self.n_layers for i in self.recurrent_layers) and self.state_gate in ("fixed", "lstm")
+        assert all(self.layer_kinds[i] != "mega" for i in self.recurrent_layers)  # recurrence needs attention
         assert not self.mamba_carry_state or self.mamba_each_nth_layer > 0
         qk_norm.check(self)
 
@@ -111,6 +127,9 @@ class Config:
         qk_norm.trim_json(self, d, upstream_only)
         for key in ("n_pauses", "is_pause_pos_random", "pause_seed", "norm", "n_rmt_tokens", "rmt_mask", "mamba_each_nth_layer"):
             d.pop(key)
+        for key in ("recurrent_layers", "n_state_vectors", "state_gate"):  # only with recurrent layers
+            if not self.recurrent_layers:
+                d.pop(key)
         d.pop("mamba_carry_state")
         if self.mamba_each_nth_layer:  # 007's BakaConfig field
             d.update(mamba_each_nth_layer=self.mamba_each_nth_layer)
@@ -132,6 +151,9 @@ class Config:
             d.pop("layer_kinds")  # a uniform model writes the 003 config, without per-layer fields
             d.pop("layer_dim_ff")
             d.pop("thin_rotary_scale")
+        if "mega" not in self.layer_kinds:
+            for key in ("ema_dim", "mega_z_dim", "mega_h_dim"):
+                d.pop(key)
         return d
 
 
@@ -143,13 +165,18 @@ class LayerMemory:
     v: torch.Tensor  # [B, H, T, K']
     start: int
     write: Optional[torch.Tensor] = None  # RMT: last layer's outputs at the write positions [B, M, D]
+    state: Optional[torch.Tensor] = None  # a recurrent layer's state after the chunk [B, S, D]
     # mamba_carry_state: the layer's Mamba state after the chunk, (conv inputs [B, W-1, Di], scan [B, Di, N])
     mamba: Optional[tuple] = None
+    ema: Optional[torch.Tensor] = None  # a Mega layer's EMA state after the chunk [B, D, N]
 
     def detached(self) -> "LayerMemory":
         write = None if self.write is None else self.write.detach()
+        state = None if self.state is None else self.state.detach()
         mamba = None if self.mamba is None else tuple(t.detach() for t in self.mamba)
-        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write, mamba=mamba)
+        ema = None if self.ema is None else self.ema.detach()
+        return LayerMemory(k=self.k.detach(), v=self.v.detach(), start=self.start, write=write, state=state,
+                           mamba=mamba, ema=ema)
 
 
 def elephant(x: torch.Tensor, d: float = 8.0, a: float = 1.0) -> torch.Tensor:
@@ -368,8 +395,12 @@ class Layer(nn.Module):
         super().__init__()
         thin = c.layer_kinds[index] == "attention-only"
         self.norm_in = None if c.split_norm else make_norm(c)
-        self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
+        if c.layer_kinds[index] == "mega":  # Mega's gated attention takes the attention branch's place
+            self.mega = mega.MegaAttention(c)
+        else:
+            self.attn = Attention(c, rotary_scale=c.thin_rotary_scale if thin else 1.0)
         self.mlp = None if thin else MLP(c, c.layer_dim_ff[index])
+        self.recurrent = BlockRecurrence(c, make_norm) if index in c.recurrent_layers else None
         if c.has_mamba(index):
             self.mamba = Mamba(c.dim_model)
             self.norm_mamba = nn.LayerNorm(c.dim_model, eps=1e-5)  # a LayerNorm whatever `norm` is
@@ -377,11 +408,20 @@ class Layer(nn.Module):
             self.mamba = None
         self.carry_mamba = c.mamba_carry_state
 
-    def forward(self, x, past, start, rmt=(0, 0), mamba_state=None):
+    def forward(self, x, past, start, rmt=(0, 0), mamba_state=None, ema=None, state=None):
         split = self.norm_in is None  # split_norm: each branch normalises x with its own norm
         h = None if split else self.norm_in(x)
-        attn, mine = self.attn(self.attn.norm_in(x) if split else h, past, start, rmt)
+        if hasattr(self, "mega"):  # (no split_norm with Mega layers)
+            attn, mine = self.mega(x, h, past, start, ema)
+        else:
+            h_attn = self.attn.norm_in(x) if split else h
+            attn, mine = self.attn(h_attn, past, start, rmt)
         y = x + attn
+        if self.recurrent is not None:  # cross term over the previous state; the next state
+            keys = mine.k if past is None else torch.cat((past.k, mine.k), dim=-2)
+            values = mine.v if past is None else torch.cat((past.v, mine.v), dim=-2)
+            cross, mine.state = self.recurrent(h_attn, state, keys, values)
+            y = y + cross
         if self.mlp is not None:
             y = y + self.mlp(self.mlp.norm_in(x) if split else h)
         if self.mamba is not None:
@@ -443,7 +483,9 @@ class Net(nn.Module):
                         past = memory[i]
                 # mamba_carry_state: the layer's own Mamba state after the previous chunk
                 mamba_state = None if memory is None else memory[i].mamba
-                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), mamba_state)
+                ema = None if memory is None else memory[i].ema  # a Mega layer's own EMA state
+                state = state_in(layer, memory, i, b)  # a block-recurrent layer's state
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), mamba_state, ema, state)
                 current.append(mine)
             start += y.shape[1]
             if c.n_rmt_tokens:
@@ -531,7 +573,9 @@ def select_memory(memory, previous_rows: list[int], rows: list[int]):
     return [
         LayerMemory(k=m.k.detach()[pick], v=m.v.detach()[pick], start=m.start,
                     write=None if m.write is None else m.write.detach()[pick],
-                    mamba=None if m.mamba is None else tuple(t.detach()[pick] for t in m.mamba))
+                    state=None if m.state is None else m.state.detach()[pick],
+                    mamba=None if m.mamba is None else tuple(t.detach()[pick] for t in m.mamba),
+                    ema=None if m.ema is None else m.ema.detach()[pick])
         for m in memory
     ]
 

@@ -11,6 +11,7 @@ import {
   type ConfigKey,
   configChoices,
   configFields,
+  LAYER_KINDS,
   MEMORY_MECHANISMS,
   presetConfig,
 } from '@baka/model';
@@ -27,7 +28,7 @@ export const LAYER_KIND_KEY = 'layer_kinds' satisfies ConfigKey;
 const MEMORY_VARIANTS_BASE = {
   name: 'memory-variants',
   description:
-    'Every memory variant the model offers (memory, memory_source, thin layers via layer_kinds, pauses, RMT, Mamba), each against the defaults, at one budget on Tiny Shakespeare.',
+    'Every memory variant the model offers (memory, memory_source, thin and Mega layers via layer_kinds, pauses, RMT, Mamba, block-recurrent layers), each against the defaults, at one budget on Tiny Shakespeare.',
   base: {
     preset: 'tiny',
     corpus: 'tinyshakespeare',
@@ -55,8 +56,9 @@ function choicesOf(key: ConfigKey): readonly string[] {
 /**
  * The variants of `memory-variants`: the defaults first, then one variant per other value of
  * each memory key, then per layer kind other than the first (standard) one, every second layer
- * of that kind (layers 1, 3, ...: each still sits above a standard layer), then each of the
- * model's MEMORY_MECHANISMS (pauses, RMT, Mamba).
+ * of that kind (layers 1, 3, ...: each still sits above a standard layer) with the settings the
+ * kind requires (Mega: same-layer memory), then each of the model's MEMORY_MECHANISMS (pauses,
+ * RMT, Mamba, block-recurrent layers).
  */
 export function memoryVariants(preset: string): Experiment['variants'] {
   const defaults = new Map(configFields().map((field) => [field.key, field.default]));
@@ -71,9 +73,15 @@ export function memoryVariants(preset: string): Experiment['variants'] {
   const layers = (presetConfig(preset) as Partial<BakaConfig>).n_layers ?? 1;
   for (const kind of kinds) {
     const perLayer = Array.from({ length: layers }, (_, i) => (i % 2 === 1 ? kind : standard));
-    variants.push({ name: `${LAYER_KIND_KEY}-${kind}`, set: [`${LAYER_KIND_KEY}=${perLayer}`] });
+    const requires = Object.entries(
+      (LAYER_KINDS as Record<string, { requires?: Partial<BakaConfig> }>)[kind]?.requires ?? {},
+    ).map(([key, value]) => `${key}=${value}`);
+    variants.push({
+      name: `${LAYER_KIND_KEY}-${kind}`,
+      set: [`${LAYER_KIND_KEY}=${perLayer}`, ...requires],
+    });
   }
-  // mechanisms that need more than one enum value (pauses, RMT, Mamba): the model's list
+  // mechanisms that need more than one enum value (pauses, RMT, Mamba, recurrence): the model's list
   for (const mechanism of MEMORY_MECHANISMS) {
     const set = Object.entries(mechanism.set).map(([key, value]) => `${key}=${value}`);
     variants.push({ name: mechanism.name, set });

@@ -74,7 +74,7 @@ export function fromHeads(x: tf.Tensor4D): tf.Tensor2D {
 }
 
 /** x [B, H, L, X] padded with zeros to [B, H, W, X] along the key axis. */
-function padKeys(x: tf.Tensor4D, width: number): tf.Tensor4D {
+export function padKeys(x: tf.Tensor4D, width: number): tf.Tensor4D {
   const padding = width - x.shape[2];
   if (padding === 0) return x;
   return tf.pad(x, [

@@ -16,7 +16,9 @@ import { attention } from './attention';
 import type { AttentionContext, AttentionState } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
+import type { RecurrentWeights } from './kinds/block-recurrent';
 import type { MambaWeights } from './kinds/mamba';
+import type { MegaWeights } from './kinds/mega';
 import type { NormKind } from './kinds/norms';
 import type { QkNormalisation } from './kinds/qk-norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
@@ -35,14 +37,19 @@ export interface FusedLayerWeights {
   mlpNormParameters?: tf.Tensor1D[];
   /** qk_norm's transformation of q and k (kinds/qk-norms.ts); absent: none. */
   qkNorm?: QkNormalisation;
-  qkv: tf.Tensor2D; // [2A + D, D]
-  o: tf.Tensor2D; // [D, D]
+  /** The stacked attention projections; null for a Mega layer (its own weights are `mega`). */
+  qkv: tf.Tensor2D | null; // [2A + D, D]
+  o: tf.Tensor2D | null; // [D, D]
   /** The layer's rotary frequencies (model.layers.{i}.attn.rot.freqs) as tables. */
   rotary: RotaryEmbedding;
   /** The gated MLP; null for an attention-only (thin) layer. F = the layer's dim_ff. */
   mlp: { gateUp: tf.Tensor2D; down: tf.Tensor2D } | null; // [2F, D], [D, F]
   /** The layer's Mamba block (kinds/mamba.ts), when it has one. */
   mamba?: MambaWeights;
+  /** A Mega layer's EMA and gated-attention weights (kinds/mega.ts). */
+  mega?: MegaWeights;
+  /** A block-recurrent layer's state weights (kinds/block-recurrent.ts). */
+  blockRecurrent?: RecurrentWeights;
 }
 
 /** A layer ready to run: its kind's forward and its weights. */
@@ -63,6 +70,11 @@ export interface LayerStateIn {
    * chunk's).
    */
   recurrent?: RecurrentState | null;
+  /**
+   * A block-recurrent layer's state [B, S, D] written at the previous chunk, and whether this
+   * call computes the next one (the full pass: always; generation: the step that ends the chunk).
+   */
+  blockState?: { state: tf.Tensor3D; update: boolean };
 }
 
 /** A layer's recurrent state: named tensors with the batch rows first. */
@@ -76,6 +88,8 @@ export interface LayerStateOut {
   attended: KeyValues | null;
   /** The layer's recurrent state after the step, when the state in had a `recurrent` entry. */
   recurrent?: RecurrentState;
+  /** A block-recurrent layer's next state [B, S, D], when the state in asked for the update. */
+  blockState?: tf.Tensor3D;
 }
 
 export interface LayerOutput {
@@ -95,12 +109,14 @@ export function bakaLayer(
   // Each layer rotates with its own frequencies (a thin layer's are scaled).
   const layerContext =
     weights.rotary === context.rotary ? context : { ...context, rotary: weights.rotary };
+  const { qkv, o } = weights;
+  if (qkv === null || o === null) throw new Error('bakaLayer: the layer has no attention weights');
   const [y, k, v, keys, values] = tf.tidy((): tf.Tensor[] => {
     const h = weights.norm.apply(x, weights.normParameters); // [N, D]
     const { output, written, attended } = attention(
       h,
-      weights.qkv,
-      weights.o,
+      qkv,
+      o,
       state.attention,
       batch,
       length,

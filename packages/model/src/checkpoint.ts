@@ -125,8 +125,18 @@ export function configJson(config: BakaConfig): string {
   }
   if (config.mamba_each_nth_layer === 0) delete written.mamba_each_nth_layer;
   if (!config.mamba_carry_state) delete written.mamba_carry_state;
+  if (!config.layer_kinds.includes('mega')) {
+    delete written.ema_dim;
+    delete written.mega_z_dim;
+    delete written.mega_h_dim;
+  }
   for (const key of QK_NORM_KEYS) {
     if (written[key] === configDefault(key)) delete written[key];
+  }
+  if (config.recurrent_layers.length === 0) {
+    delete written.recurrent_layers;
+    delete written.n_state_vectors;
+    delete written.state_gate;
   }
   return `${JSON.stringify(written, null, 2)}\n`;
 }

@@ -10,6 +10,7 @@ import { NORM_NAMES } from './kinds/norms';
 import { QK_NORM_NAMES, QK_NORM_SCOPES, QK_NORM_WEIGHTS } from './kinds/qk-norms';
 import { SEQUENCE_STATE_NAMES } from './kinds/sequence-states';
 import { XL_CONFIG_SHAPE } from './kinds/xl';
+import { RECURRENT_CONFIG_SHAPE } from './kinds/block-recurrent';
 
 const positiveInt = z.number().int().positive();
 
@@ -72,7 +73,7 @@ const configShape = {
     .array(z.enum(LAYER_KIND_NAMES))
     .default([])
     .describe(
-      "Per-layer kind: 'standard' or 'attention-only' (a thin layer, no MLP); [] = all standard.",
+      "Per-layer kind: 'standard', 'attention-only' (a thin layer, no MLP) or 'mega' (Mega's EMA + gated attention in the attention branch's place); [] = all standard.",
     ),
   layer_dim_ff: z
     .array(positiveInt)
@@ -194,6 +195,26 @@ const configShape = {
     .boolean()
     .default(false)
     .describe('qk_norm l2: learn the logit scale per head (attn.qk_scale, [n_heads]).'),
+  ema_dim: positiveInt
+    .default(16)
+    .describe(
+      "Mega layers: EMA dimensions per channel (the paper's 16); the EMA state is [B, D, ema_dim].",
+    ),
+  mega_z_dim: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Mega layers: width of the shared query/key representation z (0: max(dim_head, dim_model / 4)); at least dim_head.',
+    ),
+  mega_h_dim: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe('Mega layers: width of the attention values and the reset gate (0: 2 * dim_model).'),
+  ...RECURRENT_CONFIG_SHAPE,
 };
 
 const configSchema = z.object(configShape).passthrough();
@@ -302,6 +323,11 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
           : 'baka_xl';
   config.dim_ff = raw.dim_ff || 4 * raw.dim_model;
   config.dim_attn = raw.dim_attn || raw.dim_model;
+  config.mega_z_dim =
+    raw.mega_z_dim ||
+    Math.max((config.dim_attn as number) / raw.n_heads, Math.floor(raw.dim_model / 4));
+  config.mega_h_dim = raw.mega_h_dim || 2 * raw.dim_model;
+  config.n_state_vectors = raw.n_state_vectors || raw.n_ctx;
   const result = config as BakaConfig;
   const fail = (message: string) => {
     throw new ModelError(`${source}: ${message}`);
@@ -331,6 +357,19 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
     );
   }
   checkQkNorm(result, fail);
+  for (const layer of result.recurrent_layers) {
+    if (layer >= result.n_layers) {
+      fail(`recurrent_layers: layer ${layer} does not exist (n_layers ${result.n_layers})`);
+    }
+    if (layerKind(result, layer) === 'mega') {
+      fail(
+        `recurrent_layers: layer ${layer} is a Mega layer; a block-recurrent layer needs attention`,
+      );
+    }
+  }
+  if (new Set(result.recurrent_layers).size !== result.recurrent_layers.length) {
+    fail(`recurrent_layers: [${result.recurrent_layers.join(', ')}] names a layer twice`);
+  }
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
     if (result[field].length > 0 && result[field].length !== result.n_layers) {
       fail(
@@ -338,6 +377,7 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
       );
     }
   }
+  if (result.layer_kinds.includes('mega')) checkMega(result, fail);
   return result;
 }
 
@@ -360,6 +400,30 @@ function checkQkNorm(config: BakaConfig, fail: (message: string) => void): void 
   }
   if (kind !== 'l2' && config.qk_norm_learned_scale) {
     fail(`qk_norm_learned_scale: only qk_norm l2 has a logit scale, not '${kind}'`);
+  }
+}
+
+/** What a model with Mega layers needs (kinds/mega.ts). */
+function checkMega(config: BakaConfig, fail: (message: string) => never): void {
+  if (config.memory === 'xl' && config.memory_source !== 'same-layer') {
+    fail(
+      "layer_kinds 'mega' needs memory_source same-layer (or memory none): a Mega layer's keys are one head of mega_z_dim features, which other layers cannot read",
+    );
+  }
+  if (config.mega_z_dim < dimHead(config)) {
+    fail(
+      `mega_z_dim (${config.mega_z_dim}) must be at least dim_head (${dimHead(config)}): rotary positions turn its first dim_head features`,
+    );
+  }
+  for (const [field, unsupported] of [
+    ['n_pauses', config.n_pauses > 0],
+    ['n_rmt_tokens', config.n_rmt_tokens > 0],
+    ['mamba_each_nth_layer', config.mamba_each_nth_layer > 0],
+    ['rotary_precision', config.rotary_precision !== 'float32'],
+    ['qk_norm', config.qk_norm !== 'none'],
+    ['split_norm', config.split_norm],
+  ] as const) {
+    if (unsupported) fail(`${field}: not supported together with layer_kinds 'mega'`);
   }
 }
 

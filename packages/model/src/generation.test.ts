@@ -152,13 +152,13 @@ describe('tensorsIn (what a decoder keeps of a prepared layer)', () => {
     const model = BakaCausalLM.create(base, { seed: 1 });
     const { weights } = model.prepareLayer(0);
     const tensors = tensorsIn(weights);
-    expect(tensors.has(weights.qkv)).toBe(true);
+    expect(tensors.has(weights.qkv!)).toBe(true);
     expect(tensors.has(weights.mlp!.down)).toBe(true);
     const variables = new Set<tf.Tensor>(model.parameters.values());
     expect([...tensors].filter((tensor) => !variables.has(tensor))).toEqual(
-      [weights.qkv, weights.mlp!.gateUp].filter((tensor) => !variables.has(tensor)),
+      [weights.qkv!, weights.mlp!.gateUp].filter((tensor) => !variables.has(tensor)),
     );
-    tf.dispose([a, b, c, weights.qkv, weights.mlp!.gateUp]);
+    tf.dispose([a, b, c, weights.qkv!, weights.mlp!.gateUp]);
     model.dispose();
   });
 });

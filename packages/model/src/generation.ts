@@ -13,6 +13,7 @@ import type { BakaCausalLM } from './causal-lm';
 import { ModelError } from './errors';
 import { carriesLayerStates } from './kinds/layer-states';
 import { hasMamba } from './kinds/mamba';
+import { hasMega } from './kinds/mega';
 import { pauseLayout } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { IncrementalState } from './sequence-state';
@@ -93,7 +94,7 @@ export class IncrementalDecoder {
     this.#context = { ...model.attentionContext(), keyBucket: KEY_BUCKET };
     this.#state = sequenceStateKind(config).incremental(config, model.parameters);
     this.#recurrent = Array.from({ length: config.n_layers }, (_, layer) =>
-      hasMamba(config, layer) ? null : undefined,
+      hasMamba(config, layer) || hasMega(config, layer) ? null : undefined,
     );
     this.#chunkStart = [...this.#recurrent];
     this.#carry = carriesLayerStates(config);
@@ -252,20 +253,26 @@ export class IncrementalDecoder {
     }
     const slots = layout.slice(common);
     const dimModel = model.config.dim_model;
-    const y = this.#run(() => {
-      const embedded = model.embed(tf.tensor2d(tokens, [rows, length], 'int32')); // [R, n, D]
-      const pause = model.parameters.get('model.pause.pause_emb');
-      const withPause =
-        pause === undefined
-          ? embedded
-          : tf.concat(
-              [embedded, tf.broadcastTo(tf.reshape(pause, [1, 1, -1]), [rows, 1, dimModel])],
-              1,
-            ); // [R, n+1, D]
-      const indices = slots.map((token) => (token < 0 ? length : token));
-      const picked = tf.gather(withPause, tf.tensor1d(indices, 'int32'), 1); // [R, slots, D]
-      return tf.reshape(picked, [rows * slots.length, dimModel]) as tf.Tensor2D; // [R*slots, D]
-    }, 'tokens');
+    // the chunk's last slot is in this step unless a suffix block (RMT's write block) follows
+    const endsChunk = length === model.config.n_ctx && (state.chunkSuffix?.() ?? null) === null;
+    const y = this.#run(
+      () => {
+        const embedded = model.embed(tf.tensor2d(tokens, [rows, length], 'int32')); // [R, n, D]
+        const pause = model.parameters.get('model.pause.pause_emb');
+        const withPause =
+          pause === undefined
+            ? embedded
+            : tf.concat(
+                [embedded, tf.broadcastTo(tf.reshape(pause, [1, 1, -1]), [rows, 1, dimModel])],
+                1,
+              ); // [R, n+1, D]
+        const indices = slots.map((token) => (token < 0 ? length : token));
+        const picked = tf.gather(withPause, tf.tensor1d(indices, 'int32'), 1); // [R, slots, D]
+        return tf.reshape(picked, [rows * slots.length, dimModel]) as tf.Tensor2D; // [R*slots, D]
+      },
+      'tokens',
+      endsChunk,
+    );
     this.#chunk = tokens;
     this.#fed = layout;
     this.#position += (ids[0] as number[]).length;
@@ -292,7 +299,7 @@ export class IncrementalDecoder {
     const state = this.#state;
     const suffix = state.chunkSuffix?.() ?? null;
     if (suffix !== null) {
-      const y = this.#run(() => suffix, 'suffix');
+      const y = this.#run(() => suffix, 'suffix', true);
       state.takeSuffixOutput?.(y);
       y.dispose();
     }
@@ -304,8 +311,13 @@ export class IncrementalDecoder {
   }
 
   // Runs the slots `input()` gives [R*n, D] (rows in (row, slot) order) through the layers; the
-  // last layer's outputs [R*n, D].
-  #run(input: () => tf.Tensor2D, block: 'prefix' | 'tokens' | 'suffix'): tf.Tensor2D {
+  // last layer's outputs [R*n, D]. `endsChunk`: the step holds the chunk's last slot (a
+  // block-recurrent state updates then).
+  #run(
+    input: () => tf.Tensor2D,
+    block: 'prefix' | 'tokens' | 'suffix',
+    endsChunk = false,
+  ): tf.Tensor2D {
     const state = this.#state;
     const config = this.#model.config;
     const rows = this.#rows;
@@ -319,7 +331,7 @@ export class IncrementalDecoder {
             ? { read: count, write: 0 }
             : { read: 0, write: count };
       // state in: every view is taken before the first append (they stay valid until then)
-      const states = state.views(open).map((view, layer) => {
+      const states = state.views(open, endsChunk).map((view, layer) => {
         const recurrent = this.#recurrent[layer];
         return recurrent === undefined ? view : { ...view, recurrent };
       });

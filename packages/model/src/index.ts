@@ -52,12 +52,20 @@ export {
 } from './kinds/qk-norms';
 export {
   loadSequenceState,
+  mayBeUnusedParameters,
   SEQUENCE_STATE_KINDS,
   SEQUENCE_STATE_NAMES,
   type SequenceStateName,
   sequenceStateKind,
 } from './kinds/sequence-states';
+export { isRecurrent, RECURRENT_CONFIG_SHAPE } from './kinds/block-recurrent';
 export { MEMORY_MECHANISMS, type MemoryMechanism } from './kinds/mechanisms';
+export {
+  initialStateName,
+  RECURRENT_STATE_FORMAT,
+  BlockRecurrentState,
+  recurrentKind,
+} from './kinds/recurrent-state';
 export { MAY_BE_UNUSED_PARAMETERS, RMT_FORMAT, RMTState } from './kinds/rmt';
 export { memoryState, XL_MEMORY_FORMAT, XLState } from './kinds/xl';
 export type {

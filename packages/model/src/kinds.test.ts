@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
 import { CONFIG_KEYS, makeConfig } from './config';
 import { configJson } from './checkpoint';
-import { LAYER_KIND_NAMES } from './kinds/layers';
+import { LAYER_KIND_NAMES, LAYER_KINDS } from './kinds/layers';
+import type { LayerKind } from './kinds/layers';
 import { NORM_KINDS, NORM_NAMES, rmsNorm } from './kinds/norms';
 import {
   loadSequenceState,
@@ -83,7 +84,11 @@ describe('registries feed the config schema', () => {
     for (const memory of SEQUENCE_STATE_NAMES)
       expect(makeConfig({ ...small, memory }).memory).toBe(memory);
     for (const kind of LAYER_KIND_NAMES) {
-      expect(makeConfig({ ...small, layer_kinds: [kind, kind] }).layer_kinds).toEqual([kind, kind]);
+      const { requires } = LAYER_KINDS[kind] as LayerKind; // e.g. mega: same-layer memory
+      expect(makeConfig({ ...small, ...requires, layer_kinds: [kind, kind] }).layer_kinds).toEqual([
+        kind,
+        kind,
+      ]);
     }
     expect(() => makeConfig({ ...small, memory: 'rnn' })).toThrow(/memory/);
     expect(() => makeConfig({ ...small, norm: 'batchnorm' })).toThrow(/norm/);

@@ -5,7 +5,9 @@ import type { BakaConfig } from './config';
 import { dimHead, layerDimFf, layerKind } from './config';
 import { LAYER_KINDS } from './kinds/layers';
 import type { LayerKind, LayerShape } from './kinds/layers';
+import { isRecurrent, withRecurrence } from './kinds/block-recurrent';
 import { hasMamba, mambaDims, withMamba } from './kinds/mamba';
+import { megaDims } from './kinds/mega';
 import { NORM_KINDS } from './kinds/norms';
 import { QK_NORM_KINDS, qkNormShape } from './kinds/qk-norms';
 import { deriveSeed, fillNormal, fillUniform } from './random';
@@ -14,7 +16,10 @@ import { inverseFrequencies } from '@baka/rope';
 export type Initialiser =
   // torch nn.Linear: U(-1/sqrt(fanIn), 1/sqrt(fanIn)), times `scale` (thin layers: 1e-4)
   | { kind: 'linear'; fanIn: number; scale?: number }
-  | { kind: 'normal' } // torch nn.Embedding: N(0, 1)
+  // torch nn.Embedding: N(0, 1); Mega's EMA and q/k affine: N(mean, std^2)
+  | { kind: 'normal'; std?: number; mean?: number }
+  // Mega's EMA beta [D, N]: N(0, 0.02^2) plus +1, -1, +1, ... along the EMA dimensions
+  | { kind: 'mega-ema-beta' }
   | { kind: 'ones' }
   | { kind: 'zeros' }
   | { kind: 'constant'; value: number } // every entry the same (qk_norm l2's learned scale)
@@ -42,21 +47,37 @@ export function layerShape(config: BakaConfig, layer: number): LayerShape {
     qkNorm: QK_NORM_KINDS[config.qk_norm],
     qkNormShape: qkNormShape(config),
     ...(hasMamba(config, layer) ? { mamba: mambaDims(config) } : {}),
+    ...(layerKind(config, layer) === 'mega' ? { mega: megaDims(config) } : {}),
+    ...(isRecurrent(config, layer) ? { recurrent: config.state_gate } : {}),
   };
 }
 
 const WITH_MAMBA = new Map<LayerKind, LayerKind>();
+const WITH_RECURRENCE = new Map<LayerKind, LayerKind>();
 
-/** Layer i's kind: `layer_kinds`' entry, composed with a Mamba block where mamba_each_nth_layer says. */
-export function layerKindOf(config: BakaConfig, layer: number): LayerKind {
-  const kind: LayerKind = LAYER_KINDS[layerKind(config, layer)];
-  if (!hasMamba(config, layer)) return kind;
-  let composed = WITH_MAMBA.get(kind);
-  if (composed === undefined) {
-    composed = withMamba(kind);
-    WITH_MAMBA.set(kind, composed);
+/** `compose(kind)`, made once per kind. */
+function composed(
+  cache: Map<LayerKind, LayerKind>,
+  kind: LayerKind,
+  compose: (kind: LayerKind) => LayerKind,
+): LayerKind {
+  let result = cache.get(kind);
+  if (result === undefined) {
+    result = compose(kind);
+    cache.set(kind, result);
   }
-  return composed;
+  return result;
+}
+
+/**
+ * Layer i's kind: `layer_kinds`' entry, with a recurrent state where recurrent_layers says
+ * (its cross term joins the parallel sum), then a Mamba block where mamba_each_nth_layer says.
+ */
+export function layerKindOf(config: BakaConfig, layer: number): LayerKind {
+  let kind: LayerKind = LAYER_KINDS[layerKind(config, layer)];
+  if (isRecurrent(config, layer)) kind = composed(WITH_RECURRENCE, kind, withRecurrence);
+  if (hasMamba(config, layer)) kind = composed(WITH_MAMBA, kind, withMamba);
+  return kind;
 }
 
 /** Every tensor of the state_dict, in PyTorch's order. */
@@ -99,8 +120,16 @@ export function initialValues(
       const scale = spec.init.scale;
       return scale === undefined ? out : out.map((value) => value * scale);
     }
-    case 'normal':
-      return fillNormal(out, 1, deriveSeed(seed, index));
+    case 'normal': {
+      const { std = 1, mean = 0 } = spec.init;
+      fillNormal(out, std, deriveSeed(seed, index));
+      return mean === 0 ? out : out.map((value) => value + mean);
+    }
+    case 'mega-ema-beta': {
+      const dims = spec.shape[1] as number;
+      fillNormal(out, 0.02, deriveSeed(seed, index));
+      return out.map((value, i) => value + ((i % dims) % 2 === 0 ? 1 : -1));
+    }
     case 'ones':
       return out.fill(1);
     case 'zeros':

@@ -65,8 +65,9 @@ export interface IncrementalState {
   /**
    * Every layer's state in for the next step (taken before any append). `open`: the step is the
    * kind's prefix or suffix block and upstream's RMT mask opens it (rmt_mask 'upstream').
+   * `endsChunk`: the step holds the chunk's last slot (a recurrent state updates then).
    */
-  views(open?: { read: number; write: number }): LayerStateIn[];
+  views(open?: { read: number; write: number }, endsChunk?: boolean): LayerStateIn[];
   /** Layer `layer`'s state out of the step; after the last layer the step is complete. */
   append(layer: number, out: LayerStateOut): void;
   /** Drops the current chunk's last `count` slots (a pause now sits in front of them). */

@@ -3,7 +3,7 @@
 //
 // Shapes: B rows, T window length, N trainable elements (flat gradient).
 import type { SequenceState } from '@baka/model';
-import { type BakaCausalLM, MAY_BE_UNUSED_PARAMETERS } from '@baka/model';
+import { type BakaCausalLM, mayBeUnusedParameters } from '@baka/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdamW } from './adamw';
 import { clipByGlobalNorm, ParameterLayout } from './flat-gradients';
@@ -79,8 +79,11 @@ export function windowGradients(
     }, trainable.variables);
   });
   const named = trainable.byParameterName(grads);
-  // a window that continues carried state need not use a kind's initial tensors (RMT's tokens)
-  const gradients = trainable.layout.flatten(named, { mayBeUnused: MAY_BE_UNUSED_PARAMETERS });
+  // a window that continues carried state need not use a kind's initial tensors (RMT's tokens,
+  // recurrent layers' initial states)
+  const gradients = trainable.layout.flatten(named, {
+    mayBeUnused: mayBeUnusedParameters(model.config),
+  });
   const loss = value.dataSync()[0]!;
   tf.dispose([value, ...Object.values(grads)]);
   return { loss, gradients, memory: kept };

@@ -187,9 +187,14 @@ describe('experiment files', () => {
         name: 'layer_kinds-attention-only',
         set: ['layer_kinds=standard,attention-only,standard,attention-only'],
       },
+      {
+        name: 'layer_kinds-mega',
+        set: ['layer_kinds=standard,mega,standard,mega', 'memory_source=same-layer'],
+      },
       { name: 'pause', set: ['n_pauses=4', 'norm=rmsnorm'] },
       { name: 'rmt', set: ['n_pauses=4', 'n_rmt_tokens=4', 'memory_source=same-layer'] },
       { name: 'mamba', set: ['mamba_each_nth_layer=2'] },
+      { name: 'block-recurrent', set: ['recurrent_layers=2'] },
     ]);
     // both built-ins resolve completely (every setting and config valid)
     for (const name of ['seed-xl', 'memory-variants', 'memory-reach']) {

@@ -1,6 +1,7 @@
 // The memory variants from the CLI as a user runs them (real processes): upstream's own 004/005
 // checkpoints evaluate to upstream's loss; a small RMT model from --preset baka-rmt trains with
-// its state carried from window to window, resumes exactly, generates and evaluates.
+// its state carried from window to window, resumes exactly, generates and evaluates; so does a
+// small model with a Mega layer, whose EMA state is carried.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -163,6 +164,98 @@ describe('memory variants from the CLI', { timeout: 180_000 }, () => {
     const plain = await runCli(['train', ...restarting, '--run', 'plain', '--steps', '2']);
     expect(plain.status, plain.stderr).toBe(0);
     expect(runLosses(database, 'plain')).not.toEqual(straightLosses.slice(0, 2));
+  });
+
+  it('--set layer_kinds=mega,standard: EMA state saved with --carry-memory, resumes exactly, generates, evaluates', async () => {
+    const { dir, common } = smallSetup();
+    const mega = [
+      ...common,
+      '--carry-memory',
+      '--set',
+      'layer_kinds=mega,standard',
+      '--set',
+      'memory_source=same-layer',
+      '--set',
+      'ema_dim=4',
+      '--no-sample',
+    ];
+    const straight = await runCli(['train', ...mega, '--run', 'straight', '--steps', '4']);
+    expect(straight.status, straight.stderr).toBe(0);
+    const first = await runCli(['train', ...mega, '--run', 'split', '--steps', '2']);
+    expect(first.status, first.stderr).toBe(0);
+    const checkpoint = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
+    const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
+    expect([...state.keys()]).toEqual(expect.arrayContaining(['layers.0.ema', 'inner.layers.1.k']));
+    expect(state.get('layers.0.ema')!.shape.slice(1)).toEqual([16, 4]); // [B, D, ema_dim]
+    const resumed = await runCli([
+      'train',
+      '--resume',
+      'split',
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--backend',
+      'cpu',
+      '--steps',
+      '4',
+      '--no-sample',
+    ]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const database = join(dir, 'runs', 'metrics.sqlite');
+    const straightLosses = runLosses(database, 'straight');
+    expect(straightLosses).toHaveLength(4);
+    expect(runLosses(database, 'split')).toEqual(straightLosses);
+    // negative control: without --carry-memory every window starts the EMA from zero
+    const fresh = mega.filter((arg) => arg !== '--carry-memory');
+    const plain = await runCli(['train', ...fresh, '--run', 'plain', '--steps', '4']);
+    expect(plain.status, plain.stderr).toBe(0);
+    expect(runLosses(database, 'plain')).not.toEqual(straightLosses);
+
+    const final = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
+    const generated = await runCli([
+      'generate',
+      '--checkpoint',
+      final,
+      '--prompt',
+      'the king walks at night and speaks',
+      '--max-new-tokens',
+      '12',
+      '--temperature',
+      '0',
+      '--backend',
+      'cpu',
+    ]);
+    expect(generated.status, generated.stderr).toBe(0);
+    expect(generated.stderr).toMatch(/12 tokens in/);
+    const ids = join(dir, 'ids.json');
+    writeFileSync(ids, JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7, 3, 4, 5, 6, 7, 8, 9]]));
+    const evaluated = await runCli([
+      'eval',
+      '--checkpoint',
+      final,
+      '--input-ids',
+      ids,
+      '--json',
+      '--backend',
+      'cpu',
+    ]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    const info = await runCli(['info', '--checkpoint', final]);
+    expect(info.status, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/ema_dim +4/);
+    expect(info.stdout).toMatch(/layer_kinds +mega,standard/);
+    // a Mega layer under the default previous-layer memory: one line naming the field, exit 2
+    const refused = await runCli([
+      'train',
+      ...common,
+      '--set',
+      'layer_kinds=mega,standard',
+      '--steps',
+      '1',
+    ]);
+    expect(refused.status).toBe(2);
+    const errors = refused.stderr.split('\n').filter((line) => line.startsWith('baka:'));
+    expect(errors).toHaveLength(1); // (after the backend line)
+    expect(errors[0]).toMatch(/layer_kinds 'mega' needs memory_source same-layer/);
   });
 
   it('unsupported upstream fields are one line naming the field, exit 2', async () => {

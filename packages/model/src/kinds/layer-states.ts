@@ -1,9 +1,9 @@
 // Carried layer states: a sequence-state wrapper that hands the recurrent state a layer ended a
-// chunk with (LayerStateOut.recurrent; today a Mamba block's conv window and scan state) to the
-// same layer at the next chunk (LayerStateIn.recurrent), and from one forward call to the next.
+// chunk with (LayerStateOut.recurrent: a Mamba block's conv window and scan state, a Mega layer's
+// EMA state) to the same layer at the next chunk (LayerStateIn.recurrent), and from one forward call to the next.
 // It wraps whatever the config's memory is (xl, none, RMT around either): that part runs as it
-// would alone. Selected by mamba_carry_state; without it every chunk starts those layers from
-// zero (upstream 007). Inside a training window the gradient flows through the carried state
+// would alone. Selected by mamba_carry_state (without it every chunk starts Mamba blocks from
+// zero, upstream 007) and by Mega layers, whose EMA always carries on (section 1.8). Inside a training window the gradient flows through the carried state
 // from chunk to chunk; `detach()` cuts it at a window boundary, like the XL memory.
 // docs/architecture.md section 1.6.
 //
@@ -16,6 +16,7 @@ import { stopGradient } from '../memory';
 import { nestedSavedState, nestSavedState } from '../sequence-state';
 import type { ChunkPass, SavedState, SequenceState, SequenceStateKind } from '../sequence-state';
 import { hasMamba } from './mamba';
+import { hasMega } from './mega';
 
 /** memory.safetensors metadata `format` of carried layer states. */
 export const LAYER_STATES_FORMAT = 'baka-layer-states';
@@ -23,12 +24,15 @@ const INNER = 'inner.';
 
 /** Whether layer `layer` carries its recurrent state from chunk to chunk. */
 export function carriesLayerState(config: BakaConfig, layer: number): boolean {
-  return config.mamba_carry_state && hasMamba(config, layer);
+  return (config.mamba_carry_state && hasMamba(config, layer)) || hasMega(config, layer);
 }
 
 /** Whether any layer of `config` carries its recurrent state (the wrapper is in use). */
 export function carriesLayerStates(config: BakaConfig): boolean {
-  return config.mamba_carry_state && config.mamba_each_nth_layer > 0;
+  return (
+    (config.mamba_carry_state && config.mamba_each_nth_layer > 0) ||
+    config.layer_kinds.includes('mega')
+  );
 }
 
 /** Per layer: its state after the last chunk (undefined for a layer that carries none). */
@@ -163,7 +167,12 @@ export function layerStatesKind(name: string, inner: SequenceStateKind): Sequenc
     description: `layer states carried from chunk to chunk, with ${inner.description}`,
     // the state flows through the whole article, whatever the wrapped kind does
     evaluation: 'whole-article',
-    describe: (config) => `${inner.describe(config)}+mamba-state`,
+    describe: (config) =>
+      [
+        inner.describe(config),
+        ...(config.mamba_carry_state && config.mamba_each_nth_layer > 0 ? ['mamba-state'] : []),
+        ...(config.layer_kinds.includes('mega') ? [`mega-ema${config.ema_dim}`] : []),
+      ].join('+'),
     attendsToPast: inner.attendsToPast,
     pass(config, previous, batch, parameters): ChunkPass {
       if (previous !== null && !(previous instanceof LayerStatesState)) {

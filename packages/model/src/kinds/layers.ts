@@ -14,6 +14,8 @@ import type { FusedLayerWeights, LayerOutput, LayerStateIn } from '../baka-net';
 import type { BakaConfig } from '../config';
 import type { Initialiser } from '../parameters';
 import type { MambaDims } from './mamba';
+import { megaLayer, megaTensors, prepareMega } from './mega';
+import type { MegaDims } from './mega';
 import type { NormKind } from './norms';
 import type { QkNormKind, QkNormShape } from './qk-norms';
 
@@ -36,6 +38,10 @@ export interface LayerShape {
   qkNormShape: QkNormShape;
   /** The layer's Mamba block sizes (kinds/mamba.ts), when it has one. */
   mamba?: MambaDims;
+  /** A Mega layer's sizes (kinds/mega.ts). */
+  mega?: MegaDims;
+  /** A recurrent layer's state gate (kinds/block-recurrent.ts), when it is one. */
+  recurrent?: BakaConfig['state_gate'];
 }
 
 /** One tensor of a layer: `model.layers.{i}.{suffix}`. */
@@ -58,6 +64,8 @@ export type LayerForward = (
 
 export interface LayerKind {
   readonly description: string;
+  /** Settings a model with layers of this kind needs besides the defaults (config checks them). */
+  readonly requires?: Partial<BakaConfig>;
   /** The layer's tensors in state_dict order. */
   tensors(config: BakaConfig, shape: LayerShape): LayerTensor[];
   /** Scale of the layer's rotary frequencies (upstream's init scaled a thin layer's too). */
@@ -141,34 +149,40 @@ function prepareAttention(
  */
 const standard: LayerKind = {
   description: 'parallel attention + elephant-gated MLP on one shared input norm (upstream 003)',
-  tensors: (config, shape) => {
-    const { dim_model: D } = config;
-    const F = shape.dimFf;
-    const mlp = (suffix: string, dims: number[], fanIn: number): LayerTensor => ({
-      suffix: `mlp.${suffix}.weight`,
-      shape: dims,
-      init: { kind: 'linear', fanIn },
-      trainable: true,
-    });
-    return [
-      ...attentionTensors(config, shape),
-      ...(shape.splitNorm ? normTensors(shape, 'mlp.norm_in', D) : []),
-      mlp('fc_gate', [F, D], D),
-      mlp('fc_up', [F, D], D),
-      mlp('fc_down', [D, F], F),
-    ];
-  },
+  tensors: (config, shape) => [
+    ...attentionTensors(config, shape),
+    ...(shape.splitNorm ? normTensors(shape, 'mlp.norm_in', config.dim_model) : []),
+    ...mlpTensors(config, shape),
+  ],
   rotaryScale: () => 1,
   prepare: (get, shape, rotary) => ({
     ...prepareAttention(get, shape, rotary),
     ...(shape.splitNorm ? { mlpNormParameters: normParameters(get, shape, 'mlp.norm_in') } : {}),
-    mlp: {
-      gateUp: tf.concat([get('mlp.fc_gate.weight'), get('mlp.fc_up.weight')], 0) as tf.Tensor2D, // [2F, D]
-      down: get('mlp.fc_down.weight') as tf.Tensor2D,
-    },
+    mlp: prepareMlp(get),
   }),
   forward: bakaLayer,
 };
+
+/** The gated MLP's three Linear weights (F = the layer's dim_ff). */
+function mlpTensors(config: BakaConfig, shape: LayerShape): LayerTensor[] {
+  const { dim_model: D } = config;
+  const F = shape.dimFf;
+  const mlp = (suffix: string, dims: number[], fanIn: number): LayerTensor => ({
+    suffix: `mlp.${suffix}.weight`,
+    shape: dims,
+    init: { kind: 'linear', fanIn },
+    trainable: true,
+  });
+  return [mlp('fc_gate', [F, D], D), mlp('fc_up', [F, D], D), mlp('fc_down', [D, F], F)];
+}
+
+/** The MLP's gate and up weights stacked for one matmul, and down. */
+function prepareMlp(get: (suffix: string) => tf.Tensor): FusedLayerWeights['mlp'] {
+  return {
+    gateUp: tf.concat([get('mlp.fc_gate.weight'), get('mlp.fc_up.weight')], 0) as tf.Tensor2D, // [2F, D]
+    down: get('mlp.fc_down.weight') as tf.Tensor2D,
+  };
+}
 
 /**
  * A thin layer (upstream 00x_thin): attention only, no MLP tensors; its attention weights and
@@ -182,9 +196,47 @@ const attentionOnly: LayerKind = {
   forward: bakaLayer,
 };
 
+/**
+ * A Mega layer (Ma et al. 2022; kinds/mega.ts): Mega's EMA + single-head gated attention in the
+ * attention branch's place, the elephant MLP beside it on the same norm. Its rotary frequencies
+ * (`mega.rot.freqs`, the standard ones) turn the first dim_head features of its queries and keys.
+ */
+const mega: LayerKind = {
+  description:
+    "Mega's damped EMA + single-head gated attention in the attention branch's place, with the elephant MLP (Ma et al. 2022)",
+  // its keys (one head of mega_z_dim features) are only read by itself; memory none works too
+  requires: { memory_source: 'same-layer' },
+  tensors: (config, shape) => [
+    ...normTensors(shape, 'norm_in', config.dim_model),
+    ...megaTensors(config),
+    {
+      suffix: 'mega.rot.freqs',
+      shape: [shape.dimHead / 2],
+      init: { kind: 'rotary' },
+      trainable: false,
+    },
+    ...mlpTensors(config, shape),
+  ],
+  rotaryScale: () => 1,
+  prepare: (get, shape, rotary) => {
+    if (shape.mega === undefined) throw new Error('mega layer: no Mega sizes in its shape');
+    return {
+      norm: shape.norm,
+      normParameters: normParameters(get, shape, 'norm_in'),
+      qkv: null,
+      o: null,
+      rotary,
+      mlp: prepareMlp(get),
+      mega: prepareMega(get, shape.mega),
+    };
+  },
+  forward: megaLayer,
+};
+
 export const LAYER_KINDS = {
   standard,
   'attention-only': attentionOnly,
+  mega,
 } as const satisfies Record<string, LayerKind>;
 
 export type LayerKindName = keyof typeof LAYER_KINDS;

@@ -27,4 +27,10 @@ export const MEMORY_MECHANISMS: readonly MemoryMechanism[] = [
     description: 'a Mamba block in every second layer (upstream 007 without its pauses and RMT)',
     set: { mamba_each_nth_layer: 2 },
   },
+  {
+    name: 'block-recurrent',
+    description:
+      'a Block-Recurrent Transformer state (n_ctx vectors, fixed gate) in layer 2, near the top (Hutchins et al. 2022)',
+    set: { recurrent_layers: [2] },
+  },
 ];

@@ -5,7 +5,8 @@ import type { BakaConfig } from '../config';
 import { ModelError } from '../errors';
 import type { SavedState, SequenceState, SequenceStateKind } from '../sequence-state';
 import { carriesLayerStates, layerStatesKind, loadLayerStates } from './layer-states';
-import { loadRMT, rmtKind } from './rmt';
+import { loadRecurrentState, recurrentInitialStates, recurrentKind } from './recurrent-state';
+import { loadRMT, MAY_BE_UNUSED_PARAMETERS, rmtKind } from './rmt';
 import { noMemoryKind, xlKind } from './xl';
 
 export const SEQUENCE_STATE_KINDS = {
@@ -38,7 +39,8 @@ function wrap(
 
 /**
  * The kind a config selects: `memory`'s, wrapped in RMT memory tokens when it has n_rmt_tokens,
- * and that in carried layer states when layers carry theirs (mamba_carry_state).
+ * that in carried layer states when layers carry theirs (mamba_carry_state), and that in
+ * block-recurrent states when it has recurrent_layers.
  */
 export function sequenceStateKind(config: BakaConfig): SequenceStateKind {
   let name: string = config.memory;
@@ -51,13 +53,19 @@ export function sequenceStateKind(config: BakaConfig): SequenceStateKind {
     name = `layer-states+${name}`;
     kind = wrap(name, kind, layerStatesKind);
   }
+  if (config.recurrent_layers.length > 0) {
+    name = `recurrent+${name}`;
+    kind = wrap(name, kind, recurrentKind);
+  }
   return kind;
 }
 
 /** Reads a saved state with whichever kind knows its format; `source` names the file in errors. */
 export function loadSequenceState(saved: SavedState, source: string): SequenceState {
   const wrapper =
-    loadLayerStates(saved, source, loadSequenceState) ?? loadRMT(saved, source, loadSequenceState);
+    loadRecurrentState(saved, source, loadSequenceState) ??
+    loadLayerStates(saved, source, loadSequenceState) ??
+    loadRMT(saved, source, loadSequenceState);
   if (wrapper !== null) return wrapper;
   for (const kind of Object.values(SEQUENCE_STATE_KINDS)) {
     const state = kind.load(saved, source);
@@ -66,4 +74,12 @@ export function loadSequenceState(saved: SavedState, source: string): SequenceSt
   throw new ModelError(
     `${source}: unknown sequence state format '${saved.metadata.format}' (not written by this version?)`,
   );
+}
+
+/**
+ * Parameters a forward call need not use, so may have no gradient: what starts a sequence (RMT's
+ * tokens, recurrent layers' initial states) is unused by a call that continues carried state.
+ */
+export function mayBeUnusedParameters(config: { recurrent_layers: readonly number[] }): string[] {
+  return [...MAY_BE_UNUSED_PARAMETERS, ...recurrentInitialStates(config)];
 }
