@@ -6,6 +6,8 @@
 // the output projection [V, D]; the embedding is a gather (0 FLOPs). Per chunk of T queries over
 // P memory + T current keys: scores 2*T*(P+T)*A and mixing 2*T*(P+T)*D per layer, counted in
 // full (the model computes the masked half too). With qk_norm negator the scores run over 2A.
+// A Mega layer instead has v_proj [E, D], mx_proj [2D + Z + E, D], h_proj [D, E] and the MLP, and
+// one head whose scores run over Z and mixing over E (its EMA is elementwise: not counted).
 import { type BakaConfig, sequenceStateKind } from '@baka/model';
 
 /** Forward FLOPs for one sequence of `length` tokens (batch row), chunked by n_ctx with XL memory. */
@@ -18,7 +20,14 @@ export function forwardFlops(config: BakaConfig, length: number): number {
     n_vocab: v,
     n_ctx: chunk,
   } = config;
-  const perTokenLinear = layers * 2 * (2 * a * d + 2 * d * d + 3 * d * f) + 2 * d * v;
+  const isMega = (layer: number) => config.layer_kinds[layer] === 'mega';
+  const { mega_z_dim: z, mega_h_dim: e } = config;
+  const layerLinear = (layer: number) =>
+    isMega(layer)
+      ? e * d + (2 * d + z + e) * d + d * e + 3 * d * f
+      : 2 * a * d + 2 * d * d + 3 * d * f;
+  let perTokenLinear = 2 * d * v;
+  for (let layer = 0; layer < layers; layer++) perTokenLinear += 2 * layerLinear(layer);
   // qk_norm negator: queries and keys are [x ; c - x], so scores run over 2A features
   const scoreWidth = config.qk_norm === 'negator' ? 2 * a : a;
   let attention = 0;
@@ -28,7 +37,9 @@ export function forwardFlops(config: BakaConfig, length: number): number {
     for (let layer = 0; layer < layers; layer++) {
       const reads = previous > 0 && sequenceStateKind(config).attendsToPast(config, layer);
       const keys = (reads ? previous : 0) + t;
-      attention += 2 * t * keys * scoreWidth + 2 * t * keys * d;
+      attention += isMega(layer)
+        ? 2 * t * keys * z + 2 * t * keys * e
+        : 2 * t * keys * scoreWidth + 2 * t * keys * d;
     }
     previous = t;
   }
@@ -42,5 +53,13 @@ export function trainingFlops(config: BakaConfig, batch: number, window: number)
 /** Parameters without the embedding table and rotary frequencies (the ones matmuls touch). */
 export function matmulParameters(config: BakaConfig): number {
   const { dim_model: d, dim_ff: f, dim_attn: a, n_layers: layers, n_vocab: v } = config;
-  return layers * (2 * a * d + 2 * d * d + 3 * d * f) + d * v;
+  const { mega_z_dim: z, mega_h_dim: e } = config;
+  let total = d * v;
+  for (let layer = 0; layer < layers; layer++) {
+    total +=
+      config.layer_kinds[layer] === 'mega'
+        ? e * d + (2 * d + z + e) * d + d * e + 3 * d * f
+        : 2 * a * d + 2 * d * d + 3 * d * f;
+  }
+  return total;
 }

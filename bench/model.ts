@@ -55,6 +55,8 @@ const VARIANTS: Record<string, Partial<BakaConfig>> = {
   'mamba-carry': { mamba_each_nth_layer: 2, mamba_carry_state: true },
   'qk-norm': { qk_norm: 'negator', split_norm: true },
   recurrent: { recurrent_layers: [2] },
+  mega: { layer_kinds: ['standard', 'mega', 'standard', 'mega'], memory_source: 'same-layer' },
+  memtok: { n_memory_tokens: 4, memory_tokens_every: 64, n_mem_kv: 16 },
 };
 type Section = (typeof SECTIONS)[number];
 type Preset = 'tiny' | 'small';
@@ -183,11 +185,19 @@ function idsFile(count: number, seed = 1234): string {
 /** A variant's fields that differ from the 003 model, for row labels. */
 function describeVariant(config: BakaConfig): string {
   const parts: string[] = [];
-  if (config.layer_kinds.includes('attention-only'))
+  if (config.layer_kinds.some((kind) => kind !== 'standard'))
     parts.push(`layers ${config.layer_kinds.join('/')}`);
+  if (config.layer_kinds.includes('mega')) {
+    parts.push(`ema_dim ${config.ema_dim}, z ${config.mega_z_dim}, h ${config.mega_h_dim}`);
+  }
   if (config.n_pauses > 0) parts.push(`${config.n_pauses} pauses`);
   if (config.n_rmt_tokens > 0)
     parts.push(`${config.n_rmt_tokens} RMT tokens, ${config.memory_source}`);
+  if (config.n_memory_tokens > 0) {
+    const every = config.memory_tokens_every || config.n_ctx;
+    parts.push(`${config.n_memory_tokens} memory tokens every ${every}`);
+  }
+  if (config.n_mem_kv > 0) parts.push(`${config.n_mem_kv} persistent k/v`);
   if (config.norm !== 'layernorm') parts.push(config.norm);
   if (config.qk_norm !== 'none') parts.push(`qk_norm ${config.qk_norm}`);
   if (config.split_norm) parts.push('split_norm');

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from rotary_embedding_torch import RotaryEmbedding
 
 import mega
+import memory_tokens
 import qk_norm
 from block_recurrent import BlockRecurrence, state_in
 
@@ -81,6 +82,11 @@ class Config:
     qk_norm_scale: float = 0.0
     qk_norm_learned_scale: bool = False
     split_norm: bool = False
+    # Memory Transformer tokens and persistent memory k/v (memory_tokens.py)
+    n_memory_tokens: int = 0
+    memory_tokens_every: int = 0
+    memory_tokens_in_xl: bool = False
+    n_mem_kv: int = 0
 
     def __post_init__(self):
         self.dim_ff = self.dim_ff or 4 * self.dim_model
@@ -106,6 +112,12 @@ class Config:
         assert all(self.layer_kinds[i] != "mega" for i in self.recurrent_layers)  # recurrence needs attention
         assert not self.mamba_carry_state or self.mamba_each_nth_layer > 0
         qk_norm.check(self)
+        assert self.n_memory_tokens >= 0 and self.memory_tokens_every >= 0 and self.n_mem_kv >= 0
+        if self.n_memory_tokens:  # combinations we refuse (as @baka/model's config does)
+            assert not (self.n_pauses or self.n_rmt_tokens or self.mamba_each_nth_layer)
+        assert not (self.n_mem_kv and self.qk_norm != "none")
+        assert not ((self.n_memory_tokens or self.n_mem_kv) and "mega" in self.layer_kinds)
+        assert not ((self.n_memory_tokens or self.n_mem_kv) and self.recurrent_layers)
 
     def has_mamba(self, layer: int) -> bool:
         return self.mamba_each_nth_layer > 0 and layer % self.mamba_each_nth_layer == 0
@@ -142,6 +154,9 @@ class Config:
                      use_flash_attn=self.rmt_mask == "causal")
         if not upstream_only and (self.n_pauses or self.n_rmt_tokens or self.norm != "layernorm"):
             d.update(norm=self.norm, pause_seed=self.pause_seed, rmt_mask=self.rmt_mask)
+        for key, default in (("n_memory_tokens", 0), ("memory_tokens_every", 0), ("memory_tokens_in_xl", False), ("n_mem_kv", 0)):
+            if upstream_only or getattr(self, key) == default:
+                d.pop(key)
         if upstream_only:
             for key in ("memory", "memory_source", "position_policy", "carry_memory", "rotary_layout", "rope_theta"):
                 d.pop(key)
@@ -281,13 +296,17 @@ class Attention(nn.Module):
         if c.split_norm:  # upstream 00x_split_ln: attention's own input norm
             self.norm_in = make_norm(c)
         qk_norm.register(self, c)
+        if c.n_mem_kv:  # persistent memory (memory_tokens.py)
+            self.mem_k = nn.Parameter(torch.randn(c.n_heads, c.n_mem_kv, c.dim_head))  # [H, N, K]
+            self.mem_v = nn.Parameter(torch.randn(c.n_heads, c.n_mem_kv, c.dim_model // c.n_heads))
 
     def heads(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         return x.view(b, t, self.c.n_heads, -1).transpose(1, 2)  # [B, H, T, K]
 
-    def forward(self, h: torch.Tensor, past: Optional[LayerMemory], start: int, rmt: tuple[int, int] = (0, 0)):
-        """h: normalised input [B, T, D]; rmt: (read, write) memory token counts at the ends of h.
+    def forward(self, h: torch.Tensor, past: Optional[LayerMemory], start: int, rmt: tuple[int, int] = (0, 0), groups=()):
+        """h: normalised input [B, T, D]; rmt: (read, write) memory token counts at the ends of h;
+        groups: (start, size) of memory-token groups in h.
 
         Returns (output [B, T, D], this chunk's memory)."""
         q, k, v = self.heads(self.q(h)), self.heads(self.k(h)), self.heads(self.v(h))
@@ -306,7 +325,6 @@ class Attention(nn.Module):
             q = self.rot.rotate_queries_or_keys(q, -2, offset=query_offset)
             k = self.rot.rotate_queries_or_keys(k, -2, offset=key_offset)
         t = q.shape[-2]
-        scores = qk_norm.scale_logits(self, self.c, q @ k.transpose(-1, -2))  # [B, H, T, P+T]
         # query i (0-based in the chunk) sees every past key and current keys 0..i (this is also
         # flash attention's causal=True, aligned bottom right when there are more keys than queries)
         allowed = torch.ones(t, past_length + t, dtype=torch.bool).tril(diagonal=past_length)
@@ -318,6 +336,10 @@ class Attention(nn.Module):
                 allowed[-write:] = True
             if read:
                 allowed[:read, past_length : past_length + read] = True
+        memory_tokens.open_groups(allowed, past_length, groups)
+        if self.c.n_mem_kv:
+            k, v, allowed = memory_tokens.with_mem_kv(self, k, v, allowed)
+        scores = qk_norm.scale_logits(self, self.c, q @ k.transpose(-1, -2))  # [B, H, T, N+P+T]
         scores = scores.masked_fill(~allowed, float("-inf"))
         y = scores.softmax(dim=-1) @ v  # [B, H, T, K']
         y = y.transpose(1, 2).reshape(h.shape[0], t, -1)  # [B, T, D]
@@ -408,14 +430,14 @@ class Layer(nn.Module):
             self.mamba = None
         self.carry_mamba = c.mamba_carry_state
 
-    def forward(self, x, past, start, rmt=(0, 0), mamba_state=None, ema=None, state=None):
+    def forward(self, x, past, start, rmt=(0, 0), mamba_state=None, ema=None, state=None, groups=()):
         split = self.norm_in is None  # split_norm: each branch normalises x with its own norm
         h = None if split else self.norm_in(x)
         if hasattr(self, "mega"):  # (no split_norm with Mega layers)
             attn, mine = self.mega(x, h, past, start, ema)
         else:
             h_attn = self.attn.norm_in(x) if split else h
-            attn, mine = self.attn(h_attn, past, start, rmt)
+            attn, mine = self.attn(h_attn, past, start, rmt, groups)
         y = x + attn
         if self.recurrent is not None:  # cross term over the previous state; the next state
             keys = mine.k if past is None else torch.cat((past.k, mine.k), dim=-2)
@@ -444,6 +466,9 @@ class Net(nn.Module):
         if c.n_rmt_tokens:
             self.rmt = nn.Module()
             self.rmt.rmt_tokens = nn.Parameter(torch.randn(c.n_rmt_tokens, c.dim_model))  # [M, D]
+        if c.n_memory_tokens:
+            self.memtok = nn.Module()
+            self.memtok.tokens = nn.Parameter(torch.randn(c.n_memory_tokens, c.dim_model))  # [M, D]
 
     def forward(self, x: torch.Tensor, memory: Optional[list[LayerMemory]] = None):
         """x: [B, S, D]; memory: per layer, from the previous chunk (or window). Returns (y, memory).
@@ -465,6 +490,9 @@ class Net(nn.Module):
                 with_pause = torch.cat((y, self.model_pause(b)), dim=1)  # index -1 = the pause
                 y = with_pause[:, slots]
                 keep = [i for i, token in enumerate(slots) if token >= 0]
+            chunk_groups = ()
+            if c.n_memory_tokens:
+                y, keep, chunk_groups = memory_tokens.insert(y, self.memtok.tokens, c)
             read = 0
             if c.n_rmt_tokens:
                 if write is None:
@@ -485,7 +513,9 @@ class Net(nn.Module):
                 mamba_state = None if memory is None else memory[i].mamba
                 ema = None if memory is None else memory[i].ema  # a Mega layer's own EMA state
                 state = state_in(layer, memory, i, b)  # a block-recurrent layer's state
-                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), mamba_state, ema, state)
+                y, mine = layer(y, past, start, (read, c.n_rmt_tokens), mamba_state, ema, state, chunk_groups)
+                if c.n_memory_tokens and not c.memory_tokens_in_xl:
+                    mine = memory_tokens.xl_entry(LayerMemory, mine, keep, start, y.shape[1])
                 current.append(mine)
             start += y.shape[1]
             if c.n_rmt_tokens:

@@ -1,7 +1,7 @@
 """Checks that a checkpoint written by our TypeScript writer loads in PyTorch.
 
 Reads packages/model/__fixtures__/ours-checkpoint/, ours-thin-checkpoint/, ours-rmt-checkpoint/,
-ours-qknorm-checkpoint/ and ours-qk-l2-checkpoint/ (config.json +
+ours-qknorm-checkpoint/, ours-qk-l2-checkpoint/ and ours-memtok-checkpoint/ (config.json +
 model.safetensors, written by
 packages/model/scripts/write-ours-checkpoint.ts), loads the tensors with a strict
 `load_state_dict` into the reference model, runs parity/inputs.json through it and writes
@@ -26,7 +26,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "packages" / "model" / "__fixtu
 
 def main() -> None:
     for name in ("ours-checkpoint", "ours-thin-checkpoint", "ours-rmt-checkpoint", "ours-qknorm-checkpoint",
-                 "ours-qk-l2-checkpoint"):
+                 "ours-qk-l2-checkpoint", "ours-memtok-checkpoint"):
         check(FIXTURES / name)
 
 

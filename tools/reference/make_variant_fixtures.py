@@ -59,6 +59,17 @@ VARIANTS = {
     # ours: the same Mamba layers carrying their conv window and scan state from chunk to chunk
     # (and, in the returned memory, into the second call of carry.safetensors)
     "mamba-carry": dict(mamba_each_nth_layer=2, mamba_carry_state=True),
+    # Memory Transformer tokens (memory_tokens.py): 2 learned tokens in front of every chunk, kept
+    # out of the XL memory; a group of 2 in front of every 3 tokens with absolute positions (the
+    # memory entry ends where its chunk ends); persistent memory k/v; all of them at once with
+    # the memory tokens' k/v in the XL memory
+    "memory-tokens": dict(n_memory_tokens=2),
+    "memory-tokens-every": dict(n_memory_tokens=2, memory_tokens_every=3, position_policy="absolute"),
+    "mem-kv": dict(n_mem_kv=3),
+    "memory-combined": dict(n_memory_tokens=2, memory_tokens_every=4, memory_tokens_in_xl=True, n_mem_kv=2),
+    # persistent memory k/v on 005's pauses and RMT with its hand-built mask (the read block's
+    # columns sit behind the persistent ones)
+    "mem-kv-rmt": dict(n_mem_kv=2, n_pauses=2, n_rmt_tokens=3, rmt_mask="upstream", memory_source="same-layer"),
 }
 
 
@@ -67,9 +78,12 @@ def load_inputs() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(data["input_ids"]), torch.tensor(data["labels"])
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
+    """Writes every variant, or only the names given (then without the upstream checkpoints)."""
     ids, labels = load_inputs()
     for index, (name, overrides) in enumerate(VARIANTS.items()):
+        if only and name not in only:
+            continue
         torch.manual_seed(3000 + index)
         model = CausalLM(Config(**{**TINY, **overrides}))
         perturb_norms(model, torch.Generator().manual_seed(4000 + index))
@@ -83,6 +97,8 @@ def main() -> None:
             check_mamba_continuation(model)
         if name == "rmt":
             train_upstream(model, ids, labels, directory / "train-upstream.json")
+    if only:
+        return
     import make_qk_norm_fixtures
     import upstream_checkpoints
 
@@ -133,4 +149,4 @@ def train_upstream(model: CausalLM, ids, labels, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

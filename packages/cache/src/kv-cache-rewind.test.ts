@@ -72,4 +72,22 @@ describe('KVCache.rewind / endChunk', () => {
     cache.dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
+
+  it('endChunk(keep) puts only those positions into the memory, which ends where the chunk ends', () => {
+    const cache = new KVCache({ nLayers: 1, chunkLength: 10, source: 'same-layer' });
+    feed(cache, [1, 2, 3, 4]);
+    cache.endChunk([1, 3]);
+    expect(cache.chunkStart).toBe(4);
+    expect(cached(cache)).toEqual([2, 4]);
+    expect(cache.memory.layers()[0]!.start).toBe(2); // 4 - 2 kept: the memory ends at 4
+    feed(cache, [5, 6, 7]);
+    expect(cached(cache)).toEqual([2, 4, 5, 6, 7]);
+    cache.endChunk([0, 2]); // the new chunk's own positions, not the memory's
+    expect(cached(cache)).toEqual([5, 7]);
+    expect(cache.memory.layers()[0]!.start).toBe(5);
+    feed(cache, [8]);
+    expect(() => cache.endChunk([1])).toThrow(/keep must list increasing positions 0\.\.0/);
+    expect(() => cache.endChunk([0, 0])).toThrow(/keep must list increasing positions/);
+    cache.dispose();
+  });
 });

@@ -247,11 +247,29 @@ export class KVCache {
   /**
    * Ends the current chunk now (before it holds chunkLength tokens): its k/v become the memory
    * the next chunk attends to, as when a chunk fills. For chunks whose length varies (pause and
-   * memory tokens). Between steps only; an empty chunk is left as it is.
+   * memory tokens). `keep`: only these positions of the chunk (0-based, increasing) enter the
+   * memory, which then ends where the chunk ends (memory tokens kept out of the XL memory).
+   * Between steps only; an empty chunk is left as it is.
    */
-  endChunk(): void {
+  endChunk(keep?: readonly number[]): void {
     this.#checkBetweenSteps('endChunk');
-    if (this.#position > this.#chunkStart) this.#rollChunk();
+    if (keep !== undefined) {
+      const chunk = this.#position - this.#chunkStart;
+      if (
+        keep.some(
+          (slot, i) =>
+            !Number.isInteger(slot) ||
+            slot < 0 ||
+            slot >= chunk ||
+            (i > 0 && slot <= (keep[i - 1] as number)),
+        )
+      ) {
+        throw new CacheError(
+          `KVCache.endChunk: keep must list increasing positions 0..${chunk - 1} of the chunk`,
+        );
+      }
+    }
+    if (this.#position > this.#chunkStart) this.#rollChunk(keep);
   }
 
   /** Keeps batch rows `rows` of everything cached (e.g. drop finished sequences). */
@@ -372,21 +390,25 @@ export class KVCache {
 
   // The chunk ends: each layer's chunk k/v (its joined pair without the memory in front) become
   // the memory for the next chunk, trimmed to maxMemoryLength; the previous memory is freed.
-  #rollChunk(): void {
+  #rollChunk(keep?: readonly number[]): void {
     const start = this.#chunkStart;
-    const layers = this.#joined.map((part, index) => {
-      if (part === null) return { k: null, v: null, start };
+    const layers = this.#joined.map((original, index) => {
+      if (original === null) return { k: null, v: null, start };
       const memory = this.#pastOf(index);
+      const pastLength = memory === null ? 0 : memory.k.shape[2];
+      const part = keep === undefined ? original : this.#kept(original, pastLength, keep);
+      // [memory ; chunk] -> [chunk at `keep`], ending where the chunk ends
+      const offset = keep === undefined ? 0 : original.k.shape[2] - pastLength - keep.length;
       const total = part.k.shape[2];
-      const chunk = total - (memory === null ? 0 : memory.k.shape[2]);
-      const keep =
+      const chunk = total - (keep === undefined ? pastLength : 0);
+      const length =
         this.maxMemoryLength === undefined ? chunk : Math.min(chunk, this.maxMemoryLength);
-      if (keep === total) return { k: part.k, v: part.v, start };
-      const drop = total - keep;
+      if (length === total) return { k: part.k, v: part.v, start: start + offset };
+      const drop = total - length;
       const trimmed = {
-        k: tf.slice(part.k, [0, 0, drop, 0], [-1, -1, keep, -1]) as tf.Tensor4D, // [B, H, M, K]
-        v: tf.slice(part.v, [0, 0, drop, 0], [-1, -1, keep, -1]) as tf.Tensor4D, // [B, H, M, V]
-        start: start + chunk - keep,
+        k: tf.slice(part.k, [0, 0, drop, 0], [-1, -1, length, -1]) as tf.Tensor4D, // [B, H, M, K]
+        v: tf.slice(part.v, [0, 0, drop, 0], [-1, -1, length, -1]) as tf.Tensor4D, // [B, H, M, V]
+        start: start + offset + chunk - length,
       };
       tf.dispose([part.k, part.v]);
       return trimmed;
@@ -403,6 +425,20 @@ export class KVCache {
     this.#memory = memory;
     this.#joined = new Array(this.nLayers).fill(null);
     this.#chunkStart = this.#position;
+  }
+
+  // The chunk's positions `keep` of a joined [memory ; chunk] pair (owned; frees the pair).
+  #kept(part: KeyValues, pastLength: number, keep: readonly number[]): KeyValues {
+    const indices = tf.tensor1d(
+      Int32Array.from(keep, (slot) => pastLength + slot),
+      'int32',
+    );
+    const kept = {
+      k: tf.keep(tf.gather(part.k, indices, 2)) as tf.Tensor4D, // [B, H, kept, K]
+      v: tf.keep(tf.gather(part.v, indices, 2)) as tf.Tensor4D, // [B, H, kept, V]
+    };
+    tf.dispose([part.k, part.v, indices]);
+    return kept;
   }
 
   #checkBetweenSteps(what: string): void {

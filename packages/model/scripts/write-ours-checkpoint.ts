@@ -1,5 +1,5 @@
-// Writes __fixtures__/ours-checkpoint/, ours-thin-checkpoint/, ours-rmt-checkpoint/, ours-qknorm-checkpoint/
-// and ours-qk-l2-checkpoint/ with our TypeScript checkpoint writer, for
+// Writes __fixtures__/ours-checkpoint/, ours-thin-checkpoint/, ours-rmt-checkpoint/, ours-qknorm-checkpoint/,
+// ours-qk-l2-checkpoint/ and ours-memtok-checkpoint/ with our TypeScript checkpoint writer, for
 // tools/reference/load_ours.py to load in PyTorch (strict load_state_dict).
 // Run from the repository root:
 //   node --conditions=@baka/source --import tsx packages/model/scripts/write-ours-checkpoint.ts
@@ -56,6 +56,12 @@ export const OURS_FIXTURES = {
     BakaCausalLM.create(
       makeConfig({ ...TINY, qk_norm: 'l2', qk_norm_learned_scale: true, qk_norm_scale: 5 }),
       { seed: 46 },
+    ),
+  // Memory Transformer tokens in groups every 3 tokens and persistent memory k/v
+  'ours-memtok-checkpoint': () =>
+    BakaCausalLM.create(
+      makeConfig({ ...TINY, n_memory_tokens: 2, memory_tokens_every: 3, n_mem_kv: 2 }),
+      { seed: 45 },
     ),
 } as const;
 

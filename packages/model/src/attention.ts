@@ -15,11 +15,14 @@
 // With qk_norm (kinds/qk-norms.ts) q and k are normalised per head right after the projection,
 // before rotary and before they are handed back as `written` (so caches keep them normalised and
 // unrotated); the kind also sets the logit scale, and the negator doubles their width to 2K.
+//   Persistent memory (n_mem_kv N, kinds/memory-tokens.ts): the layer's learned k/v [H, N, *] go
+//   in front of the rotated keys and the values, unrotated and never masked (the mask treats
+//   them as N more past keys). Memory-token groups open the mask inside each group.
 import * as tf from '@tensorflow/tfjs-core';
 import type { RotaryEmbedding } from '@baka/rope';
 import type { KeyValues } from './memory';
 import type { PositionPolicy } from './config';
-import type { AttentionMasks } from './attention-mask';
+import type { AttentionMasks, QueryGroup } from './attention-mask';
 import { attentionCore } from './attention-core';
 import type { QkNormalisation } from './kinds/qk-norms';
 
@@ -51,6 +54,8 @@ export interface AttentionState {
    * `write` queries see every key and the first `read` queries see each other.
    */
   open?: { read: number; write: number };
+  /** Memory-token groups among the new tokens (kinds/memory-tokens.ts): each sees itself whole. */
+  groups?: readonly QueryGroup[];
 }
 
 export interface AttentionResult {
@@ -85,9 +90,22 @@ export function padKeys(x: tf.Tensor4D, width: number): tf.Tensor4D {
   ]); // [B, H, W, X]
 }
 
+/** [persistent ; x] along the key axis: persistent [H, N, X] for every row of x [B, H, L, X]. */
+function withPersistent(persistent: tf.Tensor3D, x: tf.Tensor4D): tf.Tensor4D {
+  const [heads, count, width] = persistent.shape;
+  const rows = tf.broadcastTo(tf.reshape(persistent, [1, heads, count, width]), [
+    x.shape[0],
+    heads,
+    count,
+    width,
+  ]); // [B, H, N, X]
+  return tf.concat([rows, x], 2) as tf.Tensor4D; // [B, H, N+L, X]
+}
+
 /**
  * h [N, D] (normalised input of N = batch * length new tokens); qkv [2A + D, D]; o [D, D];
- * qkNorm: the layer's qk_norm, if any.
+ * qkNorm: the layer's qk_norm, if any; `persistent`: the layer's persistent memory k [H, Nm, K],
+ * v [H, Nm, Kv] (n_mem_kv), if any.
  */
 export function attention(
   h: tf.Tensor2D,
@@ -98,6 +116,7 @@ export function attention(
   length: number,
   context: AttentionContext,
   qkNorm?: QkNormalisation,
+  persistent?: { k: tf.Tensor3D; v: tf.Tensor3D },
 ): AttentionResult {
   const dimModel = o.shape[0];
   const dimAttn = (qkv.shape[0] - dimModel) / 2;
@@ -119,18 +138,25 @@ export function attention(
   const keys = past === null ? k : (tf.concat([past.k, k], 2) as tf.Tensor4D); // [B, H, P+T, K']
   const values = past === null ? v : (tf.concat([past.v, v], 2) as tf.Tensor4D); // [B, H, P+T, Kv]
   const rotatedQueries = context.rotary.rotate(q, { offset: keyOffset + pastLength }); // [B, H, T, K']
-  const rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K']
+  let rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K']
+  let attendedValues = values; // [B, H, P+T, Kv]
+  let seen = pastLength; // keys every query sees in front of the new ones
+  if (persistent !== undefined) {
+    rotatedKeys = withPersistent(persistent.k, rotatedKeys); // [B, H, Nm+P+T, K]
+    attendedValues = withPersistent(persistent.v, values); // [B, H, Nm+P+T, Kv]
+    seen += persistent.k.shape[1];
+  }
   const scaled = qkNorm
     ? qkNorm.scaleQueries(rotatedQueries)
     : (tf.mul(rotatedQueries, 1 / Math.sqrt(dimHead)) as tf.Tensor4D); // [B, H, T, K']
   // Padded key positions are masked out (their weights are exactly 0), so padding changes no value.
-  const width = Math.ceil((pastLength + length) / context.keyBucket) * context.keyBucket; // W
+  const width = Math.ceil((seen + length) / context.keyBucket) * context.keyBucket; // W
   // softmax(q k^T + mask) v, with a gradient that keeps few [B, H, T, W] tensors
   const mixed = attentionCore(
     scaled,
     padKeys(rotatedKeys, width), // [B, H, W, K]
-    padKeys(values, width), // [B, H, W, Kv]
-    context.masks.get(length, pastLength, width, state.open), // [T, W]
+    padKeys(attendedValues, width), // [B, H, W, Kv]
+    context.masks.get(length, seen, width, state.open, state.groups), // [T, W]
   ); // [B, H, T, Kv]
   const output = tf.matMul(fromHeads(mixed), o, false, true) as tf.Tensor2D; // [N, D]
   return {

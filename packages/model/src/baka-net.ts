@@ -20,6 +20,12 @@ import type { RecurrentWeights } from './kinds/block-recurrent';
 import type { MambaWeights } from './kinds/mamba';
 import type { MegaWeights } from './kinds/mega';
 import type { NormKind } from './kinds/norms';
+import {
+  insertMemoryTokens,
+  keptWrites,
+  MEMORY_TOKENS_PARAMETER,
+  withGroups,
+} from './kinds/memory-tokens';
 import type { QkNormalisation } from './kinds/qk-norms';
 import { insertPauses, pauseRandom, removePauses } from './kinds/pauses';
 import { sequenceStateKind } from './kinds/sequence-states';
@@ -50,6 +56,8 @@ export interface FusedLayerWeights {
   mega?: MegaWeights;
   /** A block-recurrent layer's state weights (kinds/block-recurrent.ts). */
   blockRecurrent?: RecurrentWeights;
+  /** Persistent memory k [H, Nm, K], v [H, Nm, Kv] (n_mem_kv, kinds/memory-tokens.ts). */
+  persistent?: { k: tf.Tensor3D; v: tf.Tensor3D };
 }
 
 /** A layer ready to run: its kind's forward and its weights. */
@@ -122,6 +130,7 @@ export function bakaLayer(
       length,
       layerContext,
       weights.qkNorm,
+      weights.persistent,
     );
     const withAttention = tf.add(x, output); // [N, D]
     const { mlp, mlpNormParameters } = weights;
@@ -178,8 +187,9 @@ export interface NetResult {
  * model's tensors by name (the pause vector, a kind's own tensors); `layoutSeed` picks the draws
  * of the random pause layout (is_pause_pos_random), the same for the same seed.
  *
- * A chunk of T tokens becomes W slots with its pauses, then whatever the kind adds (RMT memory
- * tokens); positions count every slot. The outputs come back at the token positions.
+ * A chunk of T tokens becomes W slots with its pauses or memory-token groups, then whatever the
+ * kind adds (RMT memory tokens); positions count every slot. The outputs come back at the token
+ * positions.
  */
 export function bakaNet(
   x: tf.Tensor3D,
@@ -195,17 +205,24 @@ export function bakaNet(
   const pass = sequenceStateKind(config).pass(config, memory, batch, parameters);
   const pause = (parameters?.get('model.pause.pause_emb') as tf.Tensor1D | undefined) ?? null;
   if (config.n_pauses > 0 && pause === null) throw new Error('bakaNet: no model.pause.pause_emb');
+  const memoryTokens = parameters?.get(MEMORY_TOKENS_PARAMETER) as tf.Tensor2D | undefined;
   const outputs: tf.Tensor2D[] = [];
   let chunkStart = pass.start;
   for (let position = 0; position < total; position += config.n_ctx) {
     const length = Math.min(config.n_ctx, total - position);
     const chunk = length === total ? x : tf.slice(x, [0, position, 0], [batch, length, dimModel]); // [B, T, D]
-    const paused = insertPauses(chunk as tf.Tensor3D, pause, config, random); // [B, W, D]
+    const paused =
+      config.n_memory_tokens > 0
+        ? insertMemoryTokens(chunk as tf.Tensor3D, memoryTokens, config) // [B, W, D]
+        : { ...insertPauses(chunk as tf.Tensor3D, pause, config, random), groups: [], xl: null };
     const entered = pass.enter ? pass.enter(paused.x) : paused.x; // [B, W', D]
     const width = entered.shape[1];
     const input = tf.reshape(entered, [batch * width, dimModel]) as tf.Tensor2D; // [N, D]
-    const { y, states } = layerStack(input, layers, pass.views(chunkStart), batch, width, context);
-    pass.write(states, chunkStart);
+    const views = withGroups(pass.views(chunkStart), paused.groups);
+    const { y, states } = layerStack(input, layers, views, batch, width, context);
+    // memory tokens kept out of the XL memory: what it keeps ends where the chunk ends
+    const kept = paused.xl === null ? width : paused.xl.length;
+    pass.write(keptWrites(states, paused.xl), chunkStart + width - kept);
     chunkStart += width;
     let out = tf.reshape(y, [batch, width, dimModel]) as tf.Tensor3D;
     if (pass.leave) out = pass.leave(out); // [B, W, D]

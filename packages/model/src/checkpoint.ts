@@ -138,6 +138,12 @@ export function configJson(config: BakaConfig): string {
     delete written.n_state_vectors;
     delete written.state_gate;
   }
+  if (config.n_memory_tokens === 0) {
+    delete written.n_memory_tokens;
+    delete written.memory_tokens_every;
+    delete written.memory_tokens_in_xl;
+  }
+  if (config.n_mem_kv === 0) delete written.n_mem_kv;
   return `${JSON.stringify(written, null, 2)}\n`;
 }
 

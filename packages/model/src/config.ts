@@ -215,6 +215,34 @@ const configShape = {
     .default(0)
     .describe('Mega layers: width of the attention values and the reset gate (0: 2 * dim_model).'),
   ...RECURRENT_CONFIG_SHAPE,
+  n_memory_tokens: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Memory Transformer tokens (Burtsev et al. 2020): learned vectors in front of every chunk, seeing only each other and earlier positions; no loss on them. 0 = off.',
+    ),
+  memory_tokens_every: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'A group of the memory tokens in front of every N tokens of a chunk instead of one in front of it (0: one group per chunk).',
+    ),
+  memory_tokens_in_xl: z
+    .boolean()
+    .default(false)
+    .describe("Whether the memory tokens' k/v enter the XL memory with the chunk's (default: no)."),
+  n_mem_kv: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(0)
+    .describe(
+      'Persistent memory (all-attention, Sukhbaatar et al. 2019): learned key/value pairs per layer and head that every query attends to, unrotated and never masked. 0 = off.',
+    ),
 };
 
 const configSchema = z.object(configShape).passthrough();
@@ -370,6 +398,7 @@ export function makeConfig(input: unknown, source = 'config'): BakaConfig {
   if (new Set(result.recurrent_layers).size !== result.recurrent_layers.length) {
     fail(`recurrent_layers: [${result.recurrent_layers.join(', ')}] names a layer twice`);
   }
+  checkMemoryTokens(result, fail);
   for (const field of ['layer_kinds', 'layer_dim_ff'] as const) {
     if (result[field].length > 0 && result[field].length !== result.n_layers) {
       fail(
@@ -403,6 +432,30 @@ function checkQkNorm(config: BakaConfig, fail: (message: string) => void): void 
   }
 }
 
+/** Memory tokens and persistent memory k/v (kinds/memory-tokens.ts): what they combine with. */
+function checkMemoryTokens(config: BakaConfig, fail: (message: string) => never): void {
+  if (config.n_memory_tokens === 0) {
+    if (config.memory_tokens_every > 0) fail('memory_tokens_every needs n_memory_tokens >= 1');
+    if (config.memory_tokens_in_xl) fail('memory_tokens_in_xl needs n_memory_tokens >= 1');
+  } else {
+    for (const [field, value] of [
+      ['n_pauses', config.n_pauses],
+      ['n_rmt_tokens', config.n_rmt_tokens],
+      ['mamba_each_nth_layer', config.mamba_each_nth_layer],
+      ['recurrent_layers', config.recurrent_layers.length],
+    ] as const) {
+      if (value > 0)
+        fail(`n_memory_tokens cannot be combined with ${field} (set one of them to 0)`);
+    }
+  }
+  if (config.n_mem_kv > 0 && config.qk_norm !== 'none') {
+    fail('n_mem_kv cannot be combined with qk_norm (persistent keys are not normalised)');
+  }
+  if (config.n_mem_kv > 0 && config.recurrent_layers.length > 0) {
+    fail('n_mem_kv cannot be combined with recurrent_layers (set one of them to 0 / [])');
+  }
+}
+
 /** What a model with Mega layers needs (kinds/mega.ts). */
 function checkMega(config: BakaConfig, fail: (message: string) => never): void {
   if (config.memory === 'xl' && config.memory_source !== 'same-layer') {
@@ -422,6 +475,8 @@ function checkMega(config: BakaConfig, fail: (message: string) => never): void {
     ['rotary_precision', config.rotary_precision !== 'float32'],
     ['qk_norm', config.qk_norm !== 'none'],
     ['split_norm', config.split_norm],
+    ['n_memory_tokens', config.n_memory_tokens > 0],
+    ['n_mem_kv', config.n_mem_kv > 0],
   ] as const) {
     if (unsupported) fail(`${field}: not supported together with layer_kinds 'mega'`);
   }

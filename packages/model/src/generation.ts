@@ -7,6 +7,7 @@
 // Shape legend: D dim_model, V vocab, n new tokens.
 import * as tf from '@tensorflow/tfjs-core';
 import type { AttentionContext } from './attention';
+import type { QueryGroup } from './attention-mask';
 import { layerStack } from './baka-net';
 import type { PreparedLayer, RecurrentState } from './baka-net';
 import type { BakaCausalLM } from './causal-lm';
@@ -14,7 +15,14 @@ import { ModelError } from './errors';
 import { carriesLayerStates } from './kinds/layer-states';
 import { hasMamba } from './kinds/mamba';
 import { hasMega } from './kinds/mega';
-import { pauseLayout } from './kinds/pauses';
+import {
+  MEMORY_TOKENS_PARAMETER,
+  slotGroups,
+  slotLayout,
+  slotSources,
+  withGroups,
+  xlSlots,
+} from './kinds/memory-tokens';
 import { sequenceStateKind } from './kinds/sequence-states';
 import type { IncrementalState } from './sequence-state';
 import { mulberry32 } from '@baka/common';
@@ -47,7 +55,9 @@ export interface GenerateOptions extends SamplingOptions {
  * (for xl @baka/cache's KVCache), which keeps the current chunk's k/v and hands a finished chunk
  * to the next as a full pass does. Chunks hold n_ctx tokens; with pauses, a chunk's layout
  * depends on its length (kinds/pauses.ts), so when a new token brings a pause in front of tokens
- * already fed, those are dropped from the cache and fed again behind it. RMT chunks get the
+ * already fed, those are dropped from the cache and fed again behind it. Memory-token groups
+ * (kinds/memory-tokens.ts) only ever join a chunk at its end, in front of the token they precede;
+ * a chunk keeps them out of the XL memory when it ends (unless memory_tokens_in_xl). RMT chunks get the
  * kind's read block first and, once full, its write block last. Owns its tensors: call dispose().
  * `append(ids)` feeds tokens and returns the logits [V] after the last one.
  */
@@ -61,7 +71,7 @@ export class IncrementalDecoder {
   #position = 0; // tokens consumed (per row)
   #rows = 1; // sequences decoded side by side (expandRows)
   #chunk: number[][] = [[]]; // per row: the current chunk's token ids
-  #fed: number[] = []; // pauseLayout of the chunk as fed (token index or -1 per slot)
+  #fed: number[] = []; // slotLayout of the chunk as fed (token index, -1 pause, <= -2 memory token)
   #prefixFed = false;
   /**
    * Per layer: its recurrent state (a Mamba block's) after the last step, null for a zero state;
@@ -238,7 +248,7 @@ export class IncrementalDecoder {
     }
     const tokens = this.#chunk.map((chunk, row) => [...chunk, ...(ids[row] as number[])]);
     const length = (tokens[0] as number[]).length;
-    const layout = pauseLayout(model.config, length); // the same for every row
+    const layout = slotLayout(model.config, length); // the same for every row
     let common = 0;
     while (common < this.#fed.length && this.#fed[common] === layout[common]) common++;
     if (common < this.#fed.length && this.#recurrent.some((entry) => entry !== undefined)) {
@@ -258,20 +268,25 @@ export class IncrementalDecoder {
     const y = this.#run(
       () => {
         const embedded = model.embed(tf.tensor2d(tokens, [rows, length], 'int32')); // [R, n, D]
-        const pause = model.parameters.get('model.pause.pause_emb');
-        const withPause =
-          pause === undefined
-            ? embedded
-            : tf.concat(
-                [embedded, tf.broadcastTo(tf.reshape(pause, [1, 1, -1]), [rows, 1, dimModel])],
-                1,
-              ); // [R, n+1, D]
-        const indices = slots.map((token) => (token < 0 ? length : token));
-        const picked = tf.gather(withPause, tf.tensor1d(indices, 'int32'), 1); // [R, slots, D]
+        const pause = model.parameters.get('model.pause.pause_emb'); // [D]
+        const memory = model.parameters.get(MEMORY_TOKENS_PARAMETER); // [M, D]
+        const extra = (vectors: tf.Tensor) =>
+          tf.broadcastTo(tf.reshape(vectors, [1, -1, dimModel]), [
+            rows,
+            vectors.size / dimModel,
+            dimModel,
+          ]);
+        const source = tf.concat(
+          [embedded, ...(pause ? [extra(pause)] : []), ...(memory ? [extra(memory)] : [])],
+          1,
+        ); // [R, n (+ 1) (+ M), D]
+        const indices = slotSources(slots, length, pause !== undefined);
+        const picked = tf.gather(source, tf.tensor1d(indices, 'int32'), 1); // [R, slots, D]
         return tf.reshape(picked, [rows * slots.length, dimModel]) as tf.Tensor2D; // [R*slots, D]
       },
       'tokens',
       endsChunk,
+      slotGroups(slots),
     );
     this.#chunk = tokens;
     this.#fed = layout;
@@ -303,7 +318,7 @@ export class IncrementalDecoder {
       state.takeSuffixOutput?.(y);
       y.dispose();
     }
-    state.endChunk();
+    state.endChunk(xlSlots(this.#model.config, this.#fed) ?? undefined);
     this.#endChunkRecurrent();
     this.#chunk = this.#chunk.map(() => []);
     this.#fed = [];
@@ -312,11 +327,12 @@ export class IncrementalDecoder {
 
   // Runs the slots `input()` gives [R*n, D] (rows in (row, slot) order) through the layers; the
   // last layer's outputs [R*n, D]. `endsChunk`: the step holds the chunk's last slot (a
-  // block-recurrent state updates then).
+  // block-recurrent state updates then); `groups`: the memory-token groups among a row's slots.
   #run(
     input: () => tf.Tensor2D,
     block: 'prefix' | 'tokens' | 'suffix',
     endsChunk = false,
+    groups: readonly QueryGroup[] = [],
   ): tf.Tensor2D {
     const state = this.#state;
     const config = this.#model.config;
@@ -331,7 +347,7 @@ export class IncrementalDecoder {
             ? { read: count, write: 0 }
             : { read: 0, write: count };
       // state in: every view is taken before the first append (they stay valid until then)
-      const states = state.views(open, endsChunk).map((view, layer) => {
+      const states = withGroups(state.views(open, endsChunk), groups).map((view, layer) => {
         const recurrent = this.#recurrent[layer];
         return recurrent === undefined ? view : { ...view, recurrent };
       });

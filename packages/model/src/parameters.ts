@@ -7,6 +7,7 @@ import { LAYER_KINDS } from './kinds/layers';
 import type { LayerKind, LayerShape } from './kinds/layers';
 import { isRecurrent, withRecurrence } from './kinds/block-recurrent';
 import { hasMamba, mambaDims, withMamba } from './kinds/mamba';
+import { MEMORY_TOKENS_PARAMETER } from './kinds/memory-tokens';
 import { megaDims } from './kinds/mega';
 import { NORM_KINDS } from './kinds/norms';
 import { QK_NORM_KINDS, qkNormShape } from './kinds/qk-norms';
@@ -49,6 +50,7 @@ export function layerShape(config: BakaConfig, layer: number): LayerShape {
     ...(hasMamba(config, layer) ? { mamba: mambaDims(config) } : {}),
     ...(layerKind(config, layer) === 'mega' ? { mega: megaDims(config) } : {}),
     ...(isRecurrent(config, layer) ? { recurrent: config.state_gate } : {}),
+    ...(config.n_mem_kv > 0 ? { persistentMemory: true } : {}),
   };
 }
 
@@ -96,6 +98,9 @@ export function parameterSpecs(config: BakaConfig): ParameterSpec[] {
   if (config.n_pauses > 0) add('model.pause.pause_emb', [D], { kind: 'normal' });
   if (config.n_rmt_tokens > 0)
     add('model.rmt.rmt_tokens', [config.n_rmt_tokens, D], { kind: 'normal' });
+  // the Memory Transformer's tokens (kinds/memory-tokens.ts)
+  if (config.n_memory_tokens > 0)
+    add(MEMORY_TOKENS_PARAMETER, [config.n_memory_tokens, D], { kind: 'normal' });
   add('vocab_in.weight', [V, D], { kind: 'normal' });
   for (const { suffix, init } of NORM_KINDS[config.norm].parameters) {
     add(`norm_out.${suffix}`, [D], { kind: init });

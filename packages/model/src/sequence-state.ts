@@ -46,8 +46,11 @@ export interface ChunkPass {
   enter?(x: tf.Tensor3D): tf.Tensor3D;
   /** Every layer's state in for the chunk starting at `chunkStart` (taken before any write). */
   views(chunkStart: number): LayerStateIn[];
-  /** Every layer's state out of that chunk. */
-  write(outs: readonly LayerStateOut[], chunkStart: number): void;
+  /**
+   * Every layer's state out of that chunk; `start` is the position of the first written slot (the
+   * chunk's start, later when memory tokens are kept out of the writes, kinds/memory-tokens.ts).
+   */
+  write(outs: readonly LayerStateOut[], start: number): void;
   /** The last layer's output over what `enter` gave -> the chunk's positions [B, W, D]. */
   leave?(y: tf.Tensor3D): tf.Tensor3D;
   /** The state after the last chunk (tensors in the caller's scope), or null when nothing is carried. */
@@ -72,8 +75,11 @@ export interface IncrementalState {
   append(layer: number, out: LayerStateOut): void;
   /** Drops the current chunk's last `count` slots (a pause now sits in front of them). */
   rewind(count: number): void;
-  /** Ends the current chunk: it becomes what the next chunk attends to. */
-  endChunk(): void;
+  /**
+   * Ends the current chunk: it becomes what the next chunk attends to; `keep`: only these slots
+   * of it (memory tokens kept out of the XL memory), ending where the chunk ends.
+   */
+  endChunk(keep?: readonly number[]): void;
   /**
    * Keeps the batch rows `rows` of everything held, in that order (a row may repeat: the
    * decoder copies one sequence into several to sample them side by side). Between steps.

@@ -195,6 +195,7 @@ describe('experiment files', () => {
       { name: 'rmt', set: ['n_pauses=4', 'n_rmt_tokens=4', 'memory_source=same-layer'] },
       { name: 'mamba', set: ['mamba_each_nth_layer=2'] },
       { name: 'block-recurrent', set: ['recurrent_layers=2'] },
+      { name: 'memtok', set: ['n_memory_tokens=4', 'n_mem_kv=4'] },
     ]);
     // both built-ins resolve completely (every setting and config valid)
     for (const name of ['seed-xl', 'memory-variants', 'memory-reach']) {

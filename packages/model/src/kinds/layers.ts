@@ -16,6 +16,7 @@ import type { Initialiser } from '../parameters';
 import type { MambaDims } from './mamba';
 import { megaLayer, megaTensors, prepareMega } from './mega';
 import type { MegaDims } from './mega';
+import { persistentMemoryTensors } from './memory-tokens';
 import type { NormKind } from './norms';
 import type { QkNormKind, QkNormShape } from './qk-norms';
 
@@ -42,6 +43,8 @@ export interface LayerShape {
   mega?: MegaDims;
   /** A recurrent layer's state gate (kinds/block-recurrent.ts), when it is one. */
   recurrent?: BakaConfig['state_gate'];
+  /** Whether attention has persistent memory k/v (n_mem_kv > 0, kinds/memory-tokens.ts). */
+  persistentMemory?: boolean;
 }
 
 /** One tensor of a layer: `model.layers.{i}.{suffix}`. */
@@ -90,8 +93,9 @@ function normTensors(shape: LayerShape, prefix: string, dimModel: number): Layer
 }
 
 /**
- * norm_in (attn.norm_in with split_norm), the four attention projections, the rotary frequencies
- * and the qk_norm tensors; `scale` x the Linear init.
+ * norm_in (attn.norm_in with split_norm), the persistent memory k/v (n_mem_kv,
+ * kinds/memory-tokens.ts; attn's own parameters come first in its state_dict), the four attention
+ * projections, the rotary frequencies and the qk_norm tensors; `scale` x the Linear init.
  */
 function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number): LayerTensor[] {
   const { dim_model: D, dim_attn: A } = config;
@@ -103,6 +107,7 @@ function attentionTensors(config: BakaConfig, shape: LayerShape, scale?: number)
   const rotaryScale = scale === undefined ? undefined : config.thin_rotary_scale;
   return [
     ...(shape.splitNorm ? [] : normTensors(shape, 'norm_in', D)),
+    ...persistentMemoryTensors(config, shape),
     { suffix: 'attn.q.weight', shape: [A, D], init: linear, trainable: true },
     { suffix: 'attn.k.weight', shape: [A, D], init: linear, trainable: true },
     { suffix: 'attn.v.weight', shape: [D, D], init: linear, trainable: true },
@@ -139,6 +144,14 @@ function prepareAttention(
     ) as tf.Tensor2D, // [2A + D, D]
     o: get('attn.o.weight') as tf.Tensor2D,
     rotary,
+    ...(shape.persistentMemory
+      ? {
+          persistent: {
+            k: get('attn.mem_k') as tf.Tensor3D, // [H, Nm, K]
+            v: get('attn.mem_v') as tf.Tensor3D, // [H, Nm, Kv]
+          },
+        }
+      : {}),
     ...(qkNorm === null ? {} : { qkNorm }),
   };
 }

@@ -33,4 +33,10 @@ export const MEMORY_MECHANISMS: readonly MemoryMechanism[] = [
       'a Block-Recurrent Transformer state (n_ctx vectors, fixed gate) in layer 2, near the top (Hutchins et al. 2022)',
     set: { recurrent_layers: [2] },
   },
+  {
+    name: 'memtok',
+    description:
+      'Memory Transformer tokens in front of every chunk and persistent memory k/v (Burtsev et al. 2020; Sukhbaatar et al. 2019)',
+    set: { n_memory_tokens: 4, n_mem_kv: 4 },
+  },
 ];

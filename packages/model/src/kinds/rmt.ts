@@ -206,7 +206,7 @@ export function rmtKind(name: string, inner: SequenceStateKind): SequenceStateKi
         views: (open) => chunk.views(open),
         append: (layer, out) => chunk.append(layer, out),
         rewind: (count) => chunk.rewind(count),
-        endChunk: () => chunk.endChunk(),
+        endChunk: (keep) => chunk.endChunk(keep),
         selectRows: (selected) => {
           chunk.selectRows(selected);
           rows = selected.length;

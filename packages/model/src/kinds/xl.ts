@@ -10,6 +10,7 @@ import type { LayerStateIn, LayerStateOut } from '../baka-net';
 import type { BakaConfig, PositionPolicy } from '../config';
 import { ModelError } from '../errors';
 import { KVCache, positions, XLMemory } from '../memory';
+import { fullChunkSlots } from './memory-tokens';
 import type { MemorySource } from '../memory';
 import type {
   ChunkPass,
@@ -189,8 +190,8 @@ class CachedChunk implements IncrementalState {
     this.#cache.rewind(count);
   }
 
-  endChunk(): void {
-    this.#cache.endChunk();
+  endChunk(keep?: readonly number[]): void {
+    this.#cache.endChunk(keep);
   }
 
   selectRows(rows: readonly number[]): void {
@@ -203,8 +204,10 @@ class CachedChunk implements IncrementalState {
 }
 
 function cachedChunk(config: BakaConfig, memory: 'xl' | 'none'): CachedChunk {
-  // a chunk ends when the decoder says so (endChunk); the bound only has to hold every slot
-  const slots = config.n_ctx + config.n_pauses + 2 * config.n_rmt_tokens;
+  // a chunk ends when the decoder says so (endChunk); the bound only has to hold every slot, and
+  // with memory tokens exceed them, so that a full chunk ends only through endChunk(keep)
+  const memoryTokens = config.n_memory_tokens > 0 ? fullChunkSlots(config) - config.n_ctx + 1 : 0;
+  const slots = config.n_ctx + config.n_pauses + 2 * config.n_rmt_tokens + memoryTokens;
   return new CachedChunk(
     new KVCache({
       nLayers: config.n_layers,

@@ -1,0 +1,143 @@
+// Memory Transformer tokens and persistent memory k/v from the CLI as a user runs them (real
+// processes): each option trains a short run with --set; the combination trains with carried
+// state, resumes exactly, generates, evaluates and shows its fields in `baka info`; a refused
+// combination is one line naming the field.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readSafetensors } from '@baka/model';
+import { latestCheckpoint } from '@baka/trainer';
+import { describe, expect, it } from 'vitest';
+import { runCli, runLosses, smallSetup } from '../cli-test-helpers';
+
+describe('memory tokens from the CLI', { timeout: 240_000 }, () => {
+  it.each([
+    ['n_memory_tokens=2', 'model.memtok.tokens'],
+    ['n_memory_tokens=2 memory_tokens_every=3', 'model.memtok.tokens'],
+    ['n_mem_kv=2', 'model.layers.1.attn.mem_k'],
+  ])('baka train --set %s trains a short run and saves its tensors', async (settings, tensor) => {
+    const { dir, common } = smallSetup();
+    const set = settings.split(' ').flatMap((setting) => ['--set', setting]);
+    const run = await runCli([
+      'train',
+      ...common,
+      ...set,
+      '--run',
+      'r',
+      '--steps',
+      '2',
+      '--no-sample',
+    ]);
+    expect(run.status, run.stderr).toBe(0);
+    const losses = runLosses(join(dir, 'runs', 'metrics.sqlite'), 'r');
+    expect(losses).toHaveLength(2);
+    expect(losses.every(({ loss }) => Number.isFinite(loss))).toBe(true);
+    const checkpoint = latestCheckpoint(join(dir, 'runs', 'r', 'checkpoints'))!;
+    const names = [...readSafetensors(join(checkpoint, 'model.safetensors')).keys()];
+    expect(names).toContain(tensor);
+  });
+
+  it('every option at once: carried state, exact resume, generate, eval, info', async () => {
+    const { dir, common } = smallSetup();
+    const options = [
+      ...common,
+      '--carry-memory',
+      '--set',
+      'n_memory_tokens=2',
+      '--set',
+      'memory_tokens_every=4',
+      '--set',
+      'memory_tokens_in_xl=true',
+      '--set',
+      'n_mem_kv=2',
+      '--no-sample',
+    ];
+    const straight = await runCli(['train', ...options, '--run', 'straight', '--steps', '4']);
+    expect(straight.status, straight.stderr).toBe(0);
+    const first = await runCli(['train', ...options, '--run', 'split', '--steps', '2']);
+    expect(first.status, first.stderr).toBe(0);
+    const resumed = await runCli([
+      'train',
+      '--resume',
+      'split',
+      '--runs-dir',
+      join(dir, 'runs'),
+      '--backend',
+      'cpu',
+      '--steps',
+      '4',
+      '--no-sample',
+    ]);
+    expect(resumed.status, resumed.stderr).toBe(0);
+    const database = join(dir, 'runs', 'metrics.sqlite');
+    const straightLosses = runLosses(database, 'straight');
+    expect(straightLosses).toHaveLength(4);
+    expect(runLosses(database, 'split')).toEqual(straightLosses);
+
+    const final = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
+    const config = JSON.parse(readFileSync(join(final, 'config.json'), 'utf8'));
+    expect(config).toMatchObject({
+      model_type: 'baka_xl',
+      n_memory_tokens: 2,
+      memory_tokens_every: 4,
+      memory_tokens_in_xl: true,
+      n_mem_kv: 2,
+    });
+    const generated = await runCli([
+      'generate',
+      '--checkpoint',
+      final,
+      '--prompt',
+      'the king walks at night and speaks',
+      '--max-new-tokens',
+      '12',
+      '--temperature',
+      '0',
+      '--backend',
+      'cpu',
+    ]);
+    expect(generated.status, generated.stderr).toBe(0);
+    expect(generated.stderr).toMatch(/12 tokens in/);
+    const ids = join(dir, 'ids.json');
+    writeFileSync(ids, JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7, 3, 4, 5, 6, 7, 8, 9]]));
+    const evaluated = await runCli([
+      'eval',
+      '--checkpoint',
+      final,
+      '--input-ids',
+      ids,
+      '--json',
+      '--backend',
+      'cpu',
+    ]);
+    expect(evaluated.status, evaluated.stderr).toBe(0);
+    const result = JSON.parse(evaluated.stdout.trim().split('\n').at(-1)!) as { loss: number };
+    expect(Number.isFinite(result.loss)).toBe(true);
+    const info = await runCli(['info', '--checkpoint', final]);
+    expect(info.status, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/n_memory_tokens +2/);
+    expect(info.stdout).toMatch(/n_mem_kv +2/);
+  });
+
+  it('a refused combination is one line naming the field, exit 2', async () => {
+    const { common } = smallSetup();
+    const args = [
+      'train',
+      ...common,
+      '--steps',
+      '1',
+      '--set',
+      'n_memory_tokens=2',
+      '--set',
+      'n_pauses=2',
+      '--no-sample',
+    ];
+    const run = await runCli(args);
+    expect(run.status).toBe(2);
+    const lines = run.stderr
+      .trim()
+      .split('\n')
+      .filter((line) => !line.startsWith('backend:'));
+    expect(lines, run.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/n_memory_tokens cannot be combined with n_pauses/);
+  });
+});
