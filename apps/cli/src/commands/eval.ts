@@ -193,7 +193,7 @@ export function register(program: Command): void {
     .option('--input-ids <file>', 'JSON array of equal-length rows of token ids (one batch)')
     .option(
       '--corpus <name|path>',
-      "upstream's bench on a corpus split: tinyshakespeare, wikitext-103, ... or a path",
+      "upstream's bench on a corpus split: tinyshakespeare, wikitext-103, recall[:options] (also answer accuracy per distance), ... or a path",
     )
     .option('--split <name>', 'split for --corpus: valid (default), test or train', 'valid')
     .option('--format <format>', `reader for a --corpus path: auto, ${CORPUS_FORMATS.join(', ')}`)
