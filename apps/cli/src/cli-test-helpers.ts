@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { trainBpe } from '@baka/tokenizer';
-import { MetricsStore } from '@baka/trainer';
-import { afterEach } from 'vitest';
+import { latestCheckpoint, MetricsStore } from '@baka/trainer';
+import { afterEach, expect } from 'vitest';
 
 const main = fileURLToPath(new URL('./main.ts', import.meta.url));
 const tsx = createRequire(import.meta.url).resolve('tsx');
@@ -141,4 +141,79 @@ export function runLosses(database: string, run: string): { step: number; loss: 
     .all(run) as { step: number; loss: number }[];
   store.close();
   return rows;
+}
+
+/**
+ * The exact-resume check of a variant: trains run `straight` for `total` steps and run `split`
+ * for `first` steps (both with `args`, which name the runs directory `runs`), hands split's
+ * checkpoint to `afterFirst` (to look at what it saved), resumes split to `total` steps and
+ * asserts that both runs logged the same losses, step for step. Returns split's final checkpoint.
+ */
+export async function expectExactResume(
+  args: readonly string[],
+  runs: string,
+  options: { first?: number; total?: number; afterFirst?: (checkpoint: string) => void } = {},
+): Promise<string> {
+  const { first = 2, total = 4 } = options;
+  // one after the other: both runs share the runs directory's shard cache and metrics database
+  const straight = await runCli(['train', ...args, '--run', 'straight', '--steps', String(total)]);
+  expect(straight.status, straight.stderr).toBe(0);
+  const split = await runCli(['train', ...args, '--run', 'split', '--steps', String(first)]);
+  expect(split.status, split.stderr).toBe(0);
+  options.afterFirst?.(latestCheckpoint(join(runs, 'split', 'checkpoints'))!);
+  const resumed = await runCli([
+    'train',
+    '--resume',
+    'split',
+    '--runs-dir',
+    runs,
+    '--backend',
+    'cpu',
+    '--steps',
+    String(total),
+    '--no-sample',
+  ]);
+  expect(resumed.status, resumed.stderr).toBe(0);
+  const database = join(runs, 'metrics.sqlite');
+  const straightLosses = runLosses(database, 'straight');
+  expect(straightLosses).toHaveLength(total);
+  expect(runLosses(database, 'split')).toEqual(straightLosses);
+  return latestCheckpoint(join(runs, 'split', 'checkpoints'))!;
+}
+
+/**
+ * Uses a trained checkpoint as a user would: greedy `generate` of 12 tokens, `eval --input-ids`
+ * on one row of 17 ids (written into `dir`) and `info`, each asserted to exit 0. Returns eval's
+ * loss (asserted finite) and info's text.
+ */
+export async function useCheckpoint(
+  checkpoint: string,
+  dir: string,
+): Promise<{ loss: number; info: string }> {
+  const ids = join(dir, 'ids.json');
+  writeFileSync(ids, JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7, 3, 4, 5, 6, 7, 8, 9]]));
+  const [generated, evaluated, info] = await Promise.all([
+    runCli([
+      'generate',
+      '--checkpoint',
+      checkpoint,
+      '--prompt',
+      'the king walks at night and speaks',
+      '--max-new-tokens',
+      '12',
+      '--temperature',
+      '0',
+      '--backend',
+      'cpu',
+    ]),
+    runCli(['eval', '--checkpoint', checkpoint, '--input-ids', ids, '--json', '--backend', 'cpu']),
+    runCli(['info', '--checkpoint', checkpoint]),
+  ]);
+  expect(generated.status, generated.stderr).toBe(0);
+  expect(generated.stderr).toMatch(/12 tokens in/);
+  expect(evaluated.status, evaluated.stderr).toBe(0);
+  const { loss } = JSON.parse(evaluated.stdout.trim().split('\n').at(-1)!) as { loss: number };
+  expect(Number.isFinite(loss)).toBe(true);
+  expect(info.status, info.stderr).toBe(0);
+  return { loss, info: info.stdout };
 }

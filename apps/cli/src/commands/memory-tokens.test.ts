@@ -2,12 +2,18 @@
 // processes): each option trains a short run with --set; the combination trains with carried
 // state, resumes exactly, generates, evaluates and shows its fields in `baka info`; a refused
 // combination is one line naming the field.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '@baka/model';
 import { latestCheckpoint } from '@baka/trainer';
 import { describe, expect, it } from 'vitest';
-import { runCli, runLosses, smallSetup } from '../cli-test-helpers';
+import {
+  expectExactResume,
+  runCli,
+  runLosses,
+  smallSetup,
+  useCheckpoint,
+} from '../cli-test-helpers';
 
 describe('memory tokens from the CLI', { timeout: 240_000 }, () => {
   it.each([
@@ -51,29 +57,7 @@ describe('memory tokens from the CLI', { timeout: 240_000 }, () => {
       'n_mem_kv=2',
       '--no-sample',
     ];
-    const straight = await runCli(['train', ...options, '--run', 'straight', '--steps', '4']);
-    expect(straight.status, straight.stderr).toBe(0);
-    const first = await runCli(['train', ...options, '--run', 'split', '--steps', '2']);
-    expect(first.status, first.stderr).toBe(0);
-    const resumed = await runCli([
-      'train',
-      '--resume',
-      'split',
-      '--runs-dir',
-      join(dir, 'runs'),
-      '--backend',
-      'cpu',
-      '--steps',
-      '4',
-      '--no-sample',
-    ]);
-    expect(resumed.status, resumed.stderr).toBe(0);
-    const database = join(dir, 'runs', 'metrics.sqlite');
-    const straightLosses = runLosses(database, 'straight');
-    expect(straightLosses).toHaveLength(4);
-    expect(runLosses(database, 'split')).toEqual(straightLosses);
-
-    const final = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
+    const final = await expectExactResume(options, join(dir, 'runs'));
     const config = JSON.parse(readFileSync(join(final, 'config.json'), 'utf8'));
     expect(config).toMatchObject({
       model_type: 'baka_xl',
@@ -82,40 +66,9 @@ describe('memory tokens from the CLI', { timeout: 240_000 }, () => {
       memory_tokens_in_xl: true,
       n_mem_kv: 2,
     });
-    const generated = await runCli([
-      'generate',
-      '--checkpoint',
-      final,
-      '--prompt',
-      'the king walks at night and speaks',
-      '--max-new-tokens',
-      '12',
-      '--temperature',
-      '0',
-      '--backend',
-      'cpu',
-    ]);
-    expect(generated.status, generated.stderr).toBe(0);
-    expect(generated.stderr).toMatch(/12 tokens in/);
-    const ids = join(dir, 'ids.json');
-    writeFileSync(ids, JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7, 3, 4, 5, 6, 7, 8, 9]]));
-    const evaluated = await runCli([
-      'eval',
-      '--checkpoint',
-      final,
-      '--input-ids',
-      ids,
-      '--json',
-      '--backend',
-      'cpu',
-    ]);
-    expect(evaluated.status, evaluated.stderr).toBe(0);
-    const result = JSON.parse(evaluated.stdout.trim().split('\n').at(-1)!) as { loss: number };
-    expect(Number.isFinite(result.loss)).toBe(true);
-    const info = await runCli(['info', '--checkpoint', final]);
-    expect(info.status, info.stderr).toBe(0);
-    expect(info.stdout).toMatch(/n_memory_tokens +2/);
-    expect(info.stdout).toMatch(/n_mem_kv +2/);
+    const { info } = await useCheckpoint(final, dir);
+    expect(info).toMatch(/n_memory_tokens +2/);
+    expect(info).toMatch(/n_mem_kv +2/);
   });
 
   it('a refused combination is one line naming the field, exit 2', async () => {

@@ -1,12 +1,12 @@
 // Norms inside attention (qk_norm) and split input norms (split_norm) from the CLI as a user runs
 // them (real processes): each option trains a short run from --set and its checkpoint holds the
 // option's tensors; one model with both trains, generates, evaluates and shows in `baka info`.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '@baka/model';
 import { latestCheckpoint } from '@baka/trainer';
 import { describe, expect, it } from 'vitest';
-import { runCli, runLosses, smallSetup } from '../cli-test-helpers';
+import { runCli, runLosses, smallSetup, useCheckpoint } from '../cli-test-helpers';
 
 /** --set settings, and a tensor of layer 1 the option must have written. */
 const OPTIONS: [string, string[], string][] = [
@@ -65,40 +65,9 @@ describe('qk_norm and split_norm from the CLI', { timeout: 180_000 }, () => {
     ]);
     expect(trained.status, trained.stderr).toBe(0);
     const checkpoint = latestCheckpoint(join(dir, 'runs', 'both', 'checkpoints'))!;
-    const generated = await runCli([
-      'generate',
-      '--checkpoint',
-      checkpoint,
-      '--prompt',
-      'the king',
-      '--max-new-tokens',
-      '12',
-      '--temperature',
-      '0',
-      '--backend',
-      'cpu',
-    ]);
-    expect(generated.status, generated.stderr).toBe(0);
-    expect(generated.stderr).toMatch(/12 tokens in/);
-    const ids = join(dir, 'ids.json');
-    writeFileSync(ids, JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7, 3, 12, 19, 21]]));
-    const evaluated = await runCli([
-      'eval',
-      '--checkpoint',
-      checkpoint,
-      '--input-ids',
-      ids,
-      '--json',
-      '--backend',
-      'cpu',
-    ]);
-    expect(evaluated.status, evaluated.stderr).toBe(0);
-    const result = JSON.parse(evaluated.stdout.trim().split('\n').at(-1)!) as { loss: number };
-    expect(Number.isFinite(result.loss)).toBe(true);
-    const info = await runCli(['info', '--checkpoint', checkpoint]);
-    expect(info.status, info.stderr).toBe(0);
-    expect(info.stdout).toMatch(/^ +qk_norm +negator +Norm of q and k per head/m);
-    expect(info.stdout).toMatch(/^ +split_norm +true +Separate input norms/m);
+    const { info } = await useCheckpoint(checkpoint, dir);
+    expect(info).toMatch(/^ +qk_norm +negator +Norm of q and k per head/m);
+    expect(info).toMatch(/^ +split_norm +true +Separate input norms/m);
     const bad = await runCli([
       'train',
       ...common,

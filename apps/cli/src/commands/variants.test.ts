@@ -2,13 +2,18 @@
 // checkpoints evaluate to upstream's loss; a small RMT model from --preset baka-rmt trains with
 // its state carried from window to window, resumes exactly, generates and evaluates; so does a
 // small model with a Mega layer, whose EMA state is carried.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '@baka/model';
-import { latestCheckpoint } from '@baka/trainer';
 import { describe, expect, it } from 'vitest';
-import { runCli, runLosses, smallSetup } from '../cli-test-helpers';
+import {
+  expectExactResume,
+  runCli,
+  runLosses,
+  smallSetup,
+  useCheckpoint,
+} from '../cli-test-helpers';
 
 const variants = fileURLToPath(
   new URL('../../../../packages/model/__fixtures__/variants/', import.meta.url),
@@ -51,73 +56,21 @@ describe('memory variants from the CLI', { timeout: 180_000 }, () => {
       'memory_source=same-layer',
       '--no-sample',
     ];
-    const straight = await runCli(['train', ...rmt, '--run', 'straight', '--steps', '4']);
-    expect(straight.status, straight.stderr).toBe(0);
-    const first = await runCli(['train', ...rmt, '--run', 'split', '--steps', '2']);
-    expect(first.status, first.stderr).toBe(0);
-    const checkpoint = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
-    const config = JSON.parse(readFileSync(join(checkpoint, 'config.json'), 'utf8'));
-    expect(config).toMatchObject({ model_type: 'baka_rmt', n_pauses: 2, n_rmt_tokens: 3 });
-    const names = [...readSafetensors(join(checkpoint, 'model.safetensors')).keys()];
-    expect(names).toEqual(
-      expect.arrayContaining(['model.pause.pause_emb', 'model.rmt.rmt_tokens']),
-    );
-    // the carried state (XL memory and m) is in the checkpoint
-    const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
-    expect([...state.keys()]).toContain('rmt.write');
-    const resumed = await runCli([
-      'train',
-      '--resume',
-      'split',
-      '--runs-dir',
-      join(dir, 'runs'),
-      '--backend',
-      'cpu',
-      '--steps',
-      '4',
-      '--no-sample',
-    ]);
-    expect(resumed.status, resumed.stderr).toBe(0);
-    const database = join(dir, 'runs', 'metrics.sqlite');
-    const straightLosses = runLosses(database, 'straight');
-    expect(straightLosses).toHaveLength(4);
-    expect(runLosses(database, 'split')).toEqual(straightLosses);
-
-    const final = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
-    const generated = await runCli([
-      'generate',
-      '--checkpoint',
-      final,
-      '--prompt',
-      'the king walks at night and speaks',
-      '--max-new-tokens',
-      '12',
-      '--temperature',
-      '0',
-      '--backend',
-      'cpu',
-    ]);
-    expect(generated.status, generated.stderr).toBe(0);
-    expect(generated.stderr).toMatch(/12 tokens in/);
-    const ids = join(dir, 'ids.json');
-    writeFileSync(
-      ids,
-      JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7, 3, 4, 5, 6, 7, 8, 9, 10]]),
-    );
-    const evaluated = await runCli([
-      'eval',
-      '--checkpoint',
-      final,
-      '--input-ids',
-      ids,
-      '--json',
-      '--backend',
-      'cpu',
-    ]);
-    expect(evaluated.status, evaluated.stderr).toBe(0);
-    const info = await runCli(['info', '--checkpoint', final]);
-    expect(info.status, info.stderr).toBe(0);
-    expect(info.stdout).toMatch(/n_rmt_tokens +3/);
+    const final = await expectExactResume(rmt, join(dir, 'runs'), {
+      afterFirst: (checkpoint) => {
+        const config = JSON.parse(readFileSync(join(checkpoint, 'config.json'), 'utf8'));
+        expect(config).toMatchObject({ model_type: 'baka_rmt', n_pauses: 2, n_rmt_tokens: 3 });
+        const names = [...readSafetensors(join(checkpoint, 'model.safetensors')).keys()];
+        expect(names).toEqual(
+          expect.arrayContaining(['model.pause.pause_emb', 'model.rmt.rmt_tokens']),
+        );
+        // the carried state (XL memory and m) is in the checkpoint
+        const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
+        expect([...state.keys()]).toContain('rmt.write');
+      },
+    });
+    const { info } = await useCheckpoint(final, dir);
+    expect(info).toMatch(/n_rmt_tokens +3/);
   });
 
   it('--set mamba_carry_state=true: the Mamba state is saved with --carry-memory and resumes exactly', async () => {
@@ -131,32 +84,17 @@ describe('memory variants from the CLI', { timeout: 180_000 }, () => {
       'mamba_carry_state=true',
       '--no-sample',
     ];
-    const straight = await runCli(['train', ...mamba, '--run', 'straight', '--steps', '4']);
-    expect(straight.status, straight.stderr).toBe(0);
-    const first = await runCli(['train', ...mamba, '--run', 'split', '--steps', '2']);
-    expect(first.status, first.stderr).toBe(0);
-    const checkpoint = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
-    const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
-    expect([...state.keys()]).toEqual(
-      expect.arrayContaining(['layers.0.conv', 'layers.0.ssm', 'inner.layers.1.k']),
-    );
-    const resumed = await runCli([
-      'train',
-      '--resume',
-      'split',
-      '--runs-dir',
-      join(dir, 'runs'),
-      '--backend',
-      'cpu',
-      '--steps',
-      '4',
-      '--no-sample',
-    ]);
-    expect(resumed.status, resumed.stderr).toBe(0);
-    const database = join(dir, 'runs', 'metrics.sqlite');
+    const runs = join(dir, 'runs');
+    await expectExactResume(mamba, runs, {
+      afterFirst: (checkpoint) => {
+        const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
+        expect([...state.keys()]).toEqual(
+          expect.arrayContaining(['layers.0.conv', 'layers.0.ssm', 'inner.layers.1.k']),
+        );
+      },
+    });
+    const database = join(runs, 'metrics.sqlite');
     const straightLosses = runLosses(database, 'straight');
-    expect(straightLosses).toHaveLength(4);
-    expect(runLosses(database, 'split')).toEqual(straightLosses);
     // negative control: upstream 007's restart from zero in every chunk trains differently
     const restarting = mamba.map((arg) =>
       arg === 'mamba_carry_state=true' ? 'mamba_carry_state=false' : arg,
@@ -179,70 +117,27 @@ describe('memory variants from the CLI', { timeout: 180_000 }, () => {
       'ema_dim=4',
       '--no-sample',
     ];
-    const straight = await runCli(['train', ...mega, '--run', 'straight', '--steps', '4']);
-    expect(straight.status, straight.stderr).toBe(0);
-    const first = await runCli(['train', ...mega, '--run', 'split', '--steps', '2']);
-    expect(first.status, first.stderr).toBe(0);
-    const checkpoint = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
-    const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
-    expect([...state.keys()]).toEqual(expect.arrayContaining(['layers.0.ema', 'inner.layers.1.k']));
-    expect(state.get('layers.0.ema')!.shape.slice(1)).toEqual([16, 4]); // [B, D, ema_dim]
-    const resumed = await runCli([
-      'train',
-      '--resume',
-      'split',
-      '--runs-dir',
-      join(dir, 'runs'),
-      '--backend',
-      'cpu',
-      '--steps',
-      '4',
-      '--no-sample',
-    ]);
-    expect(resumed.status, resumed.stderr).toBe(0);
-    const database = join(dir, 'runs', 'metrics.sqlite');
+    const runs = join(dir, 'runs');
+    const final = await expectExactResume(mega, runs, {
+      afterFirst: (checkpoint) => {
+        const state = readSafetensors(join(checkpoint, 'memory.safetensors'));
+        expect([...state.keys()]).toEqual(
+          expect.arrayContaining(['layers.0.ema', 'inner.layers.1.k']),
+        );
+        expect(state.get('layers.0.ema')!.shape.slice(1)).toEqual([16, 4]); // [B, D, ema_dim]
+      },
+    });
+    const database = join(runs, 'metrics.sqlite');
     const straightLosses = runLosses(database, 'straight');
-    expect(straightLosses).toHaveLength(4);
-    expect(runLosses(database, 'split')).toEqual(straightLosses);
     // negative control: without --carry-memory every window starts the EMA from zero
     const fresh = mega.filter((arg) => arg !== '--carry-memory');
     const plain = await runCli(['train', ...fresh, '--run', 'plain', '--steps', '4']);
     expect(plain.status, plain.stderr).toBe(0);
     expect(runLosses(database, 'plain')).not.toEqual(straightLosses);
 
-    const final = latestCheckpoint(join(dir, 'runs', 'split', 'checkpoints'))!;
-    const generated = await runCli([
-      'generate',
-      '--checkpoint',
-      final,
-      '--prompt',
-      'the king walks at night and speaks',
-      '--max-new-tokens',
-      '12',
-      '--temperature',
-      '0',
-      '--backend',
-      'cpu',
-    ]);
-    expect(generated.status, generated.stderr).toBe(0);
-    expect(generated.stderr).toMatch(/12 tokens in/);
-    const ids = join(dir, 'ids.json');
-    writeFileSync(ids, JSON.stringify([[5, 17, 40, 2, 9, 11, 30, 8, 100, 7, 3, 4, 5, 6, 7, 8, 9]]));
-    const evaluated = await runCli([
-      'eval',
-      '--checkpoint',
-      final,
-      '--input-ids',
-      ids,
-      '--json',
-      '--backend',
-      'cpu',
-    ]);
-    expect(evaluated.status, evaluated.stderr).toBe(0);
-    const info = await runCli(['info', '--checkpoint', final]);
-    expect(info.status, info.stderr).toBe(0);
-    expect(info.stdout).toMatch(/ema_dim +4/);
-    expect(info.stdout).toMatch(/layer_kinds +mega,standard/);
+    const { info } = await useCheckpoint(final, dir);
+    expect(info).toMatch(/ema_dim +4/);
+    expect(info).toMatch(/layer_kinds +mega,standard/);
     // a Mega layer under the default previous-layer memory: one line naming the field, exit 2
     const refused = await runCli([
       'train',
