@@ -23,17 +23,17 @@ import { IncrementalDecoder } from './generation';
 import { hasMamba, scanDecays } from './kinds/mamba';
 import { parameterSpecs } from './parameters';
 import { readSafetensors } from './safetensors';
-import { argmax } from './sampling';
 import {
   expectCarryParity,
   expectGradientParity,
+  expectGreedyEqualsRecomputation,
   expectLogitParity,
   FIXTURES,
   fixtureTensors,
   int2d,
+  logitsAndLoss,
   maxAbs,
   maxAbsDifference,
-  logitsAndLoss,
   stateAfterFirstCall,
 } from './test-fixtures';
 
@@ -318,19 +318,7 @@ describe('Mamba layers: config, init, checkpoints and generation', () => {
 
   it('greedy generation equals full recomputation; incremental logits equal the full pass', () => {
     const model = BakaCausalLM.create(config, { seed: 8 });
-    const last = (ids: number[]) =>
-      tf
-        .tidy(() =>
-          tf.slice(model.forward(int2d([ids])).logits, [0, ids.length - 1, 0], [1, 1, -1]),
-        )
-        .dataSync();
-    const prompt = [3, 14, 15, 9, 2, 6];
-    const generated = model.generate(prompt, { maxNewTokens: 9, temperature: 0 });
-    const sequence = [...prompt];
-    for (const token of generated) {
-      expect(token).toBe(argmax(last(sequence)));
-      sequence.push(token);
-    }
+    expectGreedyEqualsRecomputation(model);
     // pieces of 3, then 1 token at a time: across the chunk boundaries at 4 and 8
     const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19];
     const full = allLogits(model, ids);

@@ -18,6 +18,7 @@ import type { XLState } from './kinds/xl';
 import type { SequenceState } from './sequence-state';
 import {
   expectGradientParity,
+  expectGreedyEqualsRecomputation,
   FIXTURES,
   fixtureTensors,
   int2d,
@@ -271,19 +272,7 @@ describe.each([
   it('greedy generation equals full recomputation and leaks no tensors', () => {
     const model = causalModel(overrides);
     const vocab = model.config.n_vocab;
-    const last = (ids: number[]) =>
-      tf
-        .tidy(() =>
-          tf.slice(model.forward(int2d([ids])).logits, [0, ids.length - 1, 0], [1, 1, -1]),
-        )
-        .dataSync();
-    const prompt = [3, 14, 15, 9, 2, 6];
-    const generated = model.generate(prompt, { maxNewTokens: 14, temperature: 0 });
-    const sequence = [...prompt];
-    for (const token of generated) {
-      expect(maxAbsDifference([token], [argmax(last(sequence))])).toBe(0);
-      sequence.push(token);
-    }
+    const { generated, sequence } = expectGreedyEqualsRecomputation(model, undefined, 14);
     expect(generated.length).toBe(14);
     // incremental logits equal the full pass over three chunks, and a decoder frees what it made
     const full = tf.tidy(() => model.forward(int2d([sequence])).logits).dataSync();
@@ -417,7 +406,7 @@ describe('memory tokens: tensor hygiene, checkpoints, config', () => {
   });
 });
 
-function argmax(values: ArrayLike<number>): number {
+function _argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
   return best;

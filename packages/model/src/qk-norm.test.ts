@@ -16,10 +16,10 @@ import { type BakaConfig, makeConfig, parseConfigSettings } from './config';
 import { IncrementalDecoder } from './generation';
 import { XLState } from './kinds/xl';
 import { XLMemory } from './memory';
-import { argmax } from './sampling';
 import type { SequenceState } from './sequence-state';
 import {
   expectGradientParity,
+  expectGreedyEqualsRecomputation,
   FIXTURES,
   fixtureTensors,
   int2d,
@@ -273,19 +273,7 @@ describe('qk_norm and split_norm: generation, checkpoints, hygiene, config', () 
     '%s: greedy generation equals full recomputation; incremental logits equal the full pass',
     (_, fields) => {
       const model = perturbedModel(fields, 41);
-      const last = (ids: number[]) =>
-        tf
-          .tidy(() =>
-            tf.slice(model.forward(int2d([ids])).logits, [0, ids.length - 1, 0], [1, 1, -1]),
-          )
-          .dataSync();
-      const prompt = [3, 14, 15, 9, 2, 6];
-      const generated = model.generate(prompt, { maxNewTokens: 8, temperature: 0 });
-      const sequence = [...prompt];
-      for (const token of generated) {
-        expect(token).toBe(argmax(last(sequence)));
-        sequence.push(token);
-      }
+      expectGreedyEqualsRecomputation(model, undefined, 8);
       // pieces of 3, then 1 token at a time: across the chunk boundaries at 4 and 8
       const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19];
       const full = allLogits(model, ids);

@@ -7,6 +7,7 @@ import { BakaCausalLM } from './causal-lm';
 import { readCheckpointConfig, readCheckpointTensors } from './checkpoint';
 import type { BakaConfig } from './config';
 import { readSafetensors } from './safetensors';
+import { argmax } from './sampling';
 import type { SequenceState } from './sequence-state';
 
 export const FIXTURES = fileURLToPath(new URL('../__fixtures__/', import.meta.url));
@@ -214,4 +215,27 @@ export function expectCarryParity(
   expect(maxAbsDifference(second.logits, carried.get('logits')!.data)).toBeLessThan(1e-4);
   expect(Math.abs(second.loss - carried.get('loss')!.data[0]!)).toBeLessThan(1e-4);
   return second;
+}
+
+/**
+ * Asserts that greedy generation of `maxNewTokens` tokens after `prompt` picks, at every step,
+ * the argmax of a full forward pass over the sequence so far. Returns the new tokens and the
+ * whole sequence.
+ */
+export function expectGreedyEqualsRecomputation(
+  model: BakaCausalLM,
+  prompt: readonly number[] = [3, 14, 15, 9, 2, 6],
+  maxNewTokens = 9,
+): { generated: number[]; sequence: number[] } {
+  const generated = model.generate(prompt, { maxNewTokens, temperature: 0 });
+  const sequence = [...prompt];
+  for (const token of generated) {
+    const last = tf.tidy(() =>
+      tf.slice(model.forward(int2d([sequence])).logits, [0, sequence.length - 1, 0], [1, 1, -1]),
+    );
+    expect(token).toBe(argmax(last.dataSync()));
+    last.dispose();
+    sequence.push(token);
+  }
+  return { generated, sequence };
 }
