@@ -198,6 +198,10 @@ function describeVariant(config: BakaConfig): string {
     parts.push(`${config.n_memory_tokens} memory tokens every ${every}`);
   }
   if (config.n_mem_kv > 0) parts.push(`${config.n_mem_kv} persistent k/v`);
+  if (config.mamba_each_nth_layer > 0) {
+    const carried = config.mamba_carry_state ? ', state carried across chunks' : '';
+    parts.push(`Mamba in layers i % ${config.mamba_each_nth_layer} == 0${carried}`);
+  }
   if (config.norm !== 'layernorm') parts.push(config.norm);
   if (config.qk_norm !== 'none') parts.push(`qk_norm ${config.qk_norm}`);
   if (config.split_norm) parts.push('split_norm');
