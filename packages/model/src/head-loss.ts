@@ -9,7 +9,8 @@
 //   d loss / d logits = w * (p - onehot(target))     (w = 1 / count, 0 for ignored rows)
 //   dh_b = w_b * (p_b W - W[target_b]),   dW = sum_b p_b^T (w_b * h_b) - onehot^T (w * h)
 // so no [R, V] tensor beyond the logits and their softmax is ever made. Without a gradient
-// (evaluation) only the loss terms are computed.
+// (evaluation) no softmax is made: -log p(target) = log-sum-exp(logits) - logit(target), the
+// log-sum-exp as one exp and one sum pass over the block (logSumExpRows).
 //
 // Shape legend: N rows (B*S), R rows per block, D dim_model, V vocab.
 import * as tf from '@tensorflow/tfjs-core';
@@ -18,6 +19,30 @@ import { IGNORE_INDEX } from './loss';
 /** Rows per block so that one [R, V] float32 block stays under 32 MiB (malloc reuses it). */
 export function blockRows(vocab: number): number {
   return Math.max(1, Math.floor((7 * 1024 * 1024) / vocab));
+}
+
+/**
+ * Row maxima whose magnitude stays below this: exp(x) neither overflows (a row sums to at most
+ * V e^60, V up to e^28) nor leaves the normal range at the row maximum, so log(sum(exp(x))) is
+ * as exact without the max subtraction as with it.
+ */
+export const UNSHIFTED_LOGIT_BOUND = 60;
+
+/**
+ * log(sum(exp(x))) over the rows of x [R, V] -> [R]: without the [R, V] subtraction of the row
+ * maxima when every row maximum is within +-UNSHIFTED_LOGIT_BOUND (one exp and one sum pass over
+ * the block, where a softmax makes several), else the usual max-shifted form.
+ */
+export function logSumExpRows(x: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const rowMax = tf.max(x, 1); // [R]
+    const [low, high] = tf.stack([tf.min(rowMax), tf.max(rowMax)]).dataSync() as Float32Array;
+    if (low! > -UNSHIFTED_LOGIT_BOUND && high! < UNSHIFTED_LOGIT_BOUND) {
+      return tf.log(tf.sum(tf.exp(x), 1)) as tf.Tensor1D; // [R]
+    }
+    const shifted = tf.sub(x, tf.reshape(rowMax, [x.shape[0], 1])); // [R, V]
+    return tf.add(rowMax, tf.log(tf.sum(tf.exp(shifted), 1))) as tf.Tensor1D; // [R]
+  });
 }
 
 /**
@@ -53,9 +78,17 @@ export function projectedCrossEntropy(
         const targetsBlock = tf.slice(safeTargets, [start], [size]); // [R]
         const weightsBlock = tf.reshape(tf.slice(rowWeights, [start], [size]), [size, 1]); // [R, 1]
         const logits = tf.matMul(hb, w, false, true); // [R, V]
-        const probabilities = tf.softmax(logits); // [R, V]
         const rowIndex = tf.range(0, size, 1, 'int32'); // [R]
         const flatIndex = tf.add(tf.mul(rowIndex, tf.scalar(vocab, 'int32')), targetsBlock); // [R]
+        if (!recording) {
+          // evaluation: -log p(target) = log-sum-exp - logit(target), without the softmax
+          const losses = tf.sub(
+            logSumExpRows(logits),
+            tf.gather(tf.reshape(logits, [size * vocab]), flatIndex),
+          ); // [R]
+          return { part: tf.sum(tf.mul(losses, tf.reshape(weightsBlock, [size]))) as tf.Scalar };
+        }
+        const probabilities = tf.softmax(logits); // [R, V]
         const picked = tf.gather(tf.reshape(probabilities, [size * vocab]), flatIndex); // [R]
         // -log p(target); a probability that underflowed (loss above ~69) is recomputed exactly
         // as log-sum-exp - logit, with the log-sum-exp taken from the softmax: the row maximum's
@@ -67,7 +100,6 @@ export function projectedCrossEntropy(
           losses = tf.sub(logSumExp, targetLogits);
         }
         const part = tf.sum(tf.mul(losses, tf.reshape(weightsBlock, [size]))) as tf.Scalar; // []
-        if (!recording) return { part };
         // d loss / d logits = w * (p - onehot(target)), never formed: with the row weights moved
         // onto the [R, D] sides of the two products,
         //   dh = w * (p W - W[target]),   dW = p^T (w * h) - (the one-hot part, added once below)
