@@ -22,27 +22,55 @@ export function blockRows(vocab: number): number {
 }
 
 /**
- * Row maxima whose magnitude stays below this: exp(x) neither overflows (a row sums to at most
- * V e^60, V up to e^28) nor leaves the normal range at the row maximum, so log(sum(exp(x))) is
- * as exact without the max subtraction as with it.
+ * Log-sum-exps whose magnitude stays below this are taken without the max shift: then no exp
+ * overflowed (an overflow makes the sum infinite) and the row maximum is above -60 - log V, so
+ * its exp is a normal float (V < e^27) and the unshifted sum is as exact as the shifted one.
  */
 export const UNSHIFTED_LOGIT_BOUND = 60;
 
 /**
- * log(sum(exp(x))) over the rows of x [R, V] -> [R]: without the [R, V] subtraction of the row
- * maxima when every row maximum is within +-UNSHIFTED_LOGIT_BOUND (one exp and one sum pass over
- * the block, where a softmax makes several), else the usual max-shifted form.
+ * log(sum(exp(x))) over the rows of x [R, V] -> [R]: first without the max shift (one exp and
+ * one sum pass over the block, where a max-shifted form or a softmax make several); when a row's
+ * result is beyond +-UNSHIFTED_LOGIT_BOUND (or infinite), again in the usual max-shifted form.
  */
 export function logSumExpRows(x: tf.Tensor2D): tf.Tensor1D {
   return tf.tidy(() => {
-    const rowMax = tf.max(x, 1); // [R]
-    const [low, high] = tf.stack([tf.min(rowMax), tf.max(rowMax)]).dataSync() as Float32Array;
-    if (low! > -UNSHIFTED_LOGIT_BOUND && high! < UNSHIFTED_LOGIT_BOUND) {
-      return tf.log(tf.sum(tf.exp(x), 1)) as tf.Tensor1D; // [R]
-    }
-    const shifted = tf.sub(x, tf.reshape(rowMax, [x.shape[0], 1])); // [R, V]
-    return tf.add(rowMax, tf.log(tf.sum(tf.exp(shifted), 1))) as tf.Tensor1D; // [R]
+    const unshifted = tf.log(tf.sum(tf.exp(x), 1)) as tf.Tensor1D; // [R]
+    const largest = tf.max(tf.abs(unshifted)).dataSync()[0]!;
+    if (largest < UNSHIFTED_LOGIT_BOUND) return unshifted;
+    const rowMax = tf.max(x, 1, true); // [R, 1]
+    const shifted = tf.sub(x, rowMax); // [R, V]
+    return tf.add(tf.reshape(rowMax, [-1]), tf.log(tf.sum(tf.exp(shifted), 1))) as tf.Tensor1D; // [R]
   });
+}
+
+/**
+ * The mean loss without a gradient (evaluation): -log p(target) = log-sum-exp(h W^T) - h . W[target],
+ * the target logits as row dot products for all rows at once, the log-sum-exps block by block;
+ * per block only the logits [R, V] and their exp exist. Arguments as projectedCrossEntropy's
+ * after the ignored rows are resolved (`rowWeights` [N]: 1 / count, 0 for ignored rows).
+ */
+function evaluationCrossEntropy(
+  h: tf.Tensor2D,
+  w: tf.Tensor2D,
+  safeTargets: tf.Tensor1D,
+  rowWeights: tf.Tensor1D,
+  rowsPerBlock: number,
+): tf.Scalar {
+  const [rows, dimModel] = h.shape;
+  const targetLogits = tf.sum(tf.mul(h, tf.gather(w, safeTargets)), 1); // [N]
+  const logSumExps: tf.Tensor1D[] = [];
+  for (let start = 0; start < rows; start += rowsPerBlock) {
+    const size = Math.min(rowsPerBlock, rows - start);
+    logSumExps.push(
+      tf.tidy(() => {
+        const hb = rows === size ? h : tf.slice(h, [start, 0], [size, dimModel]); // [R, D]
+        return logSumExpRows(tf.matMul(hb, w, false, true)); // [R]
+      }),
+    );
+  }
+  const logSumExp = logSumExps.length === 1 ? logSumExps[0]! : tf.concat(logSumExps); // [N]
+  return tf.sum(tf.mul(tf.sub(logSumExp, targetLogits), rowWeights)) as tf.Scalar;
 }
 
 /**
@@ -58,16 +86,25 @@ export function projectedCrossEntropy(
 ): tf.Scalar {
   const [rows, dimModel] = hidden.shape;
   const vocab = weight.shape[0];
+  const resolved = () => {
+    const counted = tf.notEqual(targets, IGNORE_INDEX); // [N] bool
+    const count = tf.sum(tf.cast(counted, 'float32')); // []
+    const rowWeights = tf.div(tf.cast(counted, 'float32'), count) as tf.Tensor1D; // [N]
+    const safeTargets = tf.where(counted, tf.cast(targets, 'int32'), tf.zeros([rows], 'int32')); // [N]
+    return { rowWeights, safeTargets: safeTargets as tf.Tensor1D };
+  };
+  // no gradient wanted (evaluation): no softmax, no customGrad
+  if (tf.engine().state.gradientDepth === 0) {
+    return tf.tidy(() => {
+      const { rowWeights, safeTargets } = resolved();
+      return evaluationCrossEntropy(hidden, weight, safeTargets, rowWeights, rowsPerBlock);
+    });
+  }
   const compute = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const h = args[0] as tf.Tensor2D;
     const w = args[1] as tf.Tensor2D;
     const save = args[2] as tf.GradSaveFunc;
-    // inside customGrad the tape is paused; gradientDepth says whether a gradient is wanted
-    const recording = tf.engine().state.gradientDepth > 0;
-    const counted = tf.notEqual(targets, IGNORE_INDEX); // [N] bool
-    const count = tf.sum(tf.cast(counted, 'float32')); // []
-    const rowWeights = tf.div(tf.cast(counted, 'float32'), count); // [N]
-    const safeTargets = tf.where(counted, tf.cast(targets, 'int32'), tf.zeros([rows], 'int32')); // [N]
+    const { rowWeights, safeTargets } = resolved();
     let total: tf.Scalar = tf.scalar(0);
     let weightGradient: tf.Tensor2D | null = null; // [V, D], the softmax part summed over blocks
     const hiddenGradients: tf.Tensor2D[] = [];
@@ -80,14 +117,6 @@ export function projectedCrossEntropy(
         const logits = tf.matMul(hb, w, false, true); // [R, V]
         const rowIndex = tf.range(0, size, 1, 'int32'); // [R]
         const flatIndex = tf.add(tf.mul(rowIndex, tf.scalar(vocab, 'int32')), targetsBlock); // [R]
-        if (!recording) {
-          // evaluation: -log p(target) = log-sum-exp - logit(target), without the softmax
-          const losses = tf.sub(
-            logSumExpRows(logits),
-            tf.gather(tf.reshape(logits, [size * vocab]), flatIndex),
-          ); // [R]
-          return { part: tf.sum(tf.mul(losses, tf.reshape(weightsBlock, [size]))) as tf.Scalar };
-        }
         const probabilities = tf.softmax(logits); // [R, V]
         const picked = tf.gather(tf.reshape(probabilities, [size * vocab]), flatIndex); // [R]
         // -log p(target); a probability that underflowed (loss above ~69) is recomputed exactly
@@ -123,7 +152,7 @@ export function projectedCrossEntropy(
         }
       }
     }
-    if (recording && weightGradient !== null) {
+    if (weightGradient !== null) {
       // the one-hot part of dW: row `target` loses w * h for every counted row
       const oneHotPart = tf.unsortedSegmentSum(
         tf.mul(h, tf.reshape(rowWeights, [rows, 1])),
