@@ -262,5 +262,6 @@ export function resultRow(
     tokens: result.tokens,
     architecture,
     note: options.note ?? null,
+    answers: result.answers,
   };
 }
