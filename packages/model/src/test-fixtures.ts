@@ -1,11 +1,18 @@
 // Test-only helpers: paths and loaders for the committed PyTorch fixtures (see __fixtures__/README.md).
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
-import { readCheckpointConfig, readCheckpointTensors } from './checkpoint';
+import {
+  loadCheckpoint,
+  readCheckpointConfig,
+  readCheckpointTensors,
+  saveCheckpoint,
+} from './checkpoint';
 import type { BakaConfig } from './config';
+import { parameterSpecs } from './parameters';
 import { readSafetensors } from './safetensors';
 import { argmax } from './sampling';
 import type { SequenceState } from './sequence-state';
@@ -238,4 +245,42 @@ export function expectGreedyEqualsRecomputation(
     sequence.push(token);
   }
   return { generated, sequence };
+}
+
+/**
+ * Saves `model` to `dir` and loads it back, asserting every parameter is bit-identical after the
+ * round trip. Returns the config.json written and the names of the stored tensors, sorted.
+ */
+export async function expectCheckpointRoundTrip(
+  model: BakaCausalLM,
+  dir: string,
+): Promise<{ json: Record<string, unknown>; stored: string[] }> {
+  await saveCheckpoint(dir, model);
+  const json = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const stored = [...readSafetensors(join(dir, 'model.safetensors')).keys()].sort();
+  const loaded = await loadCheckpoint(dir);
+  for (const [name, variable] of model.parameters) {
+    expect(Array.from(loaded.parameters.get(name)!.dataSync()), name).toEqual(
+      Array.from(variable.dataSync()),
+    );
+  }
+  loaded.dispose();
+  return { json, stored };
+}
+
+/** The parameter names a config gives (what its checkpoint stores), sorted. */
+export function parameterNames(config: BakaConfig): string[] {
+  return parameterSpecs(config)
+    .map((spec) => spec.name)
+    .sort();
+}
+
+/** Asserts that the reference's own checkpoint in `dir` (torch's state_dict) has exactly our names. */
+export function expectReferenceNames(dir: string): void {
+  expect([...readSafetensors(join(dir, 'model.safetensors')).keys()].sort()).toEqual(
+    parameterNames(readCheckpointConfig(dir)),
+  );
 }
