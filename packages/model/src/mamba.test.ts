@@ -22,6 +22,7 @@ import {
   expectCheckpointRoundTrip,
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectIncrementalEqualsFull,
   expectLogitParity,
   expectReferenceNames,
   FIXTURES,
@@ -298,23 +299,8 @@ describe('Mamba layers: config, init, checkpoints and generation', () => {
     expectGreedyEqualsRecomputation(model);
     // pieces of 3, then 1 token at a time: across the chunk boundaries at 4 and 8
     const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19];
-    const full = allLogits(model, ids);
-    const warm = new IncrementalDecoder(model); // the model caches masks per key width
-    warm.append(ids.slice(0, 3));
-    for (const id of ids.slice(3)) warm.append([id]);
-    warm.dispose();
-    const before = tf.memory().numTensors;
-    const decoder = new IncrementalDecoder(model);
+    expectIncrementalEqualsFull(model, ids, 'mamba');
     const vocab = config.n_vocab;
-    let worst = maxAbsDifference(decoder.append(ids.slice(0, 3)), full.slice(2 * vocab, 3 * vocab));
-    for (let t = 3; t < ids.length; t++) {
-      const step = decoder.append([ids[t]!]);
-      worst = Math.max(worst, maxAbsDifference(step, full.slice(t * vocab, (t + 1) * vocab)));
-    }
-    console.log(`mamba: incremental vs full logits max-abs difference ${worst.toExponential(2)}`);
-    expect(worst).toBeLessThan(1e-5);
-    decoder.dispose();
-    expect(tf.memory().numTensors).toBe(before);
     // negative control: with every attention output zeroed only the Mamba state carries the
     // past, so a step that lost it (a fresh one-token pass) differs from the decoder's
     for (let layer = 0; layer < config.n_layers; layer++) {

@@ -14,7 +14,6 @@ import { BakaCausalLM } from './causal-lm';
 import { loadCheckpoint } from './checkpoint';
 import type { BakaConfig } from './config';
 import { makeConfig, parseConfigSettings } from './config';
-import { IncrementalDecoder } from './generation';
 import { dampedEma } from './kinds/mega';
 import { LayerStatesState } from './kinds/layer-states';
 import { loadSequenceState, sequenceStateKind } from './kinds/sequence-states';
@@ -24,6 +23,7 @@ import {
   expectCheckpointRoundTrip,
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectIncrementalEqualsFull,
   expectLogitParity,
   expectReferenceNames,
   FIXTURES,
@@ -363,23 +363,7 @@ describe('Mega layers: reach, config, checkpoints and generation', () => {
     expectGreedyEqualsRecomputation(model);
     // pieces of 3, then 1 token at a time: across the chunk boundaries at 4, 8, 12
     const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19, 23, 29, 31];
-    const full = allLogits(model, [ids]);
-    const warm = new IncrementalDecoder(model); // the model caches masks per key width
-    warm.append(ids.slice(0, 3));
-    for (const id of ids.slice(3)) warm.append([id]);
-    warm.dispose();
-    const before = tf.memory().numTensors;
-    const decoder = new IncrementalDecoder(model);
-    const vocab = config.n_vocab;
-    let worst = maxAbsDifference(decoder.append(ids.slice(0, 3)), full.slice(2 * vocab, 3 * vocab));
-    for (let t = 3; t < ids.length; t++) {
-      const logits = decoder.append([ids[t]!]);
-      worst = Math.max(worst, maxAbsDifference(logits, full.slice(t * vocab, (t + 1) * vocab)));
-    }
-    console.log(`mega: incremental vs full logits max-abs difference ${worst.toExponential(2)}`);
-    expect(worst).toBeLessThan(1e-5);
-    decoder.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expectIncrementalEqualsFull(model, ids, 'mega');
     model.dispose();
   });
 });

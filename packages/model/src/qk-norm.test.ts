@@ -13,7 +13,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
 import { loadCheckpoint, readCheckpointTensors, saveCheckpoint } from './checkpoint';
 import { type BakaConfig, makeConfig, parseConfigSettings } from './config';
-import { IncrementalDecoder } from './generation';
 import { XLState } from './kinds/xl';
 import { XLMemory } from './memory';
 import type { SequenceState } from './sequence-state';
@@ -21,6 +20,7 @@ import {
   expectCheckpointRoundTrip,
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectIncrementalEqualsFull,
   expectLogitParity,
   FIXTURES,
   fixtureTensors,
@@ -260,26 +260,7 @@ describe('qk_norm and split_norm: generation, checkpoints, hygiene, config', () 
       const model = perturbedModel(fields, 41);
       expectGreedyEqualsRecomputation(model, undefined, 8);
       // pieces of 3, then 1 token at a time: across the chunk boundaries at 4 and 8
-      const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19];
-      const full = allLogits(model, ids);
-      const warm = new IncrementalDecoder(model); // the model caches masks per key width
-      warm.append(ids.slice(0, 3));
-      for (const id of ids.slice(3)) warm.append([id]);
-      warm.dispose();
-      const before = tf.memory().numTensors;
-      const decoder = new IncrementalDecoder(model);
-      const vocab = model.config.n_vocab;
-      let worst = maxAbsDifference(
-        decoder.append(ids.slice(0, 3)),
-        full.slice(2 * vocab, 3 * vocab),
-      );
-      for (let t = 3; t < ids.length; t++) {
-        const step = decoder.append([ids[t]!]);
-        worst = Math.max(worst, maxAbsDifference(step, full.slice(t * vocab, (t + 1) * vocab)));
-      }
-      expect(worst).toBeLessThan(1e-5);
-      decoder.dispose();
-      expect(tf.memory().numTensors).toBe(before);
+      expectIncrementalEqualsFull(model, [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19]);
       model.dispose();
     },
   );

@@ -12,6 +12,7 @@ import {
   saveCheckpoint,
 } from './checkpoint';
 import type { BakaConfig } from './config';
+import { IncrementalDecoder } from './generation';
 import { parameterSpecs } from './parameters';
 import { readSafetensors } from './safetensors';
 import { argmax } from './sampling';
@@ -283,4 +284,39 @@ export function expectReferenceNames(dir: string): void {
   expect([...readSafetensors(join(dir, 'model.safetensors')).keys()].sort()).toEqual(
     parameterNames(readCheckpointConfig(dir)),
   );
+}
+
+/**
+ * Feeds `ids` to an IncrementalDecoder, a piece of 3 and then one token at a time, and asserts
+ * that every step's logits equal the full pass's within 1e-5 and that the decoder leaves no
+ * tensors behind (after a warm-up decoder: the model caches masks per key width). Logs the worst
+ * difference as `label` when given, and returns it.
+ */
+export function expectIncrementalEqualsFull(
+  model: BakaCausalLM,
+  ids: readonly number[],
+  label?: string,
+): number {
+  const full = tf.tidy(() => model.forward(int2d([[...ids]])).logits).dataSync() as Float32Array;
+  const warm = new IncrementalDecoder(model);
+  warm.append(ids.slice(0, 3));
+  for (const id of ids.slice(3)) warm.append([id]);
+  warm.dispose();
+  const before = tf.memory().numTensors;
+  const decoder = new IncrementalDecoder(model);
+  const vocab = model.config.n_vocab;
+  let worst = maxAbsDifference(decoder.append(ids.slice(0, 3)), full.slice(2 * vocab, 3 * vocab));
+  for (let t = 3; t < ids.length; t++) {
+    const step = decoder.append([ids[t]!]);
+    worst = Math.max(worst, maxAbsDifference(step, full.slice(t * vocab, (t + 1) * vocab)));
+  }
+  if (label !== undefined) {
+    console.log(
+      `${label}: incremental vs full logits max-abs difference ${worst.toExponential(2)}`,
+    );
+  }
+  expect(worst).toBeLessThan(1e-5);
+  decoder.dispose();
+  expect(tf.memory().numTensors).toBe(before);
+  return worst;
 }
