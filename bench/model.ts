@@ -96,6 +96,17 @@ interface Plan {
   generateTokens: number;
   /** Time to the first token: prompt length and prompts per child process. */
   firstToken: { prompt: number; reps: number };
+  /**
+   * The variants' cases: smaller than the presets' (nine variants, two rounds, two sides: the
+   * variants section is a third of the full run), still four chunks with XL memory.
+   */
+  variant: {
+    batch: number;
+    window: number;
+    trainSteps: { warmup: number; steps: number };
+    evalLength: number;
+    evalReps: { warmup: number; reps: number };
+  };
   /** The baka-xl rows: one training case and one generation case, sized for minutes per side. */
   xl: { batch: number; window: number; warmup: number; steps: number; tokens: number };
   /** Batched sampling: samples side by side (tfjs only). */
@@ -175,6 +186,21 @@ function makePlan(argv: string[]): Plan {
     evalReps: quick ? { warmup: 0, reps: 1 } : { warmup: 1, reps: 3 },
     generateTokens: quick ? 64 : nCtx + 64,
     firstToken: { prompt: 512, reps: quick ? 2 : 3 },
+    variant: quick
+      ? {
+          batch: 1,
+          window: 2 * nCtx,
+          trainSteps: { warmup: 1, steps: 1 },
+          evalLength: 2 * nCtx,
+          evalReps: { warmup: 0, reps: 1 },
+        }
+      : {
+          batch: 1,
+          window: 4 * nCtx,
+          trainSteps: { warmup: 1, steps: 2 },
+          evalLength: 4 * nCtx,
+          evalReps: { warmup: 1, reps: 2 },
+        },
     xl: quick
       ? { batch: 1, window: 512, warmup: 1, steps: 1, tokens: 32 }
       : { batch: 1, window: 1024, warmup: 1, steps: 2, tokens: 64 },
@@ -338,6 +364,17 @@ async function execute(runner: Runner, cases: Case[]): Promise<Map<string, CaseR
 
 type Goal = 'higher' | 'lower' | 'info';
 
+/** The report's tables, in order, with the line printed above each. */
+const GROUPS = {
+  base: '',
+  variants:
+    'Variants: the first preset with each memory variant, against our PyTorch reference running the same variant from the same checkpoint:',
+  xl: 'The full-size preset (baka-xl):',
+  samples: 'Batched sampling (`baka generate --num-samples N`, tfjs only):',
+  leak: 'Tensor growth (tf.memory().numTensors):',
+} as const;
+type Group = keyof typeof GROUPS;
+
 interface Row {
   metric: string;
   unit: string;
@@ -350,6 +387,8 @@ interface Row {
   target: string;
   met: boolean | null;
   note?: string;
+  /** Which table of the report the row goes to (absent in results of older runs: base). */
+  group?: Group;
 }
 
 function row(
@@ -617,12 +656,19 @@ async function measurementCases(setup: CaseSetup): Promise<Case[]> {
             kind: 'train',
             checkpoint,
             ids,
-            batch: plan.batch,
-            window: plan.window,
-            ...plan.trainSteps,
+            batch: plan.variant.batch,
+            window: plan.variant.window,
+            ...plan.variant.trainSteps,
             threads,
           },
-          { kind: 'eval', checkpoint, ids, lengths: [plan.evalLength], ...plan.evalReps, threads },
+          {
+            kind: 'eval',
+            checkpoint,
+            ids,
+            lengths: [plan.variant.evalLength],
+            ...plan.variant.evalReps,
+            threads,
+          },
         ],
       });
     }
@@ -1007,7 +1053,8 @@ function scalingRows(context: ReportContext): void {
 
 /** Training and evaluation rows of each memory variant. */
 function variantRows(context: ReportContext): void {
-  const { plan, get, rows, first, variantConfigs, mfu } = context;
+  const { get, rows, first, variantConfigs, mfu } = context;
+  const plan = context.plan.variant;
   for (const [name, config] of variantConfigs) {
     const train = get<TrainResult>(`variant-${name}`, 0);
     const evaluation = get<EvalResult>(`variant-${name}`, 1);
@@ -1024,8 +1071,16 @@ function variantRows(context: ReportContext): void {
     };
     const firstLoss = (side: Side) => train[side][0]?.losses[0] ?? null;
     const what = `${name} (${first}: ${describeVariant(config)})`;
+    const sizes = `B ${plan.batch} x T ${plan.window}`;
     rows.push(
-      row(`training tokens/s, ${what}`, 'tokens/s', perStep('tfjs'), perStep('torch'), 'higher', 1),
+      row(
+        `training tokens/s, ${what}, ${sizes}`,
+        'tokens/s',
+        perStep('tfjs'),
+        perStep('torch'),
+        'higher',
+        1,
+      ),
       row(
         `training first-step loss, ${name} (same weights and ids)`,
         'loss',
@@ -1034,7 +1089,7 @@ function variantRows(context: ReportContext): void {
         'info',
       ),
       row(
-        `eval tokens/s, ${what}`,
+        `eval tokens/s, ${what}, documents of ${plan.evalLength}`,
         'tokens/s',
         perDocument('tfjs'),
         perDocument('torch'),
@@ -1068,7 +1123,7 @@ function variantRows(context: ReportContext): void {
 
 /** The full-size preset: what one training step and generated tokens cost on this machine. */
 function xlRows(context: ReportContext): void {
-  const { plan, get, peakOf, rows, xlConfig } = context;
+  const { plan, get, peakOf, rssNote, rows, xlConfig } = context;
   if (!plan.sections.has('xl')) return;
   const { batch, window, steps, tokens } = plan.xl;
   const train = get<TrainResult>('xl-train');
@@ -1091,7 +1146,13 @@ function xlRows(context: ReportContext): void {
       stepRate('torch'),
       'info',
     ),
-    row('baka-xl training peak RSS', 'bytes', peakOf(train.tfjs), peakOf(train.torch), 'info'),
+    row(
+      `baka-xl training peak RSS${rssNote}`,
+      'bytes',
+      peakOf(train.tfjs),
+      peakOf(train.torch),
+      'info',
+    ),
     row(
       'baka-xl training first-step loss (same weights and ids)',
       'loss',
@@ -1107,7 +1168,7 @@ function xlRows(context: ReportContext): void {
       'info',
     ),
     row(
-      'baka-xl generation peak RSS',
+      `baka-xl generation peak RSS${rssNote}`,
       'bytes',
       peakOf(generation.tfjs),
       peakOf(generation.torch),
@@ -1303,13 +1364,25 @@ export async function benchModel(argv: string[]): Promise<Report> {
     variantConfigs,
     xlConfig,
   };
-  const context: ReportContext = { ...base, mfu: baseRows(base) };
-  for (const preset of plan.presets) presetRows(context, preset);
-  scalingRows(context);
-  variantRows(context);
-  xlRows(context);
-  samplesRows(context);
-  leakRows(context);
+  /** Runs a row builder and files the rows it added under `group`. */
+  const grouped = (group: Group, build: () => void) => {
+    const start = rows.length;
+    build();
+    for (const entry of rows.slice(start)) entry.group = group;
+  };
+  let mfu: ReportContext['mfu'] = () => null;
+  grouped('base', () => {
+    mfu = baseRows(base);
+  });
+  const context: ReportContext = { ...base, mfu };
+  grouped('base', () => {
+    for (const preset of plan.presets) presetRows(context, preset);
+    scalingRows(context);
+  });
+  grouped('variants', () => variantRows(context));
+  grouped('xl', () => xlRows(context));
+  grouped('samples', () => samplesRows(context));
+  grouped('leak', () => leakRows(context));
 
   const cpu = cpus()[0];
   const version = (side: Side) => get<MatmulResult>('sweep', 0)[side][0]?.version ?? null;
@@ -1363,9 +1436,10 @@ function formatValue(value: number | null, unit: string): string {
   }
 }
 
-function mainTable(report: Report): { header: string[]; rows: string[][] } {
+function mainTable(report: Report, group: Group): { header: string[]; rows: string[][] } {
   const header = ['measure', 'tfjs (ours)', 'PyTorch', 'tfjs/torch', 'target'];
-  const rows = report.rows.map((entry) => [
+  const mine = report.rows.filter((entry) => (entry.group ?? 'base') === group);
+  const rows = mine.map((entry) => [
     entry.metric +
       (['tokens/s', 'GFLOP/s', 'seconds'].includes(entry.unit) ? ` [${entry.unit}]` : ''),
     formatValue(entry.tfjs, entry.unit),
@@ -1495,18 +1569,22 @@ function samplesTable(report: Report) {
 
 export function printReport(report: Report, markdown = false): string {
   const render = markdown ? renderMarkdown : renderTable;
-  const main = mainTable(report);
   const generation = generationTable(report);
   const samples = samplesTable(report);
   const scaling = scalingTables(report);
-  const parts = [describe(report), '', render(main.header, main.rows)];
-  if (samples.rows.length > 0)
-    parts.push(
-      '',
-      `Batched sampling (\`baka generate --num-samples N\`, ${report.samples[0]?.preset}, after a prompt of n_ctx tokens):`,
-      '',
-      render(samples.header, samples.rows),
-    );
+  const parts = [describe(report)];
+  for (const [group, title] of Object.entries(GROUPS) as [Group, string][]) {
+    const table = mainTable(report, group);
+    if (table.rows.length === 0) continue;
+    parts.push('', ...(title === '' ? [] : [title, '']), render(table.header, table.rows));
+    if (group === 'samples' && samples.rows.length > 0)
+      parts.push(
+        '',
+        `Per sample count (${report.samples[0]?.preset}, after a prompt of n_ctx tokens):`,
+        '',
+        render(samples.header, samples.rows),
+      );
+  }
   if (generation.rows.length > 0)
     parts.push(
       '',
