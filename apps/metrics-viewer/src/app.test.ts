@@ -189,13 +189,28 @@ describe('API over a three-run fixture database', () => {
     );
     expect(newer.body.evals.length).toBe(1);
     const results = await getJson<{
-      results: { runName: string; benchmark: string; loss: number }[];
+      results: {
+        runName: string;
+        benchmark: string;
+        loss: number;
+        answers: { distance: number; answers: number; correct: number }[];
+      }[];
     }>(server, '/api/results');
     expect(results.body.results.map((row) => row.runName).sort()).toEqual([
       'xl-noreset',
       'xl-reset',
     ]);
     expect(results.body.results.find((row) => row.runName === 'xl-reset')!.loss).toBe(2.61);
+    const answers = Object.fromEntries(
+      results.body.results.map((row) => [row.runName, row.answers]),
+    );
+    expect(answers).toEqual({
+      'xl-reset': [
+        { distance: 0, answers: 40, correct: 30 },
+        { distance: 1, answers: 35, correct: 7 },
+      ],
+      'xl-noreset': [],
+    });
   });
 
   it.each([

@@ -25,7 +25,8 @@ interface RunFigures {
   answerAccuracy: Map<number, number>;
 }
 
-function hasTable(db: Database.Database, name: string): boolean {
+/** Whether the database has table `name` (older schemas lack the newer tables). */
+export function hasTable(db: Database.Database, name: string): boolean {
   return (
     db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !==
     undefined

@@ -62,7 +62,7 @@ function setTimes(
 /**
  * Three runs: `xl-reset` (finished, 300 steps), `xl-noreset` (running, fresh heartbeat, 200
  * steps) and `xl-killed` (recorded as running, heartbeat an hour old, 120 steps); validation
- * points and two results rows.
+ * points and two results rows (xl-reset's with answer accuracy at distances 0 and 1).
  */
 export function writeThreeRunFixture(path: string): { runs: FixtureRun[] } {
   const store = new MetricsStore(path);
@@ -105,6 +105,10 @@ export function writeThreeRunFixture(path: string): { runs: FixtureRun[] } {
       tokenLoss: 2.58,
       tokens: 1_228_800,
       architecture: 'xl, memory reset',
+      answers: [
+        { distance: 0, answers: 40, correct: 30, loss: 0.9 },
+        { distance: 1, answers: 35, correct: 7, loss: 2.1 },
+      ],
     });
 
     const noReset = store.startRun({

@@ -12,6 +12,7 @@ import {
   experimentNames,
   experimentReport,
   experimentRunRows,
+  hasTable,
 } from './experiment-report';
 import type { ExperimentReport } from './experiment-table';
 import { bucketMeans, largestTriangleThreeBuckets } from './lttb';
@@ -110,6 +111,15 @@ export interface ResultEntry {
   architecture: string | null;
   note: string | null;
   time: number;
+  /** Answer tokens per distance (recall corpus), in distance order; empty for other corpora. */
+  answers: ResultAnswers[];
+}
+
+/** A result's answer tokens at one distance in chunks: how many were scored and predicted right. */
+export interface ResultAnswers {
+  distance: number;
+  answers: number;
+  correct: number;
 }
 
 /** An experiment as its view shows it: its runs, its report and its variants' curves. */
@@ -445,20 +455,31 @@ export class MetricsReader {
 
   /** The results table (benchmark evaluations), newest first. */
   results(): ResultEntry[] {
-    return this.read(
-      (database) =>
-        database
+    return this.read((database) => {
+      const rows = database
+        .prepare(
+          `SELECT results.id, results.run_id AS runId, runs.name AS runName, config_id AS configId,
+                  model_type AS modelType, results.n_params AS nParams, n_input_emb_params AS nInputEmbParams,
+                  benchmark, split, n_ctx AS nCtx, nans, loss, ppl, token_loss AS tokenLoss, tokens,
+                  architecture, results.note AS note, time
+           FROM results LEFT JOIN runs ON runs.id = results.run_id
+           ORDER BY time DESC, results.id DESC`,
+        )
+        .all() as Omit<ResultEntry, 'answers'>[];
+      const answers = new Map<number, ResultAnswers[]>();
+      // a database written before schema 4 has no result_answers table
+      if (hasTable(database, 'result_answers')) {
+        const stored = database
           .prepare(
-            `SELECT results.id, results.run_id AS runId, runs.name AS runName, config_id AS configId,
-                    model_type AS modelType, results.n_params AS nParams, n_input_emb_params AS nInputEmbParams,
-                    benchmark, split, n_ctx AS nCtx, nans, loss, ppl, token_loss AS tokenLoss, tokens,
-                    architecture, results.note AS note, time
-             FROM results LEFT JOIN runs ON runs.id = results.run_id
-             ORDER BY time DESC, results.id DESC`,
+            'SELECT result_id AS resultId, distance, answers, correct FROM result_answers ORDER BY result_id, distance',
           )
-          .all() as ResultEntry[],
-      [],
-    );
+          .all() as (ResultAnswers & { resultId: number })[];
+        for (const { resultId, ...answer } of stored) {
+          answers.set(resultId, [...(answers.get(resultId) ?? []), answer]);
+        }
+      }
+      return rows.map((row) => ({ ...row, answers: answers.get(row.id) ?? [] }));
+    }, []);
   }
 
   close(): void {

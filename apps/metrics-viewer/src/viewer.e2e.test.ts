@@ -218,6 +218,18 @@ describe('metrics viewer in Chromium', () => {
     );
   });
 
+  it("shows a result's answer accuracy per distance (recall corpus), blank for other results", async () => {
+    const answers = (loss: string) =>
+      page
+        .locator('#results-table tbody tr', {
+          has: page.locator(`td[data-key="loss"]:text-is("${loss}")`),
+        })
+        .locator('td[data-key="answers"]')
+        .textContent();
+    await expect.poll(() => answers('2.61')).toBe('@0 75.0% @1 20.0%');
+    await expect.poll(() => answers('2.74')).toBe('–');
+  });
+
   it('filters the runs table by name', async () => {
     await page.locator('#run-filter').fill('kill');
     await expect.poll(() => page.locator('#runs-table tbody tr').count()).toBe(1);

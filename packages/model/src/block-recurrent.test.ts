@@ -30,9 +30,12 @@ import type { SequenceState } from './sequence-state';
 import {
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectLogitParity,
+  expectReferenceNames,
   FIXTURES,
   fixtureTensors,
   int2d,
+  logitsAndLoss,
   maxAbs,
   maxAbsDifference,
   parityInputs,
@@ -40,16 +43,6 @@ import {
 
 const inputs = parityInputs();
 const LAST_CHUNK = 18; // n_ctx 6: chunks 0-5, 6-11, 12-17, 18-21
-
-function logitsAndLoss(model: BakaCausalLM): { logits: Float32Array; loss: number } {
-  const ids = int2d(inputs.inputIds);
-  const labels = int2d(inputs.labels);
-  const { logits } = model.forward(ids);
-  const { loss } = model.loss(ids, labels);
-  const result = { logits: logits.dataSync() as Float32Array, loss: loss.dataSync()[0] as number };
-  tf.dispose([ids, labels, logits, loss]);
-  return result;
-}
 
 /** The same weights without the recurrent layers' tensors, as an ordinary model. */
 function withoutRecurrence(
@@ -119,14 +112,7 @@ describe.each(['recurrent-fixed', 'recurrent-lstm'])(
       const model = await loadCheckpoint(dir);
       expect(model.config.n_ctx).toBe(6);
       expect(model.config.n_state_vectors).toBe(5);
-      const { logits, loss } = logitsAndLoss(model);
-      const logitError = maxAbsDifference(logits, expected.get('logits')!.data);
-      const lossError = Math.abs(loss - expected.get('loss')!.data[0]!);
-      console.log(
-        `${name} [${tf.getBackend()}]: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
-      );
-      expect(logitError).toBeLessThan(1e-4);
-      expect(lossError).toBeLessThan(1e-4);
+      expectLogitParity(model, expected, `${name} [${tf.getBackend()}]`);
       model.dispose();
     });
 
@@ -484,11 +470,6 @@ describe('block-recurrent generation, training state and config', () => {
       ].map((suffix) => `model.layers.2.recurrent.${suffix}`),
     );
     // the reference's own checkpoint (torch's state_dict) has exactly our names
-    const dir = `${FIXTURES}variants/recurrent-lstm`;
-    expect([...readCheckpointTensors(dir).keys()].sort()).toEqual(
-      parameterSpecs(readCheckpointConfig(dir))
-        .map((spec) => spec.name)
-        .sort(),
-    );
+    expectReferenceNames(`${FIXTURES}variants/recurrent-lstm`);
   });
 });

@@ -499,6 +499,40 @@ function withFamilyDefaults(input: unknown): unknown {
   return { ...fields, ...defaults };
 }
 
+/** The fields that give a model its size; every other field picks a variant of it. */
+export const SIZE_KEYS = [
+  'dim_model',
+  'dim_ff',
+  'dim_attn',
+  'n_layers',
+  'n_heads',
+  'n_vocab',
+  'n_ctx',
+] as const satisfies readonly ConfigKey[];
+
+/**
+ * The variant fields of `config`: every field, in the schema's order, whose value differs from
+ * what the defaults give a model of the same size (so a derived default such as n_state_vectors
+ * = n_ctx counts as unchanged). `model_type` is left out: it follows from the other fields.
+ */
+export function variantFields(config: BakaConfig): [ConfigKey, unknown][] {
+  const size: Partial<BakaConfig> = {};
+  for (const key of SIZE_KEYS) size[key] = config[key];
+  const reference = makeConfig(size);
+  const sizeKeys: readonly ConfigKey[] = SIZE_KEYS;
+  return CONFIG_KEYS.filter(
+    (key) =>
+      key !== 'model_type' &&
+      !sizeKeys.includes(key) &&
+      JSON.stringify(config[key]) !== JSON.stringify(reference[key]),
+  ).map((key) => [key, config[key]]);
+}
+
+/** A field's value as `--set key=value` writes it (lists joined by commas). */
+export function settingText(key: string, value: unknown): string {
+  return `${key}=${Array.isArray(value) ? value.join(',') : String(value)}`;
+}
+
 /** Whether every layer is a standard layer of width dim_ff (the 003 model: no per-layer fields). */
 export function isUniform(config: BakaConfig): boolean {
   return Array.from(

@@ -122,7 +122,10 @@ export {
   presetConfig,
   type RotaryLayout,
   type RotaryPrecision,
+  SIZE_KEYS,
+  settingText,
   splitSetting,
+  variantFields,
 } from './config';
 export { countParameters } from './count-parameters';
 export {

@@ -11,29 +11,27 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
-import {
-  loadCheckpoint,
-  readCheckpointConfig,
-  readCheckpointTensors,
-  saveCheckpoint,
-} from './checkpoint';
+import { loadCheckpoint, readCheckpointConfig, readCheckpointTensors } from './checkpoint';
 import { makeConfig, parseConfigSettings } from './config';
 import { evaluateLoss } from './evaluate-loss';
 import { IncrementalDecoder } from './generation';
 import { hasMamba, scanDecays } from './kinds/mamba';
 import { parameterSpecs } from './parameters';
-import { readSafetensors } from './safetensors';
 import {
   expectCarryParity,
+  expectCheckpointRoundTrip,
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectIncrementalEqualsFull,
   expectLogitParity,
+  expectReferenceNames,
   FIXTURES,
   fixtureTensors,
   int2d,
   logitsAndLoss,
   maxAbs,
   maxAbsDifference,
+  parameterNames,
   stateAfterFirstCall,
 } from './test-fixtures';
 
@@ -270,17 +268,10 @@ describe('Mamba layers: config, init, checkpoints and generation', () => {
 
   it('saves PyTorch-loadable names in state_dict order and loads back bit-exactly', async () => {
     const model = BakaCausalLM.create(config, { seed: 5 });
-    const out = join(work, 'mamba');
-    await saveCheckpoint(out, model);
-    const json = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    const { json, stored } = await expectCheckpointRoundTrip(model, join(work, 'mamba'));
     expect(json.model_type).toBe('baka_mamba');
     expect(json.mamba_each_nth_layer).toBe(2);
-    const stored = [...readSafetensors(join(out, 'model.safetensors')).keys()].sort();
-    expect(stored).toEqual(
-      parameterSpecs(config)
-        .map((spec) => spec.name)
-        .sort(),
-    );
+    expect(stored).toEqual(parameterNames(config));
     // state_dict order (the module's own parameters first, then its submodules', then norm_mamba)
     const layer0 = parameterSpecs(config)
       .map((spec) => spec.name)
@@ -299,21 +290,8 @@ describe('Mamba layers: config, init, checkpoints and generation', () => {
       'model.layers.0.norm_mamba.bias',
     ]);
     expect(stored.some((name) => name.startsWith('model.layers.1.mamba'))).toBe(false);
-    // the reference's own checkpoint (torch's state_dict) has exactly our names
-    const reference = [...readSafetensors(`${dir}/model.safetensors`).keys()].sort();
-    expect(reference).toEqual(
-      parameterSpecs(readCheckpointConfig(dir))
-        .map((spec) => spec.name)
-        .sort(),
-    );
-    const loaded = await loadCheckpoint(out);
-    for (const [name, variable] of model.parameters) {
-      expect(Array.from(loaded.parameters.get(name)!.dataSync()), name).toEqual(
-        Array.from(variable.dataSync()),
-      );
-    }
+    expectReferenceNames(dir);
     model.dispose();
-    loaded.dispose();
   });
 
   it('greedy generation equals full recomputation; incremental logits equal the full pass', () => {
@@ -321,23 +299,8 @@ describe('Mamba layers: config, init, checkpoints and generation', () => {
     expectGreedyEqualsRecomputation(model);
     // pieces of 3, then 1 token at a time: across the chunk boundaries at 4 and 8
     const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19];
-    const full = allLogits(model, ids);
-    const warm = new IncrementalDecoder(model); // the model caches masks per key width
-    warm.append(ids.slice(0, 3));
-    for (const id of ids.slice(3)) warm.append([id]);
-    warm.dispose();
-    const before = tf.memory().numTensors;
-    const decoder = new IncrementalDecoder(model);
+    expectIncrementalEqualsFull(model, ids, 'mamba');
     const vocab = config.n_vocab;
-    let worst = maxAbsDifference(decoder.append(ids.slice(0, 3)), full.slice(2 * vocab, 3 * vocab));
-    for (let t = 3; t < ids.length; t++) {
-      const step = decoder.append([ids[t]!]);
-      worst = Math.max(worst, maxAbsDifference(step, full.slice(t * vocab, (t + 1) * vocab)));
-    }
-    console.log(`mamba: incremental vs full logits max-abs difference ${worst.toExponential(2)}`);
-    expect(worst).toBeLessThan(1e-5);
-    decoder.dispose();
-    expect(tf.memory().numTensors).toBe(before);
     // negative control: with every attention output zeroed only the Mamba state carries the
     // past, so a step that lost it (a fresh one-token pass) differs from the decoder's
     for (let layer = 0; layer < config.n_layers; layer++) {

@@ -3,7 +3,7 @@
 // Parity with our PyTorch reference's fixture variants/mega (tools/reference/mega.py, whose EMA
 // recurrence is checked there against the paper's convolution-kernel form), the chunked EMA
 // against the sequential recurrence, reach beyond the XL memory, generation, checkpoints.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -11,24 +11,28 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
-import { loadCheckpoint, readCheckpointConfig, saveCheckpoint } from './checkpoint';
+import { loadCheckpoint } from './checkpoint';
 import type { BakaConfig } from './config';
 import { makeConfig, parseConfigSettings } from './config';
-import { IncrementalDecoder } from './generation';
 import { dampedEma } from './kinds/mega';
 import { LayerStatesState } from './kinds/layer-states';
 import { loadSequenceState, sequenceStateKind } from './kinds/sequence-states';
 import { parameterSpecs } from './parameters';
-import { readSafetensors } from './safetensors';
 import type { SequenceState } from './sequence-state';
 import {
+  expectCheckpointRoundTrip,
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectIncrementalEqualsFull,
+  expectLogitParity,
+  expectReferenceNames,
   FIXTURES,
   fixtureTensors,
   int2d,
+  logitsAndLoss,
   maxAbs,
   maxAbsDifference,
+  parameterNames,
   parityInputs,
 } from './test-fixtures';
 
@@ -58,16 +62,6 @@ function detachedMemory(
   const detached = state.detach();
   tf.dispose([input, logits, ...state.tensors()]);
   return detached;
-}
-
-function logitsAndLoss(model: BakaCausalLM): { logits: Float32Array; loss: number } {
-  const ids = int2d(inputs.inputIds);
-  const labels = int2d(inputs.labels);
-  const { logits } = model.forward(ids);
-  const { loss } = model.loss(ids, labels);
-  const result = { logits: logits.dataSync() as Float32Array, loss: loss.dataSync()[0] as number };
-  tf.dispose([ids, labels, logits, loss]);
-  return result;
 }
 
 /** s_t = q s_{t-1} + p beta h_t, e_t = sum_n gamma / sqrt(M) s_t, one position at a time. */
@@ -111,14 +105,7 @@ describe('Mega layers: parity with the PyTorch reference', () => {
     expect(model.parameters.has('model.layers.1.mega.ema.delta')).toBe(false);
     expect(model.parameters.has('model.layers.0.attn.q.weight')).toBe(false);
     expect(model.parameters.get('model.layers.2.mega.mx_proj.weight')!.shape).toEqual([100, 32]);
-    const { logits, loss } = logitsAndLoss(model);
-    const logitError = maxAbsDifference(logits, expected.get('logits')!.data);
-    const lossError = Math.abs(loss - expected.get('loss')!.data[0]!);
-    console.log(
-      `mega (${tf.getBackend()}): logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
-    );
-    expect(logitError).toBeLessThan(1e-4);
-    expect(lossError).toBeLessThan(1e-4);
+    expectLogitParity(model, expected, `mega (${tf.getBackend()})`);
     model.dispose();
   });
 
@@ -323,32 +310,12 @@ describe('Mega layers: reach, config, checkpoints and generation', () => {
 
   it('saves the reference’s names and loads back bit-exactly', async () => {
     const model = BakaCausalLM.create(config, { seed: 5 });
-    const out = join(work, 'mega');
-    await saveCheckpoint(out, model);
-    const json = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    const { json, stored } = await expectCheckpointRoundTrip(model, join(work, 'mega'));
     expect(json.layer_kinds).toEqual(['mega', 'standard']);
     expect([json.ema_dim, json.mega_z_dim, json.mega_h_dim]).toEqual([4, 8, 32]);
-    const stored = [...readSafetensors(join(out, 'model.safetensors')).keys()].sort();
-    expect(stored).toEqual(
-      parameterSpecs(config)
-        .map((spec) => spec.name)
-        .sort(),
-    );
-    // the reference's own checkpoint (torch's state_dict) has exactly our names, in its order
-    const reference = [...readSafetensors(`${dir}/model.safetensors`).keys()].sort();
-    expect(reference).toEqual(
-      parameterSpecs(readCheckpointConfig(dir))
-        .map((spec) => spec.name)
-        .sort(),
-    );
-    const loaded = await loadCheckpoint(out);
-    for (const [name, variable] of model.parameters) {
-      expect(Array.from(loaded.parameters.get(name)!.dataSync()), name).toEqual(
-        Array.from(variable.dataSync()),
-      );
-    }
+    expect(stored).toEqual(parameterNames(config));
+    expectReferenceNames(dir);
     model.dispose();
-    loaded.dispose();
   });
 
   it('the carried state saves, loads and continues exactly; rows select; no tensors leak', () => {
@@ -396,23 +363,7 @@ describe('Mega layers: reach, config, checkpoints and generation', () => {
     expectGreedyEqualsRecomputation(model);
     // pieces of 3, then 1 token at a time: across the chunk boundaries at 4, 8, 12
     const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19, 23, 29, 31];
-    const full = allLogits(model, [ids]);
-    const warm = new IncrementalDecoder(model); // the model caches masks per key width
-    warm.append(ids.slice(0, 3));
-    for (const id of ids.slice(3)) warm.append([id]);
-    warm.dispose();
-    const before = tf.memory().numTensors;
-    const decoder = new IncrementalDecoder(model);
-    const vocab = config.n_vocab;
-    let worst = maxAbsDifference(decoder.append(ids.slice(0, 3)), full.slice(2 * vocab, 3 * vocab));
-    for (let t = 3; t < ids.length; t++) {
-      const logits = decoder.append([ids[t]!]);
-      worst = Math.max(worst, maxAbsDifference(logits, full.slice(t * vocab, (t + 1) * vocab)));
-    }
-    console.log(`mega: incremental vs full logits max-abs difference ${worst.toExponential(2)}`);
-    expect(worst).toBeLessThan(1e-5);
-    decoder.dispose();
-    expect(tf.memory().numTensors).toBe(before);
+    expectIncrementalEqualsFull(model, ids, 'mega');
     model.dispose();
   });
 });

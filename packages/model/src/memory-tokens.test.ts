@@ -19,6 +19,7 @@ import type { SequenceState } from './sequence-state';
 import {
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectLogitParity,
   FIXTURES,
   fixtureTensors,
   int2d,
@@ -41,18 +42,7 @@ describe.each(VARIANTS)('variants/%s: parity with the PyTorch reference', (name)
 
   it('logits and loss match to 1e-4', async () => {
     const model = await loadCheckpoint(dir);
-    const ids = int2d(inputs.inputIds);
-    const labels = int2d(inputs.labels);
-    const { logits } = model.forward(ids);
-    const { loss } = model.loss(ids, labels);
-    const logitError = maxAbsDifference(logits.dataSync(), expected.get('logits')!.data);
-    const lossError = Math.abs(loss.dataSync()[0]! - expected.get('loss')!.data[0]!);
-    console.log(
-      `${name}: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
-    );
-    expect(logitError).toBeLessThan(1e-4);
-    expect(lossError).toBeLessThan(1e-4);
-    tf.dispose([ids, labels, logits, loss]);
+    expectLogitParity(model, expected, name);
     model.dispose();
   });
 

@@ -13,16 +13,19 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
 import { loadCheckpoint, readCheckpointTensors, saveCheckpoint } from './checkpoint';
 import { type BakaConfig, makeConfig, parseConfigSettings } from './config';
-import { IncrementalDecoder } from './generation';
 import { XLState } from './kinds/xl';
 import { XLMemory } from './memory';
 import type { SequenceState } from './sequence-state';
 import {
+  expectCheckpointRoundTrip,
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectIncrementalEqualsFull,
+  expectLogitParity,
   FIXTURES,
   fixtureTensors,
   int2d,
+  logitsAndLoss,
   maxAbsDifference,
   parityInputs,
 } from './test-fixtures';
@@ -45,31 +48,13 @@ function allLogits(model: BakaCausalLM, ids: number[]): Float32Array {
   return tf.tidy(() => model.forward(int2d([ids])).logits).dataSync() as Float32Array;
 }
 
-/** Logits and loss of the parity inputs through `model`. */
-function parityOutputs(model: BakaCausalLM): { logits: Float32Array; loss: number } {
-  return tf.tidy(() => {
-    const ids = int2d(inputs.inputIds);
-    const labels = int2d(inputs.labels);
-    const logits = model.forward(ids).logits.dataSync() as Float32Array;
-    const loss = model.loss(ids, labels).loss.dataSync()[0] as number;
-    return { logits, loss };
-  });
-}
-
 describe('qk_norm and split_norm: parity with the PyTorch reference', () => {
   it.each(FIXTURE_NAMES)(
     '%s: logits and loss over three chunks with a padded row match to 1e-4',
     async (name) => {
       const expected = fixtureTensors(`variants/${name}/expected.safetensors`);
       const model = await loadCheckpoint(`${FIXTURES}variants/${name}`);
-      const { logits, loss } = parityOutputs(model);
-      const logitError = maxAbsDifference(logits, expected.get('logits')!.data);
-      const lossError = Math.abs(loss - expected.get('loss')!.data[0]!);
-      console.log(
-        `${name}: logits max-abs error ${logitError.toExponential(2)}, loss error ${lossError.toExponential(2)}`,
-      );
-      expect(logitError).toBeLessThan(1e-4);
-      expect(lossError).toBeLessThan(1e-4);
+      expectLogitParity(model, expected, name);
       model.dispose();
     },
   );
@@ -159,7 +144,7 @@ describe('qk_norm and split_norm: parity with the PyTorch reference', () => {
       ['split-norm', variant('split-norm', {}, (n) => n.replace('mlp.norm_in', 'attn.norm_in'))],
     ];
     for (const [name, model] of cases) {
-      const difference = maxAbsDifference(parityOutputs(model).logits, expected(name));
+      const difference = maxAbsDifference(logitsAndLoss(model).logits, expected(name));
       expect(difference, name).toBeGreaterThan(1e-3);
       model.dispose();
     }
@@ -275,26 +260,7 @@ describe('qk_norm and split_norm: generation, checkpoints, hygiene, config', () 
       const model = perturbedModel(fields, 41);
       expectGreedyEqualsRecomputation(model, undefined, 8);
       // pieces of 3, then 1 token at a time: across the chunk boundaries at 4 and 8
-      const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19];
-      const full = allLogits(model, ids);
-      const warm = new IncrementalDecoder(model); // the model caches masks per key width
-      warm.append(ids.slice(0, 3));
-      for (const id of ids.slice(3)) warm.append([id]);
-      warm.dispose();
-      const before = tf.memory().numTensors;
-      const decoder = new IncrementalDecoder(model);
-      const vocab = model.config.n_vocab;
-      let worst = maxAbsDifference(
-        decoder.append(ids.slice(0, 3)),
-        full.slice(2 * vocab, 3 * vocab),
-      );
-      for (let t = 3; t < ids.length; t++) {
-        const step = decoder.append([ids[t]!]);
-        worst = Math.max(worst, maxAbsDifference(step, full.slice(t * vocab, (t + 1) * vocab)));
-      }
-      expect(worst).toBeLessThan(1e-5);
-      decoder.dispose();
-      expect(tf.memory().numTensors).toBe(before);
+      expectIncrementalEqualsFull(model, [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19]);
       model.dispose();
     },
   );
@@ -332,9 +298,7 @@ describe('qk_norm and split_norm: generation, checkpoints, hygiene, config', () 
       { qk_norm: 'l2', qk_norm_learned_scale: true, qk_norm_scale: 2.5, split_norm: true },
       61,
     );
-    const out = join(work, 'qk');
-    await saveCheckpoint(out, model);
-    const json = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    const { json } = await expectCheckpointRoundTrip(model, join(work, 'qk'));
     expect(json).toMatchObject({
       qk_norm: 'l2',
       qk_norm_learned_scale: true,
@@ -342,12 +306,6 @@ describe('qk_norm and split_norm: generation, checkpoints, hygiene, config', () 
       split_norm: true,
     });
     expect(json.qk_norm_scope).toBeUndefined(); // at its default
-    const loaded = await loadCheckpoint(out);
-    for (const [name, variable] of model.parameters) {
-      expect(Array.from(loaded.parameters.get(name)!.dataSync()), name).toEqual(
-        Array.from(variable.dataSync()),
-      );
-    }
     const plain = BakaCausalLM.create(
       makeConfig({ dim_model: 16, n_layers: 1, n_heads: 2, n_vocab: 20, n_ctx: 4 }),
     );
@@ -356,7 +314,7 @@ describe('qk_norm and split_norm: generation, checkpoints, hygiene, config', () 
     expect(
       Object.keys(plainJson).filter((key) => key.startsWith('qk_') || key === 'split_norm'),
     ).toEqual([]);
-    for (const m of [model, loaded, plain]) m.dispose();
+    for (const m of [model, plain]) m.dispose();
   });
 
   it('l2: the learned scale starts at qk_norm_scale (0: sqrt(dim_head)) and equals the fixed scale there', () => {

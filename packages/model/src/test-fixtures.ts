@@ -1,11 +1,19 @@
 // Test-only helpers: paths and loaders for the committed PyTorch fixtures (see __fixtures__/README.md).
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
-import { readCheckpointConfig, readCheckpointTensors } from './checkpoint';
+import {
+  loadCheckpoint,
+  readCheckpointConfig,
+  readCheckpointTensors,
+  saveCheckpoint,
+} from './checkpoint';
 import type { BakaConfig } from './config';
+import { IncrementalDecoder } from './generation';
+import { parameterSpecs } from './parameters';
 import { readSafetensors } from './safetensors';
 import { argmax } from './sampling';
 import type { SequenceState } from './sequence-state';
@@ -238,4 +246,77 @@ export function expectGreedyEqualsRecomputation(
     sequence.push(token);
   }
   return { generated, sequence };
+}
+
+/**
+ * Saves `model` to `dir` and loads it back, asserting every parameter is bit-identical after the
+ * round trip. Returns the config.json written and the names of the stored tensors, sorted.
+ */
+export async function expectCheckpointRoundTrip(
+  model: BakaCausalLM,
+  dir: string,
+): Promise<{ json: Record<string, unknown>; stored: string[] }> {
+  await saveCheckpoint(dir, model);
+  const json = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<
+    string,
+    unknown
+  >;
+  const stored = [...readSafetensors(join(dir, 'model.safetensors')).keys()].sort();
+  const loaded = await loadCheckpoint(dir);
+  for (const [name, variable] of model.parameters) {
+    expect(Array.from(loaded.parameters.get(name)!.dataSync()), name).toEqual(
+      Array.from(variable.dataSync()),
+    );
+  }
+  loaded.dispose();
+  return { json, stored };
+}
+
+/** The parameter names a config gives (what its checkpoint stores), sorted. */
+export function parameterNames(config: BakaConfig): string[] {
+  return parameterSpecs(config)
+    .map((spec) => spec.name)
+    .sort();
+}
+
+/** Asserts that the reference's own checkpoint in `dir` (torch's state_dict) has exactly our names. */
+export function expectReferenceNames(dir: string): void {
+  expect([...readSafetensors(join(dir, 'model.safetensors')).keys()].sort()).toEqual(
+    parameterNames(readCheckpointConfig(dir)),
+  );
+}
+
+/**
+ * Feeds `ids` to an IncrementalDecoder, a piece of 3 and then one token at a time, and asserts
+ * that every step's logits equal the full pass's within 1e-5 and that the decoder leaves no
+ * tensors behind (after a warm-up decoder: the model caches masks per key width). Logs the worst
+ * difference as `label` when given, and returns it.
+ */
+export function expectIncrementalEqualsFull(
+  model: BakaCausalLM,
+  ids: readonly number[],
+  label?: string,
+): number {
+  const full = tf.tidy(() => model.forward(int2d([[...ids]])).logits).dataSync() as Float32Array;
+  const warm = new IncrementalDecoder(model);
+  warm.append(ids.slice(0, 3));
+  for (const id of ids.slice(3)) warm.append([id]);
+  warm.dispose();
+  const before = tf.memory().numTensors;
+  const decoder = new IncrementalDecoder(model);
+  const vocab = model.config.n_vocab;
+  let worst = maxAbsDifference(decoder.append(ids.slice(0, 3)), full.slice(2 * vocab, 3 * vocab));
+  for (let t = 3; t < ids.length; t++) {
+    const step = decoder.append([ids[t]!]);
+    worst = Math.max(worst, maxAbsDifference(step, full.slice(t * vocab, (t + 1) * vocab)));
+  }
+  if (label !== undefined) {
+    console.log(
+      `${label}: incremental vs full logits max-abs difference ${worst.toExponential(2)}`,
+    );
+  }
+  expect(worst).toBeLessThan(1e-5);
+  decoder.dispose();
+  expect(tf.memory().numTensors).toBe(before);
+  return worst;
 }

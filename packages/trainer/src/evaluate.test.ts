@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { makeConfig, PRESETS } from '@baka/model';
 import { describe, expect, it } from 'vitest';
-import { evaluate, resultRow } from './evaluate';
+import { describeArchitecture, evaluate, resultRow } from './evaluate';
 import { tinyDocuments, tinyModel } from './test-helpers';
 
 const documents = tinyDocuments();
@@ -82,5 +83,60 @@ describe('evaluate (upstream bench)', () => {
     });
     expect(row.architecture).toMatch(/layers 2 heads 2 .*memory xl\/previous-layer\/reset/);
     model.dispose();
+  });
+});
+
+describe('describeArchitecture', () => {
+  const size = { dim_model: 16, dim_ff: 32, n_layers: 2, n_heads: 2, n_ctx: 8, n_vocab: 40 };
+  const base =
+    'baka_xl dim 16 ff 32 attn 16 layers 2 heads 2 vocab 40 ctx 8 memory xl/previous-layer/reset rotary interleaved';
+
+  it('a default config reads as before variants existed; so does every preset without one', () => {
+    expect(describeArchitecture(makeConfig(size))).toBe(base);
+    for (const name of ['baka-xl', 'permuteformer', 'small', 'tiny'] as const) {
+      expect(describeArchitecture(makeConfig(PRESETS[name]))).not.toContain(';');
+    }
+  });
+
+  it('names every field that differs from its default, so variants read differently', () => {
+    const normed = makeConfig({
+      ...size,
+      norm: 'rmsnorm',
+      qk_norm: 'layernorm',
+      n_memory_tokens: 2,
+    });
+    const layered = makeConfig({
+      ...size,
+      memory_source: 'same-layer',
+      layer_kinds: ['mega', 'standard'],
+      ema_dim: 8,
+    });
+    // negative control: the memory summary alone cannot tell the first variant from the default
+    expect(describeArchitecture(normed).startsWith(`${base};`)).toBe(true);
+    expect(describeArchitecture(normed)).toBe(
+      `${base}; norm=rmsnorm qk_norm=layernorm n_memory_tokens=2`,
+    );
+    expect(describeArchitecture(layered)).toBe(
+      'baka_xl dim 16 ff 32 attn 16 layers 2 heads 2 vocab 40 ctx 8 memory xl/same-layer/reset+mega-ema8 rotary interleaved; ' +
+        'memory_source=same-layer layer_kinds=mega,standard ema_dim=8',
+    );
+    expect(describeArchitecture(makeConfig(PRESETS['baka-pause']))).toMatch(
+      /; n_pauses=8 norm=rmsnorm$/,
+    );
+  });
+
+  it('a default the schema derives from the size is no variant, an explicit other value is', () => {
+    const derived = makeConfig({ ...size, recurrent_layers: [1], n_state_vectors: 8 });
+    expect(describeArchitecture(derived)).toBe(
+      `${base}; recurrent_layers=1`.replace(
+        'memory xl/previous-layer/reset',
+        'memory recurrent[1]x8/fixed+xl/previous-layer/reset',
+      ),
+    );
+    const other = makeConfig({ ...size, recurrent_layers: [1], n_state_vectors: 3 });
+    expect(describeArchitecture(other)).toMatch(/; recurrent_layers=1 n_state_vectors=3$/);
+    expect(describeArchitecture(makeConfig({ ...size, memory: 'none' }))).toBe(
+      base.replace('memory xl/previous-layer/reset', 'memory none'),
+    );
   });
 });

@@ -17,7 +17,16 @@ import {
   type TokenDocuments,
   windows,
 } from '@baka/data';
-import { type BakaCausalLM, countParameters, evaluateLoss, sequenceStateKind } from '@baka/model';
+import {
+  type BakaCausalLM,
+  type BakaConfig,
+  type ConfigKey,
+  countParameters,
+  evaluateLoss,
+  sequenceStateKind,
+  settingText,
+  variantFields,
+} from '@baka/model';
 import type { ResultRow } from './metrics-store';
 
 export interface EvaluationOptions {
@@ -229,6 +238,25 @@ export function answerAccuracy(
     }));
 }
 
+/**
+ * A config in one line: its family and size, its sequence-state kind's summary and rotary layout
+ * (what results rows said before variants existed), then every other field that differs from its
+ * default (`variantFields`), as `key=value` settings after a semicolon. A default config has none.
+ */
+export function describeArchitecture(config: BakaConfig): string {
+  const base =
+    `${config.model_type} dim ${config.dim_model} ff ${config.dim_ff} attn ${config.dim_attn} layers ${config.n_layers} ` +
+    `heads ${config.n_heads} vocab ${config.n_vocab} ctx ${config.n_ctx} memory ${sequenceStateKind(config).describe(config)}` +
+    ` rotary ${config.rotary_layout}`;
+  const variants = variantFields(config)
+    .filter(([key]) => !SHOWN_IN_BASE.has(key))
+    .map(([key, value]) => settingText(key, value));
+  return variants.length === 0 ? base : `${base}; ${variants.join(' ')}`;
+}
+
+/** Fields `describeArchitecture` names before the semicolon (the size fields are not variants). */
+const SHOWN_IN_BASE = new Set<ConfigKey>(['memory', 'rotary_layout']);
+
 /** A results-table row (upstream's result fields) for an evaluation of `model` on `benchmark`. */
 export function resultRow(
   model: BakaCausalLM,
@@ -242,10 +270,7 @@ export function resultRow(
 ): ResultRow {
   const { config } = model;
   const parameters = countParameters(model);
-  const architecture =
-    `${config.model_type} dim ${config.dim_model} ff ${config.dim_ff} attn ${config.dim_attn} layers ${config.n_layers} ` +
-    `heads ${config.n_heads} vocab ${config.n_vocab} ctx ${config.n_ctx} memory ${sequenceStateKind(config).describe(config)}` +
-    ` rotary ${config.rotary_layout}`;
+  const architecture = describeArchitecture(config);
   return {
     runId: options.runId ?? null,
     configId: options.configId ?? null,
@@ -262,5 +287,6 @@ export function resultRow(
     tokens: result.tokens,
     architecture,
     note: options.note ?? null,
+    answers: result.answers,
   };
 }

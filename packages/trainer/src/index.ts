@@ -24,6 +24,7 @@ export {
 export {
   type AnswerAccuracy,
   answerAccuracy,
+  describeArchitecture,
   type EvaluationOptions,
   type EvaluationResult,
   evaluate,

@@ -63,6 +63,21 @@ describe('MetricsStore', () => {
       loss: 9,
       ppl: Math.exp(9),
     });
+    const recall = store.logResult({
+      modelType: 'baka_xl',
+      nParams: 123,
+      nInputEmbParams: 64,
+      benchmark: 'recall',
+      split: 'valid',
+      nCtx: 128,
+      nans: 0,
+      loss: 4,
+      ppl: Math.exp(4),
+      answers: [
+        { distance: 0, answers: 8, correct: 6, loss: 0.25 },
+        { distance: 1, answers: 7, correct: 0, loss: Number.POSITIVE_INFINITY },
+      ],
+    });
 
     const reader = new MetricsStore(path, { readonly: true });
     expect(
@@ -88,7 +103,18 @@ describe('MetricsStore', () => {
       { step: 1, loss: 10.5 },
       { step: 2, loss: null },
     ]);
-    expect(reader.db.prepare('SELECT COUNT(*) AS n FROM results').get()).toEqual({ n: 1 });
+    expect(reader.db.prepare('SELECT COUNT(*) AS n FROM results').get()).toEqual({ n: 2 });
+    // a result's answer figures sit beside it, keyed by its id (only the recall result has any)
+    expect(
+      reader.db
+        .prepare(
+          'SELECT result_id, distance, answers, correct, loss FROM result_answers ORDER BY distance',
+        )
+        .all(),
+    ).toEqual([
+      { result_id: recall, distance: 0, answers: 8, correct: 6, loss: 0.25 },
+      { result_id: recall, distance: 1, answers: 7, correct: 0, loss: null },
+    ]);
 
     store.endRun(runId, 'finished', '/tmp/ckpt');
     expect(reader.db.prepare('SELECT status, checkpoint_dir FROM runs').get()).toEqual({
@@ -180,14 +206,14 @@ describe('MetricsStore experiments', () => {
     old.logMetrics(runId, { step: 1, tokens: 10, elapsed: 1, loss: 3 });
     // what a version 1 trainer left: no experiment tables, version 1
     old.db.exec(
-      "DROP TABLE answer_evals; DROP TABLE experiment_runs; DROP TABLE experiments; UPDATE meta SET value = '1' WHERE key = 'schema_version'",
+      "DROP TABLE result_answers; DROP TABLE answer_evals; DROP TABLE experiment_runs; DROP TABLE experiments; UPDATE meta SET value = '1' WHERE key = 'schema_version'",
     );
     old.close();
     const store = new MetricsStore(path);
     expect(store.db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get()).toEqual({
       value: String(METRICS_SCHEMA_VERSION),
     });
-    expect(METRICS_SCHEMA_VERSION).toBe(3);
+    expect(METRICS_SCHEMA_VERSION).toBe(4);
     expect(store.listRuns().map((run) => [run.name, run.lastLoss])).toEqual([['before', 3]]);
     const id = store.saveExperiment('e', { variants: [] });
     expect(store.experiment('e')).toMatchObject({ id, name: 'e', spec: { variants: [] } });

@@ -7,12 +7,11 @@ import Database from 'better-sqlite3';
 import { databaseError } from './storage-errors';
 
 /**
- * The schema's version, in `meta`. 2 added `experiments` and `experiment_runs`, 3 `answer_evals`;
- * every change so
- * far only adds tables, so opening an older database for writing brings it up to date in one
- * transaction, and older readers keep working.
+ * The schema's version, in `meta`. 2 added `experiments` and `experiment_runs`, 3 `answer_evals`,
+ * 4 `result_answers`; every change so far only adds tables, so opening an older database for
+ * writing brings it up to date in one transaction, and older readers keep working.
  */
-export const METRICS_SCHEMA_VERSION = 3;
+export const METRICS_SCHEMA_VERSION = 4;
 
 /** The schema. Times are unix milliseconds; `elapsed` is seconds since the run started. */
 export const METRICS_SCHEMA = `
@@ -86,6 +85,14 @@ CREATE TABLE IF NOT EXISTS results (
   note TEXT,
   time REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS result_answers (  -- a result's answer tokens (recall corpus), as answer_evals
+  result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+  distance INTEGER NOT NULL,       -- chunks between an answer and its pair
+  answers INTEGER NOT NULL,        -- answer tokens scored
+  correct INTEGER NOT NULL,        -- of them, predicted right (argmax)
+  loss REAL,                       -- mean cross-entropy on them
+  PRIMARY KEY (result_id, distance)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiments (
   id INTEGER PRIMARY KEY,
@@ -130,6 +137,14 @@ export interface MetricRow {
   time?: number;
 }
 
+/** Answer-token figures at one distance (documents that mark answers: the recall corpus). */
+export interface AnswerRow {
+  distance: number;
+  answers: number;
+  correct: number;
+  loss: number;
+}
+
 export interface EvalRow {
   step: number;
   tokens: number;
@@ -140,8 +155,8 @@ export interface EvalRow {
   ppl: number | null;
   nans: number;
   time?: number;
-  /** Answer-token figures per distance (documents that mark answers), stored in answer_evals. */
-  answers?: { distance: number; answers: number; correct: number; loss: number }[] | null;
+  /** Answer-token figures per distance, stored in answer_evals. */
+  answers?: AnswerRow[] | null;
 }
 
 export interface ResultRow {
@@ -161,6 +176,8 @@ export interface ResultRow {
   architecture?: string | null;
   note?: string | null;
   time?: number;
+  /** Answer-token figures per distance, stored in result_answers. */
+  answers?: AnswerRow[] | null;
 }
 
 /** A run as `baka runs list` shows it: its row plus the last logged step. */
@@ -382,33 +399,53 @@ export class MetricsStore {
   }
 
   logResult(row: ResultRow): number {
-    return this.guard(() => {
-      const result = this.db
-        .prepare(
-          `INSERT INTO results (run_id, config_id, model_type, n_params, n_input_emb_params, benchmark, split, n_ctx,
-             nans, loss, ppl, token_loss, tokens, architecture, note, time)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(
-          row.runId ?? null,
-          row.configId ?? null,
-          row.modelType,
-          row.nParams,
-          row.nInputEmbParams,
-          row.benchmark,
-          row.split,
-          row.nCtx,
-          row.nans,
-          finiteOrNull(row.loss),
-          finiteOrNull(row.ppl),
-          finiteOrNull(row.tokenLoss),
-          row.tokens ?? null,
-          row.architecture ?? null,
-          row.note ?? null,
-          row.time ?? Date.now(),
+    return this.guard(() =>
+      this.db.transaction(() => {
+        const id = this.insertResult(row);
+        const answers = this.db.prepare(
+          `INSERT INTO result_answers (result_id, distance, answers, correct, loss)
+           VALUES (?, ?, ?, ?, ?)`,
         );
-      return Number(result.lastInsertRowid);
-    });
+        for (const answer of row.answers ?? []) {
+          answers.run(
+            id,
+            answer.distance,
+            answer.answers,
+            answer.correct,
+            finiteOrNull(answer.loss),
+          );
+        }
+        return id;
+      })(),
+    );
+  }
+
+  private insertResult(row: ResultRow): number {
+    const result = this.db
+      .prepare(
+        `INSERT INTO results (run_id, config_id, model_type, n_params, n_input_emb_params, benchmark, split, n_ctx,
+           nans, loss, ppl, token_loss, tokens, architecture, note, time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        row.runId ?? null,
+        row.configId ?? null,
+        row.modelType,
+        row.nParams,
+        row.nInputEmbParams,
+        row.benchmark,
+        row.split,
+        row.nCtx,
+        row.nans,
+        finiteOrNull(row.loss),
+        finiteOrNull(row.ppl),
+        finiteOrNull(row.tokenLoss),
+        row.tokens ?? null,
+        row.architecture ?? null,
+        row.note ?? null,
+        row.time ?? Date.now(),
+      );
+    return Number(result.lastInsertRowid);
   }
 
   endRun(runId: number, status: Exclude<RunStatus, 'running'>, checkpointDir?: string): void {

@@ -13,7 +13,9 @@ import {
   writeSafetensors,
 } from '@baka/model';
 import { trainBpe } from '@baka/tokenizer';
+import { MetricsStore } from '@baka/trainer';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../cli-test-helpers';
 
 const bin = fileURLToPath(new URL('../../bin/baka.js', import.meta.url));
 const torchCheckpoint = fileURLToPath(
@@ -101,6 +103,89 @@ describe('baka eval', () => {
     const bad = baka([...args, '--set', 'n_ctx=zero']);
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim()).toMatch(/^baka: --set n_ctx=zero: expected an integer > 0/m);
+  });
+});
+
+describe('baka eval on the recall corpus', () => {
+  it('stores answer accuracy per distance with its result row, tied to the run', async () => {
+    const runs = join(mkdtempSync(join(tmpdir(), 'baka-eval-recall-')), 'runs');
+    const corpus = 'recall:train=4,valid=2';
+    const tiny = ['dim_model=16', 'dim_ff=32', 'n_layers=2', 'n_heads=2', 'n_ctx=20'];
+    const trained = await runCli([
+      'train',
+      '--corpus',
+      corpus,
+      ...tiny.flatMap((setting) => ['--set', setting]),
+      '--steps',
+      '1',
+      '--no-sample',
+      '--run',
+      'reach',
+      '--runs-dir',
+      runs,
+      '--backend',
+      'cpu',
+    ]);
+    expect(trained.status, trained.stderr).toBe(0);
+    const evaluation = await runCli([
+      'eval',
+      '--checkpoint',
+      'reach',
+      '--runs-dir',
+      runs,
+      '--corpus',
+      corpus,
+      '--max-documents',
+      '1',
+      '--note',
+      'answers',
+      '--json',
+      '--backend',
+      'cpu',
+    ]);
+    expect(evaluation.status, evaluation.stderr).toBe(0);
+    const line = JSON.parse(evaluation.stdout.trim().split('\n').at(-1)!) as {
+      resultId: number;
+      answers: { distance: number; answers: number; correct: number; loss: number }[];
+    };
+    // one valid document of 8 chunks: 8 - d answers at distance d = 0..3
+    expect(line.answers.map(({ distance, answers }) => [distance, answers])).toEqual([
+      [0, 8],
+      [1, 7],
+      [2, 6],
+      [3, 5],
+    ]);
+    const store = new MetricsStore(join(runs, 'metrics.sqlite'), { readonly: true });
+    try {
+      expect(
+        store.db
+          .prepare(
+            `SELECT runs.name AS run, r.benchmark, r.note FROM results r
+             JOIN runs ON runs.id = r.run_id WHERE r.id = ?`,
+          )
+          .get(line.resultId),
+      ).toEqual({ run: 'reach', benchmark: corpus, note: 'answers' });
+      const stored = store.db
+        .prepare(
+          'SELECT distance, answers, correct, loss FROM result_answers WHERE result_id = ? ORDER BY distance',
+        )
+        .all(line.resultId) as {
+        distance: number;
+        answers: number;
+        correct: number;
+        loss: number;
+      }[];
+      expect(stored).toEqual(
+        line.answers.map(({ distance, answers, correct, loss }) => ({
+          distance,
+          answers,
+          correct,
+          loss: expect.closeTo(loss, 10),
+        })),
+      );
+    } finally {
+      store.close();
+    }
   });
 });
 

@@ -1,6 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { configFields } from '@baka/model';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../cli-test-helpers';
+import { VALUE_WIDTH, wrapValue } from './info';
 
 const bin = fileURLToPath(new URL('../../bin/baka.js', import.meta.url));
 const torchCheckpoint = fileURLToPath(
@@ -58,5 +61,56 @@ describe('baka info', () => {
     );
     expect(bad.status).toBe(2);
     expect(bad.stderr.trim()).toMatch(/^baka: --set memory=long: expected one of xl, none/);
+  });
+});
+
+describe('baka info config table', () => {
+  it('wraps a long value after its commas (inside an item only when one alone is too long)', () => {
+    expect(wrapValue('xl')).toEqual(['xl']);
+    expect(wrapValue('standard,attention-only,standard,mega')).toEqual([
+      'standard,',
+      'attention-only,',
+      'standard,mega',
+    ]);
+    expect(wrapValue('0123456789abcdefghij')).toEqual(['0123456789abcde', 'fghij']);
+    for (const line of wrapValue('1024,1024,2048,4096,2048,1024,1024,512')) {
+      expect(line.length).toBeLessThanOrEqual(VALUE_WIDTH);
+    }
+    expect(wrapValue('1024,1024,2048,4096,2048,1024,1024,512').join('')).toBe(
+      '1024,1024,2048,4096,2048,1024,1024,512',
+    );
+  });
+
+  it('keeps every description in one column when a layer_kinds list is long', async () => {
+    const kinds = 'standard,attention-only,standard';
+    const run = await runCli([
+      'info',
+      '--checkpoint',
+      torchCheckpoint,
+      '--set',
+      `layer_kinds=${kinds}`,
+    ]);
+    expect(run.status, run.stderr).toBe(0);
+    const lines = run.stdout.split('\n');
+    const table = lines.slice(lines.indexOf('config:') + 1, lines.indexOf('parameters:'));
+    const fields = configFields();
+    const column = table[0]!.indexOf(
+      fields.find((field) => field.key === table[0]!.trim().split(/ +/)[0])!.description,
+    );
+    expect(column).toBeGreaterThan(VALUE_WIDTH);
+    const described = table.filter((line) => /^ {2}\S/.test(line));
+    expect(described.length).toBeGreaterThan(10);
+    for (const line of described) {
+      const key = line.trim().split(/ +/)[0]!;
+      const field = fields.find((candidate) => candidate.key === key)!;
+      expect(line.slice(column), key).toBe(field.description);
+    }
+    // the list continues below its first line, in the value column, and reads back whole
+    const at = table.findIndex((line) => line.startsWith('  layer_kinds '));
+    const valueColumn = table[at]!.indexOf('standard,');
+    expect(
+      table.slice(at, at + 3).map((line) => line.slice(valueColumn, column).trimEnd()),
+    ).toEqual(['standard,', 'attention-only,', 'standard']);
+    expect(table[at + 1]!.slice(0, valueColumn).trim()).toBe('');
   });
 });

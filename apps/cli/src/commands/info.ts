@@ -8,6 +8,7 @@ import {
   configFields,
   configJson,
   countParameters,
+  type FieldInfo,
   makeConfig,
   parseConfigSettings,
   readCheckpointConfig,
@@ -81,6 +82,47 @@ export function checkpointInfo(
   };
 }
 
+/** Characters of the value column of `baka info`'s config table (a space follows). */
+export const VALUE_WIDTH = 15;
+
+/**
+ * A value cut into lines of at most `width` characters: after commas where it can (a list stays
+ * readable, one or more items a line), inside an item only when the item alone is too long.
+ */
+export function wrapValue(value: string, width = VALUE_WIDTH): string[] {
+  const pieces = value
+    .split(/(?<=,)/)
+    .flatMap((piece) =>
+      Array.from({ length: Math.ceil(piece.length / width) }, (_, i) =>
+        piece.slice(i * width, (i + 1) * width),
+      ),
+    );
+  const lines: string[] = [];
+  for (const piece of pieces) {
+    const last = lines.length - 1;
+    if (last >= 0 && lines[last]!.length + piece.length <= width) lines[last] += piece;
+    else lines.push(piece);
+  }
+  return lines.length > 0 ? lines : [''];
+}
+
+/**
+ * The config table of `baka info`: key, value, description in aligned columns. A value longer than
+ * the value column (a layer_kinds list) continues on the next lines of its column, so every
+ * description starts at the same place.
+ */
+export function configLines(written: Record<string, unknown>, fields: FieldInfo[]): string[] {
+  const shown = fields.filter((field) => field.key in written);
+  const width = Math.max(16, ...shown.map((field) => field.key.length + 1));
+  return shown.flatMap((field) => {
+    const [first, ...rest] = wrapValue(String(written[field.key]));
+    return [
+      `  ${field.key.padEnd(width)}${first!.padEnd(VALUE_WIDTH + 1)}${field.description}`,
+      ...rest.map((line) => `  ${''.padEnd(width)}${line}`),
+    ];
+  });
+}
+
 function millions(n: number): string {
   return `${(n / 1e6).toFixed(2)}M`;
 }
@@ -110,12 +152,7 @@ export function register(program: Command): void {
         const lines = [`checkpoint ${flags.checkpoint}`, 'config:'];
         // the fields config.json holds (a uniform model has no per-layer fields), described
         const written = JSON.parse(configJson(info.config)) as Record<string, unknown>;
-        const shown = configFields().filter((field) => field.key in written);
-        const width = Math.max(16, ...shown.map((field) => field.key.length + 1));
-        for (const field of shown) {
-          const value = String(written[field.key]);
-          lines.push(`  ${field.key.padEnd(width)}${value.padEnd(16)}${field.description}`);
-        }
+        lines.push(...configLines(written, configFields()));
         const { total, inputEmbedding, withoutInputEmbedding } = info.parameters;
         lines.push(
           'parameters:',

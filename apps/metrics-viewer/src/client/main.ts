@@ -358,6 +358,16 @@ function renderEvals(): void {
   evalsTable.setRows(rows);
 }
 
+/** A result's answer accuracy per distance (recall corpus), e.g. `@0 75.0% @1 12.5%`. */
+function answerAccuracyText(row: ResultEntry): string | null {
+  if (row.answers.length === 0) return null;
+  return row.answers
+    .map(({ distance, answers, correct }) =>
+      answers === 0 ? `@${distance} -` : `@${distance} ${((100 * correct) / answers).toFixed(1)}%`,
+    )
+    .join(' ');
+}
+
 const resultsTable = new SortableTable<ResultEntry>(
   element('results-table'),
   [
@@ -373,6 +383,7 @@ const resultsTable = new SortableTable<ResultEntry>(
     numericColumn('tokenLoss', 'token loss', (row) => row.tokenLoss, formatValue),
     { key: 'nans', label: 'NaNs', value: (row) => row.nans, numeric: true },
     numericColumn('tokens', 'tokens', (row) => row.tokens, formatCount),
+    { key: 'answers', label: 'answer accuracy', value: (row) => answerAccuracyText(row) },
     { key: 'architecture', label: 'architecture', value: (row) => row.architecture },
     { key: 'note', label: 'note', value: (row) => row.note },
     { key: 'time', label: 'time', value: (row) => row.time, render: (row) => formatDate(row.time) },
