@@ -49,15 +49,27 @@ export function renderTable(
   ].join('\n');
 }
 
-/** The same table as GitHub markdown (for the README). */
+/**
+ * The same table as GitHub markdown (for the README), padded as Biome formats markdown tables
+ * (columns at least 3 wide, the first left-aligned, the rest right-aligned), so a pasted table
+ * is already formatted.
+ */
 export function renderMarkdown(
   header: readonly string[],
   rows: readonly (readonly string[])[],
 ): string {
-  const line = (cells: readonly string[]) => `| ${cells.join(' | ')} |`;
-  return [
-    line(header),
-    line(header.map((_, i) => (i === 0 ? '---' : '---:'))),
-    ...rows.map(line),
-  ].join('\n');
+  const widths = header.map((title, column) =>
+    Math.max(3, title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  );
+  const line = (cells: readonly string[]) =>
+    `| ${widths
+      .map((width, column) => {
+        const cell = cells[column] ?? '';
+        return column === 0 ? cell.padEnd(width) : cell.padStart(width);
+      })
+      .join(' | ')} |`;
+  const rule = widths.map((width, column) =>
+    column === 0 ? '-'.repeat(width) : `${'-'.repeat(width - 1)}:`,
+  );
+  return [line(header), `| ${rule.join(' | ')} |`, ...rows.map(line)].join('\n');
 }

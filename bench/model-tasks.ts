@@ -33,6 +33,16 @@ export type WorkerTask =
       threads: number;
     }
   | {
+      /** Time to the first token: `prompt` ids through a fresh decoder in one call, `reps` times. */
+      kind: 'first-token';
+      checkpoint: string;
+      ids: string;
+      prompt: number;
+      reps: number;
+      check?: boolean;
+      threads: number;
+    }
+  | {
       /** Batched sampling (tfjs only): `samples` continuations of one prompt side by side. */
       kind: 'generate-samples';
       checkpoint: string;
@@ -94,6 +104,13 @@ export interface GenerateResult extends WorkerResult {
   lastLogitSum: number;
   maxAbsDifference?: number;
   tensors?: { before: TensorCounters; after: TensorCounters };
+}
+
+export interface FirstTokenResult extends WorkerResult {
+  /** Seconds per prompt, in order (the first is the process's first). */
+  seconds: number[];
+  argmax: number;
+  maxAbsDifference?: number;
 }
 
 export interface SamplesResult extends WorkerResult {

@@ -142,6 +142,48 @@ async function generate(task: Extract<WorkerTask, { kind: 'generate' }>) {
   return result;
 }
 
+/**
+ * Time to the first token: a prompt through a fresh decoder in one call, up to the next-token
+ * logits on the host and their argmax, `reps` times in this process (the first pays the process's
+ * one-off costs).
+ */
+async function firstToken(task: Extract<WorkerTask, { kind: 'first-token' }>) {
+  const model = await loadCheckpoint(task.checkpoint);
+  const prompt = Array.from(readIds(task.ids).subarray(0, task.prompt));
+  const before = memoryCounters();
+  const times: number[] = [];
+  let logits: Float32Array = new Float32Array(0);
+  let chosen = -1;
+  for (let rep = 0; rep < task.reps; rep++) {
+    const began = performance.now();
+    const decoder = new IncrementalDecoder(model);
+    logits = decoder.append(prompt);
+    chosen = argmax(logits);
+    times.push(seconds(began));
+    decoder.dispose();
+  }
+  const result: Record<string, unknown> = {
+    seconds: times,
+    argmax: chosen,
+    tensors: { before, after: memoryCounters() },
+  };
+  if (task.check) {
+    const full = tf.tidy(() => {
+      const input = tf.tensor2d([prompt], [1, prompt.length], 'int32'); // [1, n]
+      const out = model.forward(input);
+      return tf.slice(out.logits, [0, prompt.length - 1, 0], [1, 1, model.config.n_vocab]); // [1, 1, V]
+    });
+    const reference = full.dataSync() as Float32Array;
+    full.dispose();
+    result.maxAbsDifference = reference.reduce(
+      (max, value, index) => Math.max(max, Math.abs(value - logits[index]!)),
+      0,
+    );
+  }
+  model.dispose();
+  return result;
+}
+
 function argmax(values: Float32Array): number {
   let best = 0;
   for (let index = 1; index < values.length; index++)
@@ -250,6 +292,8 @@ async function runTask(task: WorkerTask): Promise<Record<string, unknown>> {
       return evaluate(task);
     case 'generate':
       return generate(task);
+    case 'first-token':
+      return firstToken(task);
     case 'generate-samples':
       return generateSamples(task);
     case 'matmul':

@@ -9,6 +9,8 @@ Prints `RESULT <json list of results>` as its last stdout line. Tasks (field `ki
   train       forward + backward + clip 1.0 + AdamW per window of `batch` x `window` ids
   eval        loss without gradients over documents of each length in `lengths` (batch 1)
   generate    feed `tokens` ids one at a time through the KV-cache decoder, time each
+  first-token a `prompt`-token prompt through a fresh decoder in one call up to the next-token
+              logits on the host, `reps` times (the first in the process included)
   matmul      median time of a `size` x `size` fp32 matmul (the machine's peak)
 """
 
@@ -149,6 +151,27 @@ def task_generate(task: dict) -> dict:
     return result
 
 
+def task_first_token(task: dict) -> dict:
+    model = load_model(task["checkpoint"])
+    model.eval()
+    prompt = read_ids(task["ids"])[: task["prompt"]].tolist()
+    times = []
+    chosen = -1
+    for _ in range(task["reps"]):
+        began = time.perf_counter()
+        decoder = TorchDecoder(model)
+        logits = decoder.append(prompt)
+        chosen = int(torch.argmax(logits))  # the sampler's read of the logits on the host
+        times.append(time.perf_counter() - began)
+        del decoder
+    result = {"seconds": times, "argmax": chosen}
+    if task.get("check"):
+        with torch.no_grad():
+            full, _, _ = model(torch.tensor([prompt]), None, None)
+        result["maxAbsDifference"] = float((full[0, -1] - logits).abs().max())
+    return result
+
+
 def task_matmul(task: dict) -> dict:
     size = task["size"]
     generator = torch.Generator().manual_seed(0)
@@ -171,6 +194,7 @@ TASKS = {
     "train": task_train,
     "eval": task_eval,
     "generate": task_generate,
+    "first-token": task_first_token,
     "matmul": task_matmul,
 }
 
