@@ -2,7 +2,10 @@
 // kernel time summed by kernel name, the tensor-bytes peak, and the process's peak RSS.
 //
 //   node --conditions=@baka/source --import tsx bench/model-profile.ts [train|eval|generate]
-//        [--preset tiny|small] [--batch N] [--window N]
+//        [--preset tiny|small] [--batch N] [--window N] [--cpu-time]
+//
+// --cpu-time: each kernel's time is the process's CPU time (user + system, all threads) while it
+// ran instead of its wall time; on a loaded machine wall times mostly measure the waiting.
 import { parseArgs } from 'node:util';
 import '@tensorflow/tfjs-node';
 import * as tf from '@tensorflow/tfjs-core';
@@ -16,6 +19,7 @@ const { values, positionals } = parseArgs({
     batch: { type: 'string', default: '1' },
     window: { type: 'string', default: '2048' },
     top: { type: 'string', default: '25' },
+    'cpu-time': { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -55,6 +59,16 @@ function once(): void {
 }
 
 once(); // warm-up
+if (values['cpu-time']) {
+  // tfjs-node runs a kernel synchronously inside backend.time(f): time it by CPU instead
+  const backend = tf.backend() as unknown as { time(f: () => void): Promise<{ kernelMs: number }> };
+  backend.time = async (f) => {
+    const before = process.cpuUsage();
+    f();
+    const used = process.cpuUsage(before);
+    return { kernelMs: (used.user + used.system) / 1000 };
+  };
+}
 const rssBefore = process.resourceUsage().maxRSS * 1024;
 const began = performance.now();
 const profile = await tf.profile(() => once());
@@ -81,7 +95,7 @@ const rows = [...byKernel]
     formatBytes(Math.max(0, entry.bytes)),
   ]);
 process.stdout.write(
-  `${mode} ${preset} batch ${batch} window ${window}: wall ${wall.toFixed(0)} ms (profiled), kernels ${total.toFixed(0)} ms in ${profile.kernels.length} calls; ` +
+  `${mode} ${preset} batch ${batch} window ${window}: wall ${wall.toFixed(0)} ms (profiled), kernels ${total.toFixed(0)} ms${values['cpu-time'] ? ' CPU' : ''} in ${profile.kernels.length} calls; ` +
     `tensor bytes peak ${formatBytes(profile.peakBytes)}, new ${formatBytes(profile.newBytes)}; ` +
     `process peak RSS ${formatBytes(rssBefore)} after warm-up, ${formatBytes(process.resourceUsage().maxRSS * 1024)} now\n`,
 );
