@@ -113,6 +113,48 @@ export function smallSetup(): { dir: string; common: string[] } {
   return { dir, common };
 }
 
+/** `--set key=value` flags, one pair per setting. */
+export function setFlags(settings: readonly string[]): string[] {
+  return settings.flatMap((setting) => ['--set', setting]);
+}
+
+/**
+ * A variant's training arguments: smallSetup's `common`, the model `settings`, the state carried
+ * from window to window (--carry-memory) and no sample at the end.
+ */
+export function carriedVariantArgs(
+  common: readonly string[],
+  settings: readonly string[],
+): string[] {
+  return [...common, '--carry-memory', ...setFlags(settings), '--no-sample'];
+}
+
+/**
+ * Asserts that a one-step training run with `settings` is refused: exit 2 and a single stderr
+ * line (besides the backend line) matching `message`.
+ */
+export async function expectRefusedSettings(
+  common: readonly string[],
+  settings: readonly string[],
+  message: RegExp,
+): Promise<void> {
+  const run = await runCli([
+    'train',
+    ...common,
+    '--steps',
+    '1',
+    ...setFlags(settings),
+    '--no-sample',
+  ]);
+  expect(run.status, settings.join(' ')).toBe(2);
+  const lines = run.stderr
+    .trim()
+    .split('\n')
+    .filter((line) => !line.startsWith('backend:'));
+  expect(lines, run.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(message);
+}
+
 export function waitFor(
   check: () => boolean,
   child: ChildProcess,

@@ -56,25 +56,43 @@ export interface AttentionState {
   open?: { read: number; write: number };
   /** Memory-token groups among the new tokens (kinds/memory-tokens.ts): each sees itself whole. */
   groups?: readonly QueryGroup[];
+  /**
+   * `past.k` already rotated at keyOffset.. (a generation step's `attended.rotatedK`, kept by the
+   * KV cache): then only the new keys are rotated. Rotation works position by position, so the
+   * numbers are those of rotating [past ; new] again. Ignored with bfloat16 rotary tables, whose
+   * rows depend on the call's offset as well as the position.
+   */
+  rotatedPast?: tf.Tensor4D;
+}
+
+/** [past ; new] unrotated as attention joined them, and rotated ([B, H, P+T, K']) when it could reuse them. */
+export interface JoinedKeyValues extends KeyValues {
+  rotatedK?: tf.Tensor4D;
 }
 
 export interface AttentionResult {
   output: tf.Tensor2D; // [N, D]
   /** The new tokens' unrotated keys [B, H, T, K] and values [B, H, T, Kv]. */
   written: KeyValues;
-  /** With state.returnJoined, [past ; written] unrotated: [B, H, P+T, K], [B, H, P+T, Kv]. */
-  attended: KeyValues | null;
+  /**
+   * With state.returnJoined, [past ; written] unrotated: [B, H, P+T, K], [B, H, P+T, Kv], and the
+   * keys rotated (`rotatedK`) unless the rotary tables are bfloat16.
+   */
+  attended: JoinedKeyValues | null;
 }
 
 /** Splits [N, H*X] into heads [B, H, T, X]. */
 export function toHeads(x: tf.Tensor2D, batch: number, length: number, heads: number): tf.Tensor4D {
   const width = x.shape[1] / heads;
+  // one position (a generation step): [B, 1, H, X] and [B, H, 1, X] hold the same order
+  if (length === 1) return tf.reshape(x, [batch, heads, 1, width]); // [B, H, 1, X]
   return tf.transpose(tf.reshape(x, [batch, length, heads, width]), [0, 2, 1, 3]); // [B, H, T, X]
 }
 
 /** Merges heads [B, H, T, X] into [N, H*X]. */
 export function fromHeads(x: tf.Tensor4D): tf.Tensor2D {
   const [batch, heads, length, width] = x.shape;
+  if (length === 1) return tf.reshape(x, [batch, heads * width]); // [N, H*X], N = B
   return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [batch * length, heads * width]); // [N, H*X]
 }
 
@@ -138,7 +156,20 @@ export function attention(
   const keys = past === null ? k : (tf.concat([past.k, k], 2) as tf.Tensor4D); // [B, H, P+T, K']
   const values = past === null ? v : (tf.concat([past.v, v], 2) as tf.Tensor4D); // [B, H, P+T, Kv]
   const rotatedQueries = context.rotary.rotate(q, { offset: keyOffset + pastLength }); // [B, H, T, K']
-  let rotatedKeys = context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K']
+  const reusable = context.rotary.precision === 'float32';
+  if (state.rotatedPast !== undefined && state.rotatedPast.shape[2] !== pastLength) {
+    throw new Error(
+      `attention: rotatedPast [${state.rotatedPast.shape.join(', ')}] does not cover the ${pastLength} past keys`,
+    );
+  }
+  const joinedKeys =
+    reusable && state.rotatedPast !== undefined && past !== null
+      ? (tf.concat(
+          [state.rotatedPast, context.rotary.rotate(k, { offset: keyOffset + pastLength })],
+          2,
+        ) as tf.Tensor4D) // [B, H, P+T, K']
+      : context.rotary.rotate(keys, { offset: keyOffset }); // [B, H, P+T, K']
+  let rotatedKeys = joinedKeys;
   let attendedValues = values; // [B, H, P+T, Kv]
   let seen = pastLength; // keys every query sees in front of the new ones
   if (persistent !== undefined) {
@@ -162,6 +193,8 @@ export function attention(
   return {
     output,
     written: { k, v },
-    attended: state.returnJoined ? { k: keys, v: values } : null,
+    attended: state.returnJoined
+      ? { k: keys, v: values, ...(reusable ? { rotatedK: joinedKeys } : {}) }
+      : null,
   };
 }

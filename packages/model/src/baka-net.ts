@@ -13,7 +13,7 @@
 // memory entry of chunk c-1 and its unrotated k/v go into the memory for chunk c+1).
 import * as tf from '@tensorflow/tfjs-core';
 import { attention } from './attention';
-import type { AttentionContext, AttentionState } from './attention';
+import type { AttentionContext, AttentionState, JoinedKeyValues } from './attention';
 import type { BakaConfig } from './config';
 import type { LayerForward } from './kinds/layers';
 import type { RecurrentWeights } from './kinds/block-recurrent';
@@ -92,8 +92,11 @@ export type RecurrentState = Readonly<Record<string, tf.Tensor>>;
 export interface LayerStateOut {
   /** The new tokens' unrotated k [B, H, T, K] and v [B, H, T, Kv] (what the XL memory keeps). */
   written: KeyValues;
-  /** [past ; written] as attention joined them, [B, H, P+T, *], when the state in asked for it. */
-  attended: KeyValues | null;
+  /**
+   * [past ; written] as attention joined them, [B, H, P+T, *], when the state in asked for it
+   * (with the keys rotated as well, when attention could hand them on).
+   */
+  attended: JoinedKeyValues | null;
   /** The layer's recurrent state after the step, when the state in had a `recurrent` entry. */
   recurrent?: RecurrentState;
   /** A block-recurrent layer's next state [B, S, D], when the state in asked for the update. */
@@ -119,7 +122,7 @@ export function bakaLayer(
     weights.rotary === context.rotary ? context : { ...context, rotary: weights.rotary };
   const { qkv, o } = weights;
   if (qkv === null || o === null) throw new Error('bakaLayer: the layer has no attention weights');
-  const [y, k, v, keys, values] = tf.tidy((): tf.Tensor[] => {
+  const [y, k, v, keys, values, rotatedK] = tf.tidy((): tf.Tensor[] => {
     const h = weights.norm.apply(x, weights.normParameters); // [N, D]
     const { output, written, attended } = attention(
       h,
@@ -138,9 +141,13 @@ export function bakaLayer(
     const hMlp = mlp && mlpNormParameters ? weights.norm.apply(x, mlpNormParameters) : h; // [N, D]
     const sum = mlp ? tf.add(withAttention, gatedMlp(hMlp, mlp.gateUp, mlp.down)) : withAttention;
     const joined = attended === null ? [] : [attended.k, attended.v];
-    return [sum, written.k, written.v, ...joined];
-  }) as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D?, tf.Tensor4D?];
-  const attended = keys === undefined || values === undefined ? null : { k: keys, v: values };
+    const rotated = attended?.rotatedK === undefined ? [] : [attended.rotatedK];
+    return [sum, written.k, written.v, ...joined, ...rotated];
+  }) as [tf.Tensor2D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D?, tf.Tensor4D?, tf.Tensor4D?];
+  const attended =
+    keys === undefined || values === undefined
+      ? null
+      : { k: keys, v: values, ...(rotatedK === undefined ? {} : { rotatedK }) };
   return { y, state: { written: { k, v }, attended } };
 }
 

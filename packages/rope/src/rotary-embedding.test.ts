@@ -116,22 +116,23 @@ describe.each(layouts)('RotaryEmbedding (%s layout)', (layout) => {
 });
 
 describe('RotaryEmbedding backends', () => {
-  // 'cpu' swaps pairs with a gather (and a custom gradient), other backends with reverse/concat.
-  it.each(layouts)(
-    'gives the same values and gradients on cpu as on the active backend (%s)',
-    async (layout) => {
+  // 'cpu' swaps pairs with a gather (and a custom gradient), other backends too for small
+  // tensors (5 positions) and with reverse/concat for large ones (700 positions).
+  it.each(layouts.flatMap((layout) => [5, 700].map((length) => [layout, length] as const)))(
+    'gives the same values and gradients on cpu as on the active backend (%s, %i positions)',
+    async (layout, length) => {
       const active = tf.getBackend();
       const run = async (backend: string) => {
         await tf.setBackend(backend);
         const rope = new RotaryEmbedding({ dim: 8, layout });
         const result = tf.tidy(() => {
           const x = tf.tensor3d(
-            Array.from({ length: 2 * 5 * 12 }, (_, i) => Math.sin(i * 0.7)),
-            [2, 5, 12],
+            Array.from({ length: 2 * length * 12 }, (_, i) => Math.sin(i * 0.7)),
+            [2, length, 12],
           );
           const w = tf.tensor3d(
-            Array.from({ length: 2 * 5 * 12 }, (_, i) => Math.cos(i * 0.3)),
-            [2, 5, 12],
+            Array.from({ length: 2 * length * 12 }, (_, i) => Math.cos(i * 0.3)),
+            [2, length, 12],
           );
           const value = rope.rotate(x, { offset: 9 });
           const gradient = tf.grad((input: tf.Tensor) =>
@@ -224,8 +225,40 @@ describe('RotaryEmbedding tables', () => {
     expect(tf.memory().numTensors).toBe(before);
     tf.dispose([q, k]);
     rope.dispose();
-    expect(tf.memory().numTensors).toBe(before - 5); // q, k and the three tables
+    // q, k, the three tables and the pair-swap indices (a small tensor swaps pairs by a gather)
+    expect(tf.memory().numTensors).toBe(before - 6);
   });
+});
+
+describe('RotaryEmbedding one position at a time', () => {
+  // Generation rotates one position per step; those calls read kept table rows.
+  it.each(layouts)(
+    'equals the rows of one call over all positions, and keeps one row at a time (%s)',
+    (layout) => {
+      const rope = new RotaryEmbedding({ dim: 8, layout });
+      const x = randomInput([1, 3, 12, 10], 5); // [B, H, T, D], 2 features pass through
+      const whole = rope.rotate(x, { offset: 4 });
+      rope.rotate(tf.slice(x, [0, 0, 0, 0], [1, 3, 1, 10]), { offset: 4 }).dispose();
+      const before = tf.memory().numTensors;
+      for (let t = 0; t < 12; t++) {
+        const single = tf.tidy(() => {
+          const row = tf.slice(x, [0, 0, t, 0], [1, 3, 1, 10]);
+          const rotated = rope.rotate(row, { offset: 4 + t });
+          return tf.max(tf.abs(tf.sub(rotated, tf.slice(whole, [0, 0, t, 0], [1, 3, 1, 10]))));
+        });
+        expect(single.dataSync()[0]).toBe(0); // the same arithmetic, bit for bit
+        single.dispose();
+        expect(tf.memory().numTensors).toBe(before); // the previous row replaced, not kept
+      }
+      // a gradient through a one-position call (the rows are not used under a tape)
+      const gradient = tf.grad((input: tf.Tensor) => tf.sum(rope.rotate(input, { offset: 7 })))(
+        tf.slice(x, [0, 0, 3, 0], [1, 3, 1, 10]),
+      );
+      expect(gradient.shape).toEqual([1, 3, 1, 10]);
+      tf.dispose([x, whole, gradient]);
+      rope.dispose();
+    },
+  );
 });
 
 describe('RotaryEmbedding xpos', () => {

@@ -103,6 +103,12 @@ export class RotaryEmbeddingError extends BakaError {
 }
 
 const MINIMUM_CAPACITY = 64;
+/**
+ * Up to this many elements the native backends swap pairs with one gather (measured on
+ * TensorFlow, [1, 4, T, 32]: T = 1 27 us against 165 us for reshape + reverse + reshape, T = 64
+ * 60 against 140); larger tensors reverse (T = 576: 215 against 410 us).
+ */
+const GATHER_SWAP_MAX_SIZE = 16384;
 /** How many (offset, length) windows a 'bfloat16' embedding keeps (least recently used go). */
 const WINDOW_CACHE_SIZE = 16;
 
@@ -146,6 +152,11 @@ export class RotaryEmbedding {
   // 'bfloat16' only: tables of recent (offset, length) windows, least recently used first
   readonly #windows = new Map<string, WindowTables>();
   #windowBuilds = 0;
+  // per feature dim: each feature's pair partner (for the gather swap), built once
+  readonly #swapIndices = new Map<number, tf.Tensor1D>();
+  // the float32 table rows of the last one-position call (offset): generation rotates every
+  // layer's queries and keys at the same position, so one step slices the tables once
+  #row: { offset: number; cos: tf.Tensor2D; signedSin: tf.Tensor2D } | null = null;
 
   constructor(options: RotaryEmbeddingOptions) {
     const { dim } = options;
@@ -295,9 +306,19 @@ export class RotaryEmbedding {
     const signedSinTable = window?.signedSin ?? (this.#signedSin as tf.Tensor2D);
     const tableRow = window === null ? offset : 0;
 
+    // one position, outside any gradient scope (a tape would keep the rows, which the next
+    // position's call frees)
+    const row =
+      window === null &&
+      xposRole === undefined &&
+      seqLength === 1 &&
+      tf.engine().state.gradientDepth === 0;
+    const rowTables = row ? this.#rowTables(offset) : null;
     return tf.tidy(() => {
-      let cos: tf.Tensor = tf.slice(cosTable, [tableRow, 0], [seqLength, rotaryDim]); // [T, R]
-      let sin: tf.Tensor = tf.slice(signedSinTable, [tableRow, 0], [seqLength, rotaryDim]); // [T, R]
+      let cos: tf.Tensor =
+        rowTables?.cos ?? tf.slice(cosTable, [tableRow, 0], [seqLength, rotaryDim]); // [T, R]
+      let sin: tf.Tensor =
+        rowTables?.signedSin ?? tf.slice(signedSinTable, [tableRow, 0], [seqLength, rotaryDim]); // [T, R]
       if (xposRole !== undefined) {
         const scale = tf.tensor2d(this.#xposScale(offset, seqLength, xposRole), [
           seqLength,
@@ -313,13 +334,35 @@ export class RotaryEmbedding {
       }
       // Tables broadcast against x from the right: [T, 1, .., 1, D] with T on the sequence axis.
       // (With seqAxis = -2 that is [T, D], which backends broadcast without index arithmetic.)
-      const tableShape = [seqLength, ...new Array(rank - 2 - seqAxis).fill(1), featureDim];
-      cos = tf.reshape(cos, tableShape); // [T, .., D]
-      sin = tf.reshape(sin, tableShape); // [T, .., D]
+      if (seqAxis !== rank - 2) {
+        const tableShape = [seqLength, ...new Array(rank - 2 - seqAxis).fill(1), featureDim];
+        cos = tf.reshape(cos, tableShape); // [T, .., D]
+        sin = tf.reshape(sin, tableShape); // [T, .., D]
+      }
       // pairSwap(x): each pair (a, b) -> (b, a); the minus sign of (-b, a) lives in the sin table.
       const swapped = this.#pairSwap(x, featureDim); // [..., D]
       return tf.add(tf.mul(x, cos), tf.mul(swapped, sin)) as tf.Tensor<R>; // [..., D]
     });
+  }
+
+  // The float32 cos / signed sin rows [1, R] of position `offset` (kept; replaced by the next
+  // offset asked for, or freed by dispose).
+  #rowTables(offset: number): { cos: tf.Tensor2D; signedSin: tf.Tensor2D } {
+    if (this.#row?.offset === offset) return this.#row;
+    const rotaryDim = this.dim;
+    const cos = tf.keep(tf.slice(this.#cos as tf.Tensor2D, [offset, 0], [1, rotaryDim])); // [1, R]
+    const signedSin = tf.keep(
+      tf.slice(this.#signedSin as tf.Tensor2D, [offset, 0], [1, rotaryDim]),
+    ); // [1, R]
+    this.#disposeRow();
+    this.#row = { offset, cos, signedSin };
+    return this.#row;
+  }
+
+  #disposeRow(): void {
+    this.#row?.cos.dispose();
+    this.#row?.signedSin.dispose();
+    this.#row = null;
   }
 
   /**
@@ -360,6 +403,9 @@ export class RotaryEmbedding {
 
   /** Frees the cached tables. Later calls rebuild them. */
   dispose(): void {
+    this.#disposeRow();
+    for (const indices of this.#swapIndices.values()) indices.dispose();
+    this.#swapIndices.clear();
     this.#cos?.dispose();
     this.#sin?.dispose();
     this.#signedSin?.dispose();
@@ -376,14 +422,15 @@ export class RotaryEmbedding {
 
   // Swaps the features of every pair along the last axis (features beyond R stay in place).
   // Two equivalent implementations, picked for speed: the pure-JS 'cpu' backend gathers (its
-  // reverse/concat kernels do per-element index arithmetic and are ~5x slower); other backends
-  // reverse pairs / swap halves (TensorFlow's reverse is ~2x faster than its gather). The swap is
-  // its own inverse and transpose, so the gather's gradient is the same gather of dy, cheaper
-  // than the generic gather gradient (a segment sum).
+  // reverse/concat kernels do per-element index arithmetic and are ~5x slower), and so do other
+  // backends on small tensors (one op instead of three); on larger ones they reverse pairs / swap
+  // halves (TensorFlow's reverse is ~2x faster than its gather there). The swap is its own
+  // inverse and transpose, so the gather's gradient is the same gather of dy, cheaper than the
+  // generic gather gradient (a segment sum).
   #pairSwap(x: tf.Tensor, featureDim: number): tf.Tensor {
     const rank = x.rank;
     const axis = rank - 1;
-    if (tf.getBackend() === 'cpu') {
+    if (tf.getBackend() === 'cpu' || x.size <= GATHER_SWAP_MAX_SIZE) {
       const swap = tf.customGrad((...inputs) => ({
         value: tf.gather(inputs[0] as tf.Tensor, this.#pairSwapIndices(featureDim), axis),
         gradFunc: (dy: tf.Tensor) => tf.gather(dy, this.#pairSwapIndices(featureDim), axis),
@@ -416,8 +463,11 @@ export class RotaryEmbedding {
   }
 
   // Feature index each output feature takes its partner from: the other element of its pair
-  // (interleaved: c xor 1; half: c +- R/2); features beyond R map to themselves.
+  // (interleaved: c xor 1; half: c +- R/2); features beyond R map to themselves. Kept per
+  // feature dim until dispose().
   #pairSwapIndices(featureDim: number): tf.Tensor1D {
+    const cached = this.#swapIndices.get(featureDim);
+    if (cached !== undefined) return cached;
     const half = this.dim / 2;
     const indices = new Int32Array(featureDim);
     for (let column = 0; column < featureDim; column++) {
@@ -425,7 +475,9 @@ export class RotaryEmbedding {
       else if (this.layout === 'interleaved') indices[column] = column ^ 1;
       else indices[column] = column < half ? column + half : column - half;
     }
-    return tf.tensor1d(indices, 'int32');
+    const tensor = tf.keep(tf.tensor1d(indices, 'int32'));
+    this.#swapIndices.set(featureDim, tensor);
+    return tensor;
   }
 
   #ensureCapacity(length: number): void {

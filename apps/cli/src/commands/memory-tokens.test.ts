@@ -8,9 +8,12 @@ import { readSafetensors } from '@baka/model';
 import { latestCheckpoint } from '@baka/trainer';
 import { describe, expect, it } from 'vitest';
 import {
+  carriedVariantArgs,
   expectExactResume,
+  expectRefusedSettings,
   runCli,
   runLosses,
+  setFlags,
   smallSetup,
   useCheckpoint,
 } from '../cli-test-helpers';
@@ -22,7 +25,7 @@ describe('memory tokens from the CLI', { timeout: 240_000 }, () => {
     ['n_mem_kv=2', 'model.layers.1.attn.mem_k'],
   ])('baka train --set %s trains a short run and saves its tensors', async (settings, tensor) => {
     const { dir, common } = smallSetup();
-    const set = settings.split(' ').flatMap((setting) => ['--set', setting]);
+    const set = setFlags(settings.split(' '));
     const run = await runCli([
       'train',
       ...common,
@@ -44,19 +47,12 @@ describe('memory tokens from the CLI', { timeout: 240_000 }, () => {
 
   it('every option at once: carried state, exact resume, generate, eval, info', async () => {
     const { dir, common } = smallSetup();
-    const options = [
-      ...common,
-      '--carry-memory',
-      '--set',
+    const options = carriedVariantArgs(common, [
       'n_memory_tokens=2',
-      '--set',
       'memory_tokens_every=4',
-      '--set',
       'memory_tokens_in_xl=true',
-      '--set',
       'n_mem_kv=2',
-      '--no-sample',
-    ];
+    ]);
     const final = await expectExactResume(options, join(dir, 'runs'));
     const config = JSON.parse(readFileSync(join(final, 'config.json'), 'utf8'));
     expect(config).toMatchObject({
@@ -73,24 +69,10 @@ describe('memory tokens from the CLI', { timeout: 240_000 }, () => {
 
   it('a refused combination is one line naming the field, exit 2', async () => {
     const { common } = smallSetup();
-    const args = [
-      'train',
-      ...common,
-      '--steps',
-      '1',
-      '--set',
-      'n_memory_tokens=2',
-      '--set',
-      'n_pauses=2',
-      '--no-sample',
-    ];
-    const run = await runCli(args);
-    expect(run.status).toBe(2);
-    const lines = run.stderr
-      .trim()
-      .split('\n')
-      .filter((line) => !line.startsWith('backend:'));
-    expect(lines, run.stderr).toHaveLength(1);
-    expect(lines[0]).toMatch(/n_memory_tokens cannot be combined with n_pauses/);
+    await expectRefusedSettings(
+      common,
+      ['n_memory_tokens=2', 'n_pauses=2'],
+      /n_memory_tokens cannot be combined with n_pauses/,
+    );
   });
 });

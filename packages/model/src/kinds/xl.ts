@@ -159,12 +159,30 @@ function memoryOf(state: SequenceState | null, kind: string): XLMemory | null {
   return state.memory;
 }
 
-/** The current chunk's KV cache in front of an XL memory (or of nothing), for generation. */
+/** A layer's cached keys rotated, and which unrotated keys (the cache's tensor) at which offset they are. */
+interface RotatedKeys {
+  source: tf.Tensor4D; // [B, H, L, K'] unrotated, as the KV cache holds them
+  keyOffset: number;
+  k: tf.Tensor4D; // [B, H, L, K'] rotated at keyOffset..keyOffset+L-1 (owned)
+}
+
+/**
+ * The current chunk's KV cache in front of an XL memory (or of nothing), for generation. Besides
+ * the unrotated keys (what the XL memory keeps), it keeps each layer's keys as attention rotated
+ * them, so the next step rotates only its new keys: within a chunk the rotary position of every
+ * cached key stays put (section 1.2). They are reused only for the very tensor they were rotated
+ * from, at the same key offset; a rewind, a chunk's end or a row selection drops them.
+ */
 class CachedChunk implements IncrementalState {
   readonly #cache: KVCache;
+  readonly #rotated: (RotatedKeys | null)[];
+  /** The key offset each layer's view of the step in progress had. */
+  readonly #viewOffsets: number[];
 
   constructor(cache: KVCache) {
     this.#cache = cache;
+    this.#rotated = new Array(cache.nLayers).fill(null);
+    this.#viewOffsets = new Array(cache.nLayers).fill(0);
   }
 
   get chunkSlots(): number {
@@ -174,31 +192,59 @@ class CachedChunk implements IncrementalState {
   views(open?: { read: number; write: number }): LayerStateIn[] {
     const memory = this.#cache.memoryMode === 'xl' ? this.#cache.memory : null;
     return Array.from({ length: this.#cache.nLayers }, (_, layer) => {
-      const attention = { ...this.#cache.view(layer), returnJoined: true };
+      const view = this.#cache.view(layer);
+      this.#viewOffsets[layer] = view.keyOffset;
+      const rotated = this.#rotated[layer] ?? null;
+      const reuse =
+        rotated !== null && rotated.source === view.past?.k && rotated.keyOffset === view.keyOffset;
+      const attention = {
+        ...view,
+        returnJoined: true,
+        ...(reuse ? { rotatedPast: rotated.k } : {}),
+      };
       // upstream's RMT mask opens only layers that read an XL memory entry (as in the full pass)
       const hasMemory = memory !== null && !memory.isEmpty && memory.pastFor(layer) !== null;
       return { attention: open !== undefined && hasMemory ? { ...attention, open } : attention };
     });
   }
 
-  // the cache keeps attention's [past ; new] instead of concatenating again
+  // the cache keeps attention's [past ; new] instead of concatenating again, and its rotated keys
   append(layer: number, { written, attended }: LayerStateOut): void {
     this.#cache.append(layer, written.k, written.v, attended === null ? {} : { joined: attended });
+    const previous = this.#rotated[layer] ?? null;
+    if (previous !== null && previous.k !== attended?.rotatedK) previous.k.dispose();
+    this.#rotated[layer] =
+      attended?.rotatedK === undefined
+        ? null
+        : {
+            source: attended.k,
+            keyOffset: this.#viewOffsets[layer] as number,
+            k: tf.keep(attended.rotatedK),
+          };
+  }
+
+  #dropRotated(): void {
+    for (const rotated of this.#rotated) rotated?.k.dispose();
+    this.#rotated.fill(null);
   }
 
   rewind(count: number): void {
+    if (count > 0) this.#dropRotated();
     this.#cache.rewind(count);
   }
 
   endChunk(keep?: readonly number[]): void {
+    this.#dropRotated();
     this.#cache.endChunk(keep);
   }
 
   selectRows(rows: readonly number[]): void {
+    this.#dropRotated();
     this.#cache.selectRows(rows);
   }
 
   dispose(): void {
+    this.#dropRotated();
     this.#cache.dispose();
   }
 }
