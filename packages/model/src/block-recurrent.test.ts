@@ -30,6 +30,7 @@ import type { SequenceState } from './sequence-state';
 import {
   expectGradientParity,
   expectGreedyEqualsRecomputation,
+  expectIncrementalEqualsFull,
   expectLogitParity,
   expectReferenceNames,
   FIXTURES,
@@ -321,30 +322,10 @@ describe('block-recurrent generation, training state and config', () => {
       expectGreedyEqualsRecomputation(model);
       // pieces of 3, then 1 token at a time, across the chunk boundaries at 4, 8 and 12
       const ids = [5, 1, 8, 13, 21, 34, 7, 11, 40, 2, 19, 23, 29, 31];
-      const input = int2d([ids]);
-      const full = tf.tidy(() => model.forward(input).logits.dataSync());
-      input.dispose();
-      const warm = new IncrementalDecoder(model); // the model caches masks per key width
-      warm.append(ids.slice(0, 3));
-      for (const id of ids.slice(3)) warm.append([id]);
-      warm.dispose();
+      const { full } = expectIncrementalEqualsFull(model, ids, `recurrent (${gate})`);
+      // (the helper checked that its decoder left the tensor count where it found it)
       const before = tf.memory().numTensors;
-      const decoder = new IncrementalDecoder(model);
       const vocab = config.n_vocab;
-      let worst = maxAbsDifference(
-        decoder.append(ids.slice(0, 3)),
-        full.slice(2 * vocab, 3 * vocab),
-      );
-      for (let t = 3; t < ids.length; t++) {
-        const step = decoder.append([ids[t]!]);
-        worst = Math.max(worst, maxAbsDifference(step, full.slice(t * vocab, (t + 1) * vocab)));
-      }
-      console.log(
-        `recurrent (${gate}): incremental vs full logits max-abs difference ${worst.toExponential(2)}`,
-      );
-      expect(worst).toBeLessThan(1e-5);
-      decoder.dispose();
-      expect(tf.memory().numTensors).toBe(before);
       // two rows side by side (num-samples): each row's state is its own copy
       const rows = new IncrementalDecoder(model);
       rows.append(ids.slice(0, 3));

@@ -10,7 +10,12 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { describe, expect, it } from 'vitest';
 import { BakaCausalLM } from './causal-lm';
 import { makeConfig } from './config';
-import { blockRows, projectedCrossEntropy } from './head-loss';
+import {
+  blockRows,
+  logSumExpRows,
+  projectedCrossEntropy,
+  UNSHIFTED_LOGIT_BOUND,
+} from './head-loss';
 import { causalLmLoss, crossEntropy } from './loss';
 
 const ROWS = 11;
@@ -67,6 +72,18 @@ describe('projectedCrossEntropy', () => {
     tf.dispose([plain.value, ...plain.grads, hidden, weight, targets]);
   });
 
+  it('without a gradient (evaluation) equals logits + crossEntropy, for every block size', () => {
+    const { hidden, weight, targets } = inputs(13);
+    const plain = crossEntropy(tf.matMul(hidden, weight, false, true), targets).loss;
+    const expected = plain.dataSync()[0]!;
+    for (const rowsPerBlock of [1, 2, 4, 5, ROWS, 64]) {
+      const blocked = projectedCrossEntropy(hidden, weight, targets, rowsPerBlock);
+      expect(Math.abs(blocked.dataSync()[0]! - expected)).toBeLessThan(1e-5);
+      blocked.dispose();
+    }
+    tf.dispose([plain, hidden, weight, targets]);
+  });
+
   it('scales its gradients by the incoming gradient', () => {
     const { hidden, weight, targets } = inputs(5);
     const once = valueAndGrads((h, w) => projectedCrossEntropy(h, w, targets, 3), hidden, weight);
@@ -89,6 +106,32 @@ describe('projectedCrossEntropy', () => {
     expect(expected).toBeGreaterThan(100);
     expect(Math.abs(blocked.dataSync()[0]! - expected)).toBeLessThan(1e-5 * expected);
     tf.dispose([sharp, plain, blocked, hidden, weight, targets]);
+  });
+
+  it('logSumExpRows skips the max shift only inside the bound, and equals the shifted form', () => {
+    const shiftedForm = (x: tf.Tensor2D) =>
+      tf.tidy(() => {
+        const rowMax = tf.max(x, 1, true); // [R, 1]
+        return tf.add(tf.reshape(rowMax, [-1]), tf.log(tf.sum(tf.exp(tf.sub(x, rowMax)), 1)));
+      });
+    const base = tf.randomNormal([5, VOCAB], 0, 3, 'float32', 21) as tf.Tensor2D; // [R, V]
+    // row maxima near 0, just inside the bound, and far outside it on either side
+    for (const offset of [0, UNSHIFTED_LOGIT_BOUND - 12, 200, -200]) {
+      const x = tf.add(base, offset) as tf.Tensor2D;
+      const got = logSumExpRows(x);
+      const want = shiftedForm(x);
+      expect(Number.isFinite(got.dataSync()[0]!)).toBe(true);
+      expect(maxAbs(got, want)).toBeLessThan(1e-5 * Math.max(1, Math.abs(offset)));
+      tf.dispose([x, got, want]);
+    }
+    // negative control: without the shift, rows outside the bound overflow / underflow
+    const outside = tf.add(base, 200) as tf.Tensor2D;
+    const unshifted = tf.log(tf.sum(tf.exp(outside), 1));
+    expect(unshifted.dataSync()[0]).toBe(Number.POSITIVE_INFINITY);
+    const below = tf.sub(base, 200) as tf.Tensor2D;
+    const unshiftedBelow = tf.log(tf.sum(tf.exp(below), 1));
+    expect(unshiftedBelow.dataSync()[0]).toBe(Number.NEGATIVE_INFINITY);
+    tf.dispose([base, outside, unshifted, below, unshiftedBelow]);
   });
 
   it('gives NaN when every target is ignored, as PyTorch', () => {

@@ -290,13 +290,13 @@ export function expectReferenceNames(dir: string): void {
  * Feeds `ids` to an IncrementalDecoder, a piece of 3 and then one token at a time, and asserts
  * that every step's logits equal the full pass's within 1e-5 and that the decoder leaves no
  * tensors behind (after a warm-up decoder: the model caches masks per key width). Logs the worst
- * difference as `label` when given, and returns it.
+ * difference as `label` when given; returns it with the full pass's logits (flattened [1, S, V]).
  */
 export function expectIncrementalEqualsFull(
   model: BakaCausalLM,
   ids: readonly number[],
   label?: string,
-): number {
+): { worst: number; full: Float32Array } {
   const full = tf.tidy(() => model.forward(int2d([[...ids]])).logits).dataSync() as Float32Array;
   const warm = new IncrementalDecoder(model);
   warm.append(ids.slice(0, 3));
@@ -318,5 +318,5 @@ export function expectIncrementalEqualsFull(
   expect(worst).toBeLessThan(1e-5);
   decoder.dispose();
   expect(tf.memory().numTensors).toBe(before);
-  return worst;
+  return { worst, full };
 }

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { AdamW } from './adamw';
 import { clipByGlobalNorm, GradientAccumulator, ParameterLayout } from './flat-gradients';
+import { clipAndStep } from './train-step';
 
 interface FixtureStep {
   grads: Record<string, number[]>;
@@ -143,6 +144,75 @@ describe('AdamW matches torch.optim.AdamW', () => {
       const { gradients, totalNorm } = clipByGlobalNorm(flat, 1);
       optimizer.step(gradients);
       tf.dispose([flat, gradients, totalNorm, ...grads.values()]);
+    };
+    run(c.steps[0]!);
+    const before = tf.memory().numTensors;
+    for (const step of c.steps.slice(1)) run(step);
+    expect(tf.memory().numTensors).toBe(before);
+    optimizer.dispose();
+    tf.dispose([...parameters.values()]);
+  });
+});
+
+describe('clipAndStep (the clip coefficient applied inside the step)', () => {
+  it('equals clipByGlobalNorm then step bit for bit, and matches torch', () => {
+    const c = fixture.cases.clipped!;
+    expect(c.setting.max_norm).not.toBeNull();
+    const options = {
+      learningRate: c.setting.lr,
+      betas: c.setting.betas,
+      epsilon: c.setting.eps,
+      weightDecay: c.setting.weight_decay,
+    };
+    const folded = makeParameters(c);
+    const explicit = makeParameters(c);
+    const unclipped = makeParameters(c);
+    const foldedOptimizer = new AdamW(folded, options);
+    const explicitOptimizer = new AdamW(explicit, options);
+    const unclippedOptimizer = new AdamW(unclipped, options);
+    let clippedSteps = 0;
+    for (const step of c.steps) {
+      const grads = gradientsOf(c, step.grads);
+      const flat = foldedOptimizer.layout.flatten(grads);
+      const result = clipAndStep(foldedOptimizer, flat, {
+        learningRate: c.setting.lr,
+        clipNorm: c.setting.max_norm,
+      });
+      expect(result.applied).toBe(true);
+      expect(result.gradNorm).toBeCloseTo(step.total_norm!, 5);
+      if (step.total_norm! > c.setting.max_norm!) clippedSteps += 1;
+      const { gradients, totalNorm } = clipByGlobalNorm(flat, c.setting.max_norm!);
+      explicitOptimizer.step(gradients);
+      unclippedOptimizer.step(flat);
+      tf.dispose([flat, gradients, totalNorm, ...grads.values()]);
+      for (const name of folded.keys()) {
+        expect(Array.from(folded.get(name)!.dataSync())).toEqual(
+          Array.from(explicit.get(name)!.dataSync()),
+        );
+        expect(maxAbsDiff(folded.get(name)!.dataSync(), step.params[name]!)).toBeLessThan(1e-6);
+      }
+    }
+    // negative control: the fixture clips, so skipping the coefficient gives other parameters
+    expect(clippedSteps).toBeGreaterThan(0);
+    const differs = [...folded.keys()].some(
+      (name) => maxAbsDiff(folded.get(name)!.dataSync(), unclipped.get(name)!.dataSync()) > 1e-6,
+    );
+    expect(differs).toBe(true);
+    for (const optimizer of [foldedOptimizer, explicitOptimizer, unclippedOptimizer]) {
+      optimizer.dispose();
+    }
+    tf.dispose([...folded.values(), ...explicit.values(), ...unclipped.values()]);
+  });
+
+  it('does not grow the number of tensors across steps', () => {
+    const c = fixture.cases.clipped!;
+    const parameters = makeParameters(c);
+    const optimizer = new AdamW(parameters);
+    const run = (step: FixtureStep) => {
+      const grads = gradientsOf(c, step.grads);
+      const flat = optimizer.layout.flatten(grads);
+      clipAndStep(optimizer, flat, { learningRate: 1e-3, clipNorm: 1 });
+      tf.dispose([flat, ...grads.values()]);
     };
     run(c.steps[0]!);
     const before = tf.memory().numTensors;

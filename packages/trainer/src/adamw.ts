@@ -82,11 +82,13 @@ export class AdamW {
 
   /**
    * One update from a flat gradient [N] (see ParameterLayout.flatten) or per-parameter gradients.
-   * `learningRate` overrides the constructor's value for this step (schedules).
+   * `learningRate` overrides the constructor's value for this step (schedules); every gradient
+   * is multiplied by `gradientScale` first (a clip coefficient; 1 leaves them as they are).
    */
   step(
     gradients: tf.Tensor1D | ReadonlyMap<string, tf.Tensor> | tf.NamedTensorMap,
     learningRate: number = this.learningRate,
+    gradientScale = 1,
   ): void {
     if (this.disposed) throw new Error('AdamW used after dispose()');
     const [beta1, beta2] = this.betas;
@@ -117,10 +119,11 @@ export class AdamW {
     const perParameter = this.layout.slots.map(gradientOf);
     this.layout.slots.forEach((slot, i) => {
       tf.tidy(() => {
-        const g =
+        const given =
           flat === null
             ? tf.reshape(perParameter[i]!, slot.shape)
             : tf.reshape(tf.slice(flat, [slot.offset], [slot.size]), slot.shape); // [n_i] -> shape
+        const g = gradientScale === 1 ? given : tf.mul(given, gradientScale);
         const expAvg = this.expAvg[i]!;
         const expAvgSq = this.expAvgSq[i]!;
         const variable = this.variables[i]!;

@@ -108,9 +108,23 @@ export function clipByGlobalNorm(
   maxNorm: number,
 ): { gradients: tf.Tensor1D; totalNorm: tf.Scalar } {
   return tf.tidy(() => {
+    const { totalNorm, coefficient } = clipCoefficient(flat, maxNorm);
+    return { gradients: tf.mul(flat, coefficient), totalNorm };
+  });
+}
+
+/**
+ * clipByGlobalNorm's total norm and the coefficient it multiplies the gradients by
+ * (maxNorm / (totalNorm + 1e-6), at most 1), without multiplying.
+ */
+export function clipCoefficient(
+  flat: tf.Tensor1D,
+  maxNorm: number,
+): { totalNorm: tf.Scalar; coefficient: tf.Scalar } {
+  return tf.tidy(() => {
     const totalNorm = globalNorm(flat);
     const coefficient = tf.minimum(tf.div(tf.scalar(maxNorm), tf.add(totalNorm, 1e-6)), 1);
-    return { gradients: tf.mul(flat, coefficient), totalNorm };
+    return { totalNorm, coefficient: coefficient as tf.Scalar };
   });
 }
 

@@ -6,7 +6,7 @@ import type { SequenceState } from '@baka/model';
 import { type BakaCausalLM, mayBeUnusedParameters } from '@baka/model';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AdamW } from './adamw';
-import { clipByGlobalNorm, ParameterLayout } from './flat-gradients';
+import { clipCoefficient, ParameterLayout } from './flat-gradients';
 
 /** The trainable parameters of a model (every Variable with trainable = true; not rotary freqs). */
 export class Trainable {
@@ -113,9 +113,15 @@ export function clipAndStep(
     optimizer.step(gradients, options.learningRate);
     return { gradNorm, applied: true };
   }
-  const { gradients: clipped, totalNorm } = clipByGlobalNorm(gradients, options.clipNorm);
-  const gradNorm = totalNorm.dataSync()[0]!;
-  if (Number.isFinite(gradNorm)) optimizer.step(clipped, options.learningRate);
-  tf.dispose([clipped, totalNorm]);
+  // the clip coefficient is applied parameter by parameter inside the step (the same products
+  // as clipByGlobalNorm's, without a clipped copy of the whole flat gradient)
+  const { clipNorm } = options;
+  const norms = tf.tidy(() => {
+    const { totalNorm, coefficient } = clipCoefficient(gradients, clipNorm);
+    return tf.stack([totalNorm, coefficient]);
+  });
+  const [gradNorm, coefficient] = norms.dataSync() as Float32Array as unknown as [number, number];
+  norms.dispose();
+  if (Number.isFinite(gradNorm)) optimizer.step(gradients, options.learningRate, coefficient);
   return { gradNorm, applied: Number.isFinite(gradNorm) };
 }

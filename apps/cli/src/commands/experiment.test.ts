@@ -253,7 +253,7 @@ describe('memory-reach', () => {
         .filter((name) => !name.startsWith('layer_kinds-')),
     );
     const { experiment } = loadExperiment('memory-reach');
-    expect(experiment.base.corpus).toBe('recall');
+    expect(experiment.base.corpus).toBe('recall:chunks=6');
     expect(experiment.variants.slice(0, 3)).toEqual([
       { name: 'xl', set: [] },
       { name: 'memory-none', set: ['memory=none'] },
