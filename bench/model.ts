@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mulberry32 } from '@baka/common';
@@ -1408,7 +1408,13 @@ export async function benchModel(argv: string[]): Promise<Report> {
   if (earlier !== null) {
     // the measurement's own time, machine state and commit; only the analysis is new
     const { date, commit, machine, seconds } = earlier.meta as Record<string, unknown>;
-    Object.assign(report.meta, { date, commit, machine, seconds, renderedFrom: plan.render });
+    Object.assign(report.meta, {
+      date,
+      commit,
+      machine,
+      seconds,
+      renderedFrom: relative(ROOT, plan.render ?? ROOT),
+    });
     report.errors.push(...earlier.errors);
   }
   return report;
