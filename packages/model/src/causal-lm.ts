@@ -48,11 +48,17 @@ export interface LossResult {
   memory: SequenceState | null;
 }
 
-/** A variable holding a copy of `values` (the temporary initial tensor is freed). */
+/**
+ * A variable holding a copy of `values` (the temporary tensors are freed). The reshape (to the
+ * same shape) makes a backend that copies values in on first use, as tfjs-node does, copy them
+ * now, while loading: otherwise the first forward call (a prompt's first token) pays for copying
+ * every weight, the 50277-row embedding and output matrices among them.
+ */
 function newVariable(values: Float32Array, shape: number[], trainable: boolean): tf.Variable {
   const initial = tf.tensor(values, shape, 'float32');
-  const variable = tf.variable(initial, trainable);
-  initial.dispose();
+  const copied = tf.reshape(initial, shape);
+  const variable = tf.variable(copied, trainable);
+  tf.dispose([initial, copied]);
   return variable;
 }
 
@@ -213,7 +219,8 @@ export class BakaCausalLM {
   embed(inputIds: tf.Tensor2D): tf.Tensor3D {
     return tf.tidy(() => {
       const [batch, length] = inputIds.shape;
-      const ids = tf.reshape(tf.cast(inputIds, 'int32'), [batch * length]); // [B*S]
+      const int32 = inputIds.dtype === 'int32' ? inputIds : tf.cast(inputIds, 'int32');
+      const ids = tf.reshape(int32, [batch * length]); // [B*S]
       const rows = tf.gather(this.#get('vocab_in.weight'), ids); // [B*S, D]
       return tf.reshape(rows, [batch, length, this.config.dim_model]) as tf.Tensor3D; // [B, S, D]
     });

@@ -163,6 +163,31 @@ describe('a checkpoint written by us', () => {
   });
 });
 
+describe('loading copies the weights into the backend', () => {
+  // tfjs-node keeps a new tensor's values in JavaScript until an op first reads it; loading reads
+  // every weight once, so a prompt's first token does not pay for copying the model.
+  const pending = (tensor: tf.Tensor): boolean | undefined => {
+    const backend = tf.backend() as unknown as {
+      tensorMap?: { get(dataId: object): { values?: unknown } | undefined };
+    };
+    const entry = backend.tensorMap?.get(tensor.dataId);
+    return entry === undefined ? undefined : entry.values != null;
+  };
+
+  it.runIf(tf.getBackend() === 'tensorflow')(
+    'holds no weight in JavaScript after loading (native backend)',
+    async () => {
+      const control = tf.tensor1d([1, 2, 3]); // a fresh tensor: values still pending
+      expect(pending(control)).toBe(true);
+      control.dispose();
+      const model = await loadCheckpoint(join(FIXTURES, 'tiny-torch'));
+      const waiting = [...model.parameters].filter(([, variable]) => pending(variable) !== false);
+      expect(waiting.map(([name]) => name)).toEqual([]);
+      model.dispose();
+    },
+  );
+});
+
 describe('saving never deletes what it did not write', () => {
   const config = makeConfig({ dim_model: 8, n_layers: 1, n_heads: 2, n_vocab: 10, n_ctx: 4 });
 

@@ -265,10 +265,17 @@ export class IncrementalDecoder {
     const dimModel = model.config.dim_model;
     // the chunk's last slot is in this step unless a suffix block (RMT's write block) follows
     const endsChunk = length === model.config.n_ctx && (state.chunkSuffix?.() ?? null) === null;
+    const pause = model.parameters.get('model.pause.pause_emb'); // [D]
+    const sources = slotSources(slots, length, pause !== undefined); // into [tokens ; pause ; memory]
     const y = this.#run(
       () => {
+        if (sources.every((source) => source < length)) {
+          // only tokens: embed just the slots' ids
+          const ids = tokens.map((row) => sources.map((source) => row[source] as number));
+          const embedded = model.embed(tf.tensor2d(ids, [rows, slots.length], 'int32')); // [R, slots, D]
+          return tf.reshape(embedded, [rows * slots.length, dimModel]) as tf.Tensor2D; // [R*slots, D]
+        }
         const embedded = model.embed(tf.tensor2d(tokens, [rows, length], 'int32')); // [R, n, D]
-        const pause = model.parameters.get('model.pause.pause_emb'); // [D]
         const memory = model.parameters.get(MEMORY_TOKENS_PARAMETER); // [M, D]
         const extra = (vectors: tf.Tensor) =>
           tf.broadcastTo(tf.reshape(vectors, [1, -1, dimModel]), [
@@ -280,8 +287,7 @@ export class IncrementalDecoder {
           [embedded, ...(pause ? [extra(pause)] : []), ...(memory ? [extra(memory)] : [])],
           1,
         ); // [R, n (+ 1) (+ M), D]
-        const indices = slotSources(slots, length, pause !== undefined);
-        const picked = tf.gather(source, tf.tensor1d(indices, 'int32'), 1); // [R, slots, D]
+        const picked = tf.gather(source, tf.tensor1d(sources, 'int32'), 1); // [R, slots, D]
         return tf.reshape(picked, [rows * slots.length, dimModel]) as tf.Tensor2D; // [R*slots, D]
       },
       'tokens',
@@ -293,6 +299,8 @@ export class IncrementalDecoder {
     this.#position += (ids[0] as number[]).length;
     const logits = wantLogits
       ? tf.tidy(() => {
+          // one slot per row: y is already each row's last output
+          if (slots.length === 1) return model.head(y); // [R, V]
           const last = tf.slice(
             tf.reshape(y, [rows, slots.length, dimModel]),
             [0, slots.length - 1, 0],
