@@ -117,6 +117,8 @@ export class BakaCausalLM {
    * present with its shape; `source` names the origin in errors. `dtype` is the precision the
    * values were stored at (default F32): the rotary frequencies are checked at it, i.e. against
    * the expected inverse frequencies rounded to F16/BF16 (within one unit in the last place).
+   * Each tensor's `data` is read once for its variable (and once more for a rotary check), so
+   * a source whose `data` is a getter reading on demand keeps one host copy alive at a time.
    */
   static fromTensors(
     config: BakaConfig,

@@ -5,6 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   parseSafetensors,
   readSafetensors,
+  readSafetensorsLazily,
+  readSafetensorsMetadata,
   serializeSafetensors,
   writeSafetensors,
 } from './safetensors';
@@ -33,6 +35,56 @@ function write(name: string, bytes: Uint8Array): string {
   writeFileSync(path, bytes);
   return path;
 }
+
+describe('reading tensor by tensor', () => {
+  const tensors = new Map<string, SafetensorsTensor>([
+    ['a', { dtype: 'F32', shape: [2, 2], data: Float32Array.from([1, 2, 3, 4]) }],
+    ['b', { dtype: 'BF16', shape: [3], data: Float32Array.from([0.5, -8, 256]) }],
+    ['c', { dtype: 'F32', shape: [1], data: Float32Array.from([-1.25]) }],
+  ]);
+
+  it('readSafetensors (one read per tensor) equals parsing the whole file', () => {
+    const path = join(dir, 'per-tensor.safetensors');
+    writeSafetensors(path, tensors, { format: 'pt' });
+    const parsed = parseSafetensors(readFileSync(path));
+    const read = readSafetensors(path);
+    expect([...read.keys()]).toEqual(['a', 'b', 'c']);
+    for (const [name, tensor] of parsed.tensors) {
+      expect(read.get(name)!.shape).toEqual(tensor.shape);
+      expect(Array.from(read.get(name)!.data as Float32Array)).toEqual(
+        Array.from(tensor.data as Float32Array),
+      );
+    }
+    expect(readSafetensorsMetadata(path)).toEqual(parsed.metadata);
+  });
+
+  it('readSafetensorsLazily validates now and reads the data only when asked', () => {
+    const path = join(dir, 'lazy.safetensors');
+    writeSafetensors(path, tensors);
+    const lazy = readSafetensorsLazily(path);
+    const eager = readSafetensors(path);
+    expect(lazy.get('b')!.shape).toEqual([3]);
+    expect(Array.from(lazy.get('a')!.read() as Float32Array)).toEqual([1, 2, 3, 4]);
+    // the same file with other values (same layout): a read after that sees them, while the
+    // eager read taken before (the control) keeps the old ones
+    writeSafetensors(
+      path,
+      new Map(
+        [...tensors].map(([name, t]) => [
+          name,
+          { ...t, data: (t.data as Float32Array).map((v) => v * 2) },
+        ]),
+      ),
+    );
+    expect(Array.from(lazy.get('c')!.read() as Float32Array)).toEqual([-2.5]);
+    expect(Array.from(eager.get('c')!.data as Float32Array)).toEqual([-1.25]);
+    // a file cut short after validation: the read fails with the file's name, no short array
+    writeFileSync(path, readFileSync(path).subarray(0, readFileSync(path).byteLength - 4));
+    expect(() => lazy.get('c')!.read()).toThrow(
+      /lazy\.safetensors: not a valid safetensors file: .*truncated/,
+    );
+  });
+});
 
 describe('safetensors round trip', () => {
   it('writes and reads every dtype bit-exactly (F16/BF16 through float32)', () => {

@@ -5,7 +5,15 @@
 // then the data buffer; offsets are relative to the buffer's start. Every byte of the buffer must
 // belong to exactly one tensor (no holes, no overlap), as the reference implementation requires.
 // The reader validates all of this and names the file in every error.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  writeSync,
+} from 'node:fs';
 import { ModelError } from './errors';
 
 export type SafetensorsDtype =
@@ -70,48 +78,129 @@ function elementCount(shape: number[]): number {
   return shape.reduce((product, size) => product * size, 1);
 }
 
-/** Reads and validates a whole safetensors file. */
+/**
+ * Reads and validates a safetensors file. The header is read first and validated against the
+ * file's size; then each tensor is read from the file into its own buffer, so the whole file is
+ * never held in memory besides the tensors (a 760 MB checkpoint used to peak at twice that).
+ */
 export function readSafetensors(path: string): Map<string, SafetensorsTensor> {
-  let bytes: Buffer;
+  return withLayout(path, (layout, readAt) =>
+    decodeEntries(layout.entries, (entry) =>
+      readAt(layout.headerEnd + entry.begin, entry.end - entry.begin),
+    ),
+  );
+}
+
+/**
+ * Validates a safetensors file's header now and reads each tensor's data only when `read()` is
+ * called (opening the file again), so a caller that turns tensors into something else one by one
+ * holds one tensor's bytes at a time. The file must not change in between.
+ */
+export function readSafetensorsLazily(
+  path: string,
+): Map<string, { dtype: SafetensorsDtype; shape: number[]; read: () => TensorData }> {
+  const layout = withLayout(path, (found) => found);
+  const out = new Map<
+    string,
+    { dtype: SafetensorsDtype; shape: number[]; read: () => TensorData }
+  >();
+  for (const entry of layout.entries) {
+    const read = () =>
+      withLayout(path, (again, readAt) => {
+        if (again.headerEnd !== layout.headerEnd) {
+          throw new SafetensorsError(path, 'the file changed while it was being read');
+        }
+        const bytes = readAt(layout.headerEnd + entry.begin, entry.end - entry.begin);
+        return decode(entry.dtype, bytes.buffer, elementCount(entry.shape));
+      });
+    out.set(entry.name, { dtype: entry.dtype, shape: entry.shape, read });
+  }
+  return out;
+}
+
+/** Reads only the `__metadata__` map of a safetensors file (and validates its header). */
+export function readSafetensorsMetadata(path: string): Record<string, string> {
+  return withLayout(path, (layout) => layout.metadata);
+}
+
+/** Opens a safetensors file, validates its header and hands the layout and a reader to `use`. */
+function withLayout<T>(
+  path: string,
+  use: (
+    layout: ReturnType<typeof parseLayout>,
+    readAt: (position: number, length: number) => Uint8Array,
+  ) => T,
+): T {
+  let descriptor: number;
   try {
-    bytes = readFileSync(path);
+    descriptor = openSync(path, 'r');
   } catch (error) {
     throw new ModelError(`${path}: cannot read safetensors file (${(error as Error).message})`);
   }
-  return parseSafetensors(bytes, path).tensors;
+  try {
+    const readAt = (position: number, length: number): Uint8Array => {
+      const bytes = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const read = readSync(descriptor, bytes, done, length - done, position + done);
+        if (read === 0) break;
+        done += read;
+      }
+      return done === length ? bytes : bytes.subarray(0, done);
+    };
+    const layout = parseLayout(fstatSync(descriptor).size, (length) => readAt(0, length), path);
+    return use(layout, readAt);
+  } catch (error) {
+    if (error instanceof ModelError) throw error;
+    throw new ModelError(`${path}: cannot read safetensors file (${(error as Error).message})`);
+  } finally {
+    closeSync(descriptor);
+  }
 }
 
-/** Reads only the `__metadata__` map of a safetensors file. */
-export function readSafetensorsMetadata(path: string): Record<string, string> {
-  return parseSafetensors(readFileSync(path), path).metadata;
+/** A tensor's place in the data buffer, as the header gives it (validated). */
+interface LayoutEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
 }
 
-/** Parses safetensors bytes; `name` is used in error messages. */
-export function parseSafetensors(
-  bytes: Uint8Array,
-  name = 'safetensors',
-): { tensors: Map<string, SafetensorsTensor>; metadata: Record<string, string> } {
+/**
+ * Validates a safetensors header and its data offsets against a file of `byteLength` bytes;
+ * `read(n)` gives the file's first n bytes (the length field, then the header).
+ */
+function parseLayout(
+  byteLength: number,
+  read: (length: number) => Uint8Array,
+  name: string,
+): { entries: LayoutEntry[]; metadata: Record<string, string>; headerEnd: number } {
   const fail = (message: string): never => {
     throw new SafetensorsError(name, message);
   };
-  if (bytes.byteLength < 8) {
-    fail(`file is ${bytes.byteLength} bytes, shorter than the 8-byte header length (truncated?)`);
+  if (byteLength < 8) {
+    fail(`file is ${byteLength} bytes, shorter than the 8-byte header length (truncated?)`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = view.getBigUint64(0, true);
+  const lengthBytes = read(8);
+  const headerLength = new DataView(
+    lengthBytes.buffer,
+    lengthBytes.byteOffset,
+    lengthBytes.byteLength,
+  ).getBigUint64(0, true);
   if (headerLength > BigInt(MAX_HEADER_BYTES)) {
     fail(`header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   }
   const headerEnd = 8 + Number(headerLength);
-  if (headerEnd > bytes.byteLength) {
+  if (headerEnd > byteLength) {
     fail(
-      `header claims ${headerLength} bytes but the file has only ${bytes.byteLength - 8} after the length field (truncated?)`,
+      `header claims ${headerLength} bytes but the file has only ${byteLength - 8} after the length field (truncated?)`,
     );
   }
   let header: unknown;
   try {
     header = JSON.parse(
-      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, headerEnd)),
+      new TextDecoder('utf-8', { fatal: true }).decode(read(headerEnd).subarray(8, headerEnd)),
     );
   } catch (error) {
     fail(`header is not valid UTF-8 JSON (${(error as Error).message})`);
@@ -119,15 +208,9 @@ export function parseSafetensors(
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
     fail('header must be a JSON object');
   }
-  const dataLength = bytes.byteLength - headerEnd;
+  const dataLength = byteLength - headerEnd;
   const metadata: Record<string, string> = {};
-  const entries: {
-    name: string;
-    dtype: SafetensorsDtype;
-    shape: number[];
-    begin: number;
-    end: number;
-  }[] = [];
+  const entries: LayoutEntry[] = [];
   for (const [tensorName, value] of Object.entries(header as Record<string, unknown>)) {
     if (tensorName === '__metadata__') {
       if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -201,17 +284,41 @@ export function parseSafetensors(
       `the data buffer has ${dataLength} bytes but the tensors cover ${covered} (truncated or trailing bytes)`,
     );
   }
+  return { entries, metadata, headerEnd };
+}
+
+/** Each entry's bytes (`bytesOf`, a fresh buffer per tensor) decoded into its typed array. */
+function decodeEntries(
+  entries: LayoutEntry[],
+  bytesOf: (entry: LayoutEntry) => Uint8Array,
+): Map<string, SafetensorsTensor> {
   const tensors = new Map<string, SafetensorsTensor>();
   for (const entry of entries) {
-    const start = headerEnd + entry.begin;
-    const slice = new Uint8Array(entry.end - entry.begin); // a copy: aligned and owned
-    slice.set(bytes.subarray(start, headerEnd + entry.end));
+    const bytes = bytesOf(entry); // owned and aligned: offset 0 of its own buffer
     tensors.set(entry.name, {
       dtype: entry.dtype,
       shape: entry.shape,
-      data: decode(entry.dtype, slice.buffer, elementCount(entry.shape)),
+      data: decode(entry.dtype, bytes.buffer, elementCount(entry.shape)),
     });
   }
+  return tensors;
+}
+
+/** Parses safetensors bytes; `name` is used in error messages. */
+export function parseSafetensors(
+  bytes: Uint8Array,
+  name = 'safetensors',
+): { tensors: Map<string, SafetensorsTensor>; metadata: Record<string, string> } {
+  const { entries, metadata, headerEnd } = parseLayout(
+    bytes.byteLength,
+    (length) => bytes.subarray(0, length),
+    name,
+  );
+  const tensors = decodeEntries(entries, (entry) => {
+    const slice = new Uint8Array(entry.end - entry.begin); // a copy: aligned and owned
+    slice.set(bytes.subarray(headerEnd + entry.begin, headerEnd + entry.end));
+    return slice;
+  });
   return { tensors, metadata };
 }
 
