@@ -101,6 +101,19 @@ describe('config', () => {
       /^--set n_layers=2\.5: expected an integer > 0/,
     );
     expect(() => parseConfigSettings(['n_heads'])).toThrow(/expected key=value, got 'n_heads'/);
+    // a one-element list needs no brackets (a 1-layer model's layer_kinds / layer_dim_ff) ...
+    expect(parseConfigSettings(['layer_kinds=mega', 'layer_dim_ff=64'])).toEqual({
+      layer_kinds: ['mega'],
+      layer_dim_ff: [64],
+    });
+    expect(parseConfigSettings(['layer_kinds=standard,mega'])).toEqual({
+      layer_kinds: ['standard', 'mega'],
+    });
+    // ... but a value no list element accepts is still refused, naming what was expected
+    expect(() => parseConfigSettings(['layer_kinds=thin'])).toThrow(
+      /^--set layer_kinds=thin: expected a list of one of standard, attention-only, mega/,
+    );
+    expect(() => parseConfigSettings(['memory=xl,none'])).toThrow(/^--set memory=xl,none: /);
     const config = makeConfig({ ...presetConfig('tiny'), ...parseConfigSettings(['n_layers=2']) });
     expect(config.n_layers).toBe(2);
     expect(() => presetConfig('huge')).toThrow(

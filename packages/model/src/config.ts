@@ -674,13 +674,19 @@ function typedValue(text: string): unknown {
 
 /**
  * Parses `text` as a value of `schema` (a field of a config or options shape): the typed reading
- * first (numbers, booleans, lists), the raw text second. The error says what was expected.
+ * first (numbers, booleans, lists), the raw text second, a list of that one value third. The
+ * error says what was expected.
  */
 export function parseFieldValue(schema: z.ZodType, text: string): unknown {
   const typed = typedValue(text);
   const parsed = schema.safeParse(typed);
   if (parsed.success) return parsed.data;
   if (typed !== text && schema.safeParse(text).success) return text;
+  // a one-element list written without brackets or commas (`layer_kinds=mega` for one layer)
+  if (!Array.isArray(typed)) {
+    const single = schema.safeParse([typed]);
+    if (single.success) return single.data;
+  }
   const json = z.toJSONSchema(schema, { unrepresentable: 'any' }) as JsonSchema;
   throw new ModelError(`expected ${expectedOf(json)} (${parsed.error.issues[0]?.message})`);
 }
