@@ -126,17 +126,7 @@ async function generate(task: Extract<WorkerTask, { kind: 'generate' }>) {
   decoder.dispose();
   result.tensors = { before, after: memoryCounters() };
   if (task.check) {
-    const full = tf.tidy(() => {
-      const input = tf.tensor2d([ids], [1, ids.length], 'int32'); // [1, n]
-      const out = model.forward(input);
-      return tf.slice(out.logits, [0, ids.length - 1, 0], [1, 1, model.config.n_vocab]); // [1, 1, V]
-    });
-    const reference = full.dataSync() as Float32Array;
-    full.dispose();
-    result.maxAbsDifference = reference.reduce(
-      (max, value, index) => Math.max(max, Math.abs(value - logits[index]!)),
-      0,
-    );
+    result.maxAbsDifference = differenceFromFullPass(model, ids, logits);
   }
   model.dispose();
   return result;
@@ -168,20 +158,25 @@ async function firstToken(task: Extract<WorkerTask, { kind: 'first-token' }>) {
     tensors: { before, after: memoryCounters() },
   };
   if (task.check) {
-    const full = tf.tidy(() => {
-      const input = tf.tensor2d([prompt], [1, prompt.length], 'int32'); // [1, n]
-      const out = model.forward(input);
-      return tf.slice(out.logits, [0, prompt.length - 1, 0], [1, 1, model.config.n_vocab]); // [1, 1, V]
-    });
-    const reference = full.dataSync() as Float32Array;
-    full.dispose();
-    result.maxAbsDifference = reference.reduce(
-      (max, value, index) => Math.max(max, Math.abs(value - logits[index]!)),
-      0,
-    );
+    result.maxAbsDifference = differenceFromFullPass(model, prompt, logits);
   }
   model.dispose();
   return result;
+}
+
+/** Largest |difference| between `logits` and a full forward pass's last-position logits for `ids`. */
+function differenceFromFullPass(model: BakaCausalLM, ids: number[], logits: Float32Array): number {
+  const full = tf.tidy(() => {
+    const input = tf.tensor2d([ids], [1, ids.length], 'int32'); // [1, n]
+    const out = model.forward(input);
+    return tf.slice(out.logits, [0, ids.length - 1, 0], [1, 1, model.config.n_vocab]); // [1, 1, V]
+  });
+  const reference = full.dataSync() as Float32Array;
+  full.dispose();
+  return reference.reduce(
+    (max, value, index) => Math.max(max, Math.abs(value - logits[index]!)),
+    0,
+  );
 }
 
 function argmax(values: Float32Array): number {

@@ -129,6 +129,22 @@ export function carriedVariantArgs(
   return [...common, '--carry-memory', ...setFlags(settings), '--no-sample'];
 }
 
+/** `train --resume RUN` in `runs` on the cpu backend without a sample, to `steps` when given. */
+export function resumeArgs(run: string, runs: string, steps?: number): string[] {
+  const until = steps === undefined ? [] : ['--steps', String(steps)];
+  return [
+    'train',
+    '--resume',
+    run,
+    '--runs-dir',
+    runs,
+    '--backend',
+    'cpu',
+    ...until,
+    '--no-sample',
+  ];
+}
+
 /**
  * Asserts that a one-step training run with `settings` is refused: exit 2 and a single stderr
  * line (besides the backend line) matching `message`.
@@ -203,18 +219,7 @@ export async function expectExactResume(
   const split = await runCli(['train', ...args, '--run', 'split', '--steps', String(first)]);
   expect(split.status, split.stderr).toBe(0);
   options.afterFirst?.(latestCheckpoint(join(runs, 'split', 'checkpoints'))!);
-  const resumed = await runCli([
-    'train',
-    '--resume',
-    'split',
-    '--runs-dir',
-    runs,
-    '--backend',
-    'cpu',
-    '--steps',
-    String(total),
-    '--no-sample',
-  ]);
+  const resumed = await runCli(resumeArgs('split', runs, total));
   expect(resumed.status, resumed.stderr).toBe(0);
   const database = join(runs, 'metrics.sqlite');
   const straightLosses = runLosses(database, 'straight');

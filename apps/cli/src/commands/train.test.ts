@@ -19,6 +19,7 @@ import { latestCheckpoint, loadTrainingCheckpoint, MetricsStore } from '@baka/tr
 import {
   children,
   runCli,
+  resumeArgs,
   runLosses,
   smallSetup,
   startCli,
@@ -453,18 +454,7 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     expect(first.stdout).toMatch(/loss: first \d+\.\d+ -> final \d+\.\d+/);
     expect(first.stdout).toMatch(/valid: loss \d+\.\d+, ppl/);
     expect(first.stdout).toMatch(/sample \(prompt \+ 5 generated tokens\):\n.+/);
-    const second = await runCli([
-      'train',
-      '--resume',
-      'r1',
-      '--runs-dir',
-      runs,
-      '--backend',
-      'cpu',
-      '--steps',
-      '5',
-      '--no-sample',
-    ]);
+    const second = await runCli(resumeArgs('r1', runs, 5));
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/resuming at step 3/);
     expect(second.stdout).toMatch(/done: 2 steps this session \(5 in total\)/);
@@ -578,18 +568,7 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     expect(countSteps(join(runs, 'metrics.sqlite'))).toBeGreaterThanOrEqual(4);
     store.close();
     // and the run resumes from it
-    const resumed = await runCli([
-      'train',
-      '--resume',
-      'k',
-      '--runs-dir',
-      runs,
-      '--backend',
-      'cpu',
-      '--steps',
-      String(loaded.state.step + 1),
-      '--no-sample',
-    ]);
+    const resumed = await runCli(resumeArgs('k', runs, loaded.state.step + 1));
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/done: 1 step this session/);
     // the killed trainer's lock was stale and taken over
@@ -628,18 +607,7 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
     );
     const lock = JSON.parse(readFileSync(join(runs, 'l', 'train.lock'), 'utf8')) as { pid: number };
     expect(lock.pid).toBe(child.pid);
-    const second = await runCli([
-      'train',
-      '--resume',
-      'l',
-      '--runs-dir',
-      runs,
-      '--backend',
-      'cpu',
-      '--steps',
-      '100',
-      '--no-sample',
-    ]);
+    const second = await runCli(resumeArgs('l', runs, 100));
     expect(second.status).toBe(2);
     expect(second.stderr.trim().split('\n').at(-1)).toMatch(
       new RegExp(
@@ -653,18 +621,7 @@ describe('baka train runs, stops and resumes', { timeout: 240_000 }, () => {
 
     const before = readdirSync(checkpoints).sort();
     const older = join(checkpoints, 'step-00000002');
-    const resumeOlder = await runCli([
-      'train',
-      '--resume',
-      older,
-      '--runs-dir',
-      runs,
-      '--backend',
-      'cpu',
-      '--steps',
-      '100',
-      '--no-sample',
-    ]);
+    const resumeOlder = await runCli(resumeArgs(older, runs, 100));
     expect(resumeOlder.status).toBe(2);
     expect(resumeOlder.stderr.trim().split('\n').at(-1)).toMatch(
       /^baka: cannot resume run 'l' from .*step-00000002 \(step 2\): the run has newer checkpoints \(.*step-00000003.*\) that continuing would overwrite and prune; resume the newest \(--resume l\), or start a new run from this checkpoint with --init$/,
@@ -864,18 +821,7 @@ describe('baka train --resume is self-contained and keeps the model and data', {
     const tokenizer = common[common.indexOf('--tokenizer') + 1]!;
     renameSync(tokenizer, join(dir, 'moved-tokenizer.json'));
     rmSync(join(runs, '.shards'), { recursive: true, force: true });
-    const resumed = await runCli([
-      'train',
-      '--resume',
-      'split',
-      '--runs-dir',
-      runs,
-      '--backend',
-      'cpu',
-      '--steps',
-      '4',
-      '--no-sample',
-    ]);
+    const resumed = await runCli(resumeArgs('split', runs, 4));
     expect(resumed.status, resumed.stderr).toBe(0);
     expect(resumed.stdout).toMatch(/done: 2 steps this session \(4 in total\)/);
     const database = join(runs, 'metrics.sqlite');
@@ -887,16 +833,7 @@ describe('baka train --resume is self-contained and keeps the model and data', {
     const runs = join(dir, 'runs');
     const first = await runCli(['train', ...common, '--run', 'r', '--steps', '2', '--no-sample']);
     expect(first.status, first.stderr).toBe(0);
-    const resume = [
-      'train',
-      '--resume',
-      'r',
-      '--runs-dir',
-      runs,
-      '--backend',
-      'cpu',
-      '--no-sample',
-    ];
+    const resume = resumeArgs('r', runs);
     const tokenizer = common[common.indexOf('--tokenizer') + 1]!;
     for (const [args, flag] of [
       [['--tokenizer', tokenizer], '--tokenizer'],
@@ -958,16 +895,7 @@ describe('baka train --resume is self-contained and keeps the model and data', {
       '--no-sample',
     ]);
     expect(first.status, first.stderr).toBe(0);
-    const resume = [
-      'train',
-      '--resume',
-      'cos',
-      '--runs-dir',
-      runs,
-      '--backend',
-      'cpu',
-      '--no-sample',
-    ];
+    const resume = resumeArgs('cos', runs);
     const refused = await runCli([...resume, '--steps', '4']);
     expect(refused.status).toBe(2);
     expect(refused.stderr.trim().split('\n').at(-1)).toMatch(
